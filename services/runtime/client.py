@@ -1,0 +1,62 @@
+"""gRPC channels for callers: a default deadline on every call and retries on UNAVAILABLE."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+from opentelemetry.instrumentation.grpc import aio_client_interceptors
+
+_SERVICE_CONFIG = json.dumps(
+    {
+        "methodConfig": [
+            {
+                "name": [{}],
+                "retryPolicy": {
+                    "maxAttempts": 4,
+                    "initialBackoff": "0.1s",
+                    "maxBackoff": "1s",
+                    "backoffMultiplier": 2,
+                    "retryableStatusCodes": ["UNAVAILABLE"],
+                },
+            }
+        ]
+    }
+)
+
+
+class DefaultDeadline(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[type-arg]
+    """Give every unary call a deadline unless the caller chose one."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    async def intercept_unary_unary(
+        self,
+        continuation: Callable[[grpc.aio.ClientCallDetails, Any], Any],
+        client_call_details: grpc.aio.ClientCallDetails,
+        request: Any,
+    ) -> Any:
+        if client_call_details.timeout is None:
+            # ClientCallDetails is a named tuple at run time.
+            client_call_details = client_call_details._replace(  # type: ignore[attr-defined]
+                timeout=self.seconds
+            )
+        return await continuation(client_call_details, request)
+
+
+def open_channel(target: str, *, default_timeout: float = 5.0) -> grpc.aio.Channel:
+    return grpc.aio.insecure_channel(
+        target,
+        options=[
+            ("grpc.service_config", _SERVICE_CONFIG),
+            ("grpc.enable_retries", 1),
+            ("grpc.keepalive_time_ms", 30_000),
+        ],
+        interceptors=[
+            *aio_client_interceptors(),  # type: ignore[no-untyped-call]
+            DefaultDeadline(default_timeout),  # type: ignore[list-item]
+        ],
+    )

@@ -1,0 +1,199 @@
+"""Transactional outbox: events are rows written with the state change, then published.
+
+    async with conn.transaction():
+        await conn.execute("INSERT INTO patients ...")
+        await emit(conn, "portal.identity.patient.registered", patient_id, PatientRegistered(...))
+
+OutboxRelay wakes on LISTEN/NOTIFY (the insert trigger notifies at commit), publishes pending rows
+in order with Nats-Msg-Id = the event id (JetStream drops duplicates) and the traceparent captured
+when the event was written, then marks them published. Events of one aggregate are published one
+after another; different aggregates in parallel. A broker outage only delays publishing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import timedelta
+
+import asyncpg
+from google.protobuf.message import Message
+
+from services.runtime import telemetry
+from services.runtime.broker import Broker, BrokerUnavailable
+from services.runtime.db import Conn
+
+log = logging.getLogger(__name__)
+
+NOTIFY_CHANNEL = "portal_outbox"
+RELAY_LOCK = 0x706F7274616C7278  # pg_try_advisory_xact_lock key: one publishing relay at a time
+EVENT_TYPE_HEADER = "Portal-Event-Type"
+
+
+async def emit(conn: Conn, subject: str, aggregate_id: str, message: Message) -> uuid.UUID:
+    """Write an event in the caller's transaction; it is published only if that commits."""
+    if not conn.is_in_transaction():
+        raise RuntimeError("emit() must run inside the transaction of the state change")
+    event_id = uuid.uuid4()
+    await conn.execute(
+        """INSERT INTO outbox (id, subject, aggregate_id, event_type, payload, trace_headers)
+           VALUES ($1, $2, $3, $4, $5, $6::jsonb)""",
+        event_id,
+        subject,
+        aggregate_id,
+        message.DESCRIPTOR.full_name,
+        message.SerializeToString(),
+        json.dumps(telemetry.current_headers()),
+    )
+    return event_id
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        broker: Broker,
+        *,
+        stream: str,
+        subjects: list[str],
+        batch_size: int = 500,
+        publish_timeout: float = 5.0,
+        poll_interval: float = 5.0,
+        retention: timedelta = timedelta(days=1),
+        before_mark: Callable[[Sequence[uuid.UUID]], Awaitable[None]] | None = None,
+    ) -> None:
+        self.pool = pool
+        self.broker = broker
+        self.stream = stream
+        self.subjects = subjects
+        self.batch_size = batch_size
+        self.publish_timeout = publish_timeout
+        self.poll_interval = poll_interval
+        self.retention = retention
+        self._before_mark = before_mark  # test seam: runs between publishing and marking
+        self._wake = asyncio.Event()
+        self._stream_ready = False
+
+    async def run(self) -> None:
+        """Publish forever; cancel the task to stop."""
+        listener: Conn | None = None
+        backoff = 0.2
+        try:
+            while True:
+                try:
+                    if listener is None:
+                        listener = await self._listen()
+                    await self.drain()
+                    backoff = 0.2
+                    await self._sleep(self.poll_interval)
+                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                    log.warning("outbox relay database error", extra={"error": type(exc).__name__})
+                    if listener is not None:
+                        await self._release(listener)
+                    listener = None
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 5.0)
+                except _PublishFailed:
+                    await self._sleep(backoff)
+                    backoff = min(backoff * 2, 5.0)
+        finally:
+            if listener is not None:
+                await self._release(listener)
+
+    async def _listen(self) -> Conn:
+        # One pooled connection stays checked out for LISTEN while the relay runs.
+        conn = await self.pool.acquire()
+        await conn.add_listener(NOTIFY_CHANNEL, self._on_notify)
+        self._wake.set()  # anything committed before we listened is picked up now
+        return conn
+
+    def _on_notify(self, *_: object) -> None:
+        self._wake.set()
+
+    async def _release(self, conn: Conn) -> None:
+        with contextlib.suppress(Exception):
+            await conn.remove_listener(NOTIFY_CHANNEL, self._on_notify)
+            await self.pool.release(conn, timeout=2)  # type: ignore[arg-type]
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), seconds)
+        self._wake.clear()
+
+    async def drain(self) -> int:
+        """Publish everything pending now; return how many events were published."""
+        total = 0
+        while True:
+            published, more = await self._publish_batch()
+            total += published
+            if not more:
+                return total
+
+    async def _publish_batch(self) -> tuple[int, bool]:
+        async with self.pool.acquire() as conn, conn.transaction():
+            if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", RELAY_LOCK):
+                return 0, False  # another replica is publishing; it was woken too
+            rows = await conn.fetch(
+                """SELECT id, subject, aggregate_id, event_type, payload, trace_headers
+                   FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT $1""",
+                self.batch_size,
+            )
+            if not rows:
+                return 0, False
+            if not self.broker.connected:
+                raise _PublishFailed
+            if not self._stream_ready:
+                await self.broker.ensure_stream(self.stream, self.subjects)
+                self._stream_ready = True
+            by_aggregate: dict[str, list[asyncpg.Record]] = {}
+            for row in rows:
+                by_aggregate.setdefault(row["aggregate_id"], []).append(row)
+            results = await asyncio.gather(
+                *(self._publish_in_order(group) for group in by_aggregate.values())
+            )
+            done = [event_id for published in results for event_id in published]
+            if self._before_mark is not None:
+                await self._before_mark(done)
+            await conn.execute(
+                "UPDATE outbox SET published_at = now() WHERE id = ANY($1::uuid[])", done
+            )
+            await conn.execute(
+                "DELETE FROM outbox WHERE published_at < now() - $1::interval", self.retention
+            )
+        if len(done) < len(rows):
+            raise _PublishFailed
+        return len(done), len(rows) == self.batch_size
+
+    async def _publish_in_order(self, rows: list[asyncpg.Record]) -> list[uuid.UUID]:
+        """Publish one aggregate's events in order, stopping at the first failure."""
+        published: list[uuid.UUID] = []
+        for row in rows:
+            try:
+                parent = json.loads(row["trace_headers"])
+                with telemetry.publish_span(row["subject"], parent) as headers:
+                    headers["Nats-Msg-Id"] = str(row["id"])
+                    headers[EVENT_TYPE_HEADER] = row["event_type"]
+                    await self.broker.js.publish(
+                        row["subject"],
+                        row["payload"],
+                        timeout=self.publish_timeout,
+                        stream=self.stream,
+                        headers=headers,
+                    )
+            except (TimeoutError, BrokerUnavailable, OSError) as exc:
+                log.warning("publish failed, will retry", extra={"error": type(exc).__name__})
+                return published
+            except Exception as exc:  # nats errors: no responders, API errors
+                log.warning("publish failed, will retry", extra={"error": type(exc).__name__})
+                self._stream_ready = False  # the stream may be gone (new broker): re-create it
+                return published
+            published.append(row["id"])
+        return published
+
+
+class _PublishFailed(Exception):
+    """Some events could not be published now; they stay pending."""

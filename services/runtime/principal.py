@@ -1,0 +1,148 @@
+"""The principal a call is made for, signed by the gateway and checked by every service.
+
+The gateway authenticates the browser or API client with identity and then sends the resulting
+principal in gRPC metadata as a short-lived HS256 JWT. Services verify it on every call
+(`@requires`) and never trust a patient id from a request when the principal names the patient.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import time
+from collections.abc import Awaitable, Callable, Collection
+from dataclasses import asdict, dataclass
+from typing import Any, Concatenate, Literal, Protocol, TypeVar
+
+import grpc
+import jwt
+
+METADATA_KEY = "x-portal-principal"
+_ALGORITHM = "HS256"
+_AUDIENCE = "portal-services"
+DEFAULT_TTL = 120
+
+Kind = Literal["staff", "patient", "service"]
+
+
+class InvalidPrincipal(Exception):
+    """The principal is missing, expired, forged or malformed."""
+
+
+@dataclass(frozen=True)
+class Principal:
+    kind: Kind
+    subject: str  # staff user id, patient id, or the calling service's name
+    role: str = ""  # staff: admin, clinician or front_desk
+    realm: str = ""  # patient: onsite or offsite
+    session_id: str = ""
+    source: str = ""  # the end user's address as the gateway saw it, for the audit log
+    name: str = ""  # staff display name or username, for the audit log; never patient data
+
+    @property
+    def is_staff(self) -> bool:
+        return self.kind == "staff"
+
+    @property
+    def is_patient(self) -> bool:
+        return self.kind == "patient"
+
+
+class PrincipalCodec:
+    def __init__(self, key: str, *, ttl: int = DEFAULT_TTL) -> None:
+        if len(key) < 32:
+            raise ValueError("the principal key must be at least 32 characters")
+        self._key = key
+        self._ttl = ttl
+
+    def encode(self, principal: Principal) -> str:
+        now = int(time.time())
+        claims: dict[str, Any] = {k: v for k, v in asdict(principal).items() if v}
+        claims.update(iat=now, exp=now + self._ttl, aud=_AUDIENCE)
+        return jwt.encode(claims, self._key, algorithm=_ALGORITHM)
+
+    def decode(self, token: str) -> Principal:
+        try:
+            claims = jwt.decode(
+                token,
+                self._key,
+                algorithms=[_ALGORITHM],
+                audience=_AUDIENCE,
+                options={"require": ["exp", "iat", "aud", "kind", "subject"]},
+            )
+        except jwt.PyJWTError as exc:
+            raise InvalidPrincipal(str(exc)) from None
+        if claims["kind"] not in ("staff", "patient", "service"):
+            raise InvalidPrincipal("unknown principal kind")
+        fields = {f: str(claims.get(f, "")) for f in Principal.__dataclass_fields__}
+        return Principal(**fields)  # type: ignore[arg-type]
+
+    def metadata(self, principal: Principal) -> tuple[tuple[str, str], ...]:
+        return ((METADATA_KEY, self.encode(principal)),)
+
+
+# The principal of the call being handled, for code far from the handler (the audit log).
+current: contextvars.ContextVar[Principal | None] = contextvars.ContextVar(
+    "portal_principal", default=None
+)
+
+
+class HasCodec(Protocol):
+    principals: PrincipalCodec
+
+
+S = TypeVar("S", bound=HasCodec)
+Req = TypeVar("Req")
+Resp = TypeVar("Resp")
+Handler = Callable[[S, Req, grpc.aio.ServicerContext[Any, Any]], Awaitable[Resp]]
+
+
+Checked = Callable[
+    Concatenate[S, Req, grpc.aio.ServicerContext[Any, Any], Principal, ...], Awaitable[Resp]
+]
+
+
+def requires(
+    *,
+    staff: Collection[str] | bool = False,
+    patient: bool = False,
+    service: bool = False,
+) -> Callable[[Checked[S, Req, Resp]], Handler[S, Req, Resp]]:
+    """Decorate a servicer method: verify the principal, check its kind and role, pass it on.
+
+    staff=True admits every staff role; staff={"admin"} only those roles.
+    """
+
+    def decorate(method: Checked[S, Req, Resp]) -> Handler[S, Req, Resp]:
+        @functools.wraps(method)
+        async def checked(
+            self: S, request: Req, context: grpc.aio.ServicerContext[Any, Any]
+        ) -> Resp:
+            token = dict(context.invocation_metadata() or ()).get(METADATA_KEY)
+            if not isinstance(token, str):
+                await context.abort(grpc.StatusCode.UNAUTHENTICATED, "no principal")
+                raise AssertionError("unreachable")
+            try:
+                principal = self.principals.decode(token)
+            except InvalidPrincipal:
+                await context.abort(grpc.StatusCode.UNAUTHENTICATED, "invalid principal")
+                raise AssertionError("unreachable") from None
+            if not _admitted(principal, staff, patient, service):
+                await context.abort(grpc.StatusCode.PERMISSION_DENIED, "not allowed")
+            current.set(principal)
+            return await method(self, request, context, principal)
+
+        checked.__portal_requires__ = True  # type: ignore[attr-defined]
+        return checked
+
+    return decorate
+
+
+def _admitted(
+    principal: Principal, staff: Collection[str] | bool, patient: bool, service: bool
+) -> bool:
+    if principal.kind == "staff":
+        return staff is True or (not isinstance(staff, bool) and principal.role in staff)
+    if principal.kind == "patient":
+        return patient
+    return service

@@ -1,0 +1,172 @@
+"""grpc.aio server bootstrap shared by the identity, forms and scheduling services.
+
+Health (grpc.health.v1) reports three names:
+  "liveness"                              SERVING while the process runs (liveness probes)
+  the service's full name, e.g.
+  "portal.identity.v1.IdentityService"    SERVING while its database answers (readiness probes:
+                                          a broker outage only delays events, requests still work)
+  "" (overall)                            SERVING while database and broker are both ready
+On SIGTERM or SIGINT every name turns NOT_SERVING, new calls are still accepted for a short drain
+period (so load balancers notice), in-flight calls finish within the grace period, then the
+pools close and the process exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib.resources.abc import Traversable
+
+import asyncpg
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
+from grpc_reflection.v1alpha import reflection
+from opentelemetry.instrumentation.grpc import aio_server_interceptor
+
+from services.runtime import db, logs, telemetry
+from services.runtime.broker import Broker
+from services.runtime.consumer import EventConsumer, Subscription
+from services.runtime.outbox import OutboxRelay
+from services.runtime.principal import PrincipalCodec
+from services.runtime.settings import ConfigError, ServiceSettings
+
+log = logging.getLogger(__name__)
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+@dataclass
+class Runtime:
+    """What a service's handlers and event handlers are given."""
+
+    settings: ServiceSettings
+    pool: asyncpg.Pool
+    broker: Broker
+    principals: PrincipalCodec
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    name: str  # "identity"
+    grpc_service: str  # "portal.identity.v1.IdentityService"
+    stream: str  # "IDENTITY": the JetStream stream this service owns
+    migrations: Traversable
+    register: Callable[[grpc.aio.Server, Runtime], None]
+    subscriptions: Callable[[Runtime], list[Subscription]] = field(default=lambda _rt: [])
+
+    @property
+    def subjects(self) -> list[str]:
+        return [f"portal.{self.name}.>"]
+
+
+async def serve(spec: ServiceSpec, settings: ServiceSettings) -> int:
+    pool = await db.create_pool(settings.database_url, max_size=settings.db_pool_max)
+    async with pool.acquire() as conn:
+        migrations = db.runtime_migrations() + db.load_migrations(spec.name, spec.migrations)
+        await db.migrate(conn, migrations)
+    broker = Broker(settings.nats_url, name=f"portal-{spec.name}")
+    await broker.start()
+    runtime = Runtime(settings, pool, broker, PrincipalCodec(settings.principal_key))
+
+    server = grpc.aio.server(interceptors=[aio_server_interceptor()])  # type: ignore[no-untyped-call]
+    health_servicer = HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    spec.register(server, runtime)
+    reflection.enable_server_reflection(
+        [spec.grpc_service, health.SERVICE_NAME, reflection.SERVICE_NAME], server
+    )
+    try:
+        server.add_insecure_port(settings.grpc_listen)
+    except RuntimeError:
+        log.error("cannot listen", extra={"address": settings.grpc_listen})
+        await pool.close()
+        await broker.close()
+        return 2
+    await server.start()
+    await health_servicer.set("liveness", SERVING)
+    log.info("serving", extra={"address": settings.grpc_listen})
+
+    relay = OutboxRelay(pool, broker, stream=spec.stream, subjects=spec.subjects)
+    tasks = [
+        asyncio.create_task(_ensure_stream(spec, broker), name="stream"),
+        asyncio.create_task(relay.run(), name="outbox-relay"),
+        asyncio.create_task(_watch_health(spec, runtime, health_servicer), name="health"),
+        *(
+            asyncio.create_task(EventConsumer(pool, broker, s).run(), name=s.durable)
+            for s in spec.subscriptions(runtime)
+        ),
+    ]
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+    log.info("shutting down")
+    await health_servicer.enter_graceful_shutdown()
+    await asyncio.sleep(settings.shutdown_drain)
+    await server.stop(settings.shutdown_grace)
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    await broker.close()
+    await pool.close()
+    log.info("stopped")
+    return 0
+
+
+async def _ensure_stream(spec: ServiceSpec, broker: Broker) -> None:
+    """Create this service's stream as soon as the broker is there, so consumers can bind."""
+    delay = 0.5
+    while True:
+        await broker.wait_connected()
+        try:
+            await broker.ensure_stream(spec.stream, spec.subjects)
+            return
+        except Exception as exc:
+            log.warning("could not ensure stream", extra={"error": type(exc).__name__})
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+
+async def _watch_health(spec: ServiceSpec, rt: Runtime, servicer: HealthServicer) -> None:
+    while True:
+        try:
+            async with rt.pool.acquire(timeout=2) as conn:
+                await conn.fetchval("SELECT 1", timeout=2)
+            database_ok = True
+        except Exception:
+            database_ok = False
+        await servicer.set(spec.grpc_service, SERVING if database_ok else NOT_SERVING)
+        await servicer.set("", SERVING if database_ok and rt.broker.connected else NOT_SERVING)
+        await asyncio.sleep(1.0)
+
+
+def main(spec: ServiceSpec) -> None:
+    """Entry point of `python -m services.<name>`."""
+    try:
+        settings = ServiceSettings.from_env(spec.name)
+    except ConfigError as exc:
+        print(f"portal-{spec.name}: {exc}", file=sys.stderr)
+        sys.exit(2)
+    logs.configure(spec.name, settings.log_level)
+    telemetry.configure(
+        spec.name, otlp_endpoint=settings.otlp_endpoint, trace_file=settings.trace_file
+    )
+    try:
+        code = asyncio.run(serve(spec, settings))
+    except (OSError, asyncpg.PostgresError) as exc:
+        log.error("could not start", extra={"error": type(exc).__name__, "detail": str(exc)})
+        code = 1
+    finally:
+        telemetry.shutdown()
+    sys.exit(code)

@@ -1,0 +1,112 @@
+"""Shared fixtures: real PostgreSQL and real NATS, embedded unless URLs are given.
+
+PORTAL_TEST_DATABASE_URL  a PostgreSQL server to use instead of an embedded one
+PORTAL_TEST_NATS_URL      a NATS server with JetStream to use instead of an embedded one
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from services.devstack.embedded import EmbeddedNats, EmbeddedPostgres
+from services.runtime import db
+from services.runtime.broker import Broker
+
+TEST_PRINCIPAL_KEY = "test-principal-key-" + "x" * 40
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def pg_server_url() -> Iterator[str]:
+    given = os.environ.get("PORTAL_TEST_DATABASE_URL")
+    if given:
+        yield given
+        return
+    folder = Path(tempfile.mkdtemp(prefix="portal-test-pg-"))
+    server = EmbeddedPostgres(folder / "data", port=free_port())
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def start_nats(folder: Path, port: int | None = None) -> EmbeddedNats:
+    server = EmbeddedNats(folder, port=port or free_port())
+    server.start()
+    return server
+
+
+@pytest.fixture(scope="session")
+def nats_url() -> Iterator[str]:
+    given = os.environ.get("PORTAL_TEST_NATS_URL")
+    if given:
+        yield given
+        return
+    folder = Path(tempfile.mkdtemp(prefix="portal-test-nats-"))
+    server = start_nats(folder / "data")
+    try:
+        yield server.url
+    finally:
+        server.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+async def drop_database(server_url: str, name: str) -> None:
+    conn = await asyncpg.connect(server_url)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+async def database_url(pg_server_url: str) -> AsyncIterator[str]:
+    """A fresh, empty database for one test."""
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    await db.ensure_database(pg_server_url, name)
+    yield db.with_database(pg_server_url, name)
+    await drop_database(pg_server_url, name)
+
+
+@pytest.fixture
+async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    """A pool on a fresh database with the runtime's tables (outbox, inbox, dead letters)."""
+    pool = await db.create_pool(database_url, max_size=5)
+    async with pool.acquire() as conn:
+        await db.migrate(conn, db.runtime_migrations())
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture
+async def broker(nats_url: str) -> AsyncIterator[Broker]:
+    broker = Broker(nats_url, name="portal-tests")
+    await broker.start()
+    await broker.wait_connected()
+    yield broker
+    await broker.close()
+
+
+@pytest.fixture
+async def stream(broker: Broker) -> AsyncIterator[tuple[str, str]]:
+    """A stream of its own for one test: (name, subject prefix)."""
+    tag = uuid.uuid4().hex[:10]
+    name, prefix = f"T_{tag}", f"t{tag}"
+    await broker.ensure_stream(name, [f"{prefix}.>"])
+    yield name, prefix
+    await broker.js.delete_stream(name)
