@@ -1,0 +1,5 @@
+import sys
+
+from services.devstack.stack import main
+
+sys.exit(main())

@@ -1,0 +1,270 @@
+"""`make run`: the whole stack on one machine.
+
+With no PORTAL_DATABASE_URL / PORTAL_NATS_URL it starts embedded PostgreSQL and NATS, keeping
+their data under PORTAL_DATA_DIR (default .data/) so nothing is lost between runs. It creates a
+database per service, starts the four services as child processes, waits until the gateway is
+ready and prints the addresses. Ctrl-C or SIGTERM stops every child and the embedded servers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from services.devstack.embedded import (
+    EmbeddedNats,
+    EmbeddedPostgres,
+    StartError,
+    port_in_use,
+)
+from services.runtime.db import ensure_database, with_database
+from services.runtime.settings import DEFAULT_PORTS, ConfigError, env_int, env_str
+
+SERVICES = ("identity", "forms", "scheduling")
+
+
+@dataclass
+class StackConfig:
+    data_dir: Path
+    database_url: str | None
+    nats_url: str | None
+    gateway_host: str
+    gateway_port: int
+    service_ports: dict[str, int]
+    pg_port: int
+    nats_port: int
+    database_prefix: str = "portal_"
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> StackConfig:
+        return cls(
+            data_dir=Path(env_str(env, "PORTAL_DATA_DIR", ".data")).resolve(),
+            database_url=env.get("PORTAL_DATABASE_URL") or None,
+            nats_url=env.get("PORTAL_NATS_URL") or None,
+            gateway_host=env_str(env, "PORTAL_GATEWAY_HOST", "127.0.0.1"),
+            gateway_port=env_int(env, "PORTAL_GATEWAY_PORT", 8080),
+            service_ports={
+                name: env_int(env, f"PORTAL_{name.upper()}_PORT", port)
+                for name, port in DEFAULT_PORTS.items()
+            },
+            pg_port=env_int(env, "PORTAL_EMBEDDED_PG_PORT", 55432),
+            nats_port=env_int(env, "PORTAL_EMBEDDED_NATS_PORT", 54222),
+            database_prefix=env_str(env, "PORTAL_DATABASE_PREFIX", "portal_"),
+        )
+
+
+def secret_file(path: Path, make: str) -> str:
+    """Read a secret kept in the data folder, creating it (mode 0600) on first use."""
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(make + "\n")
+    return make
+
+
+class Stack:
+    def __init__(self, config: StackConfig, env: Mapping[str, str]) -> None:
+        self.config = config
+        self.env = dict(env)
+        self.postgres: EmbeddedPostgres | None = None
+        self.nats: EmbeddedNats | None = None
+        self.children: dict[str, subprocess.Popen[bytes]] = {}
+        self._env: dict[str, dict[str, str]] = {}
+        self._logs: list[IO[bytes]] = []
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://{self.config.gateway_host}:{self.config.gateway_port}"
+
+    def check_ports(self) -> None:
+        wanted = {"PORTAL_GATEWAY_PORT": (self.config.gateway_host, self.config.gateway_port)}
+        for name, port in self.config.service_ports.items():
+            wanted[f"PORTAL_{name.upper()}_PORT"] = ("127.0.0.1", port)
+        for variable, (host, port) in wanted.items():
+            if port_in_use(host, port):
+                raise StartError(
+                    f"port {port} is in use ({variable}): stop the other program "
+                    "or choose another port"
+                )
+
+    def start(self) -> None:
+        c = self.config
+        c.data_dir.mkdir(parents=True, exist_ok=True)
+        (c.data_dir / "logs").mkdir(exist_ok=True)
+        self.check_ports()
+        server_url = c.database_url
+        if server_url is None:
+            self.postgres = EmbeddedPostgres(c.data_dir / "postgres", port=c.pg_port)
+            server_url = self.postgres.start()
+        nats_url = c.nats_url
+        if nats_url is None:
+            self.nats = EmbeddedNats(c.data_dir / "nats", port=c.nats_port)
+            nats_url = self.nats.start()
+        asyncio.run(self._create_databases(server_url))
+        key = self.env.get("PORTAL_PRINCIPAL_KEY") or secret_file(
+            c.data_dir / "secrets" / "principal.key", secrets.token_urlsafe(48)
+        )
+        common = {
+            **self.env,
+            "PORTAL_PRINCIPAL_KEY": key,
+            "PORTAL_NATS_URL": nats_url,
+            "PORTAL_DATA_DIR": str(c.data_dir),
+            **c.extra_env,
+        }
+        for name in SERVICES:
+            self._spawn(
+                name,
+                {
+                    **common,
+                    "PORTAL_DATABASE_URL": with_database(server_url, self.database(name)),
+                    "PORTAL_GRPC_LISTEN": f"127.0.0.1:{c.service_ports[name]}",
+                },
+            )
+        gateway_env = {
+            **common,
+            "PORTAL_GATEWAY_HOST": c.gateway_host,
+            "PORTAL_GATEWAY_PORT": str(c.gateway_port),
+            # Local http: cookies cannot be Secure unless the user says otherwise.
+            "PORTAL_COOKIE_SECURE": self.env.get("PORTAL_COOKIE_SECURE", "false"),
+        }
+        for name, port in c.service_ports.items():
+            gateway_env[f"PORTAL_{name.upper()}_ADDR"] = f"127.0.0.1:{port}"
+        self._spawn("gateway", gateway_env)
+
+    def database(self, service: str) -> str:
+        return f"{self.config.database_prefix}{service}"
+
+    async def _create_databases(self, server_url: str) -> None:
+        for name in SERVICES:
+            await ensure_database(server_url, self.database(name))
+
+    def restart(self, name: str) -> None:
+        """Start a child again (after it stopped) with the same settings."""
+        self._spawn(name, self._env[name])
+
+    def _spawn(self, name: str, env: dict[str, str]) -> None:
+        self._env[name] = env
+        log = (self.config.data_dir / "logs" / f"{name}.log").open("ab")
+        self._logs.append(log)
+        self.children[name] = subprocess.Popen(
+            [sys.executable, "-m", f"services.{name}"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # Ctrl-C reaches only us; we stop children in order
+        )
+
+    def exited(self) -> str | None:
+        """The name of a child that has exited, if any."""
+        for name, proc in self.children.items():
+            if proc.poll() is not None:
+                return name
+        return None
+
+    def wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            dead = self.exited()
+            if dead:
+                raise StartError(f"{dead} exited during start-up: {self.log_tail(dead)}")
+            try:
+                with urllib.request.urlopen(f"{self.gateway_url}/readyz", timeout=2) as reply:  # noqa: S310
+                    if reply.status == 200:
+                        return
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(0.25)
+        raise StartError(f"the stack was not ready within {timeout:.0f}s; logs: {self.log_dir}")
+
+    @property
+    def log_dir(self) -> Path:
+        return self.config.data_dir / "logs"
+
+    def log_tail(self, name: str, lines: int = 3) -> str:
+        text = (self.log_dir / f"{name}.log").read_text(errors="replace").strip().splitlines()
+        return " | ".join(text[-lines:]) or "(no output)"
+
+    def stop(self) -> None:
+        # Gateway first (no new requests), then the services, then what they depend on.
+        for name in ["gateway", *SERVICES]:
+            proc = self.children.get(name)
+            if proc is not None and proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.children.values():
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        for server in (self.nats, self.postgres):
+            if server is not None:
+                server.stop()
+        for log in self._logs:
+            log.close()
+
+
+def main() -> int:
+    try:
+        config = StackConfig.from_env(os.environ)
+    except ConfigError as exc:
+        print(f"make run: {exc}", file=sys.stderr)
+        return 2
+    stack = Stack(config, os.environ)
+    stopping = False
+
+    def request_stop(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    started = time.monotonic()
+    try:
+        print("Starting the patient portal…", flush=True)
+        stack.start()
+        stack.wait_ready(timeout=120)
+        print(
+            f"\nReady in {time.monotonic() - started:.1f}s\n"
+            f"  Landing page     {stack.gateway_url}/\n"
+            f"  Staff portal     {stack.gateway_url}/staff/\n"
+            f"  Patient portal   {stack.gateway_url}/portal/onsite/ (onsite), "
+            f"{stack.gateway_url}/portal/offsite/ (offsite)\n"
+            f"  Logs             {stack.log_dir}/\n"
+            "Press Ctrl-C to stop.",
+            flush=True,
+        )
+        while not stopping:
+            dead = stack.exited()
+            if dead:
+                print(
+                    f"make run: {dead} stopped unexpectedly: {stack.log_tail(dead)}",
+                    file=sys.stderr,
+                )
+                return 1
+            time.sleep(0.2)
+        print("Stopping…", flush=True)
+        return 0
+    except StartError as exc:
+        print(f"make run: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"make run: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut cleanup short
+        stack.stop()
