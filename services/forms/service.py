@@ -1,0 +1,26 @@
+"""The forms service: wiring of its gRPC servicer, migrations and event subscriptions."""
+
+from __future__ import annotations
+
+from importlib import resources
+
+import grpc
+from portal.forms.v1 import forms_pb2_grpc as pb_grpc
+
+from services.forms.charts import SUBSCRIPTIONS
+from services.forms.servicer import FormsServicer
+from services.runtime.server import Runtime, ServiceSpec
+
+
+def register(server: grpc.aio.Server, rt: Runtime) -> None:
+    pb_grpc.add_FormsServiceServicer_to_server(FormsServicer(rt.pool, rt.principals), server)
+
+
+SPEC = ServiceSpec(
+    name="forms",
+    grpc_service="portal.forms.v1.FormsService",
+    stream="FORMS",
+    migrations=resources.files(__package__) / "migrations",
+    register=register,
+    subscriptions=lambda _rt: SUBSCRIPTIONS,
+)

@@ -1,0 +1,4 @@
+from services.identity.service import SPEC
+from services.runtime.server import main
+
+main(SPEC)

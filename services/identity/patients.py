@@ -1,0 +1,175 @@
+"""The patient registry: validation, storage and search."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime
+
+import asyncpg
+
+from services.runtime.db import Conn
+from services.runtime.errors import FieldErrors
+
+SEXES = ("female", "male", "other", "unknown")
+CONTACT_PREFERENCES = ("", "email", "phone", "mail")
+_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
+_PHONE = re.compile(r"^\+?[0-9 ()\-.]{7,20}$")
+_DATE_ISO = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_DATE_US = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})$")
+_DIGITS = re.compile(r"^\d{1,12}$")
+
+
+@dataclass
+class PatientInput:
+    first_name: str = ""
+    middle_name: str = ""
+    last_name: str = ""
+    date_of_birth: str = ""
+    sex: str = ""
+    email: str = ""
+    phone: str = ""
+    address: str = ""
+
+
+def clean(values: PatientInput) -> PatientInput:
+    return PatientInput(**{k: " ".join(str(v).split()) for k, v in vars(values).items()})
+
+
+def validate(values: PatientInput, *, fields: set[str] | None = None) -> FieldErrors:
+    """Field messages for what is wrong (only `fields` when given); empty when all is well."""
+    errors: FieldErrors = {}
+
+    def check(name: str, ok: bool, message: str) -> None:
+        if (fields is None or name in fields) and not ok:
+            errors.setdefault(name, []).append(message)
+
+    for name, label in (("first_name", "First name"), ("last_name", "Last name")):
+        value = getattr(values, name)
+        check(name, bool(value), f"{label} is required.")
+        check(name, len(value) <= 100, f"{label} must be at most 100 characters.")
+    check("middle_name", len(values.middle_name) <= 100, "Middle name is too long.")
+    dob = parse_date(values.date_of_birth)
+    check("date_of_birth", dob is not None, "Date of birth must be a date like 1980-04-23.")
+    if dob is not None:
+        check(
+            "date_of_birth",
+            date(1900, 1, 1) <= dob <= date.today(),
+            "Date of birth must be between 1900 and today.",
+        )
+    check("sex", values.sex in SEXES, "Sex must be female, male, other or unknown.")
+    check(
+        "email",
+        not values.email or bool(_EMAIL.match(values.email)),
+        "E-mail address is not valid.",
+    )
+    check(
+        "phone", not values.phone or bool(_PHONE.match(values.phone)), "Phone number is not valid."
+    )
+    check("address", len(values.address) <= 300, "Address must be at most 300 characters.")
+    return errors
+
+
+def parse_date(text: str) -> date | None:
+    text = text.strip()
+    try:
+        if _DATE_ISO.match(text):
+            return date.fromisoformat(text)
+        us = _DATE_US.match(text)
+        if us:
+            return date(int(us[3]), int(us[1]), int(us[2]))
+    except ValueError:
+        return None
+    return None
+
+
+COLUMNS = """p.id, p.chart_number, p.first_name, p.middle_name, p.last_name, p.date_of_birth,
+    p.sex, p.email, p.phone, p.address, p.allow_patient_portal, p.preferred_contact,
+    p.allow_email, p.allow_sms, p.allow_voice, p.created_at"""
+
+
+async def insert(conn: Conn, values: PatientInput) -> asyncpg.Record:
+    dob = parse_date(values.date_of_birth)
+    row = await conn.fetchrow(
+        f"""INSERT INTO patients AS p (id, first_name, middle_name, last_name, date_of_birth, sex,
+                                   email, phone, address)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {COLUMNS}""",
+        uuid.uuid4(),
+        values.first_name,
+        values.middle_name,
+        values.last_name,
+        dob,
+        values.sex,
+        values.email,
+        values.phone,
+        values.address,
+    )
+    assert row is not None
+    return row
+
+
+async def same_person_exists(conn: Conn, values: PatientInput) -> bool:
+    return bool(
+        await conn.fetchval(
+            """SELECT true FROM patients WHERE lower(first_name) = lower($1)
+               AND lower(last_name) = lower($2) AND date_of_birth = $3 LIMIT 1""",
+            values.first_name,
+            values.last_name,
+            parse_date(values.date_of_birth),
+        )
+    )
+
+
+async def get(conn: Conn, patient_id: uuid.UUID, *, lock: bool = False) -> asyncpg.Record | None:
+    suffix = " FOR UPDATE" if lock else ""
+    return await conn.fetchrow(
+        f"SELECT {COLUMNS} FROM patients p WHERE p.id = $1{suffix}", patient_id
+    )
+
+
+async def search(conn: Conn, query: str, limit: int) -> list[asyncpg.Record]:
+    """By date of birth, chart number or id when the query is one; else typo-tolerant by name."""
+    query = " ".join(query.split()).lower()
+    if not query:
+        return await conn.fetch(
+            f"SELECT {COLUMNS} FROM patients p ORDER BY p.created_at DESC LIMIT $1", limit
+        )
+    dob = parse_date(query)
+    if dob is not None:
+        return await conn.fetch(
+            f"""SELECT {COLUMNS} FROM patients p WHERE p.date_of_birth = $1
+                ORDER BY p.last_name, p.first_name LIMIT $2""",
+            dob,
+            limit,
+        )
+    if _DIGITS.match(query):
+        return await conn.fetch(
+            f"SELECT {COLUMNS} FROM patients p WHERE p.chart_number = $1 LIMIT $2", query, limit
+        )
+    try:
+        patient_id = uuid.UUID(query)
+    except ValueError:
+        pass
+    else:
+        return await conn.fetch(f"SELECT {COLUMNS} FROM patients p WHERE p.id = $1", patient_id)
+    # Word similarity finds "smyth" for Smith and "jon smith" for John Smith; exact prefixes
+    # of the last name rank first.
+    return await conn.fetch(
+        f"""SELECT {COLUMNS} FROM patients p
+            WHERE $1 <% p.search_name OR lower(p.last_name) LIKE $2
+            ORDER BY (lower(p.last_name) LIKE $2) DESC,
+                     word_similarity($1, p.search_name) DESC, p.last_name, p.first_name
+            LIMIT $3""",
+        query,
+        _like_prefix(query.split()[-1]),
+        limit,
+    )
+
+
+def _like_prefix(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def iso(value: date | datetime | None) -> str:
+    return value.isoformat() if value is not None else ""
