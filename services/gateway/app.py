@@ -1,0 +1,70 @@
+"""The gateway application factory: staff portal, patient portal and JSON API over gRPC."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+
+from services.gateway import health, pages
+from services.gateway.backends import Backends
+from services.gateway.context import BACKENDS, SETTINGS
+from services.gateway.security import (
+    COOKIE_SECURE,
+    CSRF_KEY,
+    csrf_protect,
+    csrf_token,
+    error_pages,
+    security_headers,
+)
+from services.gateway.settings import GatewaySettings
+
+STATIC = Path(str(resources.files(__package__) / "static"))
+
+
+def _static_url() -> Any:
+    # Content hashes in URLs let browsers cache static files forever and still see changes.
+    versions = {p.name: hashlib.sha256(p.read_bytes()).hexdigest()[:10] for p in STATIC.iterdir()}
+    return lambda name: f"/static/{name}?v={versions.get(name, '0')}"
+
+
+async def _template_context(request: web.Request) -> dict[str, Any]:
+    return {
+        "csrf_token": csrf_token(request),
+        "clinic_name": request.app[SETTINGS].clinic_name,
+    }
+
+
+def create_app(settings: GatewaySettings, backends: Backends | None = None) -> web.Application:
+    app = web.Application(
+        middlewares=[security_headers, error_pages, csrf_protect],
+        client_max_size=1024**2,
+    )
+    app[SETTINGS] = settings
+    app[CSRF_KEY] = hashlib.sha256(b"csrf:" + settings.principal_key.encode()).digest()
+    app[COOKIE_SECURE] = settings.cookie_secure
+    env = aiohttp_jinja2.setup(
+        app,
+        loader=jinja2.PackageLoader(__package__, "templates"),
+        autoescape=True,
+        context_processors=[_template_context],
+        undefined=jinja2.Undefined,
+    )
+    env.globals["static"] = _static_url()
+
+    async def backends_ctx(app: web.Application) -> AsyncIterator[None]:
+        app[BACKENDS] = backends or Backends(settings.backends, settings.principal_key)
+        yield
+        await app[BACKENDS].close()
+
+    app.cleanup_ctx.append(backends_ctx)
+    app.router.add_static("/static", STATIC)
+    health.setup(app)
+    pages.setup(app)
+    return app

@@ -1,0 +1,11 @@
+"""Typed keys of what the gateway application holds."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from services.gateway.backends import Backends
+from services.gateway.settings import GatewaySettings
+
+SETTINGS = web.AppKey("settings", GatewaySettings)
+BACKENDS = web.AppKey("backends", Backends)

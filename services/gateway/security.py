@@ -1,0 +1,143 @@
+"""Security headers, CSRF protection and error pages for every response.
+
+CSRF uses a signed double-submit token: a random HttpOnly cookie, and in every form the HMAC of
+that cookie's value under the gateway's key. Bearer-token API calls carry no ambient
+credentials and need no token.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+
+import aiohttp_jinja2
+import grpc
+from aiohttp import web
+
+from services.runtime.errors import field_errors
+
+log = logging.getLogger(__name__)
+
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
+)
+CSRF_COOKIE = "portal_csrf"
+CSRF_FIELD = "csrf_token"
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+CSRF_KEY = web.AppKey("csrf_key", bytes)
+COOKIE_SECURE = web.AppKey("cookie_secure", bool)
+
+
+@web.middleware
+async def security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
+    response = await handler(request)
+    headers = response.headers
+    headers.setdefault("Content-Security-Policy", CSP)
+    headers.setdefault("X-Frame-Options", "DENY")
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("Referrer-Policy", "no-referrer")
+    headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+    if not request.path.startswith("/static/"):
+        # Pages carry PHI or credentials: never cache them anywhere.
+        headers["Cache-Control"] = "no-store"
+        headers["Pragma"] = "no-cache"
+    return response
+
+
+def csrf_token(request: web.Request) -> str:
+    """The token forms must send back; sets the cookie on first use."""
+    seed = request.cookies.get(CSRF_COOKIE) or request.get("csrf_seed")
+    if not seed:
+        seed = secrets.token_urlsafe(32)
+        request["csrf_seed"] = seed
+    return hmac.new(request.app[CSRF_KEY], seed.encode(), hashlib.sha256).hexdigest()
+
+
+@web.middleware
+async def csrf_protect(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.method not in ("GET", "HEAD", "OPTIONS") and not request.path.startswith("/api/"):
+        form = await request.post()
+        sent = form.get(CSRF_FIELD)
+        seed = request.cookies.get(CSRF_COOKIE)
+        expected = (
+            hmac.new(request.app[CSRF_KEY], seed.encode(), hashlib.sha256).hexdigest()
+            if seed
+            else ""
+        )
+        if not expected or not isinstance(sent, str) or not hmac.compare_digest(sent, expected):
+            raise web.HTTPForbidden(reason="The form expired or was sent from elsewhere.")
+    response = await handler(request)
+    seed = request.get("csrf_seed")
+    if seed and not response.prepared:
+        response.set_cookie(
+            CSRF_COOKIE,
+            seed,
+            httponly=True,
+            samesite="Strict",
+            secure=request.app[COOKIE_SECURE],
+            path="/",
+        )
+    return response
+
+
+GRPC_TO_HTTP = {
+    grpc.StatusCode.INVALID_ARGUMENT: (400, "Invalid request"),
+    grpc.StatusCode.UNAUTHENTICATED: (401, "Not signed in"),
+    grpc.StatusCode.PERMISSION_DENIED: (403, "Not allowed"),
+    grpc.StatusCode.NOT_FOUND: (404, "Not found"),
+    grpc.StatusCode.ALREADY_EXISTS: (409, "Already exists"),
+    grpc.StatusCode.FAILED_PRECONDITION: (409, "Not possible now"),
+    grpc.StatusCode.RESOURCE_EXHAUSTED: (429, "Too many requests"),
+    grpc.StatusCode.UNAVAILABLE: (503, "Service temporarily unavailable"),
+    grpc.StatusCode.DEADLINE_EXCEEDED: (503, "Service temporarily unavailable"),
+}
+
+
+def problem(
+    status: int, title: str, detail: str = "", errors: dict[str, list[str]] | None = None
+) -> web.Response:
+    body: dict[str, object] = {"type": "about:blank", "title": title, "status": status}
+    if detail:
+        body["detail"] = detail
+    if errors:
+        body["errors"] = errors
+    return web.json_response(body, status=status, content_type="application/problem+json")
+
+
+def wants_json(request: web.Request) -> bool:
+    return request.path.startswith("/api/")
+
+
+@web.middleware
+async def error_pages(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Turn every failure into a clean page or problem+json; never a stack trace."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400 or exc.content_type == "application/problem+json":
+            raise  # redirects, and problems a handler already wrote
+        default_text = f"{exc.status}: {exc.reason}"
+        status, title, errors = exc.status, exc.reason, None
+        detail = "" if exc.text in (None, default_text) else (exc.text or "")
+    except grpc.aio.AioRpcError as exc:
+        status, title = GRPC_TO_HTTP.get(exc.code(), (500, "Something went wrong"))
+        detail = exc.details() or "" if status < 500 else ""
+        errors = field_errors(exc) or None
+        if status >= 500:
+            log.warning("backend call failed", extra={"code": exc.code().name})
+    except Exception as exc:
+        log.exception("unhandled error", extra={"error": type(exc).__name__})
+        status, title, detail, errors = 500, "Something went wrong", "", None
+    if wants_json(request):
+        return problem(status, title, detail if detail != title else "", errors)
+    response = aiohttp_jinja2.render_template(
+        "error.html",
+        request,
+        {"status": status, "title": title, "detail": detail if detail != title else ""},
+        status=status,
+    )
+    return response

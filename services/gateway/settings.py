@@ -1,0 +1,53 @@
+"""Gateway settings from environment variables."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from services.runtime.settings import DEFAULT_PORTS, env_bool, env_int, env_str
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    host: str
+    port: int
+    backends: dict[str, str]  # service name -> gRPC address
+    principal_key: str
+    cookie_secure: bool
+    onsite_url: str
+    offsite_url: str
+    clinic_name: str
+    log_level: str
+    trace_file: str | None
+    otlp_endpoint: str | None
+    login_rate_per_minute: int
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> GatewaySettings:
+        env = os.environ if env is None else env
+        host = env_str(env, "PORTAL_GATEWAY_HOST", "127.0.0.1")
+        port = env_int(env, "PORTAL_GATEWAY_PORT", 8080)
+        public = env_str(env, "PORTAL_PUBLIC_URL", f"http://{host}:{port}").rstrip("/")
+        return cls(
+            host=host,
+            port=port,
+            backends={
+                name: env_str(env, f"PORTAL_{name.upper()}_ADDR", f"127.0.0.1:{default}")
+                for name, default in DEFAULT_PORTS.items()
+            },
+            principal_key=env_str(env, "PORTAL_PRINCIPAL_KEY"),
+            cookie_secure=env_bool(env, "PORTAL_COOKIE_SECURE", True),
+            onsite_url=_slash(env_str(env, "PORTAL_ONSITE_URL", f"{public}/portal/onsite/")),
+            offsite_url=_slash(env_str(env, "PORTAL_OFFSITE_URL", f"{public}/portal/offsite/")),
+            clinic_name=env_str(env, "PORTAL_CLINIC_NAME", "Demo Clinic"),
+            log_level=env_str(env, "PORTAL_LOG_LEVEL", "INFO").upper(),
+            trace_file=env.get("PORTAL_TRACE_FILE") or None,
+            otlp_endpoint=env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or None,
+            login_rate_per_minute=env_int(env, "PORTAL_LOGIN_RATE_PER_MINUTE", 20),
+        )
+
+
+def _slash(url: str) -> str:
+    return url if url.endswith("/") else url + "/"
