@@ -5,8 +5,8 @@ from __future__ import annotations
 import uuid
 
 from google.protobuf.timestamp_pb2 import Timestamp
-from portal.events.v1 import forms_pb2, identity_pb2
 
+from portal.events.v1 import forms_pb2, identity_pb2
 from services.runtime.consumer import Event, Subscription
 from services.runtime.db import Conn
 from services.runtime.outbox import emit

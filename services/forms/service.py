@@ -5,8 +5,8 @@ from __future__ import annotations
 from importlib import resources
 
 import grpc
-from portal.forms.v1 import forms_pb2_grpc as pb_grpc
 
+from portal.forms.v1 import forms_pb2_grpc as pb_grpc
 from services.forms.charts import SUBSCRIPTIONS
 from services.forms.servicer import FormsServicer
 from services.runtime.server import Runtime, ServiceSpec

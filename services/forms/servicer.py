@@ -7,9 +7,9 @@ from typing import Any
 
 import asyncpg
 import grpc
+
 from portal.forms.v1 import forms_pb2 as pb
 from portal.forms.v1 import forms_pb2_grpc as pb_grpc
-
 from services.runtime.errors import abort_invalid
 from services.runtime.principal import Principal, PrincipalCodec, requires
 

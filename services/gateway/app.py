@@ -12,9 +12,10 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from services.gateway import health, pages
+from services.gateway import api, health, pages, patient, staff
 from services.gateway.backends import Backends
-from services.gateway.context import BACKENDS, SETTINGS
+from services.gateway.context import BACKENDS, LOGIN_LIMITER, SETTINGS
+from services.gateway.ratelimit import RateLimiter
 from services.gateway.security import (
     COOKIE_SECURE,
     CSRF_KEY,
@@ -49,6 +50,7 @@ def create_app(settings: GatewaySettings, backends: Backends | None = None) -> w
     app[SETTINGS] = settings
     app[CSRF_KEY] = hashlib.sha256(b"csrf:" + settings.principal_key.encode()).digest()
     app[COOKIE_SECURE] = settings.cookie_secure
+    app[LOGIN_LIMITER] = RateLimiter(settings.login_rate_per_minute)
     env = aiohttp_jinja2.setup(
         app,
         loader=jinja2.PackageLoader(__package__, "templates"),
@@ -67,4 +69,7 @@ def create_app(settings: GatewaySettings, backends: Backends | None = None) -> w
     app.router.add_static("/static", STATIC)
     health.setup(app)
     pages.setup(app)
+    staff.setup(app)
+    patient.setup(app)
+    api.setup(app)
     return app

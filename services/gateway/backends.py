@@ -6,10 +6,10 @@ import asyncio
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+
 from portal.forms.v1 import forms_pb2_grpc
 from portal.identity.v1 import identity_pb2_grpc
 from portal.scheduling.v1 import scheduling_pb2_grpc
-
 from services.runtime.client import open_channel
 from services.runtime.principal import Principal, PrincipalCodec
 

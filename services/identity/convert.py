@@ -6,6 +6,7 @@ from datetime import datetime
 
 import asyncpg
 from google.protobuf.timestamp_pb2 import Timestamp
+
 from portal.identity.v1 import identity_pb2 as pb
 
 REALMS = {"onsite": pb.REALM_ONSITE, "offsite": pb.REALM_OFFSITE}

@@ -5,8 +5,8 @@ from __future__ import annotations
 from importlib import resources
 
 import grpc
-from portal.identity.v1 import identity_pb2_grpc as pb_grpc
 
+from portal.identity.v1 import identity_pb2_grpc as pb_grpc
 from services.identity.servicer import IdentityServicer
 from services.runtime.server import Runtime, ServiceSpec
 

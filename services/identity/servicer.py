@@ -8,10 +8,10 @@ from typing import Any
 import asyncpg
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
+
 from portal.events.v1 import identity_pb2 as events
 from portal.identity.v1 import identity_pb2 as pb
 from portal.identity.v1 import identity_pb2_grpc as pb_grpc
-
 from services.identity import audit, convert, patients
 from services.runtime.errors import abort_invalid, abort_precondition
 from services.runtime.outbox import emit

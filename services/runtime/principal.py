@@ -24,6 +24,10 @@ DEFAULT_TTL = 120
 
 Kind = Literal["staff", "patient", "service"]
 
+# The role of a patient principal whose password must change first: admitted only where a
+# handler says so (@requires(password_change=True)).
+PASSWORD_CHANGE_ONLY = "password-change-only"  # noqa: S105 (a role name)
+
 
 class InvalidPrincipal(Exception):
     """The principal is missing, expired, forged or malformed."""
@@ -107,10 +111,12 @@ def requires(
     staff: Collection[str] | bool = False,
     patient: bool = False,
     service: bool = False,
+    password_change: bool = False,
 ) -> Callable[[Checked[S, Req, Resp]], Handler[S, Req, Resp]]:
     """Decorate a servicer method: verify the principal, check its kind and role, pass it on.
 
-    staff=True admits every staff role; staff={"admin"} only those roles.
+    staff=True admits every staff role; staff={"admin"} only those roles. patient=True admits
+    signed-in patients; password_change=True also those who must change their password first.
     """
 
     def decorate(method: Checked[S, Req, Resp]) -> Handler[S, Req, Resp]:
@@ -127,7 +133,7 @@ def requires(
             except InvalidPrincipal:
                 await context.abort(grpc.StatusCode.UNAUTHENTICATED, "invalid principal")
                 raise AssertionError("unreachable") from None
-            if not _admitted(principal, staff, patient, service):
+            if not _admitted(principal, staff, patient, service, password_change):
                 await context.abort(grpc.StatusCode.PERMISSION_DENIED, "not allowed")
             current.set(principal)
             return await method(self, request, context, principal)
@@ -139,10 +145,16 @@ def requires(
 
 
 def _admitted(
-    principal: Principal, staff: Collection[str] | bool, patient: bool, service: bool
+    principal: Principal,
+    staff: Collection[str] | bool,
+    patient: bool,
+    service: bool,
+    password_change: bool,
 ) -> bool:
     if principal.kind == "staff":
         return staff is True or (not isinstance(staff, bool) and principal.role in staff)
     if principal.kind == "patient":
+        if principal.role == PASSWORD_CHANGE_ONLY:
+            return password_change
         return patient
     return service

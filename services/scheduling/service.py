@@ -5,8 +5,8 @@ from __future__ import annotations
 from importlib import resources
 
 import grpc
-from portal.scheduling.v1 import scheduling_pb2_grpc as pb_grpc
 
+from portal.scheduling.v1 import scheduling_pb2_grpc as pb_grpc
 from services.runtime.server import Runtime, ServiceSpec
 from services.scheduling.servicer import SchedulingServicer
 

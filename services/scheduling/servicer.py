@@ -6,9 +6,9 @@ from typing import Any
 
 import asyncpg
 import grpc
+
 from portal.scheduling.v1 import scheduling_pb2 as pb
 from portal.scheduling.v1 import scheduling_pb2_grpc as pb_grpc
-
 from services.runtime.principal import Principal, PrincipalCodec, requires
 
 Context = grpc.aio.ServicerContext[Any, Any]

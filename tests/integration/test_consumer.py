@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 
 import asyncpg
-from portal.events.v1 import identity_pb2 as events
 
+from portal.events.v1 import identity_pb2 as events
 from services.runtime.broker import Broker
 from services.runtime.consumer import Event, EventConsumer, Subscription
 from services.runtime.db import Conn

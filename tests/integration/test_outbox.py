@@ -12,8 +12,8 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-from portal.events.v1 import identity_pb2 as events
 
+from portal.events.v1 import identity_pb2 as events
 from services.runtime.broker import Broker
 from services.runtime.consumer import Event, EventConsumer, Subscription
 from services.runtime.db import Conn

@@ -11,9 +11,9 @@ import sys
 import asyncpg
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+
 from portal.identity.v1 import identity_pb2 as pb
 from portal.identity.v1 import identity_pb2_grpc as pb_grpc
-
 from services.runtime.principal import Principal, PrincipalCodec
 from tests.conftest import TEST_PRINCIPAL_KEY, free_port
 from tests.integration.events import eventually

@@ -1,0 +1,155 @@
+"""Who is calling: staff and patient sessions from cookies or Bearer tokens, as principals.
+
+identity owns sessions; the gateway only carries the opaque token (HttpOnly cookie for pages,
+Bearer for the API), asks identity to resolve it on each request, and turns the answer into a
+signed principal for the backends. Patients whose password must change get a principal that
+every service admits only to the change-password call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import grpc
+from aiohttp import web
+
+from portal.identity.v1 import identity_pb2 as pb
+from services.gateway.backends import GATEWAY, Backends
+from services.gateway.context import BACKENDS, SETTINGS
+from services.runtime.principal import PASSWORD_CHANGE_ONLY, Principal
+
+REALMS = ("onsite", "offsite")
+REALM_ENUM = {"onsite": pb.REALM_ONSITE, "offsite": pb.REALM_OFFSITE}
+REALM_NAME = {v: k for k, v in REALM_ENUM.items()}
+ROLE_NAME = {
+    pb.STAFF_ROLE_ADMIN: "admin",
+    pb.STAFF_ROLE_CLINICIAN: "clinician",
+    pb.STAFF_ROLE_FRONT_DESK: "front_desk",
+}
+ROLE_ENUM = {v: k for k, v in ROLE_NAME.items()}
+STAFF_COOKIE = "portal_staff"
+
+
+def patient_cookie(realm: str) -> str:
+    return f"portal_{realm}"
+
+
+@dataclass(frozen=True)
+class Caller:
+    """A resolved session and the principal to call backends with."""
+
+    session: pb.Session
+    principal: Principal
+    token: str
+
+    @property
+    def must_change_password(self) -> bool:
+        return bool(self.session.must_change_password)
+
+
+def client_address(request: web.Request) -> str:
+    return request.remote or ""
+
+
+def gateway_metadata(request: web.Request) -> tuple[tuple[str, str], ...]:
+    """Metadata for calls the gateway makes itself (sign-in, session lookups)."""
+    backends = request.app[BACKENDS]
+    return backends.auth(
+        Principal(kind="service", subject=GATEWAY.subject, source=client_address(request))
+    )
+
+
+def bearer_token(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return None
+
+
+async def resolve(request: web.Request, token: str) -> pb.Session | None:
+    backends: Backends = request.app[BACKENDS]
+    try:
+        return await backends.identity.ResolveSession(
+            pb.ResolveSessionRequest(token=token, touch=True),
+            metadata=gateway_metadata(request),
+        )
+    except grpc.aio.AioRpcError as exc:
+        if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
+            return None
+        raise
+
+
+def principal_for(request: web.Request, session: pb.Session) -> Principal:
+    source = client_address(request)
+    if session.kind == pb.SESSION_KIND_STAFF:
+        return Principal(
+            kind="staff",
+            subject=session.staff_user_id,
+            role=ROLE_NAME.get(session.role, ""),
+            session_id=session.session_id,
+            source=source,
+            name=session.display_name or session.username,
+        )
+    return Principal(
+        kind="patient",
+        subject=session.patient_id,
+        realm=REALM_NAME.get(session.realm, ""),
+        role=PASSWORD_CHANGE_ONLY if session.must_change_password else "",
+        session_id=session.session_id,
+        source=source,
+    )
+
+
+async def caller(request: web.Request, token: str | None) -> Caller | None:
+    if not token:
+        return None
+    session = await resolve(request, token)
+    if session is None:
+        return None
+    return Caller(session, principal_for(request, session), token)
+
+
+async def staff_caller(request: web.Request) -> Caller | None:
+    """The signed-in staff member (cookie for pages, Bearer for the API), or None."""
+    token = bearer_token(request) if request.path.startswith("/api/") else None
+    token = token or request.cookies.get(STAFF_COOKIE)
+    found = await caller(request, token)
+    if found is None or found.session.kind != pb.SESSION_KIND_STAFF:
+        return None
+    return found
+
+
+async def patient_caller(request: web.Request, realm: str | None) -> Caller | None:
+    """The signed-in patient of `realm` (None: any realm, API only), or None."""
+    if request.path.startswith("/api/"):
+        token = bearer_token(request)
+    else:
+        token = request.cookies.get(patient_cookie(realm or ""))
+    found = await caller(request, token)
+    if found is None or found.session.kind != pb.SESSION_KIND_PATIENT:
+        return None
+    if realm is not None and REALM_NAME.get(found.session.realm) != realm:
+        return None  # one realm's session never opens the other
+    return found
+
+
+def metadata(request: web.Request, who: Caller) -> tuple[tuple[str, str], ...]:
+    return request.app[BACKENDS].auth(who.principal)
+
+
+def set_session_cookie(
+    request: web.Request, response: web.StreamResponse, name: str, token: str, path: str = "/"
+) -> None:
+    response.set_cookie(
+        name,
+        token,
+        httponly=True,
+        samesite="Strict",
+        secure=request.app[SETTINGS].cookie_secure,
+        path=path,
+    )
+
+
+def clear_session_cookie(response: web.StreamResponse, name: str, path: str = "/") -> None:
+    response.del_cookie(name, path=path)
