@@ -28,6 +28,7 @@ from services.devstack.embedded import (
     StartError,
     port_in_use,
 )
+from services.identity.passwords import generate_password
 from services.runtime.db import ensure_database, with_database
 from services.runtime.settings import DEFAULT_PORTS, ConfigError, env_int, env_str
 
@@ -84,6 +85,7 @@ class Stack:
         self.nats: EmbeddedNats | None = None
         self.children: dict[str, subprocess.Popen[bytes]] = {}
         self._env: dict[str, dict[str, str]] = {}
+        self.new_admin_password: str | None = None  # set when this run generated it
         self._logs: list[IO[bytes]] = []
 
     @property
@@ -126,14 +128,14 @@ class Stack:
             **c.extra_env,
         }
         for name in SERVICES:
-            self._spawn(
-                name,
-                {
-                    **common,
-                    "PORTAL_DATABASE_URL": with_database(server_url, self.database(name)),
-                    "PORTAL_GRPC_LISTEN": f"127.0.0.1:{c.service_ports[name]}",
-                },
-            )
+            env = {
+                **common,
+                "PORTAL_DATABASE_URL": with_database(server_url, self.database(name)),
+                "PORTAL_GRPC_LISTEN": f"127.0.0.1:{c.service_ports[name]}",
+            }
+            if name == "identity":
+                env["PORTAL_ADMIN_PASSWORD"] = self.admin_password()
+            self._spawn(name, env)
         gateway_env = {
             **common,
             "PORTAL_GATEWAY_HOST": c.gateway_host,
@@ -144,6 +146,18 @@ class Stack:
         for name, port in c.service_ports.items():
             gateway_env[f"PORTAL_{name.upper()}_ADDR"] = f"127.0.0.1:{port}"
         self._spawn("gateway", gateway_env)
+
+    def admin_password(self) -> str:
+        """The first admin's password: PORTAL_ADMIN_PASSWORD, or generated once and kept."""
+        given = self.env.get("PORTAL_ADMIN_PASSWORD") or self.config.extra_env.get(
+            "PORTAL_ADMIN_PASSWORD"
+        )
+        if given:
+            return given
+        path = self.config.data_dir / "secrets" / "admin-password"
+        if not path.exists():
+            self.new_admin_password = secret_file(path, generate_password())
+        return secret_file(path, "")
 
     def database(self, service: str) -> str:
         return f"{self.config.database_prefix}{service}"
@@ -218,6 +232,18 @@ class Stack:
             log.close()
 
 
+def admin_hint(stack: Stack) -> str:
+    if stack.new_admin_password:
+        # Printed this once; it stays readable only by you in the data folder.
+        return (
+            f"admin / {stack.new_admin_password}  "
+            f"(saved in {stack.config.data_dir / 'secrets' / 'admin-password'})"
+        )
+    if "PORTAL_ADMIN_PASSWORD" in os.environ:
+        return "admin / the password in PORTAL_ADMIN_PASSWORD"
+    return f"admin / the password in {stack.config.data_dir / 'secrets' / 'admin-password'}"
+
+
 def main() -> int:
     try:
         config = StackConfig.from_env(os.environ)
@@ -245,6 +271,7 @@ def main() -> int:
             f"  Patient portal   {stack.gateway_url}/portal/onsite/ (onsite), "
             f"{stack.gateway_url}/portal/offsite/ (offsite)\n"
             f"  Logs             {stack.log_dir}/\n"
+            f"  Staff sign-in    {admin_hint(stack)}\n"
             "Press Ctrl-C to stop.",
             flush=True,
         )

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
+
+import asyncpg
 
 from services.runtime.db import Conn
 from services.runtime.principal import Principal
@@ -41,3 +44,37 @@ async def record(
         source,
         detail,
     )
+
+
+async def search(
+    pool: asyncpg.Pool,
+    *,
+    patient_id: uuid.UUID | None,
+    actor_id: str | None,
+    action: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    before_id: int | None,
+    limit: int,
+) -> list[asyncpg.Record]:
+    """Newest first; each filter applies only when given."""
+    rows: list[asyncpg.Record] = await pool.fetch(
+        """SELECT id, at, actor_kind, actor_id, actor_name, patient_id, action, outcome,
+                  source_address, detail
+           FROM audit_log
+           WHERE ($1::uuid IS NULL OR patient_id = $1)
+             AND ($2::text IS NULL OR actor_id = $2)
+             AND ($3::text IS NULL OR action = $3 OR action LIKE $3 || '.%')
+             AND ($4::timestamptz IS NULL OR at >= $4)
+             AND ($5::timestamptz IS NULL OR at < $5)
+             AND ($6::bigint IS NULL OR id < $6)
+           ORDER BY id DESC LIMIT $7""",
+        patient_id,
+        actor_id,
+        action,
+        since,
+        until,
+        before_id,
+        limit,
+    )
+    return rows

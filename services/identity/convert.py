@@ -9,14 +9,14 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from portal.identity.v1 import identity_pb2 as pb
 
-REALMS = {"onsite": pb.REALM_ONSITE, "offsite": pb.REALM_OFFSITE}
-REALM_NAMES = {v: k for k, v in REALMS.items()}
-ROLES = {
+REALMS: dict[str, pb.Realm.ValueType] = {"onsite": pb.REALM_ONSITE, "offsite": pb.REALM_OFFSITE}
+REALM_NAMES: dict[int, str] = {v: k for k, v in REALMS.items()}
+ROLES: dict[str, pb.StaffRole.ValueType] = {
     "admin": pb.STAFF_ROLE_ADMIN,
     "clinician": pb.STAFF_ROLE_CLINICIAN,
     "front_desk": pb.STAFF_ROLE_FRONT_DESK,
 }
-ROLE_NAMES = {v: k for k, v in ROLES.items()}
+ROLE_NAMES: dict[int, str] = {v: k for k, v in ROLES.items()}
 
 
 def timestamp(value: datetime | None) -> Timestamp | None:
@@ -70,4 +70,29 @@ def account(row: asyncpg.Record) -> pb.PortalAccount:
         locked_until=timestamp(row["locked_until"]),
         created_at=timestamp(row["created_at"]),
         last_sign_in_at=timestamp(row["last_sign_in_at"]),
+    )
+
+
+def staff_user(row: asyncpg.Record) -> pb.StaffUser:
+    return pb.StaffUser(
+        id=str(row["id"]),
+        username=row["username"],
+        display_name=row["display_name"],
+        role=ROLES[row["role"]],
+        created_at=timestamp(row["created_at"]),
+    )
+
+
+def audit_event(row: asyncpg.Record) -> pb.AuditEvent:
+    return pb.AuditEvent(
+        id=row["id"],
+        at=timestamp(row["at"]),
+        actor_kind=row["actor_kind"],
+        actor_id=row["actor_id"],
+        actor_name=row["actor_name"],
+        patient_id=str(row["patient_id"]) if row["patient_id"] else "",
+        action=row["action"],
+        outcome=row["outcome"],
+        source_address=row["source_address"],
+        detail=row["detail"],
     )

@@ -109,6 +109,38 @@ async def insert(conn: Conn, values: PatientInput) -> asyncpg.Record:
     return row
 
 
+UPDATABLE = {
+    "first_name",
+    "middle_name",
+    "last_name",
+    "date_of_birth",
+    "sex",
+    "email",
+    "phone",
+    "address",
+    "allow_patient_portal",
+    "preferred_contact",
+    "allow_email",
+    "allow_sms",
+    "allow_voice",
+}
+
+
+async def update(conn: Conn, patient_id: uuid.UUID, changes: dict[str, object]) -> asyncpg.Record:
+    """Set the given columns (names checked against UPDATABLE) and return the row."""
+    names = sorted(changes)
+    assert set(names) <= UPDATABLE
+    assignments = ", ".join(f"{name} = ${i}" for i, name in enumerate(names, start=2))
+    row = await conn.fetchrow(
+        f"""UPDATE patients AS p SET {assignments}, updated_at = now() WHERE p.id = $1
+            RETURNING {COLUMNS}""",
+        patient_id,
+        *(changes[name] for name in names),
+    )
+    assert row is not None
+    return row
+
+
 async def same_person_exists(conn: Conn, values: PatientInput) -> bool:
     return bool(
         await conn.fetchval(

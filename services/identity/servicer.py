@@ -1,8 +1,13 @@
-"""IdentityService over gRPC: every method checks the principal first (@requires)."""
+"""IdentityService over gRPC: every method checks the principal first (@requires).
+
+Authentication failures always answer UNAUTHENTICATED with the same message, whatever went
+wrong (unknown user, wrong password, locked account, portal access withdrawn).
+"""
 
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -12,19 +17,46 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from portal.events.v1 import identity_pb2 as events
 from portal.identity.v1 import identity_pb2 as pb
 from portal.identity.v1 import identity_pb2_grpc as pb_grpc
-from services.identity import audit, convert, patients
+from services.identity import accounts, audit, convert, lockout, patients, sessions, staff
+from services.identity.passwords import PasswordHasher, check_password, generate_password
+from services.identity.settings import IdentitySettings
+from services.runtime.db import Conn
 from services.runtime.errors import abort_invalid, abort_precondition
 from services.runtime.outbox import emit
 from services.runtime.principal import Principal, PrincipalCodec, requires
 
 Context = grpc.aio.ServicerContext[Any, Any]
 STAFF = True  # any staff role
+ADMIN = {"admin"}
+SIGN_IN_FAILED = "Invalid username or password."
+EVENT_REALMS = {"onsite": events.REALM_ONSITE, "offsite": events.REALM_OFFSITE}
+PATIENT_MASK = {
+    "first_name",
+    "middle_name",
+    "last_name",
+    "date_of_birth",
+    "sex",
+    "email",
+    "phone",
+    "address",
+}
+CHOICES_MASK = {
+    "allow_patient_portal",
+    "preferred_contact",
+    "allow_email",
+    "allow_sms",
+    "allow_voice",
+}
 
 
 def now_ts() -> Timestamp:
     ts = Timestamp()
     ts.GetCurrentTime()
     return ts
+
+
+def ts(value: datetime | None) -> Timestamp | None:
+    return convert.timestamp(value)
 
 
 async def parse_patient_id(context: Context, raw: str, field: str = "patient_id") -> uuid.UUID:
@@ -34,10 +66,156 @@ async def parse_patient_id(context: Context, raw: str, field: str = "patient_id"
         await abort_invalid(context, {field: ["Patient id is not valid."]})
 
 
+async def parse_realm(context: Context, realm: int) -> str:
+    name = convert.REALM_NAMES.get(realm)
+    if name is None:
+        await abort_invalid(context, {"realm": ["Realm must be onsite or offsite."]})
+    return name
+
+
+def patient_input(f: pb.PatientFields) -> patients.PatientInput:
+    return patients.clean(
+        patients.PatientInput(
+            first_name=f.first_name,
+            middle_name=f.middle_name,
+            last_name=f.last_name,
+            date_of_birth=f.date_of_birth,
+            sex=f.sex.lower(),
+            email=f.email,
+            phone=f.phone,
+            address=f.address,
+        )
+    )
+
+
 class IdentityServicer(pb_grpc.IdentityServiceServicer):
-    def __init__(self, pool: asyncpg.Pool, principals: PrincipalCodec) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        principals: PrincipalCodec,
+        hasher: PasswordHasher,
+        settings: IdentitySettings,
+    ) -> None:
         self.pool = pool
         self.principals = principals
+        self.hasher = hasher
+        self.settings = settings
+
+    # ------------------------------------------------------------------ staff
+
+    @requires(service=True)
+    async def StaffSignIn(
+        self, request: pb.SignInRequest, context: Context, principal: Principal
+    ) -> pb.SessionGrant:
+        async with self.pool.acquire() as conn, conn.transaction():
+            user = await staff.by_username(conn, request.username)
+            if user is None or user["disabled"]:
+                await self.hasher.burn(request.password)
+                outcome = lockout.Outcome.WRONG
+            else:
+                outcome, _, _ = await lockout.check(
+                    conn, self.hasher, "staff_users", user, request.password
+                )
+            await audit.record(
+                conn,
+                principal,
+                "auth.staff_sign_in",
+                actor_kind="staff" if user else "anonymous",
+                actor_id=str(user["id"]) if user else "",
+                actor_name=user["username"] if user else "",
+                outcome="ok" if outcome is lockout.Outcome.OK else outcome.value,
+            )
+            if outcome is not lockout.Outcome.OK or user is None:
+                failed = True
+            else:
+                failed = False
+                await lockout.rehash_if_needed(
+                    conn,
+                    self.hasher,
+                    "staff_users",
+                    user["id"],
+                    user["password_hash"],
+                    request.password,
+                )
+                token, session_id, expires = await sessions.create(
+                    conn, lifetime=self.settings.session_lifetime, staff_user_id=user["id"]
+                )
+        if failed:
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, SIGN_IN_FAILED)
+        assert user is not None
+        return pb.SessionGrant(
+            token=token,
+            session=pb.Session(
+                session_id=str(session_id),
+                kind=pb.SESSION_KIND_STAFF,
+                staff_user_id=str(user["id"]),
+                role=convert.ROLES[user["role"]],
+                display_name=user["display_name"],
+                username=user["username"],
+                expires_at=ts(min(expires, datetime.now(UTC) + self.settings.session_idle)),
+            ),
+        )
+
+    @requires(staff=ADMIN)
+    async def CreateStaffUser(
+        self, request: pb.CreateStaffUserRequest, context: Context, principal: Principal
+    ) -> pb.StaffUser:
+        role = convert.ROLE_NAMES.get(request.role, "")
+        errors = staff.validate(request.username, request.display_name, role, request.password)
+        if errors:
+            await abort_invalid(context, errors)
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await staff.create(
+                conn, self.hasher, request.username, request.display_name, role, request.password
+            )
+            if row is None:
+                await abort_invalid(context, {"username": ["That username is already taken."]})
+            await audit.record(conn, principal, "staff.create", detail=f"user={row['id']}")
+        return convert.staff_user(row)
+
+    @requires(staff=ADMIN)
+    async def ListStaffUsers(
+        self, request: pb.ListStaffUsersRequest, context: Context, principal: Principal
+    ) -> pb.ListStaffUsersResponse:
+        rows = await self.pool.fetch(f"SELECT {staff.COLUMNS} FROM staff_users ORDER BY username")
+        return pb.ListStaffUsersResponse(items=[convert.staff_user(r) for r in rows])
+
+    # ------------------------------------------------------------------ sessions
+
+    @requires(service=True)
+    async def ResolveSession(
+        self, request: pb.ResolveSessionRequest, context: Context, principal: Principal
+    ) -> pb.Session:
+        async with self.pool.acquire() as conn:
+            row = await sessions.resolve(
+                conn, request.token, idle=self.settings.session_idle, touch=request.touch
+            )
+        if row is None:
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "session ended")
+        session = pb.Session(session_id=str(row["id"]), expires_at=ts(row["ends_at"]))
+        if row["kind"] == "staff":
+            session.kind = pb.SESSION_KIND_STAFF
+            session.staff_user_id = str(row["staff_user_id"])
+            session.role = convert.ROLES[row["role"]]
+            session.display_name = row["display_name"]
+            session.username = row["staff_username"]
+        else:
+            session.kind = pb.SESSION_KIND_PATIENT
+            session.patient_id = str(row["patient_id"])
+            session.realm = convert.REALMS[row["realm"]]
+            session.must_change_password = row["must_change_password"]
+            session.username = row["account_username"]
+        return session
+
+    @requires(service=True)
+    async def EndSession(
+        self, request: pb.EndSessionRequest, context: Context, principal: Principal
+    ) -> pb.EndSessionResponse:
+        async with self.pool.acquire() as conn:
+            session_id = await sessions.revoke_token(conn, request.token)
+            if session_id is not None:
+                await audit.record(conn, principal, "auth.sign_out", detail=f"session={session_id}")
+        return pb.EndSessionResponse()
 
     # ------------------------------------------------------------------ patient registry
 
@@ -45,19 +223,7 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
     async def RegisterPatient(
         self, request: pb.RegisterPatientRequest, context: Context, principal: Principal
     ) -> pb.RegisterPatientResponse:
-        f = request.fields
-        values = patients.clean(
-            patients.PatientInput(
-                first_name=f.first_name,
-                middle_name=f.middle_name,
-                last_name=f.last_name,
-                date_of_birth=f.date_of_birth,
-                sex=f.sex.lower(),
-                email=f.email,
-                phone=f.phone,
-                address=f.address,
-            )
-        )
+        values = patient_input(request.fields)
         errors = patients.validate(values)
         if errors:
             await abort_invalid(context, errors)
@@ -101,8 +267,383 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
             row = await patients.get(conn, patient_id)
             if row is None:
                 await context.abort(grpc.StatusCode.NOT_FOUND, "no such patient")
-            accounts = await conn.fetch(
-                "SELECT * FROM portal_accounts WHERE patient_id = $1 ORDER BY realm", patient_id
-            )
+            found = await accounts.by_patient(conn, patient_id)
             await audit.record(conn, principal, "patient.read", patient_id=patient_id)
-        return convert.patient(row, accounts)
+        return convert.patient(row, found)
+
+    @requires(staff=STAFF)
+    async def UpdatePatient(
+        self, request: pb.UpdatePatientRequest, context: Context, principal: Principal
+    ) -> pb.Patient:
+        patient_id = await parse_patient_id(context, request.patient_id)
+        mask = set(request.update_mask)
+        unknown = mask - PATIENT_MASK - CHOICES_MASK
+        if unknown or not mask:
+            await abort_invalid(
+                context, {"update_mask": [f"Unknown or no fields: {', '.join(sorted(unknown))}"]}
+            )
+        values = patient_input(request.fields)
+        errors = patients.validate(values, fields=mask & PATIENT_MASK)
+        if (
+            "preferred_contact" in mask
+            and request.preferred_contact not in patients.CONTACT_PREFERENCES
+        ):
+            errors["preferred_contact"] = ["Preferred contact must be e-mail, phone or mail."]
+        if errors:
+            await abort_invalid(context, errors)
+        async with self.pool.acquire() as conn, conn.transaction():
+            current = await patients.get(conn, patient_id, lock=True)
+            if current is None:
+                await context.abort(grpc.StatusCode.NOT_FOUND, "no such patient")
+            changes: dict[str, object] = {
+                name: (
+                    patients.parse_date(values.date_of_birth)
+                    if name == "date_of_birth"
+                    else getattr(values, name)
+                )
+                for name in mask & PATIENT_MASK
+            }
+            changes.update({name: getattr(request, name) for name in mask & CHOICES_MASK})
+            row = await patients.update(conn, patient_id, changes)
+            await audit.record(
+                conn,
+                principal,
+                "patient.update",
+                patient_id=patient_id,
+                detail="fields=" + ",".join(sorted(mask)),
+            )
+            if row["allow_patient_portal"] != current["allow_patient_portal"]:
+                await self._portal_access_changed(
+                    conn, principal, patient_id, row["allow_patient_portal"]
+                )
+            found = await accounts.by_patient(conn, patient_id)
+        return convert.patient(row, found)
+
+    async def _portal_access_changed(
+        self, conn: Conn, principal: Principal, patient_id: uuid.UUID, allowed: bool
+    ) -> None:
+        if not allowed:
+            await sessions.revoke_patient(conn, patient_id)
+        kind = "granted" if allowed else "revoked"
+        await emit(
+            conn,
+            f"portal.identity.portal_access.{kind}",
+            str(patient_id),
+            events.PortalAccessChanged(
+                patient_id=str(patient_id),
+                allowed=allowed,
+                occurred_at=now_ts(),
+                actor_id=principal.subject,
+            ),
+        )
+        await audit.record(conn, principal, f"portal_access.{kind}", patient_id=patient_id)
+
+    # ------------------------------------------------------------------ credentials
+
+    async def _portal_patient(
+        self, conn: Conn, context: Context, raw_id: str, *, lock: bool = False
+    ) -> asyncpg.Record:
+        patient_id = await parse_patient_id(context, raw_id)
+        row = await patients.get(conn, patient_id, lock=lock)
+        if row is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, "no such patient")
+        if not row["allow_patient_portal"]:
+            await abort_precondition(
+                context, "PORTAL_NOT_ALLOWED", "Allow Patient Portal is set to No for this patient."
+            )
+        return row
+
+    @requires(staff=STAFF)
+    async def SuggestCredentials(
+        self, request: pb.SuggestCredentialsRequest, context: Context, principal: Principal
+    ) -> pb.SuggestCredentialsResponse:
+        realm = await parse_realm(context, request.realm)
+        async with self.pool.acquire() as conn:
+            patient = await self._portal_patient(conn, context, request.patient_id)
+            if await accounts.get(conn, patient["id"], realm) is not None:
+                await abort_precondition(
+                    context, "ACCOUNT_EXISTS", f"The patient already has {realm} credentials."
+                )
+            username = await accounts.suggest_username(
+                conn, patient["first_name"], patient["last_name"]
+            )
+        return pb.SuggestCredentialsResponse(username=username, password=generate_password())
+
+    @requires(staff=STAFF)
+    async def IssueCredentials(
+        self, request: pb.IssueCredentialsRequest, context: Context, principal: Principal
+    ) -> pb.IssuedCredentials:
+        realm = await parse_realm(context, request.realm)
+        async with self.pool.acquire() as conn, conn.transaction():
+            # Locking the patient row serialises two staff pressing Create at the same moment.
+            patient = await self._portal_patient(conn, context, request.patient_id, lock=True)
+            if await accounts.get(conn, patient["id"], realm) is not None:
+                await abort_precondition(
+                    context, "ACCOUNT_EXISTS", f"The patient already has {realm} credentials."
+                )
+            username = request.username.strip() or await accounts.suggest_username(
+                conn, patient["first_name"], patient["last_name"]
+            )
+            password = request.password or generate_password()
+            errors: dict[str, list[str]] = {}
+            if problems := accounts.username_problems(username):
+                errors["username"] = problems
+            elif await accounts.username_taken(conn, username):
+                errors["username"] = ["That username is already taken."]
+            if problems := check_password(password, username=username, email=patient["email"]):
+                errors["password"] = problems
+            if errors:
+                await abort_invalid(context, errors)
+            try:
+                account = await accounts.create(
+                    conn,
+                    patient_id=patient["id"],
+                    realm=realm,
+                    username=username,
+                    password_hash=await self.hasher.hash(password),
+                    temporary_lifetime=self.settings.temporary_password_lifetime,
+                )
+            except accounts.UsernameTaken:
+                await abort_invalid(context, {"username": ["That username is already taken."]})
+            await self._credentials_event(conn, principal, account, "issued")
+        return self._issued(patient, account, password)
+
+    @requires(staff=STAFF)
+    async def ResetCredentials(
+        self, request: pb.ResetCredentialsRequest, context: Context, principal: Principal
+    ) -> pb.IssuedCredentials:
+        realm = await parse_realm(context, request.realm)
+        async with self.pool.acquire() as conn, conn.transaction():
+            patient = await self._portal_patient(conn, context, request.patient_id, lock=True)
+            account = await accounts.get(conn, patient["id"], realm)
+            if account is None:
+                await abort_precondition(
+                    context, "NO_ACCOUNT", f"The patient has no {realm} credentials to reset."
+                )
+            password = generate_password()
+            await accounts.set_temporary_password(
+                conn,
+                account["id"],
+                await self.hasher.hash(password),
+                self.settings.temporary_password_lifetime,
+            )
+            await sessions.revoke_account(conn, account["id"])
+            account = await accounts.by_id(conn, account["id"])
+            assert account is not None
+            await self._credentials_event(conn, principal, account, "reset")
+        return self._issued(patient, account, password)
+
+    async def _credentials_event(
+        self, conn: Conn, principal: Principal, account: asyncpg.Record, kind: str
+    ) -> None:
+        await emit(
+            conn,
+            f"portal.identity.credentials.{kind}",
+            str(account["id"]),
+            events.CredentialsIssued(
+                patient_id=str(account["patient_id"]),
+                realm=EVENT_REALMS[account["realm"]],
+                account_id=str(account["id"]),
+                temporary=True,
+                expires_at=ts(account["temporary_expires_at"]),
+                occurred_at=now_ts(),
+                actor_id=principal.subject,
+            ),
+        )
+        await audit.record(
+            conn,
+            principal,
+            f"credentials.{kind}",
+            patient_id=account["patient_id"],
+            detail=f"realm={account['realm']}",
+        )
+
+    @staticmethod
+    def _issued(
+        patient: asyncpg.Record, account: asyncpg.Record, password: str
+    ) -> pb.IssuedCredentials:
+        return pb.IssuedCredentials(
+            patient_id=str(patient["id"]),
+            realm=convert.REALMS[account["realm"]],
+            username=account["username"],
+            password=password,
+            temporary=True,
+            expires_at=ts(account["temporary_expires_at"]),
+            patient_name=f"{patient['first_name']} {patient['last_name']}",
+        )
+
+    # ------------------------------------------------------------------ patient side
+
+    @requires(service=True)
+    async def PatientSignIn(
+        self, request: pb.PatientSignInRequest, context: Context, principal: Principal
+    ) -> pb.SessionGrant:
+        realm = await parse_realm(context, request.realm)
+        expired = False
+        grant: pb.SessionGrant | None = None
+        async with self.pool.acquire() as conn, conn.transaction():
+            account = await accounts.by_username(conn, realm, request.username)
+            patient = await patients.get(conn, account["patient_id"]) if account else None
+            if account is None or patient is None or not patient["allow_patient_portal"]:
+                await self.hasher.burn(request.password)
+                outcome, failures, locked_until = lockout.Outcome.WRONG, 0, None
+            else:
+                outcome, failures, locked_until = await lockout.check(
+                    conn, self.hasher, "portal_accounts", account, request.password
+                )
+            if outcome is lockout.Outcome.OK and account is not None:
+                expired = bool(
+                    account["must_change_password"]
+                    and account["temporary_expires_at"] is not None
+                    and account["temporary_expires_at"] <= await conn.fetchval("SELECT now()")
+                )
+            result = "expired" if expired else outcome.value
+            await audit.record(
+                conn,
+                principal,
+                "auth.patient_sign_in",
+                actor_kind="patient" if account else "anonymous",
+                actor_id=str(account["id"]) if account else "",
+                patient_id=account["patient_id"] if account else None,
+                outcome="ok" if result == "ok" else result,
+                detail=f"realm={realm}",
+            )
+            if outcome is not lockout.Outcome.OK:
+                await self._login_failed(conn, realm, account, failures, locked_until, outcome)
+            elif not expired and account is not None:
+                grant = await self._patient_session(conn, account, request.password)
+        if expired:
+            await abort_precondition(
+                context,
+                "TEMPORARY_PASSWORD_EXPIRED",
+                "Your temporary password has expired. Please ask the clinic for a new one.",
+            )
+        if grant is None:
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, SIGN_IN_FAILED)
+        return grant
+
+    async def _login_failed(
+        self,
+        conn: Conn,
+        realm: str,
+        account: asyncpg.Record | None,
+        failures: int,
+        locked_until: datetime | None,
+        outcome: lockout.Outcome,
+    ) -> None:
+        aggregate = str(account["id"]) if account else "unknown"
+        message = events.LoginFailed(
+            realm=EVENT_REALMS[realm],
+            account_id=str(account["id"]) if account else "",
+            consecutive_failures=failures,
+            locked_until=ts(locked_until),
+            occurred_at=now_ts(),
+        )
+        await emit(conn, "portal.identity.login.failed", aggregate, message)
+        if outcome is lockout.Outcome.LOCKED_NOW:
+            await emit(conn, "portal.identity.login.locked", aggregate, message)
+
+    async def _patient_session(
+        self, conn: Conn, account: asyncpg.Record, password: str
+    ) -> pb.SessionGrant:
+        await lockout.rehash_if_needed(
+            conn, self.hasher, "portal_accounts", account["id"], account["password_hash"], password
+        )
+        await conn.execute(
+            "UPDATE portal_accounts SET last_sign_in_at = now() WHERE id = $1", account["id"]
+        )
+        token, session_id, expires = await sessions.create(
+            conn, lifetime=self.settings.session_lifetime, account_id=account["id"]
+        )
+        return pb.SessionGrant(
+            token=token,
+            session=pb.Session(
+                session_id=str(session_id),
+                kind=pb.SESSION_KIND_PATIENT,
+                patient_id=str(account["patient_id"]),
+                realm=convert.REALMS[account["realm"]],
+                must_change_password=account["must_change_password"],
+                username=account["username"],
+                expires_at=ts(min(expires, datetime.now(UTC) + self.settings.session_idle)),
+            ),
+        )
+
+    @requires(password_change=True, patient=True)
+    async def ChangePassword(
+        self, request: pb.ChangePasswordRequest, context: Context, principal: Principal
+    ) -> pb.SessionGrant:
+        patient_id = uuid.UUID(principal.subject)
+        async with self.pool.acquire() as conn, conn.transaction():
+            account = await accounts.get(conn, patient_id, principal.realm)
+            patient = await patients.get(conn, patient_id)
+            if account is None or patient is None:
+                await context.abort(grpc.StatusCode.UNAUTHENTICATED, "no account")
+            errors: dict[str, list[str]] = {}
+            if not await self.hasher.verify(account["password_hash"], request.current_password):
+                errors["current_password"] = ["Your current password is not correct."]
+            elif problems := check_password(
+                request.new_password,
+                username=account["username"],
+                email=patient["email"],
+                current_password=request.current_password,
+            ):
+                errors["new_password"] = problems
+            if errors:
+                await abort_invalid(context, errors)
+            await accounts.set_chosen_password(
+                conn, account["id"], await self.hasher.hash(request.new_password)
+            )
+            # Every session of the account ends; this browser continues with a fresh one.
+            await sessions.revoke_account(conn, account["id"])
+            account = await accounts.by_id(conn, account["id"])
+            assert account is not None
+            grant = await self._patient_session(conn, account, request.new_password)
+            await emit(
+                conn,
+                "portal.identity.password.changed",
+                str(account["id"]),
+                events.PasswordChanged(
+                    patient_id=str(patient_id),
+                    realm=EVENT_REALMS[account["realm"]],
+                    account_id=str(account["id"]),
+                    occurred_at=now_ts(),
+                ),
+            )
+            await audit.record(conn, principal, "auth.password_changed", patient_id=patient_id)
+        return grant
+
+    @requires(patient=True)
+    async def GetMyProfile(
+        self, request: pb.GetMyProfileRequest, context: Context, principal: Principal
+    ) -> pb.Patient:
+        patient_id = uuid.UUID(principal.subject)  # never an id from the request
+        async with self.pool.acquire() as conn:
+            row = await patients.get(conn, patient_id)
+            account = await accounts.get(conn, patient_id, principal.realm)
+            if row is None or account is None:
+                await context.abort(grpc.StatusCode.NOT_FOUND, "no such patient")
+            if account["must_change_password"]:
+                await context.abort(grpc.StatusCode.PERMISSION_DENIED, "change your password first")
+            await audit.record(conn, principal, "patient.read_own", patient_id=patient_id)
+        return convert.patient(row, [account])
+
+    # ------------------------------------------------------------------ audit
+
+    @requires(staff=ADMIN)
+    async def ListAuditEvents(
+        self, request: pb.ListAuditEventsRequest, context: Context, principal: Principal
+    ) -> pb.ListAuditEventsResponse:
+        patient_id = None
+        if request.patient_id:
+            patient_id = await parse_patient_id(context, request.patient_id)
+        rows = await audit.search(
+            self.pool,
+            patient_id=patient_id,
+            actor_id=request.actor_id or None,
+            action=request.action or None,
+            since=request.since.ToDatetime(UTC) if request.HasField("since") else None,
+            until=request.until.ToDatetime(UTC) if request.HasField("until") else None,
+            before_id=request.before_id or None,
+            limit=min(max(request.limit or 50, 1), 500),
+        )
+        return pb.ListAuditEventsResponse(items=[convert.audit_event(r) for r in rows])

@@ -18,7 +18,7 @@ import contextlib
 import logging
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from importlib.resources.abc import Traversable
 
@@ -59,6 +59,7 @@ class ServiceSpec:
     migrations: Traversable
     register: Callable[[grpc.aio.Server, Runtime], None]
     subscriptions: Callable[[Runtime], list[Subscription]] = field(default=lambda _rt: [])
+    on_start: Callable[[Runtime], Awaitable[None]] | None = None  # after migrations, before serving
 
     @property
     def subjects(self) -> list[str]:
@@ -73,6 +74,8 @@ async def serve(spec: ServiceSpec, settings: ServiceSettings) -> int:
     broker = Broker(settings.nats_url, name=f"portal-{spec.name}")
     await broker.start()
     runtime = Runtime(settings, pool, broker, PrincipalCodec(settings.principal_key))
+    if spec.on_start is not None:
+        await spec.on_start(runtime)
 
     server = grpc.aio.server(interceptors=[aio_server_interceptor()])  # type: ignore[no-untyped-call]
     health_servicer = HealthServicer()

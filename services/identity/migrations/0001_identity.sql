@@ -8,6 +8,7 @@ CREATE TABLE staff_users (
     role            text NOT NULL CHECK (role IN ('admin', 'clinician', 'front_desk')),
     password_hash   text NOT NULL,
     failed_attempts integer NOT NULL DEFAULT 0,
+    lockouts        integer NOT NULL DEFAULT 0,
     locked_until    timestamptz,
     disabled        boolean NOT NULL DEFAULT false,
     created_at      timestamptz NOT NULL DEFAULT now()

@@ -1,0 +1,102 @@
+"""Sessions of staff and patients: random 256-bit tokens, stored only as SHA-256 hashes.
+
+A session ends when revoked, after `idle` without use, at its absolute expiry, and (patients)
+as soon as portal access is withdrawn or the account's password is reset.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from datetime import datetime, timedelta
+
+import asyncpg
+
+from services.runtime.db import Conn
+
+# Don't write last_seen_at on every request: once per interval is precise enough.
+TOUCH_INTERVAL = timedelta(seconds=15)
+
+
+def token_hash(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+async def create(
+    conn: Conn,
+    *,
+    lifetime: timedelta,
+    staff_user_id: uuid.UUID | None = None,
+    account_id: uuid.UUID | None = None,
+) -> tuple[str, uuid.UUID, datetime]:
+    """A new session; returns (token, session id, absolute expiry)."""
+    token = secrets.token_urlsafe(32)
+    session_id = uuid.uuid4()
+    expires_at = await conn.fetchval(
+        """INSERT INTO sessions (id, token_hash, kind, staff_user_id, account_id, expires_at)
+           VALUES ($1, $2, $3, $4, $5, now() + $6::interval) RETURNING expires_at""",
+        session_id,
+        token_hash(token),
+        "staff" if staff_user_id else "patient",
+        staff_user_id,
+        account_id,
+        lifetime,
+    )
+    return token, session_id, expires_at
+
+
+async def resolve(conn: Conn, token: str, *, idle: timedelta, touch: bool) -> asyncpg.Record | None:
+    """The live session for `token` with its staff user or account and patient, or None."""
+    row = await conn.fetchrow(
+        """SELECT s.id, s.kind, s.staff_user_id, s.account_id, s.last_seen_at,
+                  least(s.expires_at, s.last_seen_at + $2::interval) AS ends_at,
+                  u.username AS staff_username, u.display_name, u.role,
+                  a.realm, a.username AS account_username, a.must_change_password,
+                  a.patient_id
+           FROM sessions s
+           LEFT JOIN staff_users u ON u.id = s.staff_user_id
+           LEFT JOIN portal_accounts a ON a.id = s.account_id
+           LEFT JOIN patients p ON p.id = a.patient_id
+           WHERE s.token_hash = $1 AND s.revoked_at IS NULL
+             AND s.expires_at > now() AND s.last_seen_at > now() - $2::interval
+             AND (s.kind = 'staff' AND NOT u.disabled
+                  OR s.kind = 'patient' AND p.allow_patient_portal)""",
+        token_hash(token),
+        idle,
+    )
+    if row is not None and touch:
+        await conn.execute(
+            """UPDATE sessions SET last_seen_at = now()
+               WHERE id = $1 AND last_seen_at < now() - $2::interval""",
+            row["id"],
+            TOUCH_INTERVAL,
+        )
+    return row
+
+
+async def revoke_token(conn: Conn, token: str) -> uuid.UUID | None:
+    revoked: uuid.UUID | None = await conn.fetchval(
+        """UPDATE sessions SET revoked_at = now()
+           WHERE token_hash = $1 AND revoked_at IS NULL RETURNING id""",
+        token_hash(token),
+    )
+    return revoked
+
+
+async def revoke_account(conn: Conn, account_id: uuid.UUID) -> int:
+    done = await conn.execute(
+        "UPDATE sessions SET revoked_at = now() WHERE account_id = $1 AND revoked_at IS NULL",
+        account_id,
+    )
+    return int(done.split()[-1])
+
+
+async def revoke_patient(conn: Conn, patient_id: uuid.UUID) -> int:
+    done = await conn.execute(
+        """UPDATE sessions SET revoked_at = now()
+           WHERE revoked_at IS NULL
+             AND account_id IN (SELECT id FROM portal_accounts WHERE patient_id = $1)""",
+        patient_id,
+    )
+    return int(done.split()[-1])

@@ -1,0 +1,235 @@
+"""The identity service over real gRPC against real PostgreSQL (in this process)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from importlib import resources
+
+import asyncpg
+import grpc
+import pytest
+
+from portal.identity.v1 import identity_pb2 as pb
+from portal.identity.v1 import identity_pb2_grpc as pb_grpc
+from services.identity.passwords import PasswordHasher
+from services.identity.servicer import IdentityServicer
+from services.identity.settings import IdentitySettings
+from services.runtime import db
+from services.runtime.errors import field_errors, precondition_kind
+from services.runtime.principal import Principal, PrincipalCodec
+from tests.conftest import TEST_PRINCIPAL_KEY
+
+FRONT_DESK = Principal(
+    kind="staff", subject="11111111-1111-1111-1111-111111111111", role="front_desk", name="desk"
+)
+OTHER_DESK = Principal(
+    kind="staff", subject="22222222-2222-2222-2222-222222222222", role="front_desk", name="desk2"
+)
+GATEWAY = Principal(kind="service", subject="gateway", source="203.0.113.9")
+
+
+@dataclass
+class Identity:
+    stub: pb_grpc.IdentityServiceAsyncStub
+    codec: PrincipalCodec
+    pool: asyncpg.Pool
+
+    def md(self, principal: Principal) -> tuple[tuple[str, str], ...]:
+        return self.codec.metadata(principal)
+
+    async def patient(self, first: str = "Ada", last: str = "Lovelace", allow: bool = True) -> str:
+        reply = await self.stub.RegisterPatient(
+            pb.RegisterPatientRequest(
+                fields=pb.PatientFields(
+                    first_name=first, last_name=last, date_of_birth="1985-12-10", sex="female"
+                ),
+                confirm_duplicate=True,
+            ),
+            metadata=self.md(FRONT_DESK),
+        )
+        if allow:
+            await self.stub.UpdatePatient(
+                pb.UpdatePatientRequest(
+                    patient_id=reply.patient.id,
+                    allow_patient_portal=True,
+                    update_mask=["allow_patient_portal"],
+                ),
+                metadata=self.md(FRONT_DESK),
+            )
+        return str(reply.patient.id)
+
+
+@pytest.fixture
+async def identity(database_url: str) -> AsyncIterator[Identity]:
+    pool = await db.create_pool(database_url, max_size=8)
+    async with pool.acquire() as conn:
+        await db.migrate(
+            conn,
+            db.runtime_migrations()
+            + db.load_migrations("identity", resources.files("services.identity") / "migrations"),
+        )
+    codec = PrincipalCodec(TEST_PRINCIPAL_KEY)
+    settings = IdentitySettings.from_env({})
+    server = grpc.aio.server()
+    pb_grpc.add_IdentityServiceServicer_to_server(
+        IdentityServicer(pool, codec, PasswordHasher(settings.hash_params), settings), server
+    )
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    yield Identity(pb_grpc.IdentityServiceStub(channel), codec, pool)
+    await channel.close(grace=None)
+    await server.stop(None)
+    await pool.close()
+
+
+async def test_two_staff_pressing_create_at_once_make_exactly_one_account(
+    identity: Identity,
+) -> None:
+    patient_id = await identity.patient()
+    request = pb.IssueCredentialsRequest(patient_id=patient_id, realm=pb.REALM_ONSITE)
+    results = await asyncio.gather(
+        identity.stub.IssueCredentials(request, metadata=identity.md(FRONT_DESK)),
+        identity.stub.IssueCredentials(request, metadata=identity.md(OTHER_DESK)),
+        return_exceptions=True,
+    )
+    issued = [r for r in results if isinstance(r, pb.IssuedCredentials)]
+    refused = [r for r in results if isinstance(r, grpc.aio.AioRpcError)]
+    assert len(issued) == 1 and len(refused) == 1
+    assert refused[0].code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert precondition_kind(refused[0]) == "ACCOUNT_EXISTS"
+    count = await identity.pool.fetchval(
+        "SELECT count(*) FROM portal_accounts WHERE patient_id = $1::uuid", patient_id
+    )
+    assert count == 1
+    # Exactly one credentials.issued event waits in the outbox.
+    events = await identity.pool.fetchval(
+        "SELECT count(*) FROM outbox WHERE subject = 'portal.identity.credentials.issued'"
+    )
+    assert events == 1
+
+
+async def test_credentials_need_portal_access_and_the_password_is_never_stored(
+    identity: Identity,
+) -> None:
+    patient_id = await identity.patient(allow=False)
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await identity.stub.IssueCredentials(
+            pb.IssueCredentialsRequest(patient_id=patient_id, realm=pb.REALM_OFFSITE),
+            metadata=identity.md(FRONT_DESK),
+        )
+    assert precondition_kind(refused.value) == "PORTAL_NOT_ALLOWED"
+
+    patient_id = await identity.patient(first="Grace", last="Hopper")
+    issued = await identity.stub.IssueCredentials(
+        pb.IssueCredentialsRequest(patient_id=patient_id, realm=pb.REALM_OFFSITE),
+        metadata=identity.md(FRONT_DESK),
+    )
+    assert issued.username.startswith("ghopper") and len(issued.password) >= 12
+    stored = await identity.pool.fetchval(
+        "SELECT password_hash FROM portal_accounts WHERE patient_id = $1::uuid", patient_id
+    )
+    assert stored.startswith("$argon2id$") and issued.password not in stored
+    logged = await identity.pool.fetchval(
+        "SELECT count(*) FROM audit_log WHERE detail LIKE '%' || $1 || '%'", issued.password
+    )
+    assert logged == 0
+
+
+async def test_staff_typed_password_is_checked_against_the_policy(identity: Identity) -> None:
+    patient_id = await identity.patient()
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await identity.stub.IssueCredentials(
+            pb.IssueCredentialsRequest(
+                patient_id=patient_id, realm=pb.REALM_ONSITE, password="short"
+            ),
+            metadata=identity.md(FRONT_DESK),
+        )
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "password" in field_errors(refused.value)
+    assert await identity.pool.fetchval("SELECT count(*) FROM portal_accounts") == 0
+
+
+async def test_sign_in_realms_lockout_and_generic_failures(identity: Identity) -> None:
+    patient_id = await identity.patient()
+    issued = await identity.stub.IssueCredentials(
+        pb.IssueCredentialsRequest(patient_id=patient_id, realm=pb.REALM_ONSITE),
+        metadata=identity.md(FRONT_DESK),
+    )
+
+    async def sign_in(
+        realm: int, username: str, password: str
+    ) -> grpc.StatusCode | pb.SessionGrant:
+        try:
+            return await identity.stub.PatientSignIn(
+                pb.PatientSignInRequest(realm=realm, username=username, password=password),
+                metadata=identity.md(GATEWAY),
+            )
+        except grpc.aio.AioRpcError as exc:
+            assert exc.details() == "Invalid username or password."
+            return exc.code()
+
+    grant = await sign_in(pb.REALM_ONSITE, issued.username, issued.password)
+    assert isinstance(grant, pb.SessionGrant) and grant.session.must_change_password
+    # The other realm does not know these credentials; unknown users fail alike.
+    assert (
+        await sign_in(pb.REALM_OFFSITE, issued.username, issued.password)
+        == grpc.StatusCode.UNAUTHENTICATED
+    )
+    assert (
+        await sign_in(pb.REALM_ONSITE, "nobody1234", "whatever-password")
+        == grpc.StatusCode.UNAUTHENTICATED
+    )
+    for _ in range(5):
+        assert (
+            await sign_in(pb.REALM_ONSITE, issued.username, "wrong-password-1")
+            == grpc.StatusCode.UNAUTHENTICATED
+        )
+    # Locked: even the right password fails, with the same message.
+    assert (
+        await sign_in(pb.REALM_ONSITE, issued.username, issued.password)
+        == grpc.StatusCode.UNAUTHENTICATED
+    )
+    locked = await identity.pool.fetchval(
+        "SELECT locked_until > now() + interval '50 seconds' FROM portal_accounts"
+    )
+    assert locked is True
+    subjects = [r["subject"] for r in await identity.pool.fetch("SELECT subject FROM outbox")]
+    assert "portal.identity.login.locked" in subjects
+
+
+async def test_services_and_patients_cannot_call_staff_methods(identity: Identity) -> None:
+    patient = Principal(
+        kind="patient", subject="33333333-3333-3333-3333-333333333333", realm="onsite"
+    )
+    for principal in (patient, GATEWAY):
+        with pytest.raises(grpc.aio.AioRpcError) as denied:
+            await identity.stub.SearchPatients(
+                pb.SearchPatientsRequest(query="a"), metadata=identity.md(principal)
+            )
+        assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    with pytest.raises(grpc.aio.AioRpcError) as anonymous:
+        await identity.stub.SearchPatients(pb.SearchPatientsRequest(query="a"))
+    assert anonymous.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    forged = PrincipalCodec("another-key-" + "y" * 40).metadata(FRONT_DESK)
+    with pytest.raises(grpc.aio.AioRpcError) as bad:
+        await identity.stub.SearchPatients(pb.SearchPatientsRequest(query="a"), metadata=forged)
+    assert bad.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+async def test_search_is_typo_tolerant_and_finds_by_birth_date(identity: Identity) -> None:
+    await identity.patient(first="Margaret", last="Hamilton", allow=False)
+    await identity.patient(first="Katherine", last="Johnson", allow=False)
+
+    async def search(q: str) -> list[str]:
+        reply = await identity.stub.SearchPatients(
+            pb.SearchPatientsRequest(query=q), metadata=identity.md(FRONT_DESK)
+        )
+        return [f"{p.first_name} {p.last_name}" for p in reply.items]
+
+    assert (await search("Hamiltn"))[0] == "Margaret Hamilton"
+    assert (await search("katherine jonson"))[0] == "Katherine Johnson"
+    assert set(await search("1985-12-10")) == {"Margaret Hamilton", "Katherine Johnson"}
+    assert set(await search("12/10/1985")) == {"Margaret Hamilton", "Katherine Johnson"}
