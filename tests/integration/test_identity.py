@@ -160,7 +160,7 @@ async def test_sign_in_realms_lockout_and_generic_failures(identity: Identity) -
     )
 
     async def sign_in(
-        realm: int, username: str, password: str
+        realm: pb.Realm.ValueType, username: str, password: str
     ) -> grpc.StatusCode | pb.SessionGrant:
         try:
             return await identity.stub.PatientSignIn(
