@@ -19,6 +19,7 @@ _PHONE = re.compile(r"^\+?[0-9 ()\-.]{7,20}$")
 _DATE_ISO = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _DATE_US = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})$")
 _DIGITS = re.compile(r"^\d{1,12}$")
+_WORD = re.compile(r"[^\W\d_]+")
 
 
 @dataclass
@@ -185,22 +186,52 @@ async def search(conn: Conn, query: str, limit: int) -> list[asyncpg.Record]:
         pass
     else:
         return await conn.fetch(f"SELECT {COLUMNS} FROM patients p WHERE p.id = $1", patient_id)
-    # Word similarity finds "smyth" for Smith and "jon smith" for John Smith; exact prefixes
-    # of the last name rank first.
-    return await conn.fetch(
-        f"""SELECT {COLUMNS} FROM patients p
-            WHERE $1 <% p.search_name OR lower(p.last_name) LIKE $2
-            ORDER BY (lower(p.last_name) LIKE $2) DESC,
-                     word_similarity($1, p.search_name) DESC, p.last_name, p.first_name
-            LIMIT $3""",
-        query,
-        _like_prefix(query.split()[-1]),
-        limit,
-    )
+    words = name_words(query)
+    if not words:
+        return []
+    return await conn.fetch(NAME_SEARCH, words, limit)
 
 
-def _like_prefix(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+def name_words(text: str) -> list[str]:
+    """The words of a name as the database splits them (letters only, lower case)."""
+    return _WORD.findall(text.lower())[:6]
+
+
+# Each query word picks its closest name terms (exact 2.0 > prefix 1.5 > trigram similarity);
+# a patient must match every word; the best total comes first, then by name.
+NAME_SEARCH = f"""
+WITH words AS MATERIALIZED (
+    SELECT word, ord FROM unnest($1::text[]) WITH ORDINALITY AS w(word, ord)
+),
+terms AS MATERIALIZED (
+    SELECT words.ord, t.term, t.score
+    FROM words CROSS JOIN LATERAL (
+        SELECT term,
+               CASE WHEN term = words.word THEN 2.0
+                    WHEN term LIKE words.word || '%' THEN 1.5
+                    ELSE similarity(term, words.word) END AS score
+        FROM name_terms
+        WHERE term % words.word OR term LIKE words.word || '%'
+        ORDER BY score DESC, term
+        LIMIT 8
+    ) AS t
+),
+hits AS (
+    SELECT pt.patient_id, pt.sort_name, terms.ord, max(terms.score) AS score
+    FROM terms JOIN patient_name_terms pt ON pt.term = terms.term
+    GROUP BY pt.patient_id, pt.sort_name, terms.ord
+),
+best AS MATERIALIZED (
+    SELECT patient_id, sort_name, sum(score) AS rank
+    FROM hits
+    GROUP BY patient_id, sort_name
+    HAVING count(*) = (SELECT count(*) FROM words)
+    ORDER BY rank DESC, sort_name
+    LIMIT $2
+)
+SELECT {COLUMNS} FROM best JOIN patients p ON p.id = best.patient_id
+ORDER BY best.rank DESC, best.sort_name
+"""
 
 
 def iso(value: date | datetime | None) -> str:

@@ -34,14 +34,42 @@ CREATE TABLE patients (
     allow_sms            boolean NOT NULL DEFAULT false,
     allow_voice          boolean NOT NULL DEFAULT false,
     created_at           timestamptz NOT NULL DEFAULT now(),
-    updated_at           timestamptz NOT NULL DEFAULT now(),
-    -- Lower-cased "first last" for typo-tolerant search with trigrams.
-    search_name          text GENERATED ALWAYS AS (lower(first_name || ' ' || last_name)) STORED
+    updated_at           timestamptz NOT NULL DEFAULT now()
 );
-CREATE INDEX patients_search_name ON patients USING gin (search_name gin_trgm_ops);
-CREATE INDEX patients_last_name ON patients USING gin (lower(last_name) gin_trgm_ops);
 CREATE INDEX patients_dob ON patients (date_of_birth);
 CREATE INDEX patients_identity ON patients (lower(first_name), lower(last_name), date_of_birth);
+
+-- Name search: every word of a patient's names is a term. Queries match their words against the
+-- (small) vocabulary of distinct terms with trigrams, typo-tolerantly, then take the patients
+-- holding those terms from an index that also carries the sort key: no scan of patients.
+CREATE TABLE name_terms (term text PRIMARY KEY);
+CREATE INDEX name_terms_trgm ON name_terms USING gin (term gin_trgm_ops);
+
+CREATE TABLE patient_name_terms (
+    term       text NOT NULL,
+    patient_id uuid NOT NULL REFERENCES patients (id) ON DELETE CASCADE,
+    sort_name  text NOT NULL,
+    PRIMARY KEY (term, patient_id) INCLUDE (sort_name)
+);
+CREATE INDEX patient_name_terms_patient ON patient_name_terms (patient_id);
+
+CREATE FUNCTION patients_index_name() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM patient_name_terms WHERE patient_id = NEW.id;
+    INSERT INTO patient_name_terms (term, patient_id, sort_name)
+        SELECT DISTINCT w, NEW.id, lower(NEW.last_name || ' ' || NEW.first_name)
+        FROM regexp_split_to_table(
+            lower(NEW.first_name || ' ' || NEW.middle_name || ' ' || NEW.last_name),
+            '[^[:alpha:]]+') AS w
+        WHERE w <> '';
+    INSERT INTO name_terms (term)
+        SELECT term FROM patient_name_terms WHERE patient_id = NEW.id
+        ON CONFLICT DO NOTHING;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER patients_index_name
+    AFTER INSERT OR UPDATE OF first_name, middle_name, last_name ON patients
+    FOR EACH ROW EXECUTE FUNCTION patients_index_name();
 
 CREATE TABLE portal_accounts (
     id                    uuid PRIMARY KEY,
