@@ -46,7 +46,11 @@ CUSTOM_KINDS = {("postgresql.cnpg.io/v1", "Cluster")}
 
 # The secrets contract (deploy/README.md): what prod must create before `kubectl apply -k`.
 PORTAL_SECRET = "portal-secrets"
-PORTAL_SECRET_KEYS = {"principal-key", *(f"{name}-database-url" for name in GRPC_SERVICES)}
+PORTAL_SECRET_KEYS = {
+    "principal-key",
+    "admin-password",
+    *(f"{name}-database-url" for name in GRPC_SERVICES),
+}
 OWNER_SECRETS = {f"{name}-db-owner" for name in GRPC_SERVICES}
 OWNER_SECRET_KEYS = {"username", "password"}
 
