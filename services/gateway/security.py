@@ -34,7 +34,17 @@ COOKIE_SECURE = web.AppKey("cookie_secure", bool)
 
 @web.middleware
 async def security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
-    response = await handler(request)
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        # Raised redirects and errors are responses too: they get the same headers.
+        _add_security_headers(request, exc)
+        raise
+    _add_security_headers(request, response)
+    return response
+
+
+def _add_security_headers(request: web.Request, response: web.StreamResponse) -> None:
     headers = response.headers
     headers.setdefault("Content-Security-Policy", CSP)
     headers.setdefault("X-Frame-Options", "DENY")
@@ -45,7 +55,6 @@ async def security_headers(request: web.Request, handler: Handler) -> web.Stream
         # Pages carry PHI or credentials: never cache them anywhere.
         headers["Cache-Control"] = "no-store"
         headers["Pragma"] = "no-cache"
-    return response
 
 
 def csrf_token(request: web.Request) -> str:

@@ -35,7 +35,12 @@ class PatientInput:
 
 
 def clean(values: PatientInput) -> PatientInput:
-    return PatientInput(**{k: " ".join(str(v).split()) for k, v in vars(values).items()})
+    """Collapse runs of white space; an address keeps its line breaks."""
+    cleaned = {k: " ".join(str(v).split()) for k, v in vars(values).items()}
+    cleaned["address"] = "\n".join(
+        " ".join(line.split()) for line in values.address.splitlines() if line.strip()
+    )
+    return PatientInput(**cleaned)
 
 
 def validate(values: PatientInput, *, fields: set[str] | None = None) -> FieldErrors:

@@ -28,18 +28,24 @@ async def test_one_trace_from_gateway_request_to_event_consumer(stack: RunningSt
             token = (await reply.json())["token"]
         async with http.post(
             f"{stack.url}/api/v1/patients",
-            json={"first_name": "Trace", "last_name": "Through", "date_of_birth": "1990-01-02",
-                  "sex": "other"},
+            json={
+                "first_name": "Trace",
+                "last_name": "Through",
+                "date_of_birth": "1990-01-02",
+                "sex": "other",
+            },
             headers={"Authorization": f"Bearer {token}"},
         ) as reply:
             assert reply.status == 201
 
     def request_span() -> dict[str, Any] | None:
         for span in spans(stack.trace_file):
-            if (span["resource"]["attributes"]["service.name"] == "portal-gateway"
-                    and span["kind"] == "SpanKind.SERVER"
-                    and span["attributes"].get("http.method") == "POST"
-                    and "/api/v1/patients" == span["attributes"].get("http.route")):
+            if (
+                span["resource"]["attributes"]["service.name"] == "portal-gateway"
+                and span["kind"] == "SpanKind.SERVER"
+                and span["attributes"].get("http.method") == "POST"
+                and span["attributes"].get("http.route") == "/api/v1/patients"
+            ):
                 return span
         return None
 
@@ -54,14 +60,24 @@ async def test_one_trace_from_gateway_request_to_event_consumer(stack: RunningSt
         return any(s["kind"] == "SpanKind.CONSUMER" for s in trace)
 
     trace = await eventually(trace_of_request, has_consumer, timeout=30)
-    by_service = {(s["resource"]["attributes"]["service.name"], s["kind"], s["name"])
-                  for s in trace}
-    assert ("portal-identity", "SpanKind.SERVER",
-            "/portal.identity.v1.IdentityService/RegisterPatient") in by_service
-    assert ("portal-identity", "SpanKind.PRODUCER",
-            "portal.identity.patient.registered publish") in by_service
-    assert ("portal-forms", "SpanKind.CONSUMER",
-            "portal.identity.patient.registered process") in by_service
+    by_service = {
+        (s["resource"]["attributes"]["service.name"], s["kind"], s["name"]) for s in trace
+    }
+    assert (
+        "portal-identity",
+        "SpanKind.SERVER",
+        "/portal.identity.v1.IdentityService/RegisterPatient",
+    ) in by_service
+    assert (
+        "portal-identity",
+        "SpanKind.PRODUCER",
+        "portal.identity.patient.registered publish",
+    ) in by_service
+    assert (
+        "portal-forms",
+        "SpanKind.CONSUMER",
+        "portal.identity.patient.registered process",
+    ) in by_service
     # No patient data in any span of the trace.
     text = json.dumps(trace)
     assert "Trace" not in text.replace("trace_id", "").replace("traceparent", "")

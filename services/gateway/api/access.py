@@ -1,0 +1,81 @@
+"""Who calls the API: a staff or a patient session, from the Bearer token only.
+
+The API never accepts the browser's session cookies (they are ambient credentials, and API
+calls carry no CSRF token): a call without `Authorization: Bearer <token>` is not signed in.
+"""
+
+from __future__ import annotations
+
+import grpc
+from aiohttp import web
+
+from portal.identity.v1 import identity_pb2 as pb
+from services.gateway import auth
+from services.gateway.api.json_io import Problem, unauthorized
+from services.gateway.context import BACKENDS, LOGIN_LIMITER
+
+
+async def staff(request: web.Request) -> auth.Caller:
+    """The staff member whose Bearer token this is; 401 otherwise (a patient's token too)."""
+    found = await auth.staff_caller(request) if auth.bearer_token(request) else None
+    if found is None:
+        raise unauthorized("Send a valid staff session token: Authorization: Bearer <token>.")
+    return found
+
+
+async def patient(request: web.Request, *, allow_pending: bool = False) -> auth.Caller:
+    """The patient whose Bearer token this is (either realm); 401 otherwise.
+
+    Unless `allow_pending`, a patient whose password must change first gets 403.
+    """
+    found = await auth.patient_caller(request, None) if auth.bearer_token(request) else None
+    if found is None:
+        raise unauthorized("Send a valid patient session token: Authorization: Bearer <token>.")
+    if found.must_change_password and not allow_pending:
+        raise Problem(
+            403,
+            "Password change required",
+            "Change the password first: POST /api/v1/portal/password.",
+            code="PASSWORD_CHANGE_REQUIRED",
+        )
+    return found
+
+
+INVALID_SIGN_IN = "Invalid username or password."
+# Every way identity can refuse a sign-in; they all get the one generic 401.
+REFUSED = (
+    grpc.StatusCode.UNAUTHENTICATED,
+    grpc.StatusCode.INVALID_ARGUMENT,
+    grpc.StatusCode.PERMISSION_DENIED,
+    grpc.StatusCode.FAILED_PRECONDITION,
+    grpc.StatusCode.NOT_FOUND,
+)
+
+
+def sign_in_allowed(request: web.Request) -> None:
+    """Count a sign-in attempt against the client's rate limit; 429 when it is used up."""
+    limiter = request.app[LOGIN_LIMITER]
+    address = auth.client_address(request)
+    if not limiter.allow(address):
+        raise Problem(
+            429,
+            "Too many sign-in attempts",
+            "Please wait a minute, then try again.",
+            headers={"Retry-After": str(limiter.retry_after(address))},
+        )
+
+
+def sign_in_refused() -> Problem:
+    """The one answer for every refused sign-in (unknown user, wrong password, locked)."""
+    return Problem(401, "Sign-in failed", INVALID_SIGN_IN, code="INVALID_CREDENTIALS")
+
+
+async def end_session(request: web.Request, token: str) -> None:
+    """End the caller's session (one that already ended is fine)."""
+    try:
+        await request.app[BACKENDS].identity.EndSession(
+            pb.EndSessionRequest(token=token), metadata=auth.gateway_metadata(request)
+        )
+    except grpc.aio.AioRpcError as exc:
+        if exc.code() != grpc.StatusCode.UNAUTHENTICATED:
+            raise

@@ -1,0 +1,247 @@
+"""The patient portal's pages: sign-in, password change, home, profile, sign-out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp_jinja2
+import grpc
+from aiohttp import web
+
+from portal.identity.v1 import identity_pb2 as pb
+from services.gateway import auth
+from services.gateway.context import BACKENDS, LOGIN_LIMITER
+from services.gateway.patient import present
+from services.gateway.patient.session import (
+    REALM_LABEL,
+    clear_cookie,
+    end_session,
+    my_profile,
+    notices,
+    page_url,
+    portal_base,
+    realm_of,
+    session_ended,
+    set_cookie,
+    signed_in,
+)
+from services.runtime.errors import FieldErrors, field_errors, precondition_kind
+
+INVALID_SIGN_IN = "Invalid username or password."
+TEMPORARY_EXPIRED = "Your temporary password has expired. Please ask the clinic for a new one."
+TOO_MANY = "Too many sign-in attempts. Please wait a minute, then try again."
+PASSWORDS_DIFFER = "The new passwords do not match."
+# Every way a sign-in can be refused; all of them get the one generic message.
+REFUSED = (
+    grpc.StatusCode.UNAUTHENTICATED,
+    grpc.StatusCode.INVALID_ARGUMENT,
+    grpc.StatusCode.PERMISSION_DENIED,
+    grpc.StatusCode.FAILED_PRECONDITION,
+    grpc.StatusCode.NOT_FOUND,
+)
+
+# Sections whose pages arrive later: the navigation links to them, they say so honestly.
+# When a section gets its real pages, drop it here (its route is registered from this dict).
+COMING_SOON: dict[str, tuple[str, str]] = {
+    "forms": (
+        "Forms",
+        "Soon you will be able to complete consent and visit forms here before your visit.",
+    ),
+    "appointments": (
+        "Appointments",
+        "Soon you will be able to find an available time, book an appointment and cancel it here.",
+    ),
+    "refills": (
+        "Refills",
+        "Soon you will be able to ask the clinic for a prescription refill here.",
+    ),
+    "records": (
+        "Records",
+        "Soon the letters, reports and records your clinic shares with you will appear here.",
+    ),
+}
+
+
+def _context(
+    request: web.Request,
+    who: auth.Caller | None,
+    patient: object = None,
+    active_nav: str = "",
+    **extra: Any,
+) -> dict[str, Any]:
+    realm = realm_of(request)
+    context: dict[str, Any] = {
+        "realm": realm,
+        "realm_label": REALM_LABEL[realm],
+        "portal_base": portal_base(realm),
+        "active_nav": active_nav,
+        "password_change_required": bool(who and who.must_change_password),
+        "messages": notices(request),
+    }
+    if who is not None:
+        # While the password must change, the profile is out of reach: name the account instead.
+        context["patient"] = patient or {"first_name": who.session.username or "your account"}
+    context.update(extra)
+    return context
+
+
+# --- Entry and sign-in --------------------------------------------------------------------------
+
+
+async def realm_root(request: web.Request) -> web.StreamResponse:
+    realm = realm_of(request)
+    who = await auth.patient_caller(request, realm)
+    raise web.HTTPFound(page_url(realm, "home" if who else "login"))
+
+
+async def login_form(request: web.Request) -> web.StreamResponse:
+    realm = realm_of(request)
+    if await auth.patient_caller(request, realm) is not None:
+        raise web.HTTPFound(page_url(realm, "home"))  # home sends a pending change on
+    return _login_page(request)
+
+
+def _login_page(
+    request: web.Request, username: str = "", error: str = "", status: int = 200
+) -> web.Response:
+    return aiohttp_jinja2.render_template(
+        "patient/login.html",
+        request,
+        _context(request, None, username=username, error=error),
+        status=status,
+    )
+
+
+async def login(request: web.Request) -> web.StreamResponse:
+    realm = realm_of(request)
+    form = await request.post()
+    username = str(form.get("username", "")).strip()
+    password = str(form.get("password", ""))
+    limiter = request.app[LOGIN_LIMITER]
+    address = auth.client_address(request)
+    if not limiter.allow(address):
+        page = _login_page(request, username, TOO_MANY, status=429)
+        page.headers["Retry-After"] = str(limiter.retry_after(address))
+        return page
+    if not username or not password:
+        return _login_page(request, username, INVALID_SIGN_IN, status=401)
+    try:
+        grant = await request.app[BACKENDS].identity.PatientSignIn(
+            pb.PatientSignInRequest(
+                realm=auth.REALM_ENUM[realm], username=username, password=password
+            ),
+            metadata=auth.gateway_metadata(request),
+        )
+    except grpc.aio.AioRpcError as exc:
+        if precondition_kind(exc) == "TEMPORARY_PASSWORD_EXPIRED":
+            return _login_page(request, username, TEMPORARY_EXPIRED, status=403)
+        if exc.code() in REFUSED:
+            return _login_page(request, username, INVALID_SIGN_IN, status=401)
+        raise
+    previous = request.cookies.get(auth.patient_cookie(realm))
+    if previous:
+        await end_session(request, previous)  # a new sign-in replaces the old session
+    next_page = "password" if grant.session.must_change_password else "home"
+    response = web.Response(status=303, headers={"Location": page_url(realm, next_page)})
+    set_cookie(request, response, realm, grant.token)
+    return response
+
+
+async def logout(request: web.Request) -> web.StreamResponse:
+    realm = realm_of(request)
+    token = request.cookies.get(auth.patient_cookie(realm))
+    if token:
+        await end_session(request, token)
+    response = web.Response(
+        status=303, headers={"Location": page_url(realm, "login", "signed-out")}
+    )
+    clear_cookie(response, realm)
+    return response
+
+
+# --- Password change ----------------------------------------------------------------------------
+
+
+async def password_form(request: web.Request) -> web.StreamResponse:
+    who = await signed_in(request, allow_pending=True)
+    return await _password_page(request, who, {})
+
+
+async def _password_page(
+    request: web.Request, who: auth.Caller, errors: FieldErrors, status: int = 200
+) -> web.Response:
+    patient = None if who.must_change_password else present.profile(await my_profile(request, who))
+    return aiohttp_jinja2.render_template(
+        "patient/password.html",
+        request,
+        _context(request, who, patient, errors=errors),
+        status=status,
+    )
+
+
+async def change_password(request: web.Request) -> web.StreamResponse:
+    who = await signed_in(request, allow_pending=True)
+    realm = realm_of(request)
+    form = await request.post()
+    current = str(form.get("current_password", ""))
+    new = str(form.get("new_password", ""))
+    confirm = str(form.get("confirm_password", ""))
+    if new != confirm:
+        return await _password_page(
+            request, who, {"confirm_password": [PASSWORDS_DIFFER]}, status=400
+        )
+    try:
+        grant = await request.app[BACKENDS].identity.ChangePassword(
+            pb.ChangePasswordRequest(current_password=current, new_password=new),
+            metadata=auth.metadata(request, who),
+        )
+    except grpc.aio.AioRpcError as exc:
+        if exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
+            errors = field_errors(exc) or {"_form": [exc.details() or "Please check the form."]}
+            return await _password_page(request, who, errors, status=400)
+        if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
+            raise session_ended(realm) from None
+        raise
+    response = web.Response(
+        status=303, headers={"Location": page_url(realm, "home", "password-changed")}
+    )
+    set_cookie(request, response, realm, grant.token)  # the old session ended with the change
+    return response
+
+
+# --- Signed-in pages ----------------------------------------------------------------------------
+
+
+async def home(request: web.Request) -> web.StreamResponse:
+    who = await signed_in(request)
+    patient = present.profile(await my_profile(request, who))
+    sections = [
+        {"key": key, "title": title, "text": text} for key, (title, text) in COMING_SOON.items()
+    ]
+    return aiohttp_jinja2.render_template(
+        "patient/home.html",
+        request,
+        _context(request, who, patient, "home", sections=sections),
+    )
+
+
+async def profile(request: web.Request) -> web.StreamResponse:
+    who = await signed_in(request)
+    patient = present.profile(await my_profile(request, who))
+    return aiohttp_jinja2.render_template(
+        "patient/profile.html",
+        request,
+        _context(request, who, patient, "profile", username=who.session.username),
+    )
+
+
+async def coming_soon(request: web.Request) -> web.StreamResponse:
+    who = await signed_in(request)
+    section = request.path.rstrip("/").rsplit("/", 1)[-1]
+    title, text = COMING_SOON[section]
+    patient = present.profile(await my_profile(request, who))
+    return aiohttp_jinja2.render_template(
+        "patient/coming_soon.html",
+        request,
+        _context(request, who, patient, section, title=title, text=text),
+    )
