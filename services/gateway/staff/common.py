@@ -1,0 +1,193 @@
+"""What every staff page shares: the signed-in guard, rendering, flash messages, ids and errors.
+
+Handlers take `(request, caller)`; `staff_page` resolves the caller first and sends anyone
+without a staff session to the sign-in page, so no handler can forget the check.
+"""
+
+from __future__ import annotations
+
+import functools
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp_jinja2
+import grpc
+from aiohttp import web
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from services.gateway import auth
+from services.gateway.auth import Caller
+from services.gateway.context import SETTINGS
+from services.runtime.errors import FieldErrors, field_errors
+
+LOGIN_URL = "/staff/login"
+HOME_URL = "/staff/patients"
+
+StaffHandler = Callable[[web.Request, Caller], Awaitable[web.StreamResponse]]
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True)
+class StaffView:
+    """What templates show of the signed-in user (layout.html: staff.display_name, .role)."""
+
+    display_name: str
+    role: str
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+def staff_view(caller: Caller) -> StaffView:
+    session = caller.session
+    return StaffView(
+        display_name=session.display_name or session.username,
+        role=auth.ROLE_NAME.get(session.role, ""),
+    )
+
+
+def staff_page(handler: StaffHandler) -> Handler:
+    """Run `handler` with the signed-in staff caller; others go to the sign-in page."""
+
+    @functools.wraps(handler)
+    async def guarded(request: web.Request) -> web.StreamResponse:
+        caller = await auth.staff_caller(request)
+        if caller is None:
+            raise web.HTTPSeeOther(LOGIN_URL)
+        return await handler(request, caller)
+
+    return guarded
+
+
+def admin_page(handler: StaffHandler) -> Handler:
+    """As staff_page, and only for the admin role (others get a 403 page)."""
+
+    @functools.wraps(handler)
+    async def admin_only(request: web.Request, caller: Caller) -> web.StreamResponse:
+        if not staff_view(caller).is_admin:
+            raise web.HTTPForbidden(text="Only administrators can open this page.")
+        return await handler(request, caller)
+
+    return staff_page(admin_only)
+
+
+# --- Flash messages ---------------------------------------------------------------------
+# One-time messages after a redirect travel as a key in a short-lived cookie. Only the key
+# is sent, never text, so no PHI can end up in it; unknown keys are ignored.
+FLASH_COOKIE = "portal_staff_flash"
+FLASHES: dict[str, tuple[str, str]] = {
+    "patient-added": ("success", "Patient added."),
+    "who-saved": ("success", "Demographics saved."),
+    "contact-saved": ("success", "Contact details saved."),
+    "portal-allowed": ("success", "Choices saved. Allow Patient Portal is now Yes."),
+    "portal-withdrawn": (
+        "success",
+        "Choices saved. Allow Patient Portal is No: the patient cannot use the portal.",
+    ),
+    "staff-created": ("success", "Staff user added."),
+}
+
+
+def redirect(request: web.Request, location: str, flash: str | None = None) -> web.Response:
+    """303 See Other to `location`, optionally with a one-time message for the next page."""
+    response = web.Response(status=303, headers={"Location": location})
+    if flash is not None:
+        response.set_cookie(
+            FLASH_COOKIE,
+            flash,
+            max_age=60,
+            httponly=True,
+            samesite="Strict",
+            secure=request.app[SETTINGS].cookie_secure,
+            path="/staff/",
+        )
+    return response
+
+
+def _take_flash(request: web.Request) -> list[dict[str, str]]:
+    found = FLASHES.get(request.cookies.get(FLASH_COOKIE, ""))
+    return [{"level": found[0], "text": found[1]}] if found else []
+
+
+def render(
+    request: web.Request,
+    caller: Caller | None,
+    template: str,
+    context: Mapping[str, Any],
+    *,
+    active_tab: str = "patients",
+    status: int = 200,
+) -> web.Response:
+    """Render a staff template with `staff`, `active_tab` and any one-time message."""
+    messages = _take_flash(request) + list(context.get("messages", []))
+    full = {
+        **context,
+        "staff": staff_view(caller) if caller is not None else None,
+        "active_tab": active_tab,
+        "messages": messages,
+        "format_time": lambda ts: format_when(when(ts)),
+    }
+    response = aiohttp_jinja2.render_template(template, request, full, status=status)
+    if FLASH_COOKIE in request.cookies:
+        response.del_cookie(FLASH_COOKIE, path="/staff/")
+    return response
+
+
+# --- Request values -----------------------------------------------------------------------
+
+
+def patient_id(request: web.Request) -> str:
+    """The patient id from the URL; anything that is not an id is a 404, like an unknown one."""
+    raw = request.match_info["patient_id"]
+    try:
+        return str(uuid.UUID(raw))
+    except ValueError:
+        raise web.HTTPNotFound() from None
+
+
+def realm(request: web.Request) -> str:
+    name = request.match_info["realm"]
+    if name not in auth.REALMS:
+        raise web.HTTPNotFound()
+    return name
+
+
+async def form(request: web.Request) -> dict[str, str]:
+    """The posted form's text fields, stripped (files and repeated names are ignored)."""
+    data = await request.post()
+    return {k: v.strip() for k, v in data.items() if isinstance(v, str)}
+
+
+def checked(values: Mapping[str, str], name: str) -> bool:
+    return values.get(name, "") not in ("", "0", "false", "no")
+
+
+# --- Backend errors -----------------------------------------------------------------------
+
+
+def invalid(exc: grpc.aio.AioRpcError) -> FieldErrors | None:
+    """The field messages of an INVALID_ARGUMENT error, or None for any other error."""
+    if exc.code() != grpc.StatusCode.INVALID_ARGUMENT:
+        return None
+    return field_errors(exc) or {"_form": [exc.details() or "Please check what you entered."]}
+
+
+# --- Display --------------------------------------------------------------------------------
+
+
+def when(ts: Timestamp | None) -> datetime | None:
+    """A protobuf timestamp as an aware datetime (None when unset)."""
+    if ts is None or (ts.seconds == 0 and ts.nanos == 0):
+        return None
+    return ts.ToDatetime(tzinfo=UTC)
+
+
+def format_when(value: datetime | None) -> str:
+    # The clinic's time zone is not configured anywhere yet, so times say UTC explicitly.
+    if value is None:
+        return ""
+    return value.astimezone(UTC).strftime("%d %b %Y, %H:%M UTC")

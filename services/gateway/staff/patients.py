@@ -1,0 +1,229 @@
+"""Patients tab: Patient Search/Add, and the Patient Summary Chart."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+from aiohttp import web
+
+from portal.identity.v1 import identity_pb2 as pb
+from services.gateway import auth
+from services.gateway.auth import Caller
+from services.gateway.context import BACKENDS
+from services.gateway.staff import portal_status
+from services.gateway.staff.common import (
+    form,
+    invalid,
+    patient_id,
+    redirect,
+    render,
+    staff_page,
+)
+from services.runtime.errors import precondition_kind
+
+SEXES = [("female", "Female"), ("male", "Male"), ("other", "Other"), ("unknown", "Unknown")]
+PATIENT_FIELDS = (
+    "first_name",
+    "middle_name",
+    "last_name",
+    "date_of_birth",
+    "sex",
+    "email",
+    "phone",
+    "address",
+)
+SEARCH_LIMIT = 50
+
+
+def full_name(p: pb.Patient | pb.PatientSummary) -> str:
+    middle = getattr(p, "middle_name", "")
+    return " ".join(part for part in (p.first_name, middle, p.last_name) if part)
+
+
+# --- Search ---------------------------------------------------------------------------------
+# The query is posted, never put in the URL: names are PHI and URLs end up in logs and history.
+
+
+@staff_page
+async def search_form(request: web.Request, caller: Caller) -> web.StreamResponse:
+    return _search_page(request, caller, query="", results=None)
+
+
+@staff_page
+async def search(request: web.Request, caller: Caller) -> web.StreamResponse:
+    query = (await form(request)).get("query", "")
+    if not query:
+        return _search_page(
+            request,
+            caller,
+            query="",
+            results=None,
+            errors={"query": ["Enter a name, date of birth or chart number."]},
+            status=400,
+        )
+    try:
+        reply = await request.app[BACKENDS].identity.SearchPatients(
+            pb.SearchPatientsRequest(query=query, limit=SEARCH_LIMIT),
+            metadata=auth.metadata(request, caller),
+        )
+    except grpc.aio.AioRpcError as exc:
+        errors = invalid(exc)
+        if errors is None:
+            raise
+        return _search_page(request, caller, query=query, results=None, errors=errors, status=400)
+    return _search_page(request, caller, query=query, results=list(reply.items))
+
+
+def _search_page(
+    request: web.Request,
+    caller: Caller,
+    *,
+    query: str,
+    results: list[pb.PatientSummary] | None,
+    errors: dict[str, list[str]] | None = None,
+    status: int = 200,
+) -> web.Response:
+    return render(
+        request,
+        caller,
+        "staff/patient_search.html",
+        {
+            "active_nav": "patient-search",
+            "query": query,
+            "results": results,
+            "limit": SEARCH_LIMIT,
+            "errors": errors or {},
+            "full_name": full_name,
+        },
+        status=status,
+    )
+
+
+# --- Add ------------------------------------------------------------------------------------
+
+
+@staff_page
+async def new_form(request: web.Request, caller: Caller) -> web.StreamResponse:
+    return _new_page(request, caller, values={"sex": ""})
+
+
+@staff_page
+async def create(request: web.Request, caller: Caller) -> web.StreamResponse:
+    values = await form(request)
+    fields = pb.PatientFields(**{name: values.get(name, "") for name in PATIENT_FIELDS})
+    confirm = values.get("confirm_duplicate") == "1"
+    identity = request.app[BACKENDS].identity
+    try:
+        reply = await identity.RegisterPatient(
+            pb.RegisterPatientRequest(fields=fields, confirm_duplicate=confirm),
+            metadata=auth.metadata(request, caller),
+        )
+    except grpc.aio.AioRpcError as exc:
+        errors = invalid(exc)
+        if errors is not None:
+            return _new_page(request, caller, values=values, errors=errors, status=400)
+        if (
+            exc.code() == grpc.StatusCode.FAILED_PRECONDITION
+            and precondition_kind(exc) == "DUPLICATE_PATIENT"
+        ):
+            matches = await _same_person(request, caller, fields)
+            return _new_page(request, caller, values=values, duplicates=matches, status=409)
+        raise
+    return redirect(request, f"/staff/patients/{reply.patient.id}", flash="patient-added")
+
+
+async def _same_person(
+    request: web.Request, caller: Caller, fields: pb.PatientFields
+) -> list[pb.PatientSummary]:
+    # Search by the date of birth (exact) and keep the same first and last name, which is the
+    # rule identity used to call it a duplicate.
+    reply = await request.app[BACKENDS].identity.SearchPatients(
+        pb.SearchPatientsRequest(query=fields.date_of_birth, limit=SEARCH_LIMIT),
+        metadata=auth.metadata(request, caller),
+    )
+
+    def same(a: str, b: str) -> bool:
+        return " ".join(a.split()).casefold() == " ".join(b.split()).casefold()
+
+    return [
+        p
+        for p in reply.items
+        if same(p.first_name, fields.first_name) and same(p.last_name, fields.last_name)
+    ]
+
+
+def _new_page(
+    request: web.Request,
+    caller: Caller,
+    *,
+    values: dict[str, str],
+    errors: dict[str, list[str]] | None = None,
+    duplicates: list[pb.PatientSummary] | None = None,
+    status: int = 200,
+) -> web.Response:
+    return render(
+        request,
+        caller,
+        "staff/patient_new.html",
+        {
+            "active_nav": "patient-search",
+            "values": values,
+            "errors": errors or {},
+            "duplicates": duplicates,
+            "sexes": SEXES,
+            "full_name": full_name,
+        },
+        status=status,
+    )
+
+
+# --- Patient Summary Chart ------------------------------------------------------------------
+
+
+async def fetch_patient(request: web.Request, caller: Caller) -> pb.Patient:
+    """The patient named in the URL; a 404 page when there is no such patient."""
+    try:
+        patient: pb.Patient = await request.app[BACKENDS].identity.GetPatient(
+            pb.GetPatientRequest(patient_id=patient_id(request)),
+            metadata=auth.metadata(request, caller),
+        )
+    except grpc.aio.AioRpcError as exc:
+        if exc.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT):
+            raise web.HTTPNotFound() from None
+        raise
+    return patient
+
+
+def patient_context(patient: pb.Patient) -> dict[str, Any]:
+    """What every page about one patient shows in its header."""
+    return {
+        "patient": patient,
+        "patient_name": full_name(patient),
+        "patient_url": f"/staff/patients/{patient.id}",
+        "menu_items": portal_status.patient_info_menu(patient),
+        "active_nav": "patient-search",
+    }
+
+
+@staff_page
+async def chart(request: web.Request, caller: Caller) -> web.StreamResponse:
+    patient = await fetch_patient(request, caller)
+    return render(
+        request,
+        caller,
+        "staff/chart.html",
+        {
+            **patient_context(patient),
+            "sex_label": dict(SEXES).get(patient.sex, patient.sex),
+            "realms": portal_status.realm_statuses(patient),
+        },
+    )
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get("/staff/patients", search_form)
+    app.router.add_post("/staff/patients", search)
+    app.router.add_get("/staff/patients/new", new_form)
+    app.router.add_post("/staff/patients/new", create)
+    app.router.add_get("/staff/patients/{patient_id}", chart)

@@ -1,0 +1,17 @@
+"""Practice tab: practice set-up. The sections arrive with later features; the page says so."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from services.gateway.auth import Caller
+from services.gateway.staff.common import render, staff_page
+
+
+@staff_page
+async def practice(request: web.Request, caller: Caller) -> web.StreamResponse:
+    return render(request, caller, "staff/practice.html", {}, active_tab="practice")
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get("/staff/practice", practice)
