@@ -41,6 +41,18 @@ async def by_username(conn: Conn, realm: str, username: str) -> asyncpg.Record |
     )
 
 
+async def for_sign_in(conn: Conn, realm: str, username: str) -> asyncpg.Record | None:
+    """The account with what sign-in needs: portal access and the database's clock."""
+    return await conn.fetchrow(
+        f"""SELECT {", ".join("a." + c.strip() for c in COLUMNS.split(","))},
+                   p.allow_patient_portal, now() AS db_now
+            FROM portal_accounts a JOIN patients p ON p.id = a.patient_id
+            WHERE lower(a.username) = $1 AND a.realm = $2""",
+        normalize_username(username),
+        realm,
+    )
+
+
 async def by_id(conn: Conn, account_id: uuid.UUID) -> asyncpg.Record | None:
     return await conn.fetchrow(f"SELECT {COLUMNS} FROM portal_accounts WHERE id = $1", account_id)
 

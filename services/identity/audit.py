@@ -3,12 +3,75 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
 
 from services.runtime.db import Conn
 from services.runtime.principal import Principal
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One audit row; `for_principal` fills the actor from the call's principal."""
+
+    actor_kind: str
+    actor_id: str
+    actor_name: str
+    patient_id: uuid.UUID | None
+    action: str
+    outcome: str
+    source: str
+    detail: str
+
+    @classmethod
+    def for_principal(
+        cls,
+        principal: Principal | None,
+        action: str,
+        *,
+        patient_id: uuid.UUID | str | None = None,
+        outcome: str = "ok",
+        detail: str = "",
+        actor_kind: str = "",
+        actor_id: str = "",
+        actor_name: str = "",
+        source: str = "",
+    ) -> Entry:
+        if principal is not None:
+            actor_kind = actor_kind or principal.kind
+            actor_id = actor_id or principal.subject
+            actor_name = actor_name or principal.name
+            source = source or principal.source
+        return cls(
+            actor_kind=actor_kind or "anonymous",
+            actor_id=actor_id,
+            actor_name=actor_name,
+            patient_id=uuid.UUID(str(patient_id)) if patient_id else None,
+            action=action,
+            outcome=outcome,
+            source=source,
+            detail=detail,
+        )
+
+    def values(self) -> tuple[object, ...]:
+        """In the column order of INSERT_COLUMNS."""
+        return (
+            self.actor_kind,
+            self.actor_id,
+            self.actor_name,
+            self.patient_id,
+            self.action,
+            self.outcome,
+            self.source,
+            self.detail,
+        )
+
+
+INSERT_COLUMNS = (
+    "actor_kind, actor_id, actor_name, patient_id, action, outcome, source_address, detail"
+)
 
 
 async def record(
@@ -25,24 +88,20 @@ async def record(
     source: str = "",
 ) -> None:
     """Append one entry; actor fields default to the principal's."""
-    if principal is not None:
-        actor_kind = actor_kind or principal.kind
-        actor_id = actor_id or principal.subject
-        actor_name = actor_name or principal.name
-        source = source or principal.source
-    await conn.execute(
-        """INSERT INTO audit_log
-               (actor_kind, actor_id, actor_name, patient_id, action, outcome,
-                source_address, detail)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)""",
-        actor_kind or "anonymous",
-        actor_id,
-        actor_name,
-        uuid.UUID(str(patient_id)) if patient_id else None,
+    entry = Entry.for_principal(
+        principal,
         action,
-        outcome,
-        source,
-        detail,
+        patient_id=patient_id,
+        outcome=outcome,
+        detail=detail,
+        actor_kind=actor_kind,
+        actor_id=actor_id,
+        actor_name=actor_name,
+        source=source,
+    )
+    await conn.execute(
+        f"INSERT INTO audit_log ({INSERT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        *entry.values(),
     )
 
 

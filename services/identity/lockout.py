@@ -2,7 +2,8 @@
 
 After 5 consecutive failures an account locks for 1 minute, doubling with each further lock up
 to 15 minutes; while locked even the right password fails. Every outcome costs one argon2
-verification, so timing tells an attacker nothing.
+verification, so timing tells an attacker nothing. Rows come with the database's `db_now`, so
+lock expiry is judged by one clock.
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ from services.identity.passwords import PasswordHasher
 from services.runtime.db import Conn
 
 FAILURES_BEFORE_LOCK = 5
+TABLES = ("staff_users", "portal_accounts")
+# The SET clause that a successful sign-in applies (sessions.start_after_sign_in).
+RESET = "failed_attempts = 0, lockouts = 0, locked_until = NULL"
 
 
 class Outcome(enum.Enum):
@@ -26,25 +30,24 @@ class Outcome(enum.Enum):
     LOCKED_NOW = "locked_now"  # this failure locked it
 
 
-_TABLES = {"staff_users", "portal_accounts"}
-
-
-async def check(
-    conn: Conn, hasher: PasswordHasher, table: str, row: asyncpg.Record, password: str
-) -> tuple[Outcome, int, datetime | None]:
-    """Verify `password` for `row`, counting failures; returns (outcome, failures, locked_until)."""
-    assert table in _TABLES
-    now: datetime = await conn.fetchval("SELECT now()")
-    if row["locked_until"] is not None and row["locked_until"] > now:
+async def verify(hasher: PasswordHasher, row: asyncpg.Record | None, password: str) -> Outcome:
+    """OK, WRONG or LOCKED; an unknown user (None) costs the same and is WRONG."""
+    if row is None:
         await hasher.burn(password)
-        return Outcome.LOCKED, row["failed_attempts"], row["locked_until"]
+        return Outcome.WRONG
+    if row["locked_until"] is not None and row["locked_until"] > row["db_now"]:
+        await hasher.burn(password)
+        return Outcome.LOCKED
     if await hasher.verify(row["password_hash"], password):
-        await conn.execute(
-            f"""UPDATE {table} SET failed_attempts = 0, lockouts = 0, locked_until = NULL
-                WHERE id = $1""",
-            row["id"],
-        )
-        return Outcome.OK, 0, None
+        return Outcome.OK
+    return Outcome.WRONG
+
+
+async def record_failure(
+    conn: Conn, table: str, row_id: uuid.UUID
+) -> tuple[Outcome, int, datetime | None]:
+    """Count a wrong password; the fifth in a row locks. Returns (outcome, failures, until)."""
+    assert table in TABLES
     # One statement, so concurrent failures are all counted.
     updated = await conn.fetchrow(
         f"""UPDATE {table} SET
@@ -56,12 +59,12 @@ async def check(
                                      interval '15 minutes')
                   ELSE locked_until END
             WHERE id = $1
-            RETURNING failed_attempts, locked_until, lockouts""",
-        row["id"],
+            RETURNING failed_attempts, locked_until, locked_until > now() AS locked""",
+        row_id,
         FAILURES_BEFORE_LOCK,
     )
     assert updated is not None
-    if updated["locked_until"] is not None and updated["locked_until"] > now:
+    if updated["locked"]:
         return Outcome.LOCKED_NOW, FAILURES_BEFORE_LOCK, updated["locked_until"]
     return Outcome.WRONG, updated["failed_attempts"], None
 
@@ -70,7 +73,7 @@ async def rehash_if_needed(
     conn: Conn, hasher: PasswordHasher, table: str, row_id: uuid.UUID, stored: str, password: str
 ) -> None:
     """After a successful sign-in: upgrade the hash when the parameters changed."""
-    assert table in _TABLES
+    assert table in TABLES
     if hasher.needs_rehash(stored):
         await conn.execute(
             f"UPDATE {table} SET password_hash = $2 WHERE id = $1",

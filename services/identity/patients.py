@@ -211,14 +211,20 @@ WITH words AS MATERIALIZED (
 terms AS MATERIALIZED (
     SELECT words.ord, t.term, t.score
     FROM words CROSS JOIN LATERAL (
-        SELECT term,
-               CASE WHEN term = words.word THEN 2.0
-                    WHEN term LIKE words.word || '%' THEN 1.5
-                    ELSE similarity(term, words.word) END AS score
-        FROM name_terms
-        WHERE term % words.word OR term LIKE words.word || '%'
+        SELECT term, score FROM (
+            SELECT term, score, max(score) OVER () AS best FROM (
+                SELECT term,
+                       CASE WHEN term = words.word THEN 2.0
+                            WHEN term LIKE words.word || '%' THEN 1.5
+                            ELSE similarity(term, words.word) END AS score
+                FROM name_terms
+                WHERE term % words.word OR term LIKE words.word || '%'
+            ) AS scored
+        ) AS ranked
+        -- An exact or prefix match keeps near-misses out; a typo keeps its closest terms.
+        WHERE score >= best - 0.5
         ORDER BY score DESC, term
-        LIMIT 8
+        LIMIT 6
     ) AS t
 ),
 hits AS (

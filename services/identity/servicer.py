@@ -108,42 +108,45 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
     async def StaffSignIn(
         self, request: pb.SignInRequest, context: Context, principal: Principal
     ) -> pb.SessionGrant:
-        async with self.pool.acquire() as conn, conn.transaction():
-            user = await staff.by_username(conn, request.username)
-            if user is None or user["disabled"]:
-                await self.hasher.burn(request.password)
-                outcome = lockout.Outcome.WRONG
-            else:
-                outcome, _, _ = await lockout.check(
-                    conn, self.hasher, "staff_users", user, request.password
-                )
-            await audit.record(
-                conn,
-                principal,
-                "auth.staff_sign_in",
-                actor_kind="staff" if user else "anonymous",
-                actor_id=str(user["id"]) if user else "",
-                actor_name=user["username"] if user else "",
-                outcome="ok" if outcome is lockout.Outcome.OK else outcome.value,
-            )
-            if outcome is not lockout.Outcome.OK or user is None:
-                failed = True
-            else:
-                failed = False
-                await lockout.rehash_if_needed(
+        async with self.pool.acquire() as conn:
+            user = await staff.for_sign_in(conn, request.username)
+        outcome = await lockout.verify(self.hasher, user, request.password)
+        if outcome is not lockout.Outcome.OK or user is None:
+            async with self.pool.acquire() as conn, conn.transaction():
+                if outcome is lockout.Outcome.WRONG and user is not None:
+                    outcome, _, _ = await lockout.record_failure(conn, "staff_users", user["id"])
+                await audit.record(
                     conn,
-                    self.hasher,
-                    "staff_users",
-                    user["id"],
-                    user["password_hash"],
-                    request.password,
+                    principal,
+                    "auth.staff_sign_in",
+                    actor_kind="staff" if user else "anonymous",
+                    actor_id=str(user["id"]) if user else "",
+                    actor_name=user["username"] if user else "",
+                    outcome=outcome.value,
                 )
-                token, session_id, expires = await sessions.create(
-                    conn, lifetime=self.settings.session_lifetime, staff_user_id=user["id"]
-                )
-        if failed:
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, SIGN_IN_FAILED)
-        assert user is not None
+        async with self.pool.acquire() as conn:
+            token, session_id, expires = await sessions.start_after_sign_in(
+                conn,
+                table="staff_users",
+                row_id=user["id"],
+                lifetime=self.settings.session_lifetime,
+                entry=audit.Entry.for_principal(
+                    principal,
+                    "auth.staff_sign_in",
+                    actor_kind="staff",
+                    actor_id=str(user["id"]),
+                    actor_name=user["username"],
+                ),
+            )
+            await lockout.rehash_if_needed(
+                conn,
+                self.hasher,
+                "staff_users",
+                user["id"],
+                user["password_hash"],
+                request.password,
+            )
         return pb.SessionGrant(
             token=token,
             session=pb.Session(
@@ -489,25 +492,77 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
         self, request: pb.PatientSignInRequest, context: Context, principal: Principal
     ) -> pb.SessionGrant:
         realm = await parse_realm(context, request.realm)
-        expired = False
-        grant: pb.SessionGrant | None = None
+        async with self.pool.acquire() as conn:
+            account = await accounts.for_sign_in(conn, realm, request.username)
+        if account is not None and not account["allow_patient_portal"]:
+            account = None  # portal access withdrawn: as if the account did not exist
+        outcome = await lockout.verify(self.hasher, account, request.password)
+        if outcome is not lockout.Outcome.OK or account is None:
+            await self._patient_sign_in_failed(principal, realm, account, outcome)
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, SIGN_IN_FAILED)
+        entry = audit.Entry.for_principal(
+            principal,
+            "auth.patient_sign_in",
+            actor_kind="patient",
+            actor_id=str(account["id"]),
+            patient_id=account["patient_id"],
+            detail=f"realm={realm}",
+        )
+        if self._temporary_password_expired(account):
+            async with self.pool.acquire() as conn:
+                await audit.record(
+                    conn,
+                    principal,
+                    entry.action,
+                    actor_kind="patient",
+                    actor_id=entry.actor_id,
+                    patient_id=account["patient_id"],
+                    outcome="expired",
+                    detail=entry.detail,
+                )
+            await abort_precondition(
+                context,
+                "TEMPORARY_PASSWORD_EXPIRED",
+                "Your temporary password has expired. Please ask the clinic for a new one.",
+            )
+        async with self.pool.acquire() as conn:
+            token, session_id, expires = await sessions.start_after_sign_in(
+                conn,
+                table="portal_accounts",
+                row_id=account["id"],
+                lifetime=self.settings.session_lifetime,
+                entry=entry,
+            )
+            await lockout.rehash_if_needed(
+                conn,
+                self.hasher,
+                "portal_accounts",
+                account["id"],
+                account["password_hash"],
+                request.password,
+            )
+        return self._patient_grant(account, token, session_id, expires)
+
+    @staticmethod
+    def _temporary_password_expired(account: asyncpg.Record) -> bool:
+        expires = account["temporary_expires_at"]
+        return bool(
+            account["must_change_password"] and expires is not None and expires <= account["db_now"]
+        )
+
+    async def _patient_sign_in_failed(
+        self,
+        principal: Principal,
+        realm: str,
+        account: asyncpg.Record | None,
+        outcome: lockout.Outcome,
+    ) -> None:
+        failures, locked_until = 0, None
         async with self.pool.acquire() as conn, conn.transaction():
-            account = await accounts.by_username(conn, realm, request.username)
-            patient = await patients.get(conn, account["patient_id"]) if account else None
-            if account is None or patient is None or not patient["allow_patient_portal"]:
-                await self.hasher.burn(request.password)
-                outcome, failures, locked_until = lockout.Outcome.WRONG, 0, None
-            else:
-                outcome, failures, locked_until = await lockout.check(
-                    conn, self.hasher, "portal_accounts", account, request.password
+            if outcome is lockout.Outcome.WRONG and account is not None:
+                outcome, failures, locked_until = await lockout.record_failure(
+                    conn, "portal_accounts", account["id"]
                 )
-            if outcome is lockout.Outcome.OK and account is not None:
-                expired = bool(
-                    account["must_change_password"]
-                    and account["temporary_expires_at"] is not None
-                    and account["temporary_expires_at"] <= await conn.fetchval("SELECT now()")
-                )
-            result = "expired" if expired else outcome.value
             await audit.record(
                 conn,
                 principal,
@@ -515,56 +570,24 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
                 actor_kind="patient" if account else "anonymous",
                 actor_id=str(account["id"]) if account else "",
                 patient_id=account["patient_id"] if account else None,
-                outcome="ok" if result == "ok" else result,
+                outcome=outcome.value,
                 detail=f"realm={realm}",
             )
-            if outcome is not lockout.Outcome.OK:
-                await self._login_failed(conn, realm, account, failures, locked_until, outcome)
-            elif not expired and account is not None:
-                grant = await self._patient_session(conn, account, request.password)
-        if expired:
-            await abort_precondition(
-                context,
-                "TEMPORARY_PASSWORD_EXPIRED",
-                "Your temporary password has expired. Please ask the clinic for a new one.",
+            aggregate = str(account["id"]) if account else "unknown"
+            message = events.LoginFailed(
+                realm=EVENT_REALMS[realm],
+                account_id=str(account["id"]) if account else "",
+                consecutive_failures=failures,
+                locked_until=ts(locked_until),
+                occurred_at=now_ts(),
             )
-        if grant is None:
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED, SIGN_IN_FAILED)
-        return grant
+            await emit(conn, "portal.identity.login.failed", aggregate, message)
+            if outcome is lockout.Outcome.LOCKED_NOW:
+                await emit(conn, "portal.identity.login.locked", aggregate, message)
 
-    async def _login_failed(
-        self,
-        conn: Conn,
-        realm: str,
-        account: asyncpg.Record | None,
-        failures: int,
-        locked_until: datetime | None,
-        outcome: lockout.Outcome,
-    ) -> None:
-        aggregate = str(account["id"]) if account else "unknown"
-        message = events.LoginFailed(
-            realm=EVENT_REALMS[realm],
-            account_id=str(account["id"]) if account else "",
-            consecutive_failures=failures,
-            locked_until=ts(locked_until),
-            occurred_at=now_ts(),
-        )
-        await emit(conn, "portal.identity.login.failed", aggregate, message)
-        if outcome is lockout.Outcome.LOCKED_NOW:
-            await emit(conn, "portal.identity.login.locked", aggregate, message)
-
-    async def _patient_session(
-        self, conn: Conn, account: asyncpg.Record, password: str
+    def _patient_grant(
+        self, account: asyncpg.Record, token: str, session_id: uuid.UUID, expires: datetime
     ) -> pb.SessionGrant:
-        await lockout.rehash_if_needed(
-            conn, self.hasher, "portal_accounts", account["id"], account["password_hash"], password
-        )
-        await conn.execute(
-            "UPDATE portal_accounts SET last_sign_in_at = now() WHERE id = $1", account["id"]
-        )
-        token, session_id, expires = await sessions.create(
-            conn, lifetime=self.settings.session_lifetime, account_id=account["id"]
-        )
         return pb.SessionGrant(
             token=token,
             session=pb.Session(
@@ -607,7 +630,10 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
             await sessions.revoke_account(conn, account["id"])
             account = await accounts.by_id(conn, account["id"])
             assert account is not None
-            grant = await self._patient_session(conn, account, request.new_password)
+            token, session_id, expires = await sessions.create(
+                conn, lifetime=self.settings.session_lifetime, account_id=account["id"]
+            )
+            grant = self._patient_grant(account, token, session_id, expires)
             await emit(
                 conn,
                 "portal.identity.password.changed",

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 
 import asyncpg
 
+from services.identity import audit, lockout
 from services.runtime.db import Conn
 
 # Don't write last_seen_at on every request: once per interval is precise enough.
@@ -41,6 +42,45 @@ async def create(
         "staff" if staff_user_id else "patient",
         staff_user_id,
         account_id,
+        lifetime,
+    )
+    return token, session_id, expires_at
+
+
+async def start_after_sign_in(
+    conn: Conn,
+    *,
+    table: str,
+    row_id: uuid.UUID,
+    lifetime: timedelta,
+    entry: audit.Entry,
+) -> tuple[str, uuid.UUID, datetime]:
+    """One statement after a right password: clear the failure count, log, open a session.
+
+    Sign-in is argon2-bound; everything else is kept to a single round trip.
+    """
+    assert table in lockout.TABLES
+    staff = table == "staff_users"
+    token = secrets.token_urlsafe(32)
+    session_id = uuid.uuid4()
+    last_sign_in = "" if staff else ", last_sign_in_at = now()"
+    expires_at: datetime = await conn.fetchval(
+        f"""WITH reset AS (
+                UPDATE {table} SET {lockout.RESET}{last_sign_in} WHERE id = $1
+            ), logged AS (
+                INSERT INTO audit_log ({audit.INSERT_COLUMNS})
+                VALUES ($6, $7, $8, $9, $10, $11, $12, $13)
+            )
+            INSERT INTO sessions (id, token_hash, kind, staff_user_id, account_id, expires_at)
+            VALUES ($2, $3, $4, $5, $14, now() + $15::interval)
+            RETURNING expires_at""",
+        row_id,
+        session_id,
+        token_hash(token),
+        "staff" if staff else "patient",
+        row_id if staff else None,
+        *entry.values(),
+        None if staff else row_id,
         lifetime,
     )
     return token, session_id, expires_at

@@ -38,6 +38,14 @@ async def by_username(conn: Conn, username: str) -> asyncpg.Record | None:
     )
 
 
+async def for_sign_in(conn: Conn, username: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        f"""SELECT {COLUMNS}, now() AS db_now FROM staff_users
+            WHERE lower(username) = $1 AND NOT disabled""",
+        normalize_username(username),
+    )
+
+
 async def create(
     conn: Conn, hasher: PasswordHasher, username: str, display_name: str, role: str, password: str
 ) -> asyncpg.Record | None:
