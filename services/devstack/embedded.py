@@ -77,6 +77,25 @@ class _Child:
             **kwargs,  # type: ignore[call-overload]
         )
 
+    def _start(
+        self,
+        argv: list[str],
+        log_path: Path,
+        *,
+        host: str,
+        port: int,
+        timeout: float,
+        **kwargs: object,
+    ) -> None:
+        """Spawn the server and wait until it accepts connections; StartError says why not."""
+        self._spawn(argv, log_path, **kwargs)
+        assert self.proc is not None
+        try:
+            wait_for_port(host, port, self.proc, timeout)
+        except StartError as exc:
+            self.stop()
+            raise StartError(f"embedded {self.name} {exc}: {_tail(log_path)}") from None
+
     def stop(self, timeout: float = 20.0) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(self.stop_signal)
@@ -107,7 +126,7 @@ def _traversable_by_others(path: Path) -> None:
 
 
 class EmbeddedPostgres(_Child):
-    name = "postgres"
+    name = "PostgreSQL"
     stop_signal = signal.SIGINT  # "fast" shutdown: roll back open transactions, checkpoint, exit
 
     def __init__(self, data_dir: Path, *, port: int, host: str = "127.0.0.1") -> None:
@@ -160,13 +179,7 @@ class EmbeddedPostgres(_Child):
             "-c",
             "shared_buffers=128MB",
         ]
-        self._spawn(argv, log_path, user=user)
-        assert self.proc is not None
-        try:
-            wait_for_port(self.host, self.port, self.proc, timeout)
-        except StartError as exc:
-            self.stop()
-            raise StartError(f"embedded PostgreSQL {exc}: {_tail(log_path)}") from None
+        self._start(argv, log_path, host=self.host, port=self.port, timeout=timeout, user=user)
         return self.url
 
     def _run_as(self) -> str | None:
@@ -196,7 +209,7 @@ def nats_server_binary() -> str:
 
 
 class EmbeddedNats(_Child):
-    name = "nats"
+    name = "NATS"
 
     def __init__(self, data_dir: Path, *, port: int, host: str = "127.0.0.1") -> None:
         super().__init__()
@@ -226,11 +239,5 @@ class EmbeddedNats(_Child):
             "-sd",
             str(self.data_dir),
         ]
-        self._spawn(argv, log_path)
-        assert self.proc is not None
-        try:
-            wait_for_port(self.host, self.port, self.proc, timeout)
-        except StartError as exc:
-            self.stop()
-            raise StartError(f"embedded NATS {exc}: {_tail(log_path)}") from None
+        self._start(argv, log_path, host=self.host, port=self.port, timeout=timeout)
         return self.url

@@ -28,6 +28,15 @@ ROLE_NAME = {
 }
 ROLE_ENUM = {v: k for k, v in ROLE_NAME.items()}
 STAFF_COOKIE = "portal_staff"
+INVALID_SIGN_IN = "Invalid username or password."
+# Every way identity can refuse a sign-in; pages and API give them all one generic answer.
+SIGN_IN_REFUSED = (
+    grpc.StatusCode.UNAUTHENTICATED,
+    grpc.StatusCode.INVALID_ARGUMENT,
+    grpc.StatusCode.PERMISSION_DENIED,
+    grpc.StatusCode.FAILED_PRECONDITION,
+    grpc.StatusCode.NOT_FOUND,
+)
 
 
 def patient_cookie(realm: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypedDict, Unpack
 
 import asyncpg
 
@@ -74,31 +75,21 @@ INSERT_COLUMNS = (
 )
 
 
+class Details(TypedDict, total=False):
+    patient_id: uuid.UUID | str | None
+    outcome: str
+    detail: str
+    actor_kind: str
+    actor_id: str
+    actor_name: str
+    source: str
+
+
 async def record(
-    conn: Conn,
-    principal: Principal | None,
-    action: str,
-    *,
-    patient_id: uuid.UUID | str | None = None,
-    outcome: str = "ok",
-    detail: str = "",
-    actor_kind: str = "",
-    actor_id: str = "",
-    actor_name: str = "",
-    source: str = "",
+    conn: Conn, principal: Principal | None, action: str, **details: Unpack[Details]
 ) -> None:
     """Append one entry; actor fields default to the principal's."""
-    entry = Entry.for_principal(
-        principal,
-        action,
-        patient_id=patient_id,
-        outcome=outcome,
-        detail=detail,
-        actor_kind=actor_kind,
-        actor_id=actor_id,
-        actor_name=actor_name,
-        source=source,
-    )
+    entry = Entry.for_principal(principal, action, **details)
     await conn.execute(
         f"INSERT INTO audit_log ({INSERT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         *entry.values(),

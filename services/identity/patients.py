@@ -115,21 +115,13 @@ async def insert(conn: Conn, values: PatientInput) -> asyncpg.Record:
     return row
 
 
-UPDATABLE = {
-    "first_name",
-    "middle_name",
-    "last_name",
-    "date_of_birth",
-    "sex",
-    "email",
-    "phone",
-    "address",
-    "allow_patient_portal",
-    "preferred_contact",
-    "allow_email",
-    "allow_sms",
-    "allow_voice",
-}
+DEMOGRAPHICS = frozenset(
+    ["first_name", "middle_name", "last_name", "date_of_birth", "sex", "email", "phone", "address"]
+)
+CHOICES = frozenset(
+    ["allow_patient_portal", "preferred_contact", "allow_email", "allow_sms", "allow_voice"]
+)
+UPDATABLE = DEMOGRAPHICS | CHOICES
 
 
 async def update(conn: Conn, patient_id: uuid.UUID, changes: dict[str, object]) -> asyncpg.Record:

@@ -31,23 +31,8 @@ STAFF = True  # any staff role
 ADMIN = {"admin"}
 SIGN_IN_FAILED = "Invalid username or password."
 EVENT_REALMS = {"onsite": events.REALM_ONSITE, "offsite": events.REALM_OFFSITE}
-PATIENT_MASK = {
-    "first_name",
-    "middle_name",
-    "last_name",
-    "date_of_birth",
-    "sex",
-    "email",
-    "phone",
-    "address",
-}
-CHOICES_MASK = {
-    "allow_patient_portal",
-    "preferred_contact",
-    "allow_email",
-    "allow_sms",
-    "allow_voice",
-}
+PATIENT_MASK = patients.DEMOGRAPHICS
+CHOICES_MASK = patients.CHOICES
 
 
 def now_ts() -> Timestamp:
@@ -147,16 +132,16 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
                 user["password_hash"],
                 request.password,
             )
-        return pb.SessionGrant(
-            token=token,
-            session=pb.Session(
+        return self._grant(
+            token,
+            expires,
+            pb.Session(
                 session_id=str(session_id),
                 kind=pb.SESSION_KIND_STAFF,
                 staff_user_id=str(user["id"]),
                 role=convert.ROLES[user["role"]],
                 display_name=user["display_name"],
                 username=user["username"],
-                expires_at=ts(min(expires, datetime.now(UTC) + self.settings.session_idle)),
             ),
         )
 
@@ -588,18 +573,25 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
     def _patient_grant(
         self, account: asyncpg.Record, token: str, session_id: uuid.UUID, expires: datetime
     ) -> pb.SessionGrant:
-        return pb.SessionGrant(
-            token=token,
-            session=pb.Session(
+        return self._grant(
+            token,
+            expires,
+            pb.Session(
                 session_id=str(session_id),
                 kind=pb.SESSION_KIND_PATIENT,
                 patient_id=str(account["patient_id"]),
                 realm=convert.REALMS[account["realm"]],
                 must_change_password=account["must_change_password"],
                 username=account["username"],
-                expires_at=ts(min(expires, datetime.now(UTC) + self.settings.session_idle)),
             ),
         )
+
+    def _grant(self, token: str, expires: datetime, session: pb.Session) -> pb.SessionGrant:
+        """The new session's token, and when it ends if left idle (or at its absolute end)."""
+        ending = ts(min(expires, datetime.now(UTC) + self.settings.session_idle))
+        if ending is not None:
+            session.expires_at.CopyFrom(ending)
+        return pb.SessionGrant(token=token, session=session)
 
     @requires(password_change=True, patient=True)
     async def ChangePassword(

@@ -41,15 +41,8 @@ async def patient(request: web.Request, *, allow_pending: bool = False) -> auth.
     return found
 
 
-INVALID_SIGN_IN = "Invalid username or password."
-# Every way identity can refuse a sign-in; they all get the one generic 401.
-REFUSED = (
-    grpc.StatusCode.UNAUTHENTICATED,
-    grpc.StatusCode.INVALID_ARGUMENT,
-    grpc.StatusCode.PERMISSION_DENIED,
-    grpc.StatusCode.FAILED_PRECONDITION,
-    grpc.StatusCode.NOT_FOUND,
-)
+INVALID_SIGN_IN = auth.INVALID_SIGN_IN
+REFUSED = auth.SIGN_IN_REFUSED
 
 
 def sign_in_allowed(request: web.Request) -> None:

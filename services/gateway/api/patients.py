@@ -18,8 +18,9 @@ from services.gateway.api.json_io import (
     query_int,
     read_body,
 )
-from services.gateway.api.serialize import CONTACT_FLAGS, PATIENT_FIELDS
+from services.gateway.api.serialize import CONTACT_FLAGS
 from services.gateway.context import BACKENDS
+from services.gateway.demographics import PATIENT_FIELDS
 
 REQUIRED_FIELDS = ("first_name", "last_name", "date_of_birth", "sex")
 REGISTER = {

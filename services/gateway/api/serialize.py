@@ -5,18 +5,8 @@ from __future__ import annotations
 from portal.identity.v1 import identity_pb2 as pb
 from services.gateway import auth
 from services.gateway.api.json_io import timestamp
+from services.gateway.demographics import PATIENT_FIELDS
 
-# The demographic members, named exactly like identity's PatientFields.
-PATIENT_FIELDS = (
-    "first_name",
-    "middle_name",
-    "last_name",
-    "date_of_birth",
-    "sex",
-    "email",
-    "phone",
-    "address",
-)
 CONTACT_FLAGS = ("allow_email", "allow_sms", "allow_voice")
 
 

@@ -27,18 +27,11 @@ from services.gateway.patient.session import (
 )
 from services.runtime.errors import FieldErrors, field_errors, precondition_kind
 
-INVALID_SIGN_IN = "Invalid username or password."
+INVALID_SIGN_IN = auth.INVALID_SIGN_IN
 TEMPORARY_EXPIRED = "Your temporary password has expired. Please ask the clinic for a new one."
 TOO_MANY = "Too many sign-in attempts. Please wait a minute, then try again."
 PASSWORDS_DIFFER = "The new passwords do not match."
-# Every way a sign-in can be refused; all of them get the one generic message.
-REFUSED = (
-    grpc.StatusCode.UNAUTHENTICATED,
-    grpc.StatusCode.INVALID_ARGUMENT,
-    grpc.StatusCode.PERMISSION_DENIED,
-    grpc.StatusCode.FAILED_PRECONDITION,
-    grpc.StatusCode.NOT_FOUND,
-)
+REFUSED = auth.SIGN_IN_REFUSED
 
 # Sections whose pages arrive later: the navigation links to them, they say so honestly.
 # When a section gets its real pages, drop it here (its route is registered from this dict).

@@ -102,10 +102,7 @@ async def generate(request: web.Request, caller: Caller) -> web.StreamResponse:
             return _generate_page(
                 request, caller, patient, realm_name, username, password, errors=errors, status=400
             )
-        refusal = _refusal(exc, realm_name)
-        if refusal is None:
-            raise
-        return _refused(request, caller, patient, realm_name, refusal)
+        return _refused(request, caller, patient, realm_name, exc)
     return _letter_page(request, caller, patient, realm_name, issued, reset=False)
 
 
@@ -118,10 +115,7 @@ async def _suggest(
             metadata=auth.metadata(request, caller),
         )
     except grpc.aio.AioRpcError as exc:
-        refusal = _refusal(exc, realm_name)
-        if refusal is None:
-            raise
-        return _refused(request, caller, patient, realm_name, refusal)
+        return _refused(request, caller, patient, realm_name, exc)
     return _generate_page(
         request, caller, patient, realm_name, username or suggestion.username, suggestion.password
     )
@@ -155,6 +149,20 @@ def _generate_page(
 
 
 def _refused(
+    request: web.Request,
+    caller: Caller,
+    patient: pb.Patient,
+    realm_name: str,
+    exc: grpc.aio.AioRpcError,
+) -> web.Response:
+    """The page saying why identity refused; any other error goes on to the error pages."""
+    reason = _refusal(exc, realm_name)
+    if reason is None:
+        raise exc
+    return _refused_page(request, caller, patient, realm_name, reason)
+
+
+def _refused_page(
     request: web.Request, caller: Caller, patient: pb.Patient, realm_name: str, reason: str
 ) -> web.Response:
     return render(
@@ -190,7 +198,7 @@ async def reset_form(request: web.Request, caller: Caller) -> web.StreamResponse
     kind = "PORTAL_NOT_ALLOWED" if not patient.allow_patient_portal else ""
     kind = kind or ("NO_ACCOUNT" if account is None else "")
     if kind:
-        return _refused(request, caller, patient, realm_name, _reason(kind, realm_name))
+        return _refused_page(request, caller, patient, realm_name, _reason(kind, realm_name))
     return render(
         request,
         caller,
@@ -209,10 +217,7 @@ async def reset(request: web.Request, caller: Caller) -> web.StreamResponse:
             metadata=auth.metadata(request, caller),
         )
     except grpc.aio.AioRpcError as exc:
-        refusal = _refusal(exc, realm_name)
-        if refusal is None:
-            raise
-        return _refused(request, caller, patient, realm_name, refusal)
+        return _refused(request, caller, patient, realm_name, exc)
     return _letter_page(request, caller, patient, realm_name, issued, reset=True)
 
 

@@ -11,6 +11,7 @@ from portal.identity.v1 import identity_pb2 as pb
 from services.gateway import auth
 from services.gateway.auth import Caller
 from services.gateway.context import BACKENDS
+from services.gateway.demographics import SEXES
 from services.gateway.staff.common import (
     checked,
     form,
@@ -20,7 +21,7 @@ from services.gateway.staff.common import (
     render,
     staff_page,
 )
-from services.gateway.staff.patients import SEXES, fetch_patient, patient_context
+from services.gateway.staff.patients import fetch_patient, patient_context
 
 
 @dataclass(frozen=True)

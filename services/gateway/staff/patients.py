@@ -11,6 +11,7 @@ from portal.identity.v1 import identity_pb2 as pb
 from services.gateway import auth
 from services.gateway.auth import Caller
 from services.gateway.context import BACKENDS
+from services.gateway.demographics import PATIENT_FIELDS, SEXES
 from services.gateway.staff import portal_status
 from services.gateway.staff.common import (
     form,
@@ -22,17 +23,6 @@ from services.gateway.staff.common import (
 )
 from services.runtime.errors import precondition_kind
 
-SEXES = [("female", "Female"), ("male", "Male"), ("other", "Other"), ("unknown", "Unknown")]
-PATIENT_FIELDS = (
-    "first_name",
-    "middle_name",
-    "last_name",
-    "date_of_birth",
-    "sex",
-    "email",
-    "phone",
-    "address",
-)
 SEARCH_LIMIT = 50
 
 
