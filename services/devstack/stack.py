@@ -22,6 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+import grpc
+
+from services.devstack.demo import seed as seed_demo
 from services.devstack.embedded import (
     EmbeddedNats,
     EmbeddedPostgres,
@@ -30,7 +33,7 @@ from services.devstack.embedded import (
 )
 from services.identity.passwords import generate_password
 from services.runtime.db import ensure_database, with_database
-from services.runtime.settings import DEFAULT_PORTS, ConfigError, env_int, env_str
+from services.runtime.settings import DEFAULT_PORTS, ConfigError, env_bool, env_int, env_str
 
 SERVICES = ("identity", "forms", "scheduling")
 
@@ -86,6 +89,7 @@ class Stack:
         self.children: dict[str, subprocess.Popen[bytes]] = {}
         self._env: dict[str, dict[str, str]] = {}
         self.new_admin_password: str | None = None  # set when this run generated it
+        self.principal_key = ""
         self._logs: list[IO[bytes]] = []
 
     @property
@@ -117,7 +121,7 @@ class Stack:
             self.nats = EmbeddedNats(c.data_dir / "nats", port=c.nats_port)
             nats_url = self.nats.start()
         asyncio.run(self._create_databases(server_url))
-        key = self.env.get("PORTAL_PRINCIPAL_KEY") or secret_file(
+        key = self.principal_key = self.env.get("PORTAL_PRINCIPAL_KEY") or secret_file(
             c.data_dir / "secrets" / "principal.key", secrets.token_urlsafe(48)
         )
         common = {
@@ -264,6 +268,16 @@ def main() -> int:
         print("Starting the patient portal…", flush=True)
         stack.start()
         stack.wait_ready(timeout=120)
+        demo = ""
+        if env_bool(os.environ, "PORTAL_DEMO_DATA", True):
+            identity = f"127.0.0.1:{config.service_ports['identity']}"
+            try:
+                added = asyncio.run(seed_demo(identity, stack.principal_key))
+            except grpc.aio.AioRpcError as exc:  # the stack works without demo data
+                print(f"make run: demo patients not added ({exc.code().name})", file=sys.stderr)
+                added = []
+            if added:
+                demo = f"  Demo patients    {', '.join(added)} (search for one by name)\n"
         print(
             f"\nReady in {time.monotonic() - started:.1f}s\n"
             f"  Landing page     {stack.gateway_url}/\n"
@@ -272,6 +286,7 @@ def main() -> int:
             f"{stack.gateway_url}/portal/offsite/ (offsite)\n"
             f"  Logs             {stack.log_dir}/\n"
             f"  Staff sign-in    {admin_hint(stack)}\n"
+            f"{demo}"
             "Press Ctrl-C to stop.",
             flush=True,
         )
