@@ -17,6 +17,7 @@ from services.gateway.app import create_app
 from services.gateway.settings import GatewaySettings
 from services.runtime.db import with_database
 from tests.conftest import TEST_PRINCIPAL_KEY
+from tests.integration.events import eventually
 from tests.system.conftest import RunningStack
 
 GENERIC = "Invalid username or password."
@@ -535,3 +536,50 @@ async def test_openapi_lists_exactly_the_api_routes(api: Api) -> None:
                 assert operation["responses"], (method, path)
                 if operation.get("security") != []:
                     assert "401" in operation["responses"], (method, path)
+
+
+async def forms_sql(stack: RunningStack, query: str, *args: object) -> object:
+    assert stack.stack.config.database_url is not None
+    conn = await asyncpg.connect(
+        with_database(stack.stack.config.database_url, stack.stack.database("forms"))
+    )
+    try:
+        return await conn.fetchval(query, *args)
+    finally:
+        await conn.close()
+
+
+async def test_withdrawing_portal_access_ends_sessions_and_sign_ins(api: Api) -> None:
+    staff = await api.staff_token()
+    patient, issued = await api.portal_patient(staff)
+    token = await api.patient_token("onsite", issued["username"], issued["password"])
+    changed_status, _, fresh = await api.change_password(token, issued["password"], NEW_PASSWORD)
+    assert changed_status == 204
+    assert (await api.call("GET", "/api/v1/portal/me", fresh))[0] == 200
+
+    # forms learns of the grant through the event and marks the chart.
+    async def chart_access() -> object:
+        return await forms_sql(
+            api.stack,
+            "SELECT portal_access FROM charts WHERE patient_id = $1",
+            uuid.UUID(patient["id"]),
+        )
+
+    assert await eventually(chart_access, lambda allowed: allowed is True) is True
+
+    status, body, _ = await api.call(
+        "PATCH", f"/api/v1/patients/{patient['id']}", staff, json={"allow_patient_portal": False}
+    )
+    assert status == 200 and body["allow_patient_portal"] is False
+    assert (await api.call("GET", "/api/v1/portal/me", fresh))[0] == 401
+    status, body = await api.sign_in("onsite", issued["username"], NEW_PASSWORD)
+    assert (status, body["detail"]) == (401, GENERIC)
+    assert await eventually(chart_access, lambda allowed: allowed is False) is False
+
+    # Yes again: the same password works; the old session stays ended.
+    status, _, _ = await api.call(
+        "PATCH", f"/api/v1/patients/{patient['id']}", staff, json={"allow_patient_portal": True}
+    )
+    assert status == 200
+    assert (await api.sign_in("onsite", issued["username"], NEW_PASSWORD))[0] == 201
+    assert (await api.call("GET", "/api/v1/portal/me", fresh))[0] == 401
