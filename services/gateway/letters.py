@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import unicodedata
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 
 from fpdf import FPDF
 
@@ -25,9 +25,9 @@ FOOTER = (
 )
 
 
-def format_expiry(value: datetime) -> str:
-    # The clinic's time zone is not configured yet, so the letter says UTC explicitly.
-    return value.astimezone(UTC).strftime("%A %d %B %Y at %H:%M UTC")
+def format_expiry(value: datetime, zone: tzinfo = UTC) -> str:
+    """In the clinic's time zone, which the text names."""
+    return value.astimezone(zone).strftime("%A %d %B %Y at %H:%M %Z")
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,7 @@ class CredentialsLetter:
     expires_at: datetime | None
     issued_at: datetime
     reset: bool = False  # a temporary password after a reset, not first credentials
+    zone: tzinfo = UTC  # the clinic's time zone, for the dates on the letter
 
     footer = FOOTER
 
@@ -54,11 +55,11 @@ class CredentialsLetter:
 
     @property
     def issued_on(self) -> str:
-        return self.issued_at.astimezone(UTC).strftime("%d %B %Y")
+        return self.issued_at.astimezone(self.zone).strftime("%d %B %Y")
 
     @property
     def expires(self) -> str:
-        return format_expiry(self.expires_at) if self.expires_at is not None else ""
+        return format_expiry(self.expires_at, self.zone) if self.expires_at is not None else ""
 
     def intro(self) -> str:
         if self.reset:

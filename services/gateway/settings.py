@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import tzinfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from services.runtime.settings import DEFAULT_PORTS, env_bool, env_int, env_str
+from services.runtime.settings import DEFAULT_PORTS, ConfigError, env_bool, env_int, env_str
 
 
 @dataclass(frozen=True)
@@ -19,6 +21,7 @@ class GatewaySettings:
     onsite_url: str
     offsite_url: str
     clinic_name: str
+    clinic_timezone: tzinfo
     log_level: str
     trace_file: str | None
     otlp_endpoint: str | None
@@ -42,11 +45,21 @@ class GatewaySettings:
             onsite_url=_slash(env_str(env, "PORTAL_ONSITE_URL", f"{public}/portal/onsite/")),
             offsite_url=_slash(env_str(env, "PORTAL_OFFSITE_URL", f"{public}/portal/offsite/")),
             clinic_name=env_str(env, "PORTAL_CLINIC_NAME", "Demo Clinic"),
+            clinic_timezone=_zone(env_str(env, "PORTAL_CLINIC_TIMEZONE", "UTC")),
             log_level=env_str(env, "PORTAL_LOG_LEVEL", "INFO").upper(),
             trace_file=env.get("PORTAL_TRACE_FILE") or None,
             otlp_endpoint=env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or None,
             login_rate_per_minute=env_int(env, "PORTAL_LOGIN_RATE_PER_MINUTE", 20),
         )
+
+
+def _zone(name: str) -> tzinfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            f"PORTAL_CLINIC_TIMEZONE must be an IANA time zone like Europe/Berlin, got {name!r}"
+        ) from None
 
 
 def _slash(url: str) -> str:

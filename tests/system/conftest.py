@@ -47,6 +47,7 @@ def stack(pg_server_url: str) -> Iterator[RunningStack]:
             "PORTAL_TRACE_FILE": str(trace_file),
             "PORTAL_ADMIN_PASSWORD": admin_password,
             "PORTAL_SHUTDOWN_DRAIN": "0.1",
+            "PORTAL_CLINIC_TIMEZONE": "America/New_York",
         },
     )
     stack = Stack(config, {**os.environ, "PORTAL_PRINCIPAL_KEY": TEST_PRINCIPAL_KEY})

@@ -310,6 +310,8 @@ async def test_create_and_reset_onsite_credentials(stack: RunningStack, admin: B
     assert credential(letter, "Password") == changed
     assert 'data-action="print"' in letter.text
     assert "expires on" in letter.text
+    # Times are in the clinic's zone (the test stack says America/New_York) and say so.
+    assert re.search(r"expires on \w+ \d\d \w+ \d{4} at \d\d:\d\d E[SD]T", letter.text)
 
     # Download PDF from the letter's own fields.
     pdf_fields = {k: html.unescape(v) for k, v in HIDDEN.findall(letter.text)}

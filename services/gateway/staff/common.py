@@ -10,7 +10,7 @@ import functools
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 import aiohttp_jinja2
@@ -129,7 +129,7 @@ def render(
         "staff": staff_view(caller) if caller is not None else None,
         "active_tab": active_tab,
         "messages": messages,
-        "format_time": lambda ts: format_when(when(ts)),
+        "format_time": lambda ts: format_when(when(ts), request.app[SETTINGS].clinic_timezone),
     }
     response = aiohttp_jinja2.render_template(template, request, full, status=status)
     if FLASH_COOKIE in request.cookies:
@@ -186,8 +186,8 @@ def when(ts: Timestamp | None) -> datetime | None:
     return ts.ToDatetime(tzinfo=UTC)
 
 
-def format_when(value: datetime | None) -> str:
-    # The clinic's time zone is not configured anywhere yet, so times say UTC explicitly.
+def format_when(value: datetime | None, zone: tzinfo = UTC) -> str:
+    """In the clinic's time zone, which the text names (e.g. "CET", "UTC")."""
     if value is None:
         return ""
-    return value.astimezone(UTC).strftime("%d %b %Y, %H:%M UTC")
+    return value.astimezone(zone).strftime("%d %b %Y, %H:%M %Z")

@@ -235,6 +235,7 @@ def _letter_page(
 ) -> web.Response:
     context = _context(request, patient, realm_name)
     letter = letters.CredentialsLetter(
+        zone=request.app[SETTINGS].clinic_timezone,
         clinic_name=request.app[SETTINGS].clinic_name,
         patient_name=issued.patient_name or context["patient_name"],
         realm=realm_name,
@@ -260,6 +261,7 @@ async def letter_pdf(request: web.Request, caller: Caller) -> web.StreamResponse
     if not username or not password:
         raise web.HTTPBadRequest(text="The letter is missing its user name or password.")
     letter = letters.CredentialsLetter(
+        zone=request.app[SETTINGS].clinic_timezone,
         clinic_name=request.app[SETTINGS].clinic_name,
         patient_name=posted.get("patient_name", ""),
         realm=realm_name,

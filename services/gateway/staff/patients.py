@@ -10,7 +10,7 @@ from aiohttp import web
 from portal.identity.v1 import identity_pb2 as pb
 from services.gateway import auth
 from services.gateway.auth import Caller
-from services.gateway.context import BACKENDS
+from services.gateway.context import BACKENDS, SETTINGS
 from services.gateway.demographics import PATIENT_FIELDS, SEXES
 from services.gateway.staff import portal_status
 from services.gateway.staff.common import (
@@ -206,7 +206,7 @@ async def chart(request: web.Request, caller: Caller) -> web.StreamResponse:
         {
             **patient_context(patient),
             "sex_label": dict(SEXES).get(patient.sex, patient.sex),
-            "realms": portal_status.realm_statuses(patient),
+            "realms": portal_status.realm_statuses(patient, request.app[SETTINGS].clinic_timezone),
         },
     )
 

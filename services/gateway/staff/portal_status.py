@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 
 from portal.identity.v1 import identity_pb2 as pb
 from services.gateway import auth
@@ -31,7 +31,9 @@ class MenuItem:
     href: str
 
 
-def realm_statuses(patient: pb.Patient, now: datetime | None = None) -> list[RealmStatus]:
+def realm_statuses(
+    patient: pb.Patient, zone: tzinfo = UTC, now: datetime | None = None
+) -> list[RealmStatus]:
     now = now or datetime.now(UTC)
     accounts = {auth.REALM_NAME.get(a.realm, ""): a for a in patient.accounts}
     statuses = []
@@ -45,18 +47,18 @@ def realm_statuses(patient: pb.Patient, now: datetime | None = None) -> list[Rea
         locked = when(account.locked_until)
         if locked is not None and locked > now:
             states.append(("danger", "Locked"))
-            notes.append(f"Locked until {format_when(locked)}.")
+            notes.append(f"Locked until {format_when(locked, zone)}.")
         if account.must_change_password:
             states.append(("warning", "Must change password"))
             expires = when(account.temporary_password_expires_at)
             if expires is not None and expires <= now:
                 states.append(("danger", "Temporary password expired"))
-                notes.append(f"Temporary password expired {format_when(expires)}.")
+                notes.append(f"Temporary password expired {format_when(expires, zone)}.")
             elif expires is not None:
-                notes.append(f"Temporary password expires {format_when(expires)}.")
+                notes.append(f"Temporary password expires {format_when(expires, zone)}.")
         if not states:
             states.append(("success", "Active"))
-        last = format_when(when(account.last_sign_in_at))
+        last = format_when(when(account.last_sign_in_at), zone)
         notes.append(f"Last sign-in: {last}." if last else "Never signed in.")
         statuses.append(
             RealmStatus(realm, REALM_LABEL[realm], account.username, tuple(states), tuple(notes))
