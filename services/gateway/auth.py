@@ -9,6 +9,7 @@ every service admits only to the change-password call.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from ipaddress import IPv4Network, IPv6Network, ip_address
 
 import grpc
 from aiohttp import web
@@ -57,7 +58,40 @@ class Caller:
 
 
 def client_address(request: web.Request) -> str:
-    return request.remote or ""
+    """The browser's address: the peer, or what trusted proxies say in X-Forwarded-For."""
+    return forwarded_client(
+        request.remote or "",
+        request.headers.getall("X-Forwarded-For", []),
+        request.app[SETTINGS].trusted_proxies,
+    )
+
+
+def forwarded_client(
+    peer: str, forwarded_for: list[str], trusted: tuple[IPv4Network | IPv6Network, ...]
+) -> str:
+    """Walk X-Forwarded-For from the right while the hop is a trusted proxy.
+
+    Only addresses added by our own proxies are believed; anything a client wrote itself sits
+    further left and is never reached unless every hop after it is trusted.
+    """
+    current = peer
+    hops = [h.strip() for header in forwarded_for for h in header.split(",") if h.strip()]
+    while _trusted(current, trusted) and hops:
+        candidate = hops.pop()
+        try:
+            ip_address(candidate)
+        except ValueError:
+            break  # a malformed hop: keep the last address we could trust
+        current = candidate
+    return current
+
+
+def _trusted(address: str, trusted: tuple[IPv4Network | IPv6Network, ...]) -> bool:
+    try:
+        ip = ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in trusted)
 
 
 def gateway_metadata(request: web.Request) -> tuple[tuple[str, str], ...]:

@@ -6,6 +6,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import tzinfo
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from services.runtime.settings import DEFAULT_PORTS, ConfigError, env_bool, env_int, env_str
@@ -26,6 +27,7 @@ class GatewaySettings:
     trace_file: str | None
     otlp_endpoint: str | None
     login_rate_per_minute: int
+    trusted_proxies: tuple[IPv4Network | IPv6Network, ...]
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> GatewaySettings:
@@ -50,7 +52,17 @@ class GatewaySettings:
             trace_file=env.get("PORTAL_TRACE_FILE") or None,
             otlp_endpoint=env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or None,
             login_rate_per_minute=env_int(env, "PORTAL_LOGIN_RATE_PER_MINUTE", 20),
+            trusted_proxies=_networks(env.get("PORTAL_TRUSTED_PROXIES", "")),
         )
+
+
+def _networks(text: str) -> tuple[IPv4Network | IPv6Network, ...]:
+    try:
+        return tuple(ip_network(part.strip()) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise ConfigError(
+            f"PORTAL_TRUSTED_PROXIES must be comma-separated addresses or CIDRs, got {text!r}"
+        ) from None
 
 
 def _zone(name: str) -> tzinfo:
