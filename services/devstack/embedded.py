@@ -61,10 +61,24 @@ class _Child:
 
     name = "server"
     stop_signal = signal.SIGTERM
+    port_variable = ""  # the setting that chooses the port
+    url_variable = ""  # the setting that replaces this server with one of the user's
 
-    def __init__(self) -> None:
+    def __init__(self, data_dir: Path, *, port: int, host: str = "127.0.0.1") -> None:
+        self.data_dir = data_dir
+        self.port = port
+        self.host = host
         self.proc: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
+
+    def _prepare(self) -> None:
+        """Refuse a busy port with a clear sentence; create the data folder."""
+        if port_in_use(self.host, self.port):
+            raise StartError(
+                f"port {self.port} is in use ({self.port_variable}): stop the other program, "
+                f"choose another port, or set {self.url_variable}"
+            )
+        self.data_dir.mkdir(parents=True, exist_ok=True)
 
     def _spawn(self, argv: list[str], log_path: Path, **kwargs: object) -> None:
         self._log = log_path.open("ab")
@@ -128,24 +142,15 @@ def _traversable_by_others(path: Path) -> None:
 class EmbeddedPostgres(_Child):
     name = "PostgreSQL"
     stop_signal = signal.SIGINT  # "fast" shutdown: roll back open transactions, checkpoint, exit
-
-    def __init__(self, data_dir: Path, *, port: int, host: str = "127.0.0.1") -> None:
-        super().__init__()
-        self.data_dir = data_dir
-        self.port = port
-        self.host = host
+    port_variable = "PORTAL_EMBEDDED_PG_PORT"
+    url_variable = "PORTAL_DATABASE_URL"
 
     @property
     def url(self) -> str:
         return f"postgresql://postgres@{self.host}:{self.port}/postgres"
 
     def start(self, timeout: float = 60.0) -> str:
-        if port_in_use(self.host, self.port):
-            raise StartError(
-                f"port {self.port} is in use (PORTAL_EMBEDDED_PG_PORT): "
-                "stop the other program, choose another port, or set PORTAL_DATABASE_URL"
-            )
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._prepare()
         user = self._run_as()
         log_path = self.data_dir.parent / "postgres.log"
         if not (self.data_dir / "PG_VERSION").exists():
@@ -210,24 +215,15 @@ def nats_server_binary() -> str:
 
 class EmbeddedNats(_Child):
     name = "NATS"
-
-    def __init__(self, data_dir: Path, *, port: int, host: str = "127.0.0.1") -> None:
-        super().__init__()
-        self.data_dir = data_dir
-        self.port = port
-        self.host = host
+    port_variable = "PORTAL_EMBEDDED_NATS_PORT"
+    url_variable = "PORTAL_NATS_URL"
 
     @property
     def url(self) -> str:
         return f"nats://{self.host}:{self.port}"
 
     def start(self, timeout: float = 30.0) -> str:
-        if port_in_use(self.host, self.port):
-            raise StartError(
-                f"port {self.port} is in use (PORTAL_EMBEDDED_NATS_PORT): "
-                "stop the other program, choose another port, or set PORTAL_NATS_URL"
-            )
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._prepare()
         log_path = self.data_dir.parent / "nats.log"
         argv = [
             nats_server_binary(),
