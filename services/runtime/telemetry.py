@@ -29,8 +29,17 @@ def _one_line(span: ReadableSpan) -> str:
 
 
 def configure(service: str, *, otlp_endpoint: str | None, trace_file: str | None) -> None:
-    """Install the tracer provider and the asyncpg instrumentation for this process."""
+    """Install the tracer provider and the asyncpg instrumentation for this process.
+
+    With no exporter configured, spans would be recorded for nobody: the API's non-recording
+    spans still carry trace context through gRPC metadata and NATS headers, at no cost.
+    """
     global _trace_file
+    from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
+
+    AsyncPGInstrumentor(capture_parameters=False).instrument()  # type: ignore[no-untyped-call]
+    if not otlp_endpoint and not trace_file:
+        return
     provider = TracerProvider(resource=Resource.create({"service.name": f"portal-{service}"}))
     provider.add_span_processor(RedactQueries())
     if otlp_endpoint:
@@ -44,10 +53,6 @@ def configure(service: str, *, otlp_endpoint: str | None, trace_file: str | None
             SimpleSpanProcessor(ConsoleSpanExporter(out=_trace_file, formatter=_one_line))
         )
     trace.set_tracer_provider(provider)
-
-    from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
-
-    AsyncPGInstrumentor(capture_parameters=False).instrument()  # type: ignore[no-untyped-call]
 
 
 class RedactQueries(SpanProcessor):
