@@ -159,9 +159,10 @@ class Stack:
         if given:
             return given
         path = self.config.data_dir / "secrets" / "admin-password"
-        if not path.exists():
-            self.new_admin_password = secret_file(path, generate_password())
-        return secret_file(path, "")
+        if path.exists():
+            return path.read_text().strip()
+        self.new_admin_password = secret_file(path, generate_password())
+        return self.new_admin_password
 
     def database(self, service: str) -> str:
         return f"{self.config.database_prefix}{service}"

@@ -16,7 +16,7 @@ from aiohttp import web
 
 from portal.identity.v1 import identity_pb2 as pb
 from services.gateway.backends import GATEWAY, Backends
-from services.gateway.context import BACKENDS, SETTINGS
+from services.gateway.context import BACKENDS, LOGIN_LIMITER, SETTINGS
 from services.runtime.principal import PASSWORD_CHANGE_ONLY, Principal
 
 REALMS = ("onsite", "offsite")
@@ -175,6 +175,24 @@ async def patient_caller(request: web.Request, realm: str | None) -> Caller | No
     if realm is not None and REALM_NAME.get(found.session.realm) != realm:
         return None  # one realm's session never opens the other
     return found
+
+
+def sign_in_retry_after(request: web.Request) -> int | None:
+    """Count a sign-in attempt from this client; the seconds to wait when over the limit."""
+    limiter = request.app[LOGIN_LIMITER]
+    address = client_address(request)
+    return None if limiter.allow(address) else limiter.retry_after(address)
+
+
+async def end_session(request: web.Request, token: str) -> None:
+    """End a session; one that already ended is what signing out wants anyway."""
+    try:
+        await request.app[BACKENDS].identity.EndSession(
+            pb.EndSessionRequest(token=token), metadata=gateway_metadata(request)
+        )
+    except grpc.aio.AioRpcError as exc:
+        if exc.code() not in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.NOT_FOUND):
+            raise
 
 
 def metadata(request: web.Request, who: Caller) -> tuple[tuple[str, str], ...]:

@@ -11,13 +11,13 @@ import hashlib
 import hmac
 import logging
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 import aiohttp_jinja2
 import grpc
 from aiohttp import web
 
-from services.runtime.errors import field_errors
+from services.runtime.errors import FieldErrors, field_errors
 
 log = logging.getLogger(__name__)
 
@@ -106,15 +106,47 @@ GRPC_TO_HTTP = {
 }
 
 
-def problem(
-    status: int, title: str, detail: str = "", errors: dict[str, list[str]] | None = None
-) -> web.Response:
-    body: dict[str, object] = {"type": "about:blank", "title": title, "status": status}
-    if detail:
-        body["detail"] = detail
-    if errors:
-        body["errors"] = errors
-    return web.json_response(body, status=status, content_type="application/problem+json")
+PROBLEM_TYPE = "application/problem+json"
+# Headers an error response keeps when the error page or problem replaces its body.
+KEPT_HEADERS = ("Retry-After", "WWW-Authenticate")
+
+
+class Problem(Exception):
+    """An RFC 9457 problem the handler answers with (`code` is our machine-readable reason)."""
+
+    def __init__(
+        self,
+        status: int,
+        title: str,
+        detail: str = "",
+        *,
+        errors: FieldErrors | None = None,
+        code: str = "",
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(title)
+        self.status = status
+        self.title = title
+        self.detail = detail
+        self.errors = errors
+        self.code = code
+        self.headers = dict(headers or {})
+
+    def response(self) -> web.Response:
+        body: dict[str, object] = {
+            "type": "about:blank",
+            "title": self.title,
+            "status": self.status,
+        }
+        if self.code:
+            body["code"] = self.code
+        if self.detail:
+            body["detail"] = self.detail
+        if self.errors:
+            body["errors"] = self.errors
+        return web.json_response(
+            body, status=self.status, content_type=PROBLEM_TYPE, headers=self.headers
+        )
 
 
 def wants_json(request: web.Request) -> bool:
@@ -131,22 +163,23 @@ async def error_pages(request: web.Request, handler: Handler) -> web.StreamRespo
             raise  # redirects, and problems a handler already wrote
         default_text = f"{exc.status}: {exc.reason}"
         status, title, errors = exc.status, exc.reason, None
+        headers = {k: exc.headers[k] for k in KEPT_HEADERS if k in exc.headers}
         detail = "" if exc.text in (None, default_text) else (exc.text or "")
     except grpc.aio.AioRpcError as exc:
         status, title = GRPC_TO_HTTP.get(exc.code(), (500, "Something went wrong"))
         detail = exc.details() or "" if status < 500 else ""
         errors = field_errors(exc) or None
+        headers = {}
         if status >= 500:
             log.warning("backend call failed", extra={"code": exc.code().name})
     except Exception as exc:
         log.exception("unhandled error", extra={"error": type(exc).__name__})
-        status, title, detail, errors = 500, "Something went wrong", "", None
+        status, title, detail, errors, headers = 500, "Something went wrong", "", None, {}
+    detail = "" if detail == title else detail
     if wants_json(request):
-        return problem(status, title, detail if detail != title else "", errors)
+        return Problem(status, title, detail, errors=errors, headers=headers).response()
     response = aiohttp_jinja2.render_template(
-        "error.html",
-        request,
-        {"status": status, "title": title, "detail": detail if detail != title else ""},
-        status=status,
+        "error.html", request, {"status": status, "title": title, "detail": detail}, status=status
     )
+    response.headers.update(headers)
     return response

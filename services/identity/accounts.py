@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import asyncpg
 
@@ -33,14 +33,6 @@ async def get(conn: Conn, patient_id: uuid.UUID, realm: str) -> asyncpg.Record |
     )
 
 
-async def by_username(conn: Conn, realm: str, username: str) -> asyncpg.Record | None:
-    return await conn.fetchrow(
-        f"SELECT {COLUMNS} FROM portal_accounts WHERE lower(username) = $1 AND realm = $2",
-        normalize_username(username),
-        realm,
-    )
-
-
 async def for_sign_in(conn: Conn, realm: str, username: str) -> asyncpg.Record | None:
     """The account with what sign-in needs: portal access and the database's clock."""
     return await conn.fetchrow(
@@ -51,10 +43,6 @@ async def for_sign_in(conn: Conn, realm: str, username: str) -> asyncpg.Record |
         normalize_username(username),
         realm,
     )
-
-
-async def by_id(conn: Conn, account_id: uuid.UUID) -> asyncpg.Record | None:
-    return await conn.fetchrow(f"SELECT {COLUMNS} FROM portal_accounts WHERE id = $1", account_id)
 
 
 async def username_taken(conn: Conn, username: str) -> bool:
@@ -117,24 +105,30 @@ async def create(
 
 async def set_temporary_password(
     conn: Conn, account_id: uuid.UUID, password_hash: str, lifetime: timedelta
-) -> datetime:
-    expires: datetime = await conn.fetchval(
-        """UPDATE portal_accounts SET password_hash = $2, must_change_password = true,
+) -> asyncpg.Record:
+    """A staff-issued password the patient must change before `lifetime` ends; unlocks."""
+    row = await conn.fetchrow(
+        f"""UPDATE portal_accounts SET password_hash = $2, must_change_password = true,
                temporary_expires_at = now() + $3::interval, failed_attempts = 0, lockouts = 0,
                locked_until = NULL, password_changed_at = now()
-           WHERE id = $1 RETURNING temporary_expires_at""",
+           WHERE id = $1 RETURNING {COLUMNS}""",
         account_id,
         password_hash,
         lifetime,
     )
-    return expires
+    assert row is not None
+    return row
 
 
-async def set_chosen_password(conn: Conn, account_id: uuid.UUID, password_hash: str) -> None:
-    await conn.execute(
-        """UPDATE portal_accounts SET password_hash = $2, must_change_password = false,
+async def set_chosen_password(
+    conn: Conn, account_id: uuid.UUID, password_hash: str
+) -> asyncpg.Record:
+    row = await conn.fetchrow(
+        f"""UPDATE portal_accounts SET password_hash = $2, must_change_password = false,
                temporary_expires_at = NULL, password_changed_at = now()
-           WHERE id = $1""",
+           WHERE id = $1 RETURNING {COLUMNS}""",
         account_id,
         password_hash,
     )
+    assert row is not None
+    return row

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 
 import asyncpg
 
@@ -235,7 +235,3 @@ best AS MATERIALIZED (
 SELECT {COLUMNS} FROM best JOIN patients p ON p.id = best.patient_id
 ORDER BY best.rank DESC, best.sort_name
 """
-
-
-def iso(value: date | datetime | None) -> str:
-    return value.isoformat() if value is not None else ""

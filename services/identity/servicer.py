@@ -31,18 +31,13 @@ STAFF = True  # any staff role
 ADMIN = {"admin"}
 SIGN_IN_FAILED = "Invalid username or password."
 EVENT_REALMS = {"onsite": events.REALM_ONSITE, "offsite": events.REALM_OFFSITE}
-PATIENT_MASK = patients.DEMOGRAPHICS
-CHOICES_MASK = patients.CHOICES
+USERNAME_TAKEN = "That username is already taken."
 
 
 def now_ts() -> Timestamp:
     ts = Timestamp()
     ts.GetCurrentTime()
     return ts
-
-
-def ts(value: datetime | None) -> Timestamp | None:
-    return convert.timestamp(value)
 
 
 async def parse_patient_id(context: Context, raw: str, field: str = "patient_id") -> uuid.UUID:
@@ -158,7 +153,7 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
                 conn, self.hasher, request.username, request.display_name, role, request.password
             )
             if row is None:
-                await abort_invalid(context, {"username": ["That username is already taken."]})
+                await abort_invalid(context, {"username": [USERNAME_TAKEN]})
             await audit.record(conn, principal, "staff.create", detail=f"user={row['id']}")
         return convert.staff_user(row)
 
@@ -181,7 +176,9 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
             )
         if row is None:
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, "session ended")
-        session = pb.Session(session_id=str(row["id"]), expires_at=ts(row["ends_at"]))
+        session = pb.Session(
+            session_id=str(row["id"]), expires_at=convert.timestamp(row["ends_at"])
+        )
         if row["kind"] == "staff":
             session.kind = pb.SESSION_KIND_STAFF
             session.staff_user_id = str(row["staff_user_id"])
@@ -275,13 +272,13 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
     ) -> pb.Patient:
         patient_id = await parse_patient_id(context, request.patient_id)
         mask = set(request.update_mask)
-        unknown = mask - PATIENT_MASK - CHOICES_MASK
+        unknown = mask - patients.DEMOGRAPHICS - patients.CHOICES
         if unknown or not mask:
             await abort_invalid(
                 context, {"update_mask": [f"Unknown or no fields: {', '.join(sorted(unknown))}"]}
             )
         values = patient_input(request.fields)
-        errors = patients.validate(values, fields=mask & PATIENT_MASK)
+        errors = patients.validate(values, fields=mask & patients.DEMOGRAPHICS)
         if (
             "preferred_contact" in mask
             and request.preferred_contact not in patients.CONTACT_PREFERENCES
@@ -299,9 +296,9 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
                     if name == "date_of_birth"
                     else getattr(values, name)
                 )
-                for name in mask & PATIENT_MASK
+                for name in mask & patients.DEMOGRAPHICS
             }
-            changes.update({name: getattr(request, name) for name in mask & CHOICES_MASK})
+            changes.update({name: getattr(request, name) for name in mask & patients.CHOICES})
             row = await patients.update(conn, patient_id, changes)
             await audit.record(
                 conn,
@@ -351,6 +348,14 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
             )
         return row
 
+    async def _refuse_second_account(
+        self, conn: Conn, context: Context, patient_id: uuid.UUID, realm: str
+    ) -> None:
+        if await accounts.get(conn, patient_id, realm) is not None:
+            await abort_precondition(
+                context, "ACCOUNT_EXISTS", f"The patient already has {realm} credentials."
+            )
+
     @requires(staff=STAFF)
     async def SuggestCredentials(
         self, request: pb.SuggestCredentialsRequest, context: Context, principal: Principal
@@ -358,10 +363,7 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
         realm = await parse_realm(context, request.realm)
         async with self.pool.acquire() as conn:
             patient = await self._portal_patient(conn, context, request.patient_id)
-            if await accounts.get(conn, patient["id"], realm) is not None:
-                await abort_precondition(
-                    context, "ACCOUNT_EXISTS", f"The patient already has {realm} credentials."
-                )
+            await self._refuse_second_account(conn, context, patient["id"], realm)
             username = await accounts.suggest_username(
                 conn, patient["first_name"], patient["last_name"]
             )
@@ -375,10 +377,7 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
         async with self.pool.acquire() as conn, conn.transaction():
             # Locking the patient row serialises two staff pressing Create at the same moment.
             patient = await self._portal_patient(conn, context, request.patient_id, lock=True)
-            if await accounts.get(conn, patient["id"], realm) is not None:
-                await abort_precondition(
-                    context, "ACCOUNT_EXISTS", f"The patient already has {realm} credentials."
-                )
+            await self._refuse_second_account(conn, context, patient["id"], realm)
             username = request.username.strip() or await accounts.suggest_username(
                 conn, patient["first_name"], patient["last_name"]
             )
@@ -387,7 +386,7 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
             if problems := accounts.username_problems(username):
                 errors["username"] = problems
             elif await accounts.username_taken(conn, username):
-                errors["username"] = ["That username is already taken."]
+                errors["username"] = [USERNAME_TAKEN]
             if problems := check_password(password, username=username, email=patient["email"]):
                 errors["password"] = problems
             if errors:
@@ -402,7 +401,7 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
                     temporary_lifetime=self.settings.temporary_password_lifetime,
                 )
             except accounts.UsernameTaken:
-                await abort_invalid(context, {"username": ["That username is already taken."]})
+                await abort_invalid(context, {"username": [USERNAME_TAKEN]})
             await self._credentials_event(conn, principal, account, "issued")
         return self._issued(patient, account, password)
 
@@ -419,15 +418,13 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
                     context, "NO_ACCOUNT", f"The patient has no {realm} credentials to reset."
                 )
             password = generate_password()
-            await accounts.set_temporary_password(
+            account = await accounts.set_temporary_password(
                 conn,
                 account["id"],
                 await self.hasher.hash(password),
                 self.settings.temporary_password_lifetime,
             )
             await sessions.revoke_account(conn, account["id"])
-            account = await accounts.by_id(conn, account["id"])
-            assert account is not None
             await self._credentials_event(conn, principal, account, "reset")
         return self._issued(patient, account, password)
 
@@ -443,7 +440,7 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
                 realm=EVENT_REALMS[account["realm"]],
                 account_id=str(account["id"]),
                 temporary=True,
-                expires_at=ts(account["temporary_expires_at"]),
+                expires_at=convert.timestamp(account["temporary_expires_at"]),
                 occurred_at=now_ts(),
                 actor_id=principal.subject,
             ),
@@ -466,7 +463,7 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
             username=account["username"],
             password=password,
             temporary=True,
-            expires_at=ts(account["temporary_expires_at"]),
+            expires_at=convert.timestamp(account["temporary_expires_at"]),
             patient_name=f"{patient['first_name']} {patient['last_name']}",
         )
 
@@ -563,7 +560,7 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
                 realm=EVENT_REALMS[realm],
                 account_id=str(account["id"]) if account else "",
                 consecutive_failures=failures,
-                locked_until=ts(locked_until),
+                locked_until=convert.timestamp(locked_until),
                 occurred_at=now_ts(),
             )
             await emit(conn, "portal.identity.login.failed", aggregate, message)
@@ -588,7 +585,7 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
 
     def _grant(self, token: str, expires: datetime, session: pb.Session) -> pb.SessionGrant:
         """The new session's token, and when it ends if left idle (or at its absolute end)."""
-        ending = ts(min(expires, datetime.now(UTC) + self.settings.session_idle))
+        ending = convert.timestamp(min(expires, datetime.now(UTC) + self.settings.session_idle))
         if ending is not None:
             session.expires_at.CopyFrom(ending)
         return pb.SessionGrant(token=token, session=session)
@@ -615,13 +612,11 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
                 errors["new_password"] = problems
             if errors:
                 await abort_invalid(context, errors)
-            await accounts.set_chosen_password(
+            account = await accounts.set_chosen_password(
                 conn, account["id"], await self.hasher.hash(request.new_password)
             )
             # Every session of the account ends; this browser continues with a fresh one.
             await sessions.revoke_account(conn, account["id"])
-            account = await accounts.by_id(conn, account["id"])
-            assert account is not None
             token, session_id, expires = await sessions.create(
                 conn, lifetime=self.settings.session_lifetime, account_id=account["id"]
             )

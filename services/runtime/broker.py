@@ -16,6 +16,8 @@ from nats.js import JetStreamContext
 from nats.js.api import StorageType, StreamConfig
 from nats.js.errors import BadRequestError
 
+from services.runtime.backoff import Backoff
+
 log = logging.getLogger(__name__)
 
 # Long enough to cover a relay restart after an outage; consumers' inboxes cover the rest.
@@ -38,7 +40,7 @@ class Broker:
         self._connector = asyncio.create_task(self._connect_forever(), name="broker-connect")
 
     async def _connect_forever(self) -> None:
-        delay = 0.2
+        backoff = Backoff()
         while True:
             try:
                 self._nc = await nats.connect(
@@ -54,8 +56,7 @@ class Broker:
                 )
             except (TimeoutError, OSError, nats.errors.Error) as exc:
                 log.warning("broker not reachable yet", extra={"error": type(exc).__name__})
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+                await asyncio.sleep(backoff.next())
             else:
                 self._connected.set()
                 log.info("broker connected")

@@ -22,6 +22,7 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from services.runtime import telemetry
+from services.runtime.backoff import Backoff
 from services.runtime.broker import Broker, BrokerUnavailable
 from services.runtime.db import Conn
 from services.runtime.outbox import EVENT_TYPE_HEADER
@@ -78,12 +79,12 @@ class EventConsumer:
 
     async def run(self) -> None:
         """Consume forever; cancel the task to stop."""
-        backoff = 0.2
+        backoff = Backoff()
         while True:
             try:
                 await self.broker.wait_connected()
                 psub = await self.subscribe()
-                backoff = 0.2
+                backoff.reset()
                 while True:
                     try:
                         msgs = await psub.fetch(self.batch, timeout=self.fetch_timeout)
@@ -105,8 +106,7 @@ class EventConsumer:
                     "consumer paused",
                     extra={"consumer": self.sub.durable, "error": type(exc).__name__},
                 )
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                await asyncio.sleep(backoff.next())
 
     async def subscribe(self) -> JetStreamContext.PullSubscription:
         """Bind to (creating if needed) this subscription's durable pull consumer."""

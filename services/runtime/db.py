@@ -21,6 +21,8 @@ from typing import Any
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
+from services.runtime.backoff import Backoff
+
 # A connection of our own or one borrowed from a pool: every query helper takes either.
 Conn = asyncpg.Connection | PoolConnectionProxy
 
@@ -104,7 +106,7 @@ async def create_pool(
     dsn: str, *, max_size: int = 10, connect_timeout: float = 60.0, **kwargs: Any
 ) -> asyncpg.Pool:
     """Open a pool, waiting (with backoff) while the database is not reachable yet."""
-    delay = 0.2
+    backoff = Backoff()
     loop = asyncio.get_running_loop()
     deadline = loop.time() + connect_timeout
     while True:
@@ -118,11 +120,11 @@ async def create_pool(
                 **kwargs,
             )
         except (OSError, asyncpg.CannotConnectNowError, asyncpg.TooManyConnectionsError) as exc:
+            delay = backoff.next()
             if loop.time() + delay > deadline:
                 raise
             log.warning("database not reachable yet, retrying", extra={"error": type(exc).__name__})
             await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
         else:
             assert pool is not None
             return pool

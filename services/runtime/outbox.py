@@ -16,20 +16,24 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 
 import asyncpg
+import nats.errors
 from google.protobuf.message import Message
 
 from services.runtime import telemetry
+from services.runtime.backoff import Backoff
 from services.runtime.broker import Broker, BrokerUnavailable
 from services.runtime.db import Conn
 
 log = logging.getLogger(__name__)
 
 NOTIFY_CHANNEL = "portal_outbox"
+PURGE_INTERVAL = 3600.0  # seconds between deletions of long-published events
 RELAY_LOCK = 0x706F7274616C7278  # pg_try_advisory_xact_lock key: one publishing relay at a time
 EVENT_TYPE_HEADER = "Portal-Event-Type"
 
@@ -77,32 +81,53 @@ class OutboxRelay:
         self._before_mark = before_mark  # test seam: runs between publishing and marking
         self._wake = asyncio.Event()
         self._stream_ready = False
+        self._next_purge = 0.0
 
     async def run(self) -> None:
-        """Publish forever; cancel the task to stop."""
+        """Publish forever; cancel the task to stop.
+
+        The stream is ensured first, before any event, so other services' consumers can bind.
+        """
         listener: Conn | None = None
-        backoff = 0.2
+        backoff = Backoff()
         try:
             while True:
                 try:
+                    await self.broker.wait_connected()
+                    await self._ensure_stream()
                     if listener is None:
                         listener = await self._listen()
                     await self.drain()
-                    backoff = 0.2
+                    backoff.reset()
+                    await self._purge_if_due()
                     await self._sleep(self.poll_interval)
                 except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                     log.warning("outbox relay database error", extra={"error": type(exc).__name__})
                     if listener is not None:
                         await self._release(listener)
                     listener = None
-                    await asyncio.sleep(backoff)
-                    backoff = min(backoff * 2, 5.0)
-                except _PublishFailed:
-                    await self._sleep(backoff)
-                    backoff = min(backoff * 2, 5.0)
+                    await asyncio.sleep(backoff.next())
+                except (_PublishFailed, nats.errors.Error) as exc:
+                    log.warning("outbox relay cannot publish", extra={"error": type(exc).__name__})
+                    await self._sleep(backoff.next())
         finally:
             if listener is not None:
                 await self._release(listener)
+
+    async def _ensure_stream(self) -> None:
+        if not self._stream_ready:
+            await self.broker.ensure_stream(self.stream, self.subjects)
+            self._stream_ready = True
+
+    async def _purge_if_due(self) -> None:
+        """Forget published events after `retention`; hourly, not on every batch."""
+        now = time.monotonic()
+        if now < self._next_purge:
+            return
+        self._next_purge = now + PURGE_INTERVAL
+        await self.pool.execute(
+            "DELETE FROM outbox WHERE published_at < now() - $1::interval", self.retention
+        )
 
     async def _listen(self) -> Conn:
         # One pooled connection stays checked out for LISTEN while the relay runs.
@@ -146,9 +171,7 @@ class OutboxRelay:
                 return 0, False
             if not self.broker.connected:
                 raise _PublishFailed
-            if not self._stream_ready:
-                await self.broker.ensure_stream(self.stream, self.subjects)
-                self._stream_ready = True
+            await self._ensure_stream()
             by_aggregate: dict[str, list[asyncpg.Record]] = {}
             for row in rows:
                 by_aggregate.setdefault(row["aggregate_id"], []).append(row)
@@ -160,9 +183,6 @@ class OutboxRelay:
                 await self._before_mark(done)
             await conn.execute(
                 "UPDATE outbox SET published_at = now() WHERE id = ANY($1::uuid[])", done
-            )
-            await conn.execute(
-                "DELETE FROM outbox WHERE published_at < now() - $1::interval", self.retention
             )
         if len(done) < len(rows):
             raise _PublishFailed
@@ -184,12 +204,11 @@ class OutboxRelay:
                         stream=self.stream,
                         headers=headers,
                     )
-            except (TimeoutError, BrokerUnavailable, OSError) as exc:
+            except Exception as exc:
                 log.warning("publish failed, will retry", extra={"error": type(exc).__name__})
-                return published
-            except Exception as exc:  # nats errors: no responders, API errors
-                log.warning("publish failed, will retry", extra={"error": type(exc).__name__})
-                self._stream_ready = False  # the stream may be gone (new broker): re-create it
+                if not isinstance(exc, TimeoutError | BrokerUnavailable | OSError):
+                    # No responders or an API error: the stream may be gone (a new broker).
+                    self._stream_ready = False
                 return published
             published.append(row["id"])
         return published

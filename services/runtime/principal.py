@@ -44,10 +44,6 @@ class Principal:
     name: str = ""  # staff display name or username, for the audit log; never patient data
 
     @property
-    def is_staff(self) -> bool:
-        return self.kind == "staff"
-
-    @property
     def is_patient(self) -> bool:
         return self.kind == "patient"
 

@@ -97,7 +97,6 @@ async def serve(spec: ServiceSpec, settings: ServiceSettings) -> int:
 
     relay = OutboxRelay(pool, broker, stream=spec.stream, subjects=spec.subjects)
     tasks = [
-        asyncio.create_task(_ensure_stream(spec, broker), name="stream"),
         asyncio.create_task(relay.run(), name="outbox-relay"),
         asyncio.create_task(_watch_health(spec, runtime, health_servicer), name="health"),
         *(
@@ -125,20 +124,6 @@ async def serve(spec: ServiceSpec, settings: ServiceSettings) -> int:
     await pool.close()
     log.info("stopped")
     return 0
-
-
-async def _ensure_stream(spec: ServiceSpec, broker: Broker) -> None:
-    """Create this service's stream as soon as the broker is there, so consumers can bind."""
-    delay = 0.5
-    while True:
-        await broker.wait_connected()
-        try:
-            await broker.ensure_stream(spec.stream, spec.subjects)
-            return
-        except Exception as exc:
-            log.warning("could not ensure stream", extra={"error": type(exc).__name__})
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 10.0)
 
 
 async def _watch_health(spec: ServiceSpec, rt: Runtime, servicer: HealthServicer) -> None:

@@ -24,9 +24,6 @@ class RunningStack:
     trace_file: Path
     admin_password: str
 
-    def grpc_address(self, service: str) -> str:
-        return f"127.0.0.1:{self.stack.config.service_ports[service]}"
-
 
 @pytest.fixture(scope="module")
 def stack(pg_server_url: str) -> Iterator[RunningStack]:

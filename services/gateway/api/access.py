@@ -6,13 +6,11 @@ calls carry no CSRF token): a call without `Authorization: Bearer <token>` is no
 
 from __future__ import annotations
 
-import grpc
 from aiohttp import web
 
-from portal.identity.v1 import identity_pb2 as pb
 from services.gateway import auth
-from services.gateway.api.json_io import Problem, unauthorized
-from services.gateway.context import BACKENDS, LOGIN_LIMITER
+from services.gateway.api.json_io import unauthorized
+from services.gateway.security import Problem
 
 
 async def staff(request: web.Request) -> auth.Caller:
@@ -41,34 +39,21 @@ async def patient(request: web.Request, *, allow_pending: bool = False) -> auth.
     return found
 
 
-INVALID_SIGN_IN = auth.INVALID_SIGN_IN
 REFUSED = auth.SIGN_IN_REFUSED
 
 
 def sign_in_allowed(request: web.Request) -> None:
     """Count a sign-in attempt against the client's rate limit; 429 when it is used up."""
-    limiter = request.app[LOGIN_LIMITER]
-    address = auth.client_address(request)
-    if not limiter.allow(address):
+    retry_after = auth.sign_in_retry_after(request)
+    if retry_after is not None:
         raise Problem(
             429,
             "Too many sign-in attempts",
             "Please wait a minute, then try again.",
-            headers={"Retry-After": str(limiter.retry_after(address))},
+            headers={"Retry-After": str(retry_after)},
         )
 
 
 def sign_in_refused() -> Problem:
     """The one answer for every refused sign-in (unknown user, wrong password, locked)."""
-    return Problem(401, "Sign-in failed", INVALID_SIGN_IN, code="INVALID_CREDENTIALS")
-
-
-async def end_session(request: web.Request, token: str) -> None:
-    """End the caller's session (one that already ended is fine)."""
-    try:
-        await request.app[BACKENDS].identity.EndSession(
-            pb.EndSessionRequest(token=token), metadata=auth.gateway_metadata(request)
-        )
-    except grpc.aio.AioRpcError as exc:
-        if exc.code() != grpc.StatusCode.UNAUTHENTICATED:
-            raise
+    return Problem(401, "Sign-in failed", auth.INVALID_SIGN_IN, code="INVALID_CREDENTIALS")

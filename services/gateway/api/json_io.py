@@ -21,11 +21,11 @@ import grpc
 from aiohttp import web
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from services.gateway.security import Problem
 from services.runtime.errors import FieldErrors, field_errors, precondition_kind
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 JSON_TYPES = ("application/json", "application/merge-patch+json")
-PROBLEM_TYPE = "application/problem+json"
 
 # What a 409 says for each FAILED_PRECONDITION type identity reports (the type is `code`).
 CONFLICTS: dict[str, tuple[str, str]] = {
@@ -50,44 +50,6 @@ CONFLICTS: dict[str, tuple[str, str]] = {
         "Your temporary password has expired. Please ask the clinic for a new one.",
     ),
 }
-
-
-class Problem(Exception):
-    """An RFC 9457 problem the handler answers with (`code` is our machine-readable reason)."""
-
-    def __init__(
-        self,
-        status: int,
-        title: str,
-        detail: str = "",
-        *,
-        errors: FieldErrors | None = None,
-        code: str = "",
-        headers: Mapping[str, str] | None = None,
-    ) -> None:
-        super().__init__(title)
-        self.status = status
-        self.title = title
-        self.detail = detail
-        self.errors = errors
-        self.code = code
-        self.headers = dict(headers or {})
-
-    def response(self) -> web.Response:
-        body: dict[str, object] = {
-            "type": "about:blank",
-            "title": self.title,
-            "status": self.status,
-        }
-        if self.code:
-            body["code"] = self.code
-        if self.detail:
-            body["detail"] = self.detail
-        if self.errors:
-            body["errors"] = self.errors
-        return web.json_response(
-            body, status=self.status, content_type=PROBLEM_TYPE, headers=self.headers
-        )
 
 
 def unauthorized(detail: str) -> Problem:

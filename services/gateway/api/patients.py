@@ -12,7 +12,6 @@ from services.gateway.api import access, serialize
 from services.gateway.api.json_io import (
     Body,
     Member,
-    Problem,
     endpoint,
     invalid,
     query_int,
@@ -21,6 +20,7 @@ from services.gateway.api.json_io import (
 from services.gateway.api.serialize import CONTACT_FLAGS
 from services.gateway.context import BACKENDS
 from services.gateway.demographics import PATIENT_FIELDS
+from services.gateway.security import Problem
 
 REQUIRED_FIELDS = ("first_name", "last_name", "date_of_birth", "sex")
 REGISTER = {

@@ -94,7 +94,7 @@ async def me(request: web.Request) -> web.StreamResponse:
 @endpoint
 async def sign_out(request: web.Request) -> web.StreamResponse:
     who = await access.patient(request, allow_pending=True)
-    await access.end_session(request, who.token)
+    await auth.end_session(request, who.token)
     return web.Response(status=204)
 
 

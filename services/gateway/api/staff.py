@@ -46,7 +46,7 @@ async def sign_in(request: web.Request) -> web.StreamResponse:
 @endpoint
 async def sign_out(request: web.Request) -> web.StreamResponse:
     who = await access.staff(request)
-    await access.end_session(request, who.token)
+    await auth.end_session(request, who.token)
     return web.Response(status=204)
 
 

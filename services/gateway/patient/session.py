@@ -95,14 +95,3 @@ async def my_profile(request: web.Request, who: auth.Caller) -> pb.Patient:
         if exc.code() == grpc.StatusCode.PERMISSION_DENIED and who.must_change_password:
             raise web.HTTPFound(page_url(realm, "password")) from None
         raise
-
-
-async def end_session(request: web.Request, token: str) -> None:
-    """End a session; one that already ended is fine."""
-    try:
-        await request.app[BACKENDS].identity.EndSession(
-            pb.EndSessionRequest(token=token), metadata=auth.gateway_metadata(request)
-        )
-    except grpc.aio.AioRpcError as exc:
-        if exc.code() not in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.NOT_FOUND):
-            raise

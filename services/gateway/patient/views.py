@@ -10,12 +10,11 @@ from aiohttp import web
 
 from portal.identity.v1 import identity_pb2 as pb
 from services.gateway import auth
-from services.gateway.context import BACKENDS, LOGIN_LIMITER
+from services.gateway.context import BACKENDS
 from services.gateway.patient import present
 from services.gateway.patient.session import (
     REALM_LABEL,
     clear_cookie,
-    end_session,
     my_profile,
     notices,
     page_url,
@@ -27,11 +26,9 @@ from services.gateway.patient.session import (
 )
 from services.runtime.errors import FieldErrors, field_errors, precondition_kind
 
-INVALID_SIGN_IN = auth.INVALID_SIGN_IN
 TEMPORARY_EXPIRED = "Your temporary password has expired. Please ask the clinic for a new one."
 TOO_MANY = "Too many sign-in attempts. Please wait a minute, then try again."
 PASSWORDS_DIFFER = "The new passwords do not match."
-REFUSED = auth.SIGN_IN_REFUSED
 
 # Sections whose pages arrive later: the navigation links to them, they say so honestly.
 # When a section gets its real pages, drop it here (its route is registered from this dict).
@@ -110,14 +107,13 @@ async def login(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     username = str(form.get("username", "")).strip()
     password = str(form.get("password", ""))
-    limiter = request.app[LOGIN_LIMITER]
-    address = auth.client_address(request)
-    if not limiter.allow(address):
+    retry_after = auth.sign_in_retry_after(request)
+    if retry_after is not None:
         page = _login_page(request, username, TOO_MANY, status=429)
-        page.headers["Retry-After"] = str(limiter.retry_after(address))
+        page.headers["Retry-After"] = str(retry_after)
         return page
     if not username or not password:
-        return _login_page(request, username, INVALID_SIGN_IN, status=401)
+        return _login_page(request, username, auth.INVALID_SIGN_IN, status=401)
     try:
         grant = await request.app[BACKENDS].identity.PatientSignIn(
             pb.PatientSignInRequest(
@@ -128,12 +124,12 @@ async def login(request: web.Request) -> web.StreamResponse:
     except grpc.aio.AioRpcError as exc:
         if precondition_kind(exc) == "TEMPORARY_PASSWORD_EXPIRED":
             return _login_page(request, username, TEMPORARY_EXPIRED, status=403)
-        if exc.code() in REFUSED:
-            return _login_page(request, username, INVALID_SIGN_IN, status=401)
+        if exc.code() in auth.SIGN_IN_REFUSED:
+            return _login_page(request, username, auth.INVALID_SIGN_IN, status=401)
         raise
     previous = request.cookies.get(auth.patient_cookie(realm))
     if previous:
-        await end_session(request, previous)  # a new sign-in replaces the old session
+        await auth.end_session(request, previous)  # a new sign-in replaces the old session
     next_page = "password" if grant.session.must_change_password else "home"
     response = web.Response(status=303, headers={"Location": page_url(realm, next_page)})
     set_cookie(request, response, realm, grant.token)
@@ -144,7 +140,7 @@ async def logout(request: web.Request) -> web.StreamResponse:
     realm = realm_of(request)
     token = request.cookies.get(auth.patient_cookie(realm))
     if token:
-        await end_session(request, token)
+        await auth.end_session(request, token)
     response = web.Response(
         status=303, headers={"Location": page_url(realm, "login", "signed-out")}
     )
