@@ -1,8 +1,17 @@
-"""The gateway's gRPC clients of identity, forms and scheduling, and their health."""
+"""The gateway's gRPC clients of identity, forms and scheduling, and their health.
+
+Each backend's channel names its outages: a call that ends UNAVAILABLE or DEADLINE_EXCEEDED
+raises `BackendUnavailable` carrying the backend's name, so the error pages can say which
+service is down and pages can leave out only the sections that need it.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar, cast
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -12,6 +21,9 @@ from portal.identity.v1 import identity_pb2_grpc
 from portal.scheduling.v1 import scheduling_pb2_grpc
 from services.runtime.client import open_channel
 from services.runtime.principal import Principal, PrincipalCodec
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # The health name each backend reports SERVING on while it can serve requests.
 SERVICE_NAMES = {
@@ -23,10 +35,80 @@ SERVICE_NAMES = {
 # Calls the gateway makes on its own behalf (signing in, resolving sessions).
 GATEWAY = Principal(kind="service", subject="gateway")
 
+# Codes that mean "the backend did not answer", as opposed to an answer that refuses.
+OUTAGE_CODES = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
+
+
+def unavailable_text(service: str) -> str:
+    return f"The {service} service is unavailable right now"
+
+
+class BackendUnavailable(grpc.aio.AioRpcError):
+    """A backend did not answer; still an AioRpcError, so code-checking handlers keep working."""
+
+    def __init__(self, service: str, error: grpc.aio.AioRpcError) -> None:
+        super().__init__(
+            error.code(),
+            error.initial_metadata(),
+            # Kept: field errors travel in it. A Metadata at run time, a tuple to the stubs.
+            cast(grpc.aio.Metadata, error.trailing_metadata()),
+            error.details(),
+            error.debug_error_string(),
+        )
+        self.service = service
+
+    @property
+    def message(self) -> str:
+        return unavailable_text(self.service)
+
+
+class NameOutages(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[type-arg]
+    """Turn a backend's UNAVAILABLE / DEADLINE_EXCEEDED into `BackendUnavailable(name)`."""
+
+    def __init__(self, service: str) -> None:
+        self.service = service
+
+    async def intercept_unary_unary(
+        self,
+        continuation: Callable[[grpc.aio.ClientCallDetails, Any], Any],
+        client_call_details: grpc.aio.ClientCallDetails,
+        request: Any,
+    ) -> Any:
+        call = await continuation(client_call_details, request)
+        try:
+            return await call  # the response: grpc.aio wraps it as the caller's call
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() in OUTAGE_CODES and not isinstance(exc, BackendUnavailable):
+                raise BackendUnavailable(self.service, exc) from None
+            raise
+
+
+@dataclass(frozen=True)
+class Outage:
+    """What a page section shows instead of its content while its service is down."""
+
+    service: str
+
+    @property
+    def message(self) -> str:
+        return unavailable_text(self.service)
+
+
+async def section(call: Awaitable[T]) -> T | Outage:
+    """A page section's data, or the outage that keeps it from showing; the page still renders."""
+    try:
+        return await call
+    except BackendUnavailable as exc:
+        log.warning("section left out", extra={"service": exc.service, "code": exc.code().name})
+        return Outage(exc.service)
+
 
 class Backends:
     def __init__(self, addresses: dict[str, str], principal_key: str) -> None:
-        self.channels = {name: open_channel(address) for name, address in addresses.items()}
+        self.channels = {
+            name: open_channel(address, interceptors=[NameOutages(name)])  # type: ignore[list-item]
+            for name, address in addresses.items()
+        }
         self.identity = identity_pb2_grpc.IdentityServiceStub(self.channels["identity"])
         self.forms = forms_pb2_grpc.FormsServiceStub(self.channels["forms"])
         self.scheduling = scheduling_pb2_grpc.SchedulingServiceStub(self.channels["scheduling"])
@@ -39,20 +121,23 @@ class Backends:
     async def health(self) -> dict[str, dict[str, str]]:
         """Each backend's serving status and its overall status (database and broker)."""
 
-        async def check(name: str) -> tuple[str, dict[str, str]]:
+        async def check(name: str, service: str) -> str:
             stub = health_pb2_grpc.HealthStub(self.channels[name])
-            result = {}
-            for key, service in (("serving", SERVICE_NAMES[name]), ("overall", "")):
-                try:
-                    reply = await stub.Check(
-                        health_pb2.HealthCheckRequest(service=service), timeout=1.0
-                    )
-                    result[key] = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
-                except grpc.aio.AioRpcError as exc:
-                    result[key] = exc.code().name
-            return name, result
+            try:
+                reply = await stub.Check(
+                    health_pb2.HealthCheckRequest(service=service), timeout=1.0
+                )
+            except grpc.aio.AioRpcError as exc:
+                return str(exc.code().name)
+            return str(health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status))
 
-        return dict(await asyncio.gather(*(check(name) for name in self.channels)))
+        async def both(name: str) -> tuple[str, dict[str, str]]:
+            serving, overall = await asyncio.gather(
+                check(name, SERVICE_NAMES[name]), check(name, "")
+            )
+            return name, {"serving": serving, "overall": overall}
+
+        return dict(await asyncio.gather(*(both(name) for name in self.channels)))
 
     async def close(self) -> None:
         await asyncio.gather(*(channel.close(grace=None) for channel in self.channels.values()))

@@ -17,6 +17,7 @@ import aiohttp_jinja2
 import grpc
 from aiohttp import web
 
+from services.gateway.backends import BackendUnavailable
 from services.runtime.errors import FieldErrors, field_errors
 
 log = logging.getLogger(__name__)
@@ -106,6 +107,10 @@ GRPC_TO_HTTP = {
 }
 
 
+# How long a client should wait before trying a service that did not answer.
+OUTAGE_RETRY_AFTER = "5"
+OUTAGE_DETAIL = "The rest of the portal keeps working; please try again in a few seconds."
+
 PROBLEM_TYPE = "application/problem+json"
 # Headers an error response keeps when the error page or problem replaces its body.
 KEPT_HEADERS = ("Retry-After", "WWW-Authenticate")
@@ -122,6 +127,7 @@ class Problem(Exception):
         *,
         errors: FieldErrors | None = None,
         code: str = "",
+        service: str = "",
         headers: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(title)
@@ -130,6 +136,7 @@ class Problem(Exception):
         self.detail = detail
         self.errors = errors
         self.code = code
+        self.service = service  # the backend that did not answer, for SERVICE_UNAVAILABLE
         self.headers = dict(headers or {})
 
     def response(self) -> web.Response:
@@ -140,6 +147,8 @@ class Problem(Exception):
         }
         if self.code:
             body["code"] = self.code
+        if self.service:
+            body["service"] = self.service
         if self.detail:
             body["detail"] = self.detail
         if self.errors:
@@ -156,8 +165,15 @@ def wants_json(request: web.Request) -> bool:
 @web.middleware
 async def error_pages(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Turn every failure into a clean page or problem+json; never a stack trace."""
+    code = service = ""
     try:
         return await handler(request)
+    except BackendUnavailable as exc:
+        # One backend is down: say which, and let the client retry; nothing else is affected.
+        log.warning("backend unavailable", extra={"service": exc.service, "code": exc.code().name})
+        status, title, detail, errors = 503, exc.message, OUTAGE_DETAIL, None
+        code, service = "SERVICE_UNAVAILABLE", exc.service
+        headers = {"Retry-After": OUTAGE_RETRY_AFTER}
     except web.HTTPException as exc:
         if exc.status < 400 or exc.content_type == "application/problem+json":
             raise  # redirects, and problems a handler already wrote
@@ -177,7 +193,9 @@ async def error_pages(request: web.Request, handler: Handler) -> web.StreamRespo
         status, title, detail, errors, headers = 500, "Something went wrong", "", None, {}
     detail = "" if detail == title else detail
     if wants_json(request):
-        return Problem(status, title, detail, errors=errors, headers=headers).response()
+        return Problem(
+            status, title, detail, errors=errors, code=code, service=service, headers=headers
+        ).response()
     response = aiohttp_jinja2.render_template(
         "error.html", request, {"status": status, "title": title, "detail": detail}, status=status
     )

@@ -21,6 +21,7 @@ from services.gateway.staff.common import (
     render,
     staff_page,
 )
+from services.gateway.staff.sections import forms_section
 from services.runtime.errors import precondition_kind
 
 SEARCH_LIMIT = 50
@@ -199,12 +200,14 @@ def patient_context(patient: pb.Patient) -> dict[str, Any]:
 @staff_page
 async def chart(request: web.Request, caller: Caller) -> web.StreamResponse:
     patient = await fetch_patient(request, caller)
+    forms = await forms_section(request, caller, patient.id)  # degrades alone if forms is down
     return render(
         request,
         caller,
         "staff/chart.html",
         {
             **patient_context(patient),
+            "forms": forms,
             "sex_label": dict(SEXES).get(patient.sex, patient.sex),
             "realms": portal_status.realm_statuses(patient, request.app[SETTINGS].clinic_timezone),
         },
