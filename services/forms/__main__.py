@@ -1,4 +1,5 @@
-from services.forms.service import SPEC
+from services.forms.service import build
 from services.runtime.server import main
 
-main(SPEC)
+if __name__ == "__main__":
+    main("forms", build)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from importlib import resources
 
 import grpc
@@ -16,11 +17,13 @@ def register(server: grpc.aio.Server, rt: Runtime) -> None:
     pb_grpc.add_FormsServiceServicer_to_server(FormsServicer(rt.pool, rt.principals), server)
 
 
-SPEC = ServiceSpec(
-    name="forms",
-    grpc_service="portal.forms.v1.FormsService",
-    stream="FORMS",
-    migrations=resources.files(__package__) / "migrations",
-    register=register,
-    subscriptions=lambda _rt: SUBSCRIPTIONS,
-)
+def build(env: Mapping[str, str]) -> ServiceSpec:
+    """The service; it has no settings of its own beyond the runtime's."""
+    return ServiceSpec(
+        name="forms",
+        grpc_service="portal.forms.v1.FormsService",
+        stream="FORMS",
+        migrations=resources.files(__package__) / "migrations",
+        register=register,
+        subscriptions=lambda _rt: SUBSCRIPTIONS,
+    )

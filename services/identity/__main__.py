@@ -1,4 +1,5 @@
-from services.identity.service import SPEC
+from services.identity.service import build
 from services.runtime.server import main
 
-main(SPEC)
+if __name__ == "__main__":
+    main("identity", build)

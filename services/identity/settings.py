@@ -7,7 +7,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
-from services.identity.passwords import HashParams
+from services.identity.passwords import (
+    MIN_MEMORY_KIB,
+    MIN_PARALLELISM,
+    MIN_TIME_COST,
+    HashParams,
+)
 from services.runtime.settings import env_float, env_int
 
 
@@ -21,17 +26,22 @@ class IdentitySettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> IdentitySettings:
+        """Raises ConfigError naming the variable when a value is malformed or out of range."""
         env = os.environ if env is None else env
         return cls(
-            session_idle=timedelta(minutes=env_float(env, "PORTAL_SESSION_IDLE_MINUTES", 15)),
-            session_lifetime=timedelta(hours=env_float(env, "PORTAL_SESSION_MAX_HOURS", 12)),
+            session_idle=timedelta(
+                minutes=env_float(env, "PORTAL_SESSION_IDLE_MINUTES", 15, above=0)
+            ),
+            session_lifetime=timedelta(
+                hours=env_float(env, "PORTAL_SESSION_MAX_HOURS", 12, above=0)
+            ),
             temporary_password_lifetime=timedelta(
-                hours=env_float(env, "PORTAL_TEMP_PASSWORD_HOURS", 72)
+                hours=env_float(env, "PORTAL_TEMP_PASSWORD_HOURS", 72, above=0)
             ),
             hash_params=HashParams(
-                memory_kib=env_int(env, "PORTAL_ARGON2_MEMORY_KIB", 19456),
-                time_cost=env_int(env, "PORTAL_ARGON2_TIME_COST", 2),
-                parallelism=env_int(env, "PORTAL_ARGON2_PARALLELISM", 1),
+                memory_kib=env_int(env, "PORTAL_ARGON2_MEMORY_KIB", 19456, minimum=MIN_MEMORY_KIB),
+                time_cost=env_int(env, "PORTAL_ARGON2_TIME_COST", 2, minimum=MIN_TIME_COST),
+                parallelism=env_int(env, "PORTAL_ARGON2_PARALLELISM", 1, minimum=MIN_PARALLELISM),
             ),
             admin_password=env.get("PORTAL_ADMIN_PASSWORD") or None,
         )

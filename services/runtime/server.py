@@ -16,9 +16,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from importlib.resources.abc import Traversable
 
@@ -139,12 +140,17 @@ async def _watch_health(spec: ServiceSpec, rt: Runtime, servicer: HealthServicer
         await asyncio.sleep(1.0)
 
 
-def main(spec: ServiceSpec) -> None:
-    """Entry point of `python -m services.<name>`."""
+def main(name: str, build: Callable[[Mapping[str, str]], ServiceSpec]) -> None:
+    """Entry point of `python -m services.<name>`.
+
+    Every setting, the runtime's and the service's own (read by `build`), is read and checked
+    here before anything starts: a bad value is one line naming the variable and exit code 2.
+    """
     try:
-        settings = ServiceSettings.from_env(spec.name)
+        settings = ServiceSettings.from_env(name)
+        spec = build(os.environ)
     except ConfigError as exc:
-        print(f"portal-{spec.name}: {exc}", file=sys.stderr)
+        print(f"portal-{name}: {exc}", file=sys.stderr)
         sys.exit(2)
     logs.configure(spec.name, settings.log_level)
     telemetry.configure(

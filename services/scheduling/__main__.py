@@ -1,4 +1,5 @@
 from services.runtime.server import main
-from services.scheduling.service import SPEC
+from services.scheduling.service import build
 
-main(SPEC)
+if __name__ == "__main__":
+    main("scheduling", build)

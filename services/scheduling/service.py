@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from importlib import resources
 
 import grpc
@@ -17,10 +18,12 @@ def register(server: grpc.aio.Server, rt: Runtime) -> None:
     )
 
 
-SPEC = ServiceSpec(
-    name="scheduling",
-    grpc_service="portal.scheduling.v1.SchedulingService",
-    stream="SCHEDULING",
-    migrations=resources.files(__package__) / "migrations",
-    register=register,
-)
+def build(env: Mapping[str, str]) -> ServiceSpec:
+    """The service; it has no settings of its own beyond the runtime's."""
+    return ServiceSpec(
+        name="scheduling",
+        grpc_service="portal.scheduling.v1.SchedulingService",
+        stream="SCHEDULING",
+        migrations=resources.files(__package__) / "migrations",
+        register=register,
+    )
