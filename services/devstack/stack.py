@@ -2,13 +2,16 @@
 
 With no PORTAL_DATABASE_URL / PORTAL_NATS_URL it starts embedded PostgreSQL and NATS, keeping
 their data under PORTAL_DATA_DIR (default .data/) so nothing is lost between runs. It creates a
-database per service, starts the four services as child processes, waits until the gateway is
-ready and prints the addresses. Ctrl-C or SIGTERM stops every child and the embedded servers.
+database per service, starts the four services as child processes, waits until the gateway and
+every backend serve and prints the addresses. A child that dies is restarted with growing delays
+(one that keeps crashing right after start waits longer each time, and says so); Ctrl-C or
+SIGTERM stops every child and the embedded servers.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import secrets
 import signal
@@ -32,10 +35,18 @@ from services.devstack.embedded import (
     port_in_use,
 )
 from services.identity.passwords import generate_password
+from services.runtime.backoff import Backoff
 from services.runtime.db import ensure_database, with_database
 from services.runtime.settings import DEFAULT_PORTS, ConfigError, env_bool, env_int, env_str
 
 SERVICES = ("identity", "forms", "scheduling")
+
+# Restart delays of a child that died: 0.5 s, 1 s, 2 s … up to 30 s while it keeps crashing.
+RESTART_FIRST, RESTART_MOST = 0.5, 30.0
+# A child that ran this long before it died was healthy: its next restart is quick again.
+HEALTHY_AFTER = 30.0
+# Quick crashes in a row after which the restart note says the service keeps crashing.
+CRASH_LOOP = 3
 
 
 @dataclass
@@ -90,7 +101,14 @@ class Stack:
         self._env: dict[str, dict[str, str]] = {}
         self.new_admin_password: str | None = None  # set when this run generated it
         self.principal_key = ""
-        self._logs: list[IO[bytes]] = []
+        self._logs: dict[str, IO[bytes]] = {}
+        # Supervision: when each child started, its restart backoff, quick crashes in a row,
+        # when a dead one is due to start again, and those stopped on purpose (not restarted).
+        self._started: dict[str, float] = {}
+        self._backoff: dict[str, Backoff] = {}
+        self._crashes: dict[str, int] = {}
+        self._restart_at: dict[str, float] = {}
+        self.held: set[str] = set()
 
     @property
     def gateway_url(self) -> str:
@@ -139,7 +157,7 @@ class Stack:
             }
             if name == "identity":
                 env["PORTAL_ADMIN_PASSWORD"] = self.admin_password()
-            self._spawn(name, env)
+            self.launch(name, env)
         gateway_env = {
             **common,
             "PORTAL_GATEWAY_HOST": c.gateway_host,
@@ -149,7 +167,7 @@ class Stack:
         }
         for name, port in c.service_ports.items():
             gateway_env[f"PORTAL_{name.upper()}_ADDR"] = f"127.0.0.1:{port}"
-        self._spawn("gateway", gateway_env)
+        self.launch("gateway", gateway_env)
 
     def admin_password(self) -> str:
         """The first admin's password: PORTAL_ADMIN_PASSWORD, or generated once and kept."""
@@ -171,14 +189,66 @@ class Stack:
         for name in SERVICES:
             await ensure_database(server_url, self.database(name))
 
-    def restart(self, name: str) -> None:
-        """Start a child again (after it stopped) with the same settings."""
-        self._spawn(name, self._env[name])
+    def stop_service(self, name: str, timeout: float = 30) -> int:
+        """Stop one child on purpose (SIGTERM); it is not restarted until `start_service`."""
+        self.held.add(name)
+        self._restart_at.pop(name, None)
+        proc = self.children[name]
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        return proc.returncode
 
-    def _spawn(self, name: str, env: dict[str, str]) -> None:
+    def start_service(self, name: str) -> None:
+        """Start a child stopped by `stop_service` again, with the same settings."""
+        if self.children[name].poll() is None:
+            raise StartError(f"{name} is already running")
+        self.held.discard(name)
+        self._restart_at.pop(name, None)
+        self.launch(name, self._env[name])
+
+    def supervise(self, now: float | None = None) -> list[str]:
+        """Restart children that died (not those stopped on purpose); what to tell the user."""
+        now = time.monotonic() if now is None else now
+        notes = []
+        for name, proc in list(self.children.items()):
+            if name in self.held or proc.poll() is None:
+                continue
+            due = self._restart_at.get(name)
+            if due is None:
+                notes.append(self._schedule_restart(name, proc.returncode, now))
+            elif now >= due:
+                del self._restart_at[name]
+                self.launch(name, self._env[name])
+                notes.append(f"{name} restarted (pid {self.children[name].pid})")
+        return notes
+
+    def _schedule_restart(self, name: str, code: int, now: float) -> str:
+        backoff = self._backoff.setdefault(name, Backoff(RESTART_FIRST, RESTART_MOST))
+        if now - self._started[name] >= HEALTHY_AFTER:
+            backoff.reset()
+            self._crashes[name] = 0
+        crashes = self._crashes[name] = self._crashes.get(name, 0) + 1
+        delay = backoff.next()
+        self._restart_at[name] = now + delay
+        how = f" ({signal.Signals(-code).name})" if code < 0 else ""
+        note = f"{name} exited with code {code}{how}; restarting in {delay:.1f}s"
+        if crashes >= CRASH_LOOP:
+            note += f" ({crashes} crashes in a row; its last output: {self.log_tail(name)})"
+        return note
+
+    def launch(self, name: str, env: dict[str, str]) -> None:
+        """Start child `name` (python -m services.<name>) with `env`; its output goes to its log."""
         self._env[name] = env
-        log = (self.config.data_dir / "logs" / f"{name}.log").open("ab")
-        self._logs.append(log)
+        previous = self._logs.pop(name, None)
+        if previous is not None:
+            previous.close()
+        log = self._logs[name] = (self.config.data_dir / "logs" / f"{name}.log").open("ab")
+        self._started[name] = time.monotonic()
         self.children[name] = subprocess.Popen(
             [sys.executable, "-m", f"services.{name}"],
             env=env,
@@ -189,9 +259,9 @@ class Stack:
         )
 
     def exited(self) -> str | None:
-        """The name of a child that has exited, if any."""
+        """The name of a child that has exited (and was not stopped on purpose), if any."""
         for name, proc in self.children.items():
-            if proc.poll() is not None:
+            if name not in self.held and proc.poll() is not None:
                 return name
         return None
 
@@ -203,9 +273,10 @@ class Stack:
                 raise StartError(f"{dead} exited during start-up: {self.log_tail(dead)}")
             try:
                 with urllib.request.urlopen(f"{self.gateway_url}/readyz", timeout=2) as reply:  # noqa: S310
-                    if reply.status == 200:
+                    # The gateway is ready as soon as it runs; wait for every backend too.
+                    if reply.status == 200 and not json.load(reply)["not_serving"]:
                         return
-            except (urllib.error.URLError, OSError):
+            except (urllib.error.URLError, OSError, ValueError, KeyError):
                 pass
             time.sleep(0.25)
         raise StartError(f"the stack was not ready within {timeout:.0f}s; logs: {self.log_dir}")
@@ -233,8 +304,9 @@ class Stack:
         for server in (self.nats, self.postgres):
             if server is not None:
                 server.stop()
-        for log in self._logs:
+        for log in self._logs.values():
             log.close()
+        self._logs.clear()
 
 
 def admin_hint(stack: Stack) -> str:
@@ -292,13 +364,8 @@ def main() -> int:
             flush=True,
         )
         while not stopping:
-            dead = stack.exited()
-            if dead:
-                print(
-                    f"make run: {dead} stopped unexpectedly: {stack.log_tail(dead)}",
-                    file=sys.stderr,
-                )
-                return 1
+            for note in stack.supervise():
+                print(f"make run: {note}", file=sys.stderr, flush=True)
             time.sleep(0.2)
         print("Stopping…", flush=True)
         return 0
