@@ -1,20 +1,30 @@
-"""`make run` from a clean copy of the tree: ready, then Ctrl-C leaves nothing running."""
+"""`make run` from a clean copy of the tree: ready, then Ctrl-C leaves nothing running; and a
+service that dies under `make run` is restarted."""
 
 from __future__ import annotations
 
+import asyncio
 import os
+import queue
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
+import uuid
 from pathlib import Path
+from typing import IO
 
+import grpc
 import psutil
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from tests.conftest import free_port
+from services.devstack.stack import SERVICES
+from tests.conftest import drop_database, free_port
+from tests.integration.events import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -93,3 +103,107 @@ def test_make_run_from_a_clean_copy_then_ctrl_c(pg_server_url: str) -> None:
         assert processes_using(str(data_dir)) == []
     finally:
         shutil.rmtree(copy, ignore_errors=True)
+
+
+def read_lines(stream: IO[str], into: queue.Queue[str]) -> None:
+    for line in stream:
+        into.put(line)
+
+
+def wait_for_line(lines: queue.Queue[str], seen: list[str], wanted: str, timeout: float) -> str:
+    """The first line (from now on) containing `wanted`; all lines read are kept in `seen`."""
+    deadline = time.monotonic() + timeout
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            line = lines.get(timeout=left)
+        except queue.Empty:
+            break
+        seen.append(line)
+        if wanted in line:
+            return line
+    raise AssertionError(f"no line with {wanted!r} within {timeout}s: {''.join(seen)}")
+
+
+def child_pid(parent: psutil.Process, module: str) -> int | None:
+    for proc in parent.children():
+        try:
+            if module in proc.cmdline():
+                return proc.pid
+        except psutil.NoSuchProcess:
+            continue
+    return None
+
+
+async def forms_health(port: int) -> str:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        try:
+            reply = await health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service="portal.forms.v1.FormsService"), timeout=1
+            )
+        except grpc.aio.AioRpcError as exc:
+            return str(exc.code().name)
+        return str(health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status))
+
+
+async def test_make_run_restarts_a_service_that_was_killed(pg_server_url: str) -> None:
+    folder = Path(tempfile.mkdtemp(prefix="portal-heal-"))
+    prefix = f"h{uuid.uuid4().hex[:10]}_"
+    forms_port = free_port()
+    env = {
+        **os.environ,
+        "PORTAL_DATA_DIR": str(folder / ".data"),
+        "PORTAL_DATABASE_URL": pg_server_url,
+        "PORTAL_DATABASE_PREFIX": prefix,
+        "PORTAL_GATEWAY_PORT": str(free_port()),
+        "PORTAL_IDENTITY_PORT": str(free_port()),
+        "PORTAL_FORMS_PORT": str(forms_port),
+        "PORTAL_SCHEDULING_PORT": str(free_port()),
+        "PORTAL_EMBEDDED_NATS_PORT": str(free_port()),
+        "PORTAL_ADMIN_PASSWORD": "Heal-admin-password-9",
+        "PORTAL_DEMO_DATA": "false",
+        "PORTAL_SHUTDOWN_DRAIN": "0.1",
+    }
+    env.pop("PORTAL_NATS_URL", None)  # a NATS of its own, so its streams start empty
+    run = subprocess.Popen(
+        [sys.executable, "-m", "services.devstack"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    assert run.stdout is not None
+    lines: queue.Queue[str] = queue.Queue()
+    reader = threading.Thread(target=read_lines, args=(run.stdout, lines), daemon=True)
+    reader.start()
+    seen: list[str] = []
+    try:
+        wait_for_line(lines, seen, "Ready in", timeout=120)
+        first = child_pid(psutil.Process(run.pid), "services.forms")
+        assert first is not None
+
+        os.kill(first, signal.SIGKILL)
+        note = wait_for_line(lines, seen, "forms exited with code", timeout=30)
+        assert "code -9 (SIGKILL); restarting in 0.5s" in note
+        restarted = wait_for_line(lines, seen, "forms restarted", timeout=30)
+        second = child_pid(psutil.Process(run.pid), "services.forms")
+        assert second is not None and second != first
+        assert f"(pid {second})" in restarted
+        await eventually(lambda: forms_health(forms_port), lambda s: s == "SERVING", 60)
+        assert run.poll() is None  # the stack itself never stopped
+
+        os.killpg(run.pid, signal.SIGINT)  # Ctrl-C still stops everything
+        assert await asyncio.to_thread(run.wait, 60) == 0
+        reader.join(10)
+        while not lines.empty():
+            seen.append(lines.get())
+        assert any("Stopping" in line for line in seen), "".join(seen)
+        assert processes_using(str(folder)) == []
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+            run.wait()
+        for name in SERVICES:
+            await drop_database(pg_server_url, f"{prefix}{name}")
+        shutil.rmtree(folder, ignore_errors=True)
