@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 CHROMIUM ?= /usr/bin/chromium
 PROTO_SRC := $(shell find protos/portal -name '*.proto' | sort)
 
-.PHONY: help install run test lint typecheck pytest protos protos-check bench browser clean
+.PHONY: help install run test lint typecheck pytest protos protos-check bench browser fonts clean
 
 help:
 	@echo "make run    - start the whole stack (embedded PostgreSQL and NATS unless URLs are set)"
@@ -23,15 +23,27 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# Browser tests drive the system Chromium; install it from the system package manager if missing.
-browser:
-	@if [ ! -x $(CHROMIUM) ]; then \
-	  echo "Installing Chromium with apt-get (browser tests need it)"; \
-	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium fonts-dejavu-core >/dev/null; \
+APT_INSTALL = SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); $$SUDO apt-get update -qq \
+  && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq
+# The credentials letter PDF embeds these fonts (services/gateway/letters.py).
+LETTER_FONTS := /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf \
+  /usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf
+
+# Browser tests drive the system Chromium, and PDF tests read letters with poppler's pdftotext;
+# install them from the system package manager if missing.
+browser: fonts
+	@if [ ! -x $(CHROMIUM) ] || [ ! -x /usr/bin/pdftotext ]; then \
+	  echo "Installing Chromium and poppler-utils with apt-get (browser and PDF tests need them)"; \
+	  $(APT_INSTALL) chromium poppler-utils >/dev/null; \
 	fi
 
-run: install
+fonts:
+	@if ! ls $(LETTER_FONTS) >/dev/null 2>&1; then \
+	  echo "Installing the credentials letter's fonts with apt-get"; \
+	  $(APT_INSTALL) fonts-dejavu-core fonts-droid-fallback >/dev/null; \
+	fi
+
+run: install fonts
 	$(BIN)/python -m services.devstack
 
 protos: install

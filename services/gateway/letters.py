@@ -1,19 +1,24 @@
 """The printable portal credentials letter: its wording, and the same letter as a PDF.
 
-The HTML page (templates/staff/_letter.html) and the PDF share the wording below so the two
-never drift apart. The PDF uses fpdf2's core fonts, which exist everywhere but only cover
-latin-1: text is folded to its closest latin-1 spelling first.
+The HTML page (templates/staff/credentials_letter.html) and the PDF share the wording below so
+the two never drift apart. The PDF embeds DejaVu (Latin, Greek, Cyrillic, Vietnamese ...) and,
+for what DejaVu lacks (Chinese, Japanese, Korean), Droid Sans Fallback: names print as typed.
+The fonts are system packages (Debian: fonts-dejavu-core, fonts-droid-fallback), which `make`
+and the container image install.
 """
 
 from __future__ import annotations
 
-import unicodedata
+import functools
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
+from pathlib import Path
 
 from fpdf import FPDF
+from fpdf.fonts import TTFFont
 
-REALM_LABEL = {"onsite": "Onsite", "offsite": "Offsite"}
+from services.gateway.demographics import REALM_LABEL
+
 _REALM_USE = {
     "onsite": "The onsite portal is for use at the clinic.",
     "offsite": "The offsite portal works from home or anywhere with an Internet connection.",
@@ -23,6 +28,30 @@ FOOTER = (
     "This password is shown only on this letter; the clinic cannot print it again. "
     "In a medical emergency, call your local emergency number. Do not use the portal."
 )
+
+FONT_DIRS = (Path("/usr/share/fonts"), Path("/usr/local/share/fonts"))
+# (family, style) -> file name, found under FONT_DIRS.
+FONTS = {
+    ("Sans", ""): "DejaVuSans.ttf",
+    ("Sans", "B"): "DejaVuSans-Bold.ttf",
+    ("Mono", "B"): "DejaVuSansMono-Bold.ttf",
+}
+FALLBACK_FONT = "DroidSansFallbackFull.ttf"  # only loaded when a letter needs it: it is large
+
+
+class FontsMissing(RuntimeError):
+    """The PDF cannot be made: a font file is not installed."""
+
+
+@functools.cache
+def font_path(name: str) -> Path:
+    for directory in FONT_DIRS:
+        for found in sorted(directory.rglob(name)) if directory.is_dir() else ():
+            return found
+    raise FontsMissing(
+        f"font {name} is not installed (Debian: apt-get install fonts-dejavu-core "
+        "fonts-droid-fallback)"
+    )
 
 
 def format_expiry(value: datetime, zone: tzinfo = UTC) -> str:
@@ -92,56 +121,50 @@ class CredentialsLetter:
         return steps
 
 
-# Characters NFKD cannot fold into latin-1: dashes, curly quotes and letters with strokes.
-_FOLD = str.maketrans(
-    {"\u2014": "-", "\u2013": "-", "\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"'}
-    | {"Ł": "L", "ł": "l", "Đ": "D", "đ": "d", "Ħ": "H", "ħ": "h", "Œ": "OE", "œ": "oe"}
-)
-
-
-def latin1(text: str) -> str:
-    """`text` in latin-1, the core PDF fonts' range ('?' for what has no latin-1 spelling)."""
-    folded = []
-    for ch in text.translate(_FOLD):
-        if ord(ch) < 32:
-            ch = " "
-        elif ord(ch) > 255:
-            # Letters outside latin-1 keep their base letter when they have one ("ő" -> "o").
-            base = unicodedata.normalize("NFKD", ch).encode("latin-1", "ignore").decode("latin-1")
-            ch = base or "?"
-        folded.append(ch)
-    return "".join(folded)
-
-
 def _lines(
     pdf: FPDF,
     text: str,
     height: float,
-    font: str = "Helvetica",
+    font: str = "Sans",
     style: str = "",
     size: float = 11,
     width: float = 0,
 ) -> None:
     """A left-aligned paragraph, wrapped to `width` (0: to the right margin)."""
     pdf.set_font(font, style, size)
-    pdf.multi_cell(width, height, latin1(text), align="L", new_x="LMARGIN", new_y="NEXT")
+    pdf.multi_cell(width, height, text, align="L", new_x="LMARGIN", new_y="NEXT")
+
+
+def _add_fonts(pdf: FPDF, texts: list[str]) -> None:
+    for (family, style), name in FONTS.items():
+        pdf.add_font(family, style, str(font_path(name)))
+    needed = {ord(ch) for text in texts for ch in text if not ch.isspace()}
+    fonts = [font for font in pdf.fonts.values() if isinstance(font, TTFFont)]
+    if any(code not in font.cmap for font in fonts for code in needed):
+        pdf.add_font("Fallback", "", str(font_path(FALLBACK_FONT)))
+        # The fallback has one weight: bold text it draws comes out regular.
+        pdf.set_fallback_fonts(["Fallback"], exact_match=False)
 
 
 def render_pdf(letter: CredentialsLetter) -> bytes:
+    """The letter as PDF bytes (CPU-bound for a fraction of a second: call it in a thread)."""
     pdf = FPDF(format="letter", unit="mm")
+    texts = [letter.clinic_name, letter.patient_name, letter.username, letter.password]
+    texts += [letter.title, letter.intro(), *letter.instructions(), letter.issued_on, FOOTER]
+    _add_fonts(pdf, [*texts, letter.web_address])
     pdf.set_margins(22, 20, 22)
     pdf.set_auto_page_break(auto=True, margin=18)
     # Document metadata carries no patient data.
     pdf.set_title("Patient Portal sign-in details")
-    pdf.set_author(latin1(letter.clinic_name))
+    pdf.set_author(letter.clinic_name)
     pdf.set_creation_date(letter.issued_at)
     pdf.add_page()
     width = pdf.epw
 
-    pdf.set_font("Helvetica", "B", 16)
-    pdf.cell(width * 0.65, 8, latin1(letter.clinic_name))
-    pdf.set_font("Helvetica", "", 10)
-    pdf.cell(width * 0.35, 8, latin1(letter.issued_on), align="R", new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font("Sans", "B", 16)
+    pdf.cell(width * 0.65, 8, letter.clinic_name)
+    pdf.set_font("Sans", "", 10)
+    pdf.cell(width * 0.35, 8, letter.issued_on, align="R", new_x="LMARGIN", new_y="NEXT")
     pdf.set_line_width(0.6)
     pdf.line(pdf.l_margin, pdf.get_y() + 2, pdf.l_margin + width, pdf.get_y() + 2)
     pdf.ln(8)
@@ -163,7 +186,7 @@ def render_pdf(letter: CredentialsLetter) -> bytes:
         pdf.set_x(pdf.l_margin + 5)
         _lines(pdf, label, 6, style="B", size=10)
         pdf.set_x(pdf.l_margin + 5)
-        _lines(pdf, value, 7, font="Courier", style="B", size=size, width=width - 10)
+        _lines(pdf, value, 7, font="Mono", style="B", size=size, width=width - 10)
         pdf.ln(2)
     pdf.set_line_width(0.5)
     pdf.rect(pdf.l_margin, top - 3, width, pdf.get_y() - top + 3)

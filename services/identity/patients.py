@@ -9,10 +9,12 @@ from datetime import date
 
 import asyncpg
 
+from portal.identity.v1 import identity_pb2 as pb
 from services.runtime.db import Conn
 from services.runtime.errors import FieldErrors
 
-SEXES = ("female", "male", "other", "unknown")
+# The contract's Sex enum names the values (SEX_FEMALE -> "female").
+SEXES = tuple(v.name.removeprefix("SEX_").lower() for v in pb.Sex.DESCRIPTOR.values if v.number)
 CONTACT_PREFERENCES = ("", "email", "phone", "mail")
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
 _PHONE = re.compile(r"^\+?[0-9 ()\-.]{7,20}$")
@@ -64,7 +66,7 @@ def validate(values: PatientInput, *, fields: set[str] | None = None) -> FieldEr
             date(1900, 1, 1) <= dob <= date.today(),
             "Date of birth must be between 1900 and today.",
         )
-    check("sex", values.sex in SEXES, "Sex must be female, male, other or unknown.")
+    check("sex", values.sex in SEXES, f"Sex must be {', '.join(SEXES[:-1])} or {SEXES[-1]}.")
     check(
         "email",
         not values.email or bool(_EMAIL.match(values.email)),
@@ -115,9 +117,7 @@ async def insert(conn: Conn, values: PatientInput) -> asyncpg.Record:
     return row
 
 
-DEMOGRAPHICS = frozenset(
-    ["first_name", "middle_name", "last_name", "date_of_birth", "sex", "email", "phone", "address"]
-)
+DEMOGRAPHICS = frozenset(field.name for field in pb.PatientFields.DESCRIPTOR.fields)
 CHOICES = frozenset(
     ["allow_patient_portal", "preferred_contact", "allow_email", "allow_sms", "allow_voice"]
 )
@@ -139,15 +139,16 @@ async def update(conn: Conn, patient_id: uuid.UUID, changes: dict[str, object]) 
     return row
 
 
-async def same_person_exists(conn: Conn, values: PatientInput) -> bool:
-    return bool(
-        await conn.fetchval(
-            """SELECT true FROM patients WHERE lower(first_name) = lower($1)
-               AND lower(last_name) = lower($2) AND date_of_birth = $3 LIMIT 1""",
-            values.first_name,
-            values.last_name,
-            parse_date(values.date_of_birth),
-        )
+async def same_person(conn: Conn, values: PatientInput, limit: int = 20) -> list[asyncpg.Record]:
+    """Patients who are likely the same person: same first and last name and date of birth."""
+    return await conn.fetch(
+        f"""SELECT {COLUMNS} FROM patients p WHERE lower(p.first_name) = lower($1)
+            AND lower(p.last_name) = lower($2) AND p.date_of_birth = $3
+            ORDER BY p.created_at LIMIT $4""",
+        values.first_name,
+        values.last_name,
+        parse_date(values.date_of_birth),
+        limit,
     )
 
 

@@ -18,7 +18,16 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from portal.events.v1 import identity_pb2 as events
 from portal.identity.v1 import identity_pb2 as pb
 from portal.identity.v1 import identity_pb2_grpc as pb_grpc
-from services.identity import accounts, audit, convert, lockout, patients, sessions, staff
+from services.identity import (
+    accounts,
+    audit,
+    convert,
+    lockout,
+    patients,
+    refusals,
+    sessions,
+    staff,
+)
 from services.identity.passwords import PasswordHasher, check_password, generate_password
 from services.identity.settings import IdentitySettings
 from services.runtime.db import Conn
@@ -214,23 +223,35 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
         if errors:
             await abort_invalid(context, errors)
         async with self.pool.acquire() as conn, conn.transaction():
-            if not request.confirm_duplicate and await patients.same_person_exists(conn, values):
-                await abort_precondition(
-                    context,
-                    "DUPLICATE_PATIENT",
-                    "A patient with the same name and date of birth already exists.",
+            matches = [] if request.confirm_duplicate else await patients.same_person(conn, values)
+            if not matches:
+                row = await patients.insert(conn, values)
+                await emit(
+                    conn,
+                    "portal.identity.patient.registered",
+                    str(row["id"]),
+                    events.PatientRegistered(
+                        patient_id=str(row["id"]), occurred_at=now_ts(), actor_id=principal.subject
+                    ),
                 )
-            row = await patients.insert(conn, values)
-            await emit(
-                conn,
-                "portal.identity.patient.registered",
-                str(row["id"]),
-                events.PatientRegistered(
-                    patient_id=str(row["id"]), occurred_at=now_ts(), actor_id=principal.subject
-                ),
-            )
-            await audit.record(conn, principal, "patient.register", patient_id=row["id"])
-        return pb.RegisterPatientResponse(patient=convert.patient(row))
+                await audit.record(conn, principal, "patient.register", patient_id=row["id"])
+                return pb.RegisterPatientResponse(patient=convert.patient(row))
+            # The refusal shows the matches to the caller: each one's audit trail says so.
+            for match in matches:
+                await audit.record(
+                    conn,
+                    principal,
+                    "patient.register",
+                    patient_id=match["id"],
+                    outcome="possible_duplicate",
+                )
+        await abort_precondition(
+            context,
+            "DUPLICATE_PATIENT",
+            refusals.DUPLICATE_PATIENT,
+            "",
+            pb.PossibleDuplicates(patients=[convert.summary(m) for m in matches]),
+        )
 
     @requires(staff=STAFF)
     async def SearchPatients(
@@ -343,18 +364,14 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
         if row is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, "no such patient")
         if not row["allow_patient_portal"]:
-            await abort_precondition(
-                context, "PORTAL_NOT_ALLOWED", "Allow Patient Portal is set to No for this patient."
-            )
+            await abort_precondition(context, "PORTAL_NOT_ALLOWED", refusals.PORTAL_NOT_ALLOWED)
         return row
 
     async def _refuse_second_account(
         self, conn: Conn, context: Context, patient_id: uuid.UUID, realm: str
     ) -> None:
         if await accounts.get(conn, patient_id, realm) is not None:
-            await abort_precondition(
-                context, "ACCOUNT_EXISTS", f"The patient already has {realm} credentials."
-            )
+            await abort_precondition(context, "ACCOUNT_EXISTS", refusals.account_exists(realm))
 
     @requires(staff=STAFF)
     async def SuggestCredentials(
@@ -411,11 +428,15 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
     ) -> pb.IssuedCredentials:
         realm = await parse_realm(context, request.realm)
         async with self.pool.acquire() as conn, conn.transaction():
-            patient = await self._portal_patient(conn, context, request.patient_id, lock=True)
+            patient = await self._portal_patient(
+                conn, context, request.patient_id, lock=not request.validate_only
+            )
             account = await accounts.get(conn, patient["id"], realm)
             if account is None:
-                await abort_precondition(
-                    context, "NO_ACCOUNT", f"The patient has no {realm} credentials to reset."
+                await abort_precondition(context, "NO_ACCOUNT", refusals.no_account(realm))
+            if request.validate_only:
+                return pb.IssuedCredentials(
+                    patient_id=str(patient["id"]), realm=request.realm, username=account["username"]
                 )
             password = generate_password()
             account = await accounts.set_temporary_password(
@@ -427,6 +448,24 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
             await sessions.revoke_account(conn, account["id"])
             await self._credentials_event(conn, principal, account, "reset")
         return self._issued(patient, account, password)
+
+    @requires(staff=STAFF)
+    async def RecordLetterDownloaded(
+        self, request: pb.RecordLetterDownloadedRequest, context: Context, principal: Principal
+    ) -> pb.RecordLetterDownloadedResponse:
+        patient_id = await parse_patient_id(context, request.patient_id)
+        realm = await parse_realm(context, request.realm)
+        async with self.pool.acquire() as conn, conn.transaction():
+            if await accounts.get(conn, patient_id, realm) is None:
+                await context.abort(grpc.StatusCode.NOT_FOUND, "no such account")
+            await audit.record(
+                conn,
+                principal,
+                "credentials.letter_downloaded",
+                patient_id=patient_id,
+                detail=f"realm={realm}",
+            )
+        return pb.RecordLetterDownloadedResponse()
 
     async def _credentials_event(
         self, conn: Conn, principal: Principal, account: asyncpg.Record, kind: str
@@ -503,9 +542,7 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
                     detail=entry.detail,
                 )
             await abort_precondition(
-                context,
-                "TEMPORARY_PASSWORD_EXPIRED",
-                "Your temporary password has expired. Please ask the clinic for a new one.",
+                context, "TEMPORARY_PASSWORD_EXPIRED", refusals.TEMPORARY_PASSWORD_EXPIRED
             )
         async with self.pool.acquire() as conn:
             token, session_id, expires = await sessions.start_after_sign_in(

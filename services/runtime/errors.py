@@ -7,14 +7,16 @@ unexpected exceptions become INTERNAL with no details (the log has the error typ
 
 from __future__ import annotations
 
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import grpc
 from google.protobuf import any_pb2
+from google.protobuf.message import Message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 FieldErrors = dict[str, list[str]]
+M = TypeVar("M", bound=Message)
 
 
 async def abort_invalid(
@@ -31,8 +33,13 @@ async def abort_invalid(
 
 
 async def abort_precondition(
-    context: grpc.aio.ServicerContext[Any, Any], kind: str, message: str, subject: str = ""
+    context: grpc.aio.ServicerContext[Any, Any],
+    kind: str,
+    message: str,
+    subject: str = "",
+    *extra: Message,
 ) -> NoReturn:
+    """`message` is the one sentence a person reads (pages and API show it as it is)."""
     detail = error_details_pb2.PreconditionFailure(
         violations=[
             error_details_pb2.PreconditionFailure.Violation(
@@ -40,15 +47,17 @@ async def abort_precondition(
             )
         ]
     )
-    await _abort(context, code_pb2.FAILED_PRECONDITION, message, detail)
+    await _abort(context, code_pb2.FAILED_PRECONDITION, message, detail, *extra)
 
 
 async def _abort(
-    context: grpc.aio.ServicerContext[Any, Any], code: int, message: str, detail: Any
+    context: grpc.aio.ServicerContext[Any, Any], code: int, message: str, *details: Message
 ) -> NoReturn:
-    packed = any_pb2.Any()
-    packed.Pack(detail)
-    status = status_pb2.Status(code=code, message=message, details=[packed])
+    packed = []
+    for detail in details:
+        packed.append(any_pb2.Any())
+        packed[-1].Pack(detail)
+    status = status_pb2.Status(code=code, message=message, details=packed)
     await context.abort_with_status(rpc_status.to_status(status))  # type: ignore[attr-defined]
     raise AssertionError("unreachable")
 
@@ -67,13 +76,23 @@ def field_errors(error: grpc.aio.AioRpcError) -> FieldErrors:
 
 def precondition_kind(error: grpc.aio.AioRpcError) -> str:
     """The type of the first precondition violation ('' when none)."""
+    failure = detail_of(error, error_details_pb2.PreconditionFailure)
+    return str(failure.violations[0].type) if failure and failure.violations else ""
+
+
+def precondition_text(error: grpc.aio.AioRpcError) -> str:
+    """The sentence the service gave for its first precondition violation ('' when none)."""
+    failure = detail_of(error, error_details_pb2.PreconditionFailure)
+    return str(failure.violations[0].description) if failure and failure.violations else ""
+
+
+def detail_of(error: grpc.aio.AioRpcError, kind: type[M]) -> M | None:
+    """The error's first detail of message type `kind` (None when it carries none)."""
     for detail in _details(error):
-        if detail.Is(error_details_pb2.PreconditionFailure.DESCRIPTOR):
-            failure = error_details_pb2.PreconditionFailure()
-            detail.Unpack(failure)
-            if failure.violations:
-                return str(failure.violations[0].type)
-    return ""
+        found = kind()
+        if detail.Unpack(found):  # False: a detail of another type
+            return found
+    return None
 
 
 def _details(error: grpc.aio.AioRpcError) -> list[any_pb2.Any]:

@@ -13,11 +13,17 @@ import pytest
 
 from portal.identity.v1 import identity_pb2 as pb
 from portal.identity.v1 import identity_pb2_grpc as pb_grpc
+from services.identity import refusals
 from services.identity.passwords import PasswordHasher
 from services.identity.servicer import IdentityServicer
 from services.identity.settings import IdentitySettings
 from services.runtime import db
-from services.runtime.errors import field_errors, precondition_kind
+from services.runtime.errors import (
+    detail_of,
+    field_errors,
+    precondition_kind,
+    precondition_text,
+)
 from services.runtime.principal import Principal, PrincipalCodec
 from tests.conftest import TEST_PRINCIPAL_KEY
 
@@ -233,3 +239,108 @@ async def test_search_is_typo_tolerant_and_finds_by_birth_date(identity: Identit
     assert (await search("katherine jonson"))[0] == "Katherine Johnson"
     assert set(await search("1985-12-10")) == {"Margaret Hamilton", "Katherine Johnson"}
     assert set(await search("12/10/1985")) == {"Margaret Hamilton", "Katherine Johnson"}
+
+
+async def audit_rows(identity: Identity, action: str) -> list[asyncpg.Record]:
+    return await identity.pool.fetch(
+        "SELECT patient_id::text, actor_id, outcome, detail FROM audit_log WHERE action = $1"
+        " ORDER BY id",
+        action,
+    )
+
+
+async def test_a_likely_duplicate_is_refused_with_the_patients_it_matches(
+    identity: Identity,
+) -> None:
+    first = await identity.patient(first="Ada", last="Lovelace", allow=False)
+    await identity.patient(first="Ada", last="Byron", allow=False)  # another name: no match
+    fields = pb.PatientFields(
+        first_name=" ada ", last_name="LOVELACE", date_of_birth="12/10/1985", sex="female"
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await identity.stub.RegisterPatient(
+            pb.RegisterPatientRequest(fields=fields), metadata=identity.md(FRONT_DESK)
+        )
+    error = refused.value
+    assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert precondition_kind(error) == "DUPLICATE_PATIENT"
+    assert precondition_text(error) == refusals.DUPLICATE_PATIENT == error.details()
+    found = detail_of(error, pb.PossibleDuplicates)
+    assert found is not None
+    [match] = found.patients
+    assert (match.id, match.first_name, match.last_name) == (first, "Ada", "Lovelace")
+    assert match.date_of_birth == "1985-12-10" and match.chart_number
+    # Showing the match is a disclosure: the matched patient's audit trail records it.
+    disclosed = [r for r in await audit_rows(identity, "patient.register") if r[2] != "ok"]
+    assert [(r[0], r[1], r[2]) for r in disclosed] == [
+        (first, FRONT_DESK.subject, "possible_duplicate")
+    ]
+    # Nothing was registered; confirming registers the second patient.
+    assert await identity.pool.fetchval("SELECT count(*) FROM patients") == 2
+    reply = await identity.stub.RegisterPatient(
+        pb.RegisterPatientRequest(fields=fields, confirm_duplicate=True),
+        metadata=identity.md(FRONT_DESK),
+    )
+    assert reply.patient.id != first and reply.patient.first_name == "ada"
+
+
+async def test_each_refusal_carries_its_one_sentence(identity: Identity) -> None:
+    async def refusal(call, request) -> tuple[str, str]:
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await call(request, metadata=identity.md(FRONT_DESK))
+        assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        # The status message and the violation's description are the same sentence.
+        assert refused.value.details() == precondition_text(refused.value)
+        return precondition_kind(refused.value), precondition_text(refused.value)
+
+    closed = await identity.patient(first="Closed", last="Door", allow=False)
+    onsite = pb.IssueCredentialsRequest(patient_id=closed, realm=pb.REALM_ONSITE)
+    assert await refusal(identity.stub.IssueCredentials, onsite) == (
+        "PORTAL_NOT_ALLOWED",
+        refusals.PORTAL_NOT_ALLOWED,
+    )
+    patient_id = await identity.patient(first="Open", last="Door")
+    await identity.stub.IssueCredentials(
+        pb.IssueCredentialsRequest(patient_id=patient_id, realm=pb.REALM_ONSITE),
+        metadata=identity.md(FRONT_DESK),
+    )
+    again = pb.SuggestCredentialsRequest(patient_id=patient_id, realm=pb.REALM_ONSITE)
+    assert await refusal(identity.stub.SuggestCredentials, again) == (
+        "ACCOUNT_EXISTS",
+        "The patient already has onsite portal credentials. Reset them instead of creating "
+        "them again.",
+    )
+    offsite = pb.ResetCredentialsRequest(patient_id=patient_id, realm=pb.REALM_OFFSITE)
+    assert await refusal(identity.stub.ResetCredentials, offsite) == (
+        "NO_ACCOUNT",
+        "The patient has no offsite portal credentials yet. Create them instead.",
+    )
+    # validate_only: refused the same way, and when possible it changes nothing.
+    check = pb.ResetCredentialsRequest(
+        patient_id=patient_id, realm=pb.REALM_OFFSITE, validate_only=True
+    )
+    assert (await refusal(identity.stub.ResetCredentials, check))[0] == "NO_ACCOUNT"
+    check.realm = pb.REALM_ONSITE
+    checked = await identity.stub.ResetCredentials(check, metadata=identity.md(FRONT_DESK))
+    assert checked.username and not checked.password
+    assert await audit_rows(identity, "credentials.reset") == []
+
+
+async def test_letter_downloads_are_audited_for_staff_only(identity: Identity) -> None:
+    patient_id = await identity.patient()
+    request = pb.RecordLetterDownloadedRequest(patient_id=patient_id, realm=pb.REALM_OFFSITE)
+    with pytest.raises(grpc.aio.AioRpcError) as no_account:
+        await identity.stub.RecordLetterDownloaded(request, metadata=identity.md(FRONT_DESK))
+    assert no_account.value.code() == grpc.StatusCode.NOT_FOUND
+    await identity.stub.IssueCredentials(
+        pb.IssueCredentialsRequest(patient_id=patient_id, realm=pb.REALM_OFFSITE),
+        metadata=identity.md(FRONT_DESK),
+    )
+    await identity.stub.RecordLetterDownloaded(request, metadata=identity.md(FRONT_DESK))
+    rows = await audit_rows(identity, "credentials.letter_downloaded")
+    assert [tuple(r) for r in rows] == [(patient_id, FRONT_DESK.subject, "ok", "realm=offsite")]
+    patient = Principal(kind="patient", subject=patient_id, realm="offsite")
+    for principal in (patient, GATEWAY):
+        with pytest.raises(grpc.aio.AioRpcError) as denied:
+            await identity.stub.RecordLetterDownloaded(request, metadata=identity.md(principal))
+        assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED

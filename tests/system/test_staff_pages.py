@@ -6,15 +6,22 @@ Every step of the spec's staff procedures runs through the real gateway and iden
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import re
+import shutil
+import subprocess
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import aiohttp
 import pytest
 
+from services.gateway.staff import letter_token
+from services.identity import refusals
+from tests.conftest import TEST_PRINCIPAL_KEY
 from tests.system.conftest import RunningStack
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -22,6 +29,7 @@ CHART_LINK = re.compile(r'href="/staff/patients/([0-9a-f-]{36})"')
 MENU = re.compile(r'id="patient-info-menu"[^>]*>(.*?)</ul>', re.S)
 CREDENTIAL = re.compile(r'<dt>{}</dt>\s*<dd class="credential-value[^"]*">([^<]+)</dd>')
 HIDDEN = re.compile(r'<input type="hidden" name="([a-z_]+)" value="([^"]*)">')
+LETTER_KEY = letter_token.key_for(TEST_PRINCIPAL_KEY)
 
 
 @dataclass
@@ -205,8 +213,11 @@ async def test_search_add_duplicate_and_open_the_chart(admin: Browser) -> None:
         {"first_name": "maria", "last_name": last, "date_of_birth": "1980-04-23", "sex": "female"},
     )
     assert page.status == 409
-    assert "A patient with the same name and date of birth already exists" in page.text
+    assert refusals.DUPLICATE_PATIENT in page.text  # identity's sentence, as it is
     assert f'href="/staff/patients/{patient_id}"' in page.text
+    # The match as identity reported it: name, date of birth and chart number.
+    number = re.search(r'<dt>Chart number</dt><dd class="mono">(\d+)</dd>', chart.text)
+    assert number and f'<span class="mono">{number[1]}</span>' in page.text
     assert 'name="confirm_duplicate"' in page.text
     page = await admin.post(
         "/staff/patients/new",
@@ -313,10 +324,8 @@ async def test_create_and_reset_onsite_credentials(stack: RunningStack, admin: B
     # Times are in the clinic's zone (the test stack says America/New_York) and say so.
     assert re.search(r"expires on \w+ \d\d \w+ \d{4} at \d\d:\d\d E[SD]T", letter.text)
 
-    # Download PDF from the letter's own fields.
-    pdf_fields = {k: html.unescape(v) for k, v in HIDDEN.findall(letter.text)}
-    pdf_fields.pop("csrf_token", None)
-    await admin.post(f"{chart_url}/portal/onsite/letter.pdf", pdf_fields)
+    # Download PDF from the letter's own (signed) fields.
+    await admin.post(f"{chart_url}/portal/onsite/letter.pdf", letter_fields(letter))
     assert admin.last_headers["Content-Type"] == "application/pdf"
     assert admin.last_body.startswith(b"%PDF")
     assert "portal-credentials.pdf" in admin.last_headers["Content-Disposition"]
@@ -336,8 +345,13 @@ async def test_create_and_reset_onsite_credentials(stack: RunningStack, admin: B
     )
     assert again.status == 409 and "already has onsite portal credentials" in again.text
 
+    # Nothing to reset offsite: identity's reason, before anyone confirms.
+    nothing = await admin.get(f"{chart_url}/portal/offsite/reset")
+    assert nothing.status == 409 and refusals.no_account("offsite") in nothing.text
+
     # Reset: a confirmation page, then a letter with a new temporary password.
     confirm = await admin.get(f"{chart_url}/portal/onsite/reset")
+    assert username in confirm.text
     assert confirm.status == 200 and "session" in confirm.text
     reset = await admin.post(f"{chart_url}/portal/onsite/reset")
     assert reset.status == 200
@@ -389,11 +403,92 @@ async def test_a_script_name_is_text_everywhere(admin: Browser) -> None:
     )
     assert letter.status == 200 and 'class="letter"' in letter.text
     assert script not in letter.text and escaped in letter.text
-    pdf_fields = {k: html.unescape(v) for k, v in HIDDEN.findall(letter.text)}
-    pdf_fields.pop("csrf_token", None)
-    assert script in pdf_fields["patient_name"]  # the hidden field round-trips the text
+    pdf_fields = letter_fields(letter)
+    signed = letter_token.unseal(pdf_fields["letter"], LETTER_KEY, datetime.now(UTC))
+    assert script in signed.patient_name  # the signed field round-trips the text
     await admin.post(f"/staff/patients/{patient_id}/portal/onsite/letter.pdf", pdf_fields)
     assert admin.last_body.startswith(b"%PDF")
+    assert f"For: {script}" in pdf_text(admin.last_body)
+
+
+def letter_fields(letter: Page) -> dict[str, str]:
+    """The letter page's PDF form, as the browser would post it (without the CSRF token)."""
+    fields = {k: html.unescape(v) for k, v in HIDDEN.findall(letter.text)}
+    fields.pop("csrf_token", None)
+    assert list(fields) == ["letter"], fields  # one signed value, nothing else
+    return fields
+
+
+def pdf_text(body: bytes) -> str:
+    tool = shutil.which("pdftotext")
+    assert tool, "pdftotext is missing: install poppler-utils (make browser does)"
+    done = subprocess.run([tool, "-enc", "UTF-8", "-", "-"], input=body, capture_output=True)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.decode()
+
+
+async def test_the_letter_pdf_comes_only_from_a_letter_the_gateway_issued(
+    admin: Browser,
+) -> None:
+    last = unique_last_name()
+    patient_id = await add_patient(admin, "王小明", last)
+    other_id = await add_patient(admin, "Zoë Ångström", last)
+    await allow_portal(admin, patient_id)
+    url = f"/staff/patients/{patient_id}/portal/offsite"
+    page = await admin.get(f"{url}/create")
+    letter = await admin.post(
+        f"{url}/create",
+        {
+            "action": "save",
+            "username": "",
+            "password": html.unescape(dict(HIDDEN.findall(page.text))["password"]),
+        },
+    )
+    assert letter.status == 200 and 'class="letter"' in letter.text
+    sealed = letter_fields(letter)["letter"]
+    fields = letter_token.unseal(sealed, LETTER_KEY, datetime.now(UTC))
+
+    # The letter as issued: every name prints as typed.
+    await admin.post(f"{url}/letter.pdf", {"letter": sealed})
+    assert admin.last_headers["Content-Type"] == "application/pdf"
+    text = pdf_text(admin.last_body)
+    assert f"For: 王小明 {last}" in text and fields.password in text
+
+    # Changed, unsigned or missing fields, and a letter posted to another chart: 400.
+    body, _, mac = sealed.partition(".")
+    forged = letter_token.seal(
+        dataclasses.replace(fields, patient_name="Someone Else"), letter_token.key_for("guess")
+    )
+    for form in (
+        {"letter": body[:-2] + ("AA" if body[-2:] != "AA" else "BB") + "." + mac},
+        {"letter": forged},
+        {"letter": ""},
+        {"patient_name": "Someone Else", "username": "x", "password": "Chosen-by-me-123"},
+    ):
+        page = await admin.post(f"{url}/letter.pdf", form)
+        assert page.status == 400, form
+        assert "This letter cannot be downloaded" in page.text and "%PDF" not in page.text
+    page = await admin.post(
+        f"/staff/patients/{other_id}/portal/offsite/letter.pdf", {"letter": sealed}
+    )
+    assert page.status == 400
+    page = await admin.post(
+        f"/staff/patients/{patient_id}/portal/onsite/letter.pdf", {"letter": sealed}
+    )
+    assert page.status == 400
+
+    # A letter made longer ago than the download window: 410, and it says what to do.
+    old = dataclasses.replace(
+        fields,
+        issued_at=(datetime.now(UTC) - letter_token.LIFETIME - timedelta(minutes=1)).isoformat(),
+    )
+    page = await admin.post(f"{url}/letter.pdf", {"letter": letter_token.seal(old, LETTER_KEY)})
+    assert page.status == 410
+    assert "reset the credentials" in page.text and "%PDF" not in page.text
+
+    # Exactly the one download made a PDF, and the audit log (ListAuditEvents) says so.
+    audit = await admin.get(f"/staff/admin/audit?patient_id={patient_id}")
+    assert audit.text.count("credentials.letter_downloaded") == 1
 
 
 # --- Admin ------------------------------------------------------------------------------------

@@ -15,8 +15,7 @@ from aiohttp import web
 from portal.identity.v1 import identity_pb2 as pb
 from services.gateway import auth
 from services.gateway.context import BACKENDS
-
-REALM_LABEL = {"onsite": "Onsite portal", "offsite": "Offsite portal"}
+from services.gateway.demographics import REALM_LABEL
 
 # Messages a redirect may ask the next page to show: ?notice=<key>. Only these fixed texts can be
 # shown, so the query string can carry nothing else onto the page.
@@ -30,6 +29,11 @@ NOTICES: dict[str, tuple[str, str]] = {
 
 def realm_of(request: web.Request) -> str:
     return request.match_info["realm"]
+
+
+def portal_label(realm: str) -> str:
+    """The realm's portal as the patient pages name it: "Onsite portal"."""
+    return f"{REALM_LABEL[realm]} portal"
 
 
 def portal_base(realm: str) -> str:

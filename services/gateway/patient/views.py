@@ -13,20 +13,19 @@ from services.gateway import auth
 from services.gateway.context import BACKENDS
 from services.gateway.patient import present
 from services.gateway.patient.session import (
-    REALM_LABEL,
     clear_cookie,
     my_profile,
     notices,
     page_url,
     portal_base,
+    portal_label,
     realm_of,
     session_ended,
     set_cookie,
     signed_in,
 )
-from services.runtime.errors import FieldErrors, field_errors, precondition_kind
+from services.runtime.errors import FieldErrors, field_errors, precondition_kind, precondition_text
 
-TEMPORARY_EXPIRED = "Your temporary password has expired. Please ask the clinic for a new one."
 TOO_MANY = "Too many sign-in attempts. Please wait a minute, then try again."
 PASSWORDS_DIFFER = "The new passwords do not match."
 
@@ -62,7 +61,7 @@ def _context(
     realm = realm_of(request)
     context: dict[str, Any] = {
         "realm": realm,
-        "realm_label": REALM_LABEL[realm],
+        "realm_label": portal_label(realm),
         "portal_base": portal_base(realm),
         "active_nav": active_nav,
         "password_change_required": bool(who and who.must_change_password),
@@ -123,7 +122,7 @@ async def login(request: web.Request) -> web.StreamResponse:
         )
     except grpc.aio.AioRpcError as exc:
         if precondition_kind(exc) == "TEMPORARY_PASSWORD_EXPIRED":
-            return _login_page(request, username, TEMPORARY_EXPIRED, status=403)
+            return _login_page(request, username, precondition_text(exc), status=403)
         if exc.code() in auth.SIGN_IN_REFUSED:
             return _login_page(request, username, auth.INVALID_SIGN_IN, status=401)
         raise

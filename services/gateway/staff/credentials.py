@@ -6,6 +6,8 @@ the gateway never stores or logs it, so a lost letter can only be replaced by a 
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,42 +18,28 @@ from portal.identity.v1 import identity_pb2 as pb
 from services.gateway import auth, letters
 from services.gateway.auth import Caller
 from services.gateway.context import BACKENDS, SETTINGS
+from services.gateway.demographics import REALM_LABEL
+from services.gateway.staff import letter_token
 from services.gateway.staff.common import form, invalid, patient_id, realm, render, staff_page, when
 from services.gateway.staff.patients import fetch_patient, patient_context
-from services.runtime.errors import precondition_kind
+from services.runtime.errors import precondition_text
 
-# Why create or reset cannot go ahead, by identity's precondition type.
-REFUSALS = {
-    "PORTAL_NOT_ALLOWED": (
-        "Allow Patient Portal is No for this patient. Set it to Yes under Demographics → Edit "
-        "→ Choices first."
-    ),
-    "ACCOUNT_EXISTS": (
-        "This patient already has {realm} portal credentials. To give the patient a new "
-        "password, reset them instead."
-    ),
-    "NO_ACCOUNT": "This patient has no {realm} portal credentials yet. Create them instead.",
-}
-MAX_FIELD = 300  # letter fields posted back for the PDF
+log = logging.getLogger(__name__)
+LETTER_MINUTES = letter_token.LIFETIME.seconds // 60
+LETTER_TAMPERED = (
+    "This letter cannot be downloaded: its details are missing or were changed. Download it "
+    "from the letter page that showed the password."
+)
+LETTER_EXPIRED = (
+    f"A letter can be downloaded for {LETTER_MINUTES} minutes after the "
+    "credentials are issued, and the password cannot be shown again. To give the patient a "
+    "new letter, reset the credentials."
+)
 
 
 def web_address(request: web.Request, realm_name: str) -> str:
     settings = request.app[SETTINGS]
     return settings.onsite_url if realm_name == "onsite" else settings.offsite_url
-
-
-def _reason(kind: str, realm_name: str) -> str:
-    return REFUSALS[kind].format(realm=letters.REALM_LABEL[realm_name].lower())
-
-
-def _refusal(exc: grpc.aio.AioRpcError, realm_name: str) -> str | None:
-    """Why identity refused (FAILED_PRECONDITION), as a sentence; None for other errors."""
-    if exc.code() != grpc.StatusCode.FAILED_PRECONDITION:
-        return None
-    kind = precondition_kind(exc)
-    if kind in REFUSALS:
-        return _reason(kind, realm_name)
-    return exc.details() or "This is not possible now."
 
 
 # --- Create: the Generate Username and Password page ---------------------------------------
@@ -155,10 +143,10 @@ def _refused(
     realm_name: str,
     exc: grpc.aio.AioRpcError,
 ) -> web.Response:
-    """The page saying why identity refused; any other error goes on to the error pages."""
-    reason = _refusal(exc, realm_name)
-    if reason is None:
+    """The page with identity's reason for refusing; other errors go on to the error pages."""
+    if exc.code() != grpc.StatusCode.FAILED_PRECONDITION:
         raise exc
+    reason = precondition_text(exc) or exc.details() or "This is not possible now."
     return _refused_page(request, caller, patient, realm_name, reason)
 
 
@@ -181,7 +169,7 @@ def _context(request: web.Request, patient: pb.Patient, realm_name: str) -> dict
     return {
         **patient_context(patient),
         "realm": realm_name,
-        "realm_label": letters.REALM_LABEL[realm_name],
+        "realm_label": REALM_LABEL[realm_name],
         "web_address": web_address(request, realm_name),
     }
 
@@ -193,12 +181,16 @@ def _context(request: web.Request, patient: pb.Patient, realm_name: str) -> dict
 async def reset_form(request: web.Request, caller: Caller) -> web.StreamResponse:
     realm_name = realm(request)
     patient = await fetch_patient(request, caller)
-    account = next((a for a in patient.accounts if a.realm == auth.REALM_ENUM[realm_name]), None)
-    # Identity refuses a reset in both cases; say so before asking to confirm.
-    kind = "PORTAL_NOT_ALLOWED" if not patient.allow_patient_portal else ""
-    kind = kind or ("NO_ACCOUNT" if account is None else "")
-    if kind:
-        return _refused_page(request, caller, patient, realm_name, _reason(kind, realm_name))
+    try:
+        # Identity says whether a reset can go ahead (and why not) before anyone confirms it.
+        account = await request.app[BACKENDS].identity.ResetCredentials(
+            pb.ResetCredentialsRequest(
+                patient_id=patient.id, realm=auth.REALM_ENUM[realm_name], validate_only=True
+            ),
+            metadata=auth.metadata(request, caller),
+        )
+    except grpc.aio.AioRpcError as exc:
+        return _refused(request, caller, patient, realm_name, exc)
     return render(
         request,
         caller,
@@ -234,60 +226,90 @@ def _letter_page(
     reset: bool,
 ) -> web.Response:
     context = _context(request, patient, realm_name)
-    letter = letters.CredentialsLetter(
-        zone=request.app[SETTINGS].clinic_timezone,
-        clinic_name=request.app[SETTINGS].clinic_name,
-        patient_name=issued.patient_name or context["patient_name"],
+    expires_at = when(issued.expires_at)
+    fields = letter_token.LetterFields(
+        patient_id=patient.id,
         realm=realm_name,
-        web_address=context["web_address"],
+        staff_user_id=caller.session.staff_user_id,
+        patient_name=issued.patient_name or context["patient_name"],
         username=issued.username,
         password=issued.password,
-        expires_at=when(issued.expires_at),
-        issued_at=datetime.now(UTC),
+        expires_at=expires_at.isoformat() if expires_at else "",
+        issued_at=datetime.now(UTC).isoformat(),
         reset=reset,
     )
+    key = letter_token.key_for(request.app[SETTINGS].principal_key)
     # A POST answer, never a redirect: the password is in this response and nowhere else.
-    return render(request, caller, "staff/credentials_letter.html", {**context, "letter": letter})
+    return render(
+        request,
+        caller,
+        "staff/credentials_letter.html",
+        {
+            **context,
+            "letter": _letter(request, fields),
+            "sealed_letter": letter_token.seal(fields, key),
+            "letter_minutes": LETTER_MINUTES,
+        },
+    )
+
+
+def _letter(request: web.Request, fields: letter_token.LetterFields) -> letters.CredentialsLetter:
+    settings = request.app[SETTINGS]
+    return letters.CredentialsLetter(
+        zone=settings.clinic_timezone,
+        clinic_name=settings.clinic_name,
+        patient_name=fields.patient_name,
+        realm=fields.realm,
+        web_address=web_address(request, fields.realm),
+        username=fields.username,
+        password=fields.password,
+        expires_at=fields.expires(),
+        issued_at=fields.issued(),
+        reset=fields.reset,
+    )
 
 
 @staff_page
 async def letter_pdf(request: web.Request, caller: Caller) -> web.StreamResponse:
+    """The letter page's letter as a PDF: only with the fields this gateway signed for it."""
     realm_name = realm(request)
-    patient_id(request)  # a malformed id is a 404 here too
-    posted = await form(request)
-    if any(len(posted.get(k, "")) > MAX_FIELD for k in posted):
-        raise web.HTTPBadRequest()
-    username, password = posted.get("username", ""), posted.get("password", "")
-    if not username or not password:
-        raise web.HTTPBadRequest(text="The letter is missing its user name or password.")
-    letter = letters.CredentialsLetter(
-        zone=request.app[SETTINGS].clinic_timezone,
-        clinic_name=request.app[SETTINGS].clinic_name,
-        patient_name=posted.get("patient_name", ""),
-        realm=realm_name,
-        web_address=web_address(request, realm_name),
-        username=username,
-        password=password,
-        expires_at=_parse_time(posted.get("expires_at", "")),
-        issued_at=_parse_time(posted.get("issued_at", "")) or datetime.now(UTC),
-        reset=posted.get("reset") == "1",
+    patient = patient_id(request)  # a malformed id is a 404 here too
+    key = letter_token.key_for(request.app[SETTINGS].principal_key)
+    try:
+        fields = letter_token.unseal(
+            (await form(request)).get("letter", ""), key, datetime.now(UTC)
+        )
+    except letter_token.Refused as refused:
+        if refused.expired:
+            raise web.HTTPGone(
+                reason="This letter can no longer be downloaded", text=LETTER_EXPIRED
+            ) from None
+        raise web.HTTPBadRequest(
+            reason="This letter cannot be downloaded", text=LETTER_TAMPERED
+        ) from None
+    made_for = (fields.patient_id, fields.realm, fields.staff_user_id)
+    if made_for != (patient, realm_name, caller.session.staff_user_id):
+        raise web.HTTPBadRequest(reason="This letter cannot be downloaded", text=LETTER_TAMPERED)
+    await request.app[BACKENDS].identity.RecordLetterDownloaded(
+        pb.RecordLetterDownloadedRequest(patient_id=patient, realm=auth.REALM_ENUM[realm_name]),
+        metadata=auth.metadata(request, caller),
     )
+    try:
+        body = await asyncio.to_thread(letters.render_pdf, _letter(request, fields))
+    except letters.FontsMissing as missing:
+        log.error("credentials letter PDF not made", extra={"error": str(missing)})
+        raise web.HTTPServiceUnavailable(
+            reason="The PDF cannot be made on this server",
+            text="Its fonts are not installed. Print the letter from the letter page instead.",
+        ) from None
     return web.Response(
-        body=letters.render_pdf(letter),
+        body=body,
         content_type="application/pdf",
         headers={
             "Content-Disposition": 'attachment; filename="portal-credentials.pdf"',
             "Cache-Control": "no-store",
         },
     )
-
-
-def _parse_time(text: str) -> datetime | None:
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def setup(app: web.Application) -> None:

@@ -11,7 +11,7 @@ from portal.identity.v1 import identity_pb2 as pb
 from services.gateway import auth
 from services.gateway.auth import Caller
 from services.gateway.context import BACKENDS, SETTINGS
-from services.gateway.demographics import PATIENT_FIELDS, SEXES
+from services.gateway.demographics import PATIENT_FIELDS, SEXES, sex_label
 from services.gateway.staff import portal_status
 from services.gateway.staff.common import (
     form,
@@ -22,7 +22,7 @@ from services.gateway.staff.common import (
     staff_page,
 )
 from services.gateway.staff.sections import forms_section
-from services.runtime.errors import precondition_kind
+from services.runtime.errors import detail_of, precondition_kind, precondition_text
 
 SEARCH_LIMIT = 50
 
@@ -114,34 +114,19 @@ async def create(request: web.Request, caller: Caller) -> web.StreamResponse:
         errors = invalid(exc)
         if errors is not None:
             return _new_page(request, caller, values=values, errors=errors, status=400)
-        if (
-            exc.code() == grpc.StatusCode.FAILED_PRECONDITION
-            and precondition_kind(exc) == "DUPLICATE_PATIENT"
-        ):
-            matches = await _same_person(request, caller, fields)
-            return _new_page(request, caller, values=values, duplicates=matches, status=409)
+        if precondition_kind(exc) == "DUPLICATE_PATIENT":
+            # Identity names the patients it took for the same person: the page lists them.
+            found = detail_of(exc, pb.PossibleDuplicates)
+            return _new_page(
+                request,
+                caller,
+                values=values,
+                duplicates=list(found.patients) if found else [],
+                reason=precondition_text(exc),
+                status=409,
+            )
         raise
     return redirect(request, f"/staff/patients/{reply.patient.id}", flash="patient-added")
-
-
-async def _same_person(
-    request: web.Request, caller: Caller, fields: pb.PatientFields
-) -> list[pb.PatientSummary]:
-    # Search by the date of birth (exact) and keep the same first and last name, which is the
-    # rule identity used to call it a duplicate.
-    reply = await request.app[BACKENDS].identity.SearchPatients(
-        pb.SearchPatientsRequest(query=fields.date_of_birth, limit=SEARCH_LIMIT),
-        metadata=auth.metadata(request, caller),
-    )
-
-    def same(a: str, b: str) -> bool:
-        return " ".join(a.split()).casefold() == " ".join(b.split()).casefold()
-
-    return [
-        p
-        for p in reply.items
-        if same(p.first_name, fields.first_name) and same(p.last_name, fields.last_name)
-    ]
 
 
 def _new_page(
@@ -151,6 +136,7 @@ def _new_page(
     values: dict[str, str],
     errors: dict[str, list[str]] | None = None,
     duplicates: list[pb.PatientSummary] | None = None,
+    reason: str = "",
     status: int = 200,
 ) -> web.Response:
     return render(
@@ -162,6 +148,7 @@ def _new_page(
             "values": values,
             "errors": errors or {},
             "duplicates": duplicates,
+            "reason": reason,
             "sexes": SEXES,
             "full_name": full_name,
         },
@@ -208,7 +195,7 @@ async def chart(request: web.Request, caller: Caller) -> web.StreamResponse:
         {
             **patient_context(patient),
             "forms": forms,
-            "sex_label": dict(SEXES).get(patient.sex, patient.sex),
+            "sex_label": sex_label(patient.sex),
             "realms": portal_status.realm_statuses(patient, request.app[SETTINGS].clinic_timezone),
         },
     )

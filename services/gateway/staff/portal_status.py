@@ -7,9 +7,8 @@ from datetime import UTC, datetime, tzinfo
 
 from portal.identity.v1 import identity_pb2 as pb
 from services.gateway import auth
+from services.gateway.demographics import REALM_LABEL
 from services.gateway.staff.common import format_when, when
-
-REALM_LABEL = {"onsite": "Onsite", "offsite": "Offsite"}
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,28 @@ STAFF_ROLE_CLINICIAN: StaffRole.ValueType  # 2
 STAFF_ROLE_FRONT_DESK: StaffRole.ValueType  # 3
 Global___StaffRole: _TypeAlias = StaffRole  # noqa: Y015
 
+class _Sex:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _SexEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Sex.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    SEX_UNSPECIFIED: _Sex.ValueType  # 0
+    SEX_FEMALE: _Sex.ValueType  # 1
+    SEX_MALE: _Sex.ValueType  # 2
+    SEX_OTHER: _Sex.ValueType  # 3
+    SEX_UNKNOWN: _Sex.ValueType  # 4
+
+class Sex(_Sex, metaclass=_SexEnumTypeWrapper):
+    """The values of Patient.sex and PatientFields.sex: each name without "SEX_", in lower case."""
+
+SEX_UNSPECIFIED: Sex.ValueType  # 0
+SEX_FEMALE: Sex.ValueType  # 1
+SEX_MALE: Sex.ValueType  # 2
+SEX_OTHER: Sex.ValueType  # 3
+SEX_UNKNOWN: Sex.ValueType  # 4
+Global___Sex: _TypeAlias = Sex  # noqa: Y015
+
 class _SessionKind:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -523,6 +545,30 @@ class RegisterPatientRequest(_message.Message):
 Global___RegisterPatientRequest: _TypeAlias = RegisterPatientRequest  # noqa: Y015
 
 @_typing.final
+class PossibleDuplicates(_message.Message):
+    """Sent beside the PreconditionFailure (type DUPLICATE_PATIENT) when RegisterPatient refuses a
+    likely duplicate: the patients with the same name and date of birth.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PATIENTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def patients(self) -> _containers.RepeatedCompositeFieldContainer[Global___PatientSummary]: ...
+    def __init__(
+        self,
+        *,
+        patients: _abc.Iterable[Global___PatientSummary] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["patients", b"patients"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PossibleDuplicates: _TypeAlias = PossibleDuplicates  # noqa: Y015
+
+@_typing.final
 class RegisterPatientResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -764,6 +810,34 @@ class ResetCredentialsRequest(_message.Message):
 
     PATIENT_ID_FIELD_NUMBER: _builtins.int
     REALM_FIELD_NUMBER: _builtins.int
+    VALIDATE_ONLY_FIELD_NUMBER: _builtins.int
+    patient_id: _builtins.str
+    realm: Global___Realm.ValueType
+    validate_only: _builtins.bool
+    """Only check that a reset is possible (refused as a real one would be); nothing changes and
+    the answer carries no password.
+    """
+    def __init__(
+        self,
+        *,
+        patient_id: _builtins.str = ...,
+        realm: Global___Realm.ValueType = ...,
+        validate_only: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["patient_id", b"patient_id", "realm", b"realm", "validate_only", b"validate_only"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResetCredentialsRequest: _TypeAlias = ResetCredentialsRequest  # noqa: Y015
+
+@_typing.final
+class RecordLetterDownloadedRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PATIENT_ID_FIELD_NUMBER: _builtins.int
+    REALM_FIELD_NUMBER: _builtins.int
     patient_id: _builtins.str
     realm: Global___Realm.ValueType
     def __init__(
@@ -778,7 +852,22 @@ class ResetCredentialsRequest(_message.Message):
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___ResetCredentialsRequest: _TypeAlias = ResetCredentialsRequest  # noqa: Y015
+Global___RecordLetterDownloadedRequest: _TypeAlias = RecordLetterDownloadedRequest  # noqa: Y015
+
+@_typing.final
+class RecordLetterDownloadedResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordLetterDownloadedResponse: _TypeAlias = RecordLetterDownloadedResponse  # noqa: Y015
 
 @_typing.final
 class IssuedCredentials(_message.Message):

@@ -94,6 +94,11 @@ class IdentityServiceStub:
                 request_serializer=portal_dot_identity_dot_v1_dot_identity__pb2.ResetCredentialsRequest.SerializeToString,
                 response_deserializer=portal_dot_identity_dot_v1_dot_identity__pb2.IssuedCredentials.FromString,
                 _registered_method=True)
+        self.RecordLetterDownloaded = channel.unary_unary(
+                '/portal.identity.v1.IdentityService/RecordLetterDownloaded',
+                request_serializer=portal_dot_identity_dot_v1_dot_identity__pb2.RecordLetterDownloadedRequest.SerializeToString,
+                response_deserializer=portal_dot_identity_dot_v1_dot_identity__pb2.RecordLetterDownloadedResponse.FromString,
+                _registered_method=True)
         self.PatientSignIn = channel.unary_unary(
                 '/portal.identity.v1.IdentityService/PatientSignIn',
                 request_serializer=portal_dot_identity_dot_v1_dot_identity__pb2.PatientSignInRequest.SerializeToString,
@@ -195,6 +200,13 @@ class IdentityServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RecordLetterDownloaded(self, request, context):
+        """The gateway made the printable letter of credentials it was just given (audit only).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def PatientSignIn(self, request, context):
         """Patient side: the patient is always the one in the signed principal.
         """
@@ -283,6 +295,11 @@ def add_IdentityServiceServicer_to_server(servicer, server):
                     servicer.ResetCredentials,
                     request_deserializer=portal_dot_identity_dot_v1_dot_identity__pb2.ResetCredentialsRequest.FromString,
                     response_serializer=portal_dot_identity_dot_v1_dot_identity__pb2.IssuedCredentials.SerializeToString,
+            ),
+            'RecordLetterDownloaded': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordLetterDownloaded,
+                    request_deserializer=portal_dot_identity_dot_v1_dot_identity__pb2.RecordLetterDownloadedRequest.FromString,
+                    response_serializer=portal_dot_identity_dot_v1_dot_identity__pb2.RecordLetterDownloadedResponse.SerializeToString,
             ),
             'PatientSignIn': grpc.unary_unary_rpc_method_handler(
                     servicer.PatientSignIn,
@@ -629,6 +646,33 @@ class IdentityService:
             '/portal.identity.v1.IdentityService/ResetCredentials',
             portal_dot_identity_dot_v1_dot_identity__pb2.ResetCredentialsRequest.SerializeToString,
             portal_dot_identity_dot_v1_dot_identity__pb2.IssuedCredentials.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordLetterDownloaded(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/portal.identity.v1.IdentityService/RecordLetterDownloaded',
+            portal_dot_identity_dot_v1_dot_identity__pb2.RecordLetterDownloadedRequest.SerializeToString,
+            portal_dot_identity_dot_v1_dot_identity__pb2.RecordLetterDownloadedResponse.FromString,
             options,
             channel_credentials,
             insecure,

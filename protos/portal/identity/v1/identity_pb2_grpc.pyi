@@ -47,6 +47,8 @@ class IdentityServiceStub:
     """Portal credentials (staff only). The plain password is returned exactly once."""
     IssueCredentials: _grpc.UnaryUnaryMultiCallable[_identity_pb2.IssueCredentialsRequest, _identity_pb2.IssuedCredentials]
     ResetCredentials: _grpc.UnaryUnaryMultiCallable[_identity_pb2.ResetCredentialsRequest, _identity_pb2.IssuedCredentials]
+    RecordLetterDownloaded: _grpc.UnaryUnaryMultiCallable[_identity_pb2.RecordLetterDownloadedRequest, _identity_pb2.RecordLetterDownloadedResponse]
+    """The gateway made the printable letter of credentials it was just given (audit only)."""
     PatientSignIn: _grpc.UnaryUnaryMultiCallable[_identity_pb2.PatientSignInRequest, _identity_pb2.SessionGrant]
     """Patient side: the patient is always the one in the signed principal."""
     ChangePassword: _grpc.UnaryUnaryMultiCallable[_identity_pb2.ChangePasswordRequest, _identity_pb2.SessionGrant]
@@ -73,6 +75,8 @@ class IdentityServiceAsyncStub(IdentityServiceStub):
     """Portal credentials (staff only). The plain password is returned exactly once."""
     IssueCredentials: _aio.UnaryUnaryMultiCallable[_identity_pb2.IssueCredentialsRequest, _identity_pb2.IssuedCredentials]  # type: ignore[assignment]
     ResetCredentials: _aio.UnaryUnaryMultiCallable[_identity_pb2.ResetCredentialsRequest, _identity_pb2.IssuedCredentials]  # type: ignore[assignment]
+    RecordLetterDownloaded: _aio.UnaryUnaryMultiCallable[_identity_pb2.RecordLetterDownloadedRequest, _identity_pb2.RecordLetterDownloadedResponse]  # type: ignore[assignment]
+    """The gateway made the printable letter of credentials it was just given (audit only)."""
     PatientSignIn: _aio.UnaryUnaryMultiCallable[_identity_pb2.PatientSignInRequest, _identity_pb2.SessionGrant]  # type: ignore[assignment]
     """Patient side: the patient is always the one in the signed principal."""
     ChangePassword: _aio.UnaryUnaryMultiCallable[_identity_pb2.ChangePasswordRequest, _identity_pb2.SessionGrant]  # type: ignore[assignment]
@@ -168,6 +172,14 @@ class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _identity_pb2.ResetCredentialsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_identity_pb2.IssuedCredentials, _abc.Awaitable[_identity_pb2.IssuedCredentials]]: ...
+
+    @_abc_1.abstractmethod
+    def RecordLetterDownloaded(
+        self,
+        request: _identity_pb2.RecordLetterDownloadedRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.RecordLetterDownloadedResponse, _abc.Awaitable[_identity_pb2.RecordLetterDownloadedResponse]]:
+        """The gateway made the printable letter of credentials it was just given (audit only)."""
 
     @_abc_1.abstractmethod
     def PatientSignIn(
