@@ -18,7 +18,16 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from portal.events.v1 import identity_pb2 as events
 from portal.identity.v1 import identity_pb2 as pb
 from portal.identity.v1 import identity_pb2_grpc as pb_grpc
-from services.identity import accounts, audit, convert, lockout, patients, sessions, staff
+from services.identity import (
+    accounts,
+    audit,
+    convert,
+    lockout,
+    patients,
+    profile,
+    sessions,
+    staff,
+)
 from services.identity.passwords import PasswordHasher, check_password, generate_password
 from services.identity.settings import IdentitySettings
 from services.runtime.db import Conn
@@ -641,14 +650,12 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
     ) -> pb.Patient:
         patient_id = uuid.UUID(principal.subject)  # never an id from the request
         async with self.pool.acquire() as conn:
-            row = await patients.get(conn, patient_id)
-            account = await accounts.get(conn, patient_id, principal.realm)
-            if row is None or account is None:
-                await context.abort(grpc.StatusCode.NOT_FOUND, "no such patient")
-            if account["must_change_password"]:
-                await context.abort(grpc.StatusCode.PERMISSION_DENIED, "change your password first")
-            await audit.record(conn, principal, "patient.read_own", patient_id=patient_id)
-        return convert.patient(row, [account])
+            row = await profile.read_own(conn, principal, patient_id)  # audited when returned
+        if row is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, "no such patient")
+        if row["account"]["must_change_password"]:
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, "change your password first")
+        return convert.patient(row, [row["account"]])
 
     # ------------------------------------------------------------------ audit
 

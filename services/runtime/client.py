@@ -7,7 +7,8 @@ from collections.abc import Callable
 from typing import Any
 
 import grpc
-from opentelemetry.instrumentation.grpc import aio_client_interceptors
+
+from services.runtime import telemetry
 
 _SERVICE_CONFIG = json.dumps(
     {
@@ -56,7 +57,7 @@ def open_channel(target: str, *, default_timeout: float = 5.0) -> grpc.aio.Chann
             ("grpc.keepalive_time_ms", 30_000),
         ],
         interceptors=[
-            *aio_client_interceptors(),  # type: ignore[no-untyped-call]
+            *telemetry.grpc_client_interceptors(),
             DefaultDeadline(default_timeout),  # type: ignore[list-item]
         ],
     )
