@@ -183,6 +183,17 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
             row = await sessions.resolve(
                 conn, request.token, idle=self.settings.session_idle, touch=request.touch
             )
+            own = None
+            if row is not None and request.with_own_profile and row["kind"] == "patient":
+                # Audited as the patient's own read, from the address the gateway saw.
+                reader = Principal(
+                    kind="patient",
+                    subject=str(row["patient_id"]),
+                    realm=row["realm"],
+                    session_id=str(row["id"]),
+                    source=principal.source,
+                )
+                own = await profile.read_own(conn, reader, row["patient_id"])
         if row is None:
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, "session ended")
         session = pb.Session(
@@ -200,6 +211,8 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
             session.realm = convert.REALMS[row["realm"]]
             session.must_change_password = row["must_change_password"]
             session.username = row["account_username"]
+            if own is not None and not own["account"]["must_change_password"]:
+                session.own_profile.CopyFrom(convert.patient(own, [own["account"]]))
         return session
 
     @requires(service=True)
