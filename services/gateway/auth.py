@@ -110,11 +110,14 @@ def bearer_token(request: web.Request) -> str | None:
     return None
 
 
-async def resolve(request: web.Request, token: str) -> pb.Session | None:
+async def resolve(
+    request: web.Request, token: str, *, with_own_profile: bool = False
+) -> pb.Session | None:
+    """The live session (with the patient's own audited record when asked), or None."""
     backends: Backends = request.app[BACKENDS]
     try:
         return await backends.identity.ResolveSession(
-            pb.ResolveSessionRequest(token=token, touch=True),
+            pb.ResolveSessionRequest(token=token, touch=True, with_own_profile=with_own_profile),
             metadata=gateway_metadata(request),
         )
     except grpc.aio.AioRpcError as exc:
@@ -144,10 +147,12 @@ def principal_for(request: web.Request, session: pb.Session) -> Principal:
     )
 
 
-async def caller(request: web.Request, token: str | None) -> Caller | None:
+async def caller(
+    request: web.Request, token: str | None, *, with_own_profile: bool = False
+) -> Caller | None:
     if not token:
         return None
-    session = await resolve(request, token)
+    session = await resolve(request, token, with_own_profile=with_own_profile)
     if session is None:
         return None
     return Caller(session, principal_for(request, session), token)
@@ -163,13 +168,19 @@ async def staff_caller(request: web.Request) -> Caller | None:
     return found
 
 
-async def patient_caller(request: web.Request, realm: str | None) -> Caller | None:
-    """The signed-in patient of `realm` (None: any realm, API only), or None."""
+async def patient_caller(
+    request: web.Request, realm: str | None, *, with_own_profile: bool = False
+) -> Caller | None:
+    """The signed-in patient of `realm` (None: any realm, API only), or None.
+
+    with_own_profile: the session also carries the patient's own record (read and audited by
+    identity in the same call) unless the password must change first.
+    """
     if request.path.startswith("/api/"):
         token = bearer_token(request)
     else:
         token = request.cookies.get(patient_cookie(realm or ""))
-    found = await caller(request, token)
+    found = await caller(request, token, with_own_profile=with_own_profile)
     if found is None or found.session.kind != pb.SESSION_KIND_PATIENT:
         return None
     if realm is not None and REALM_NAME.get(found.session.realm) != realm:

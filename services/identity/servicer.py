@@ -24,6 +24,7 @@ from services.identity import (
     convert,
     lockout,
     patients,
+    profile,
     refusals,
     sessions,
     staff,
@@ -183,6 +184,17 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
             row = await sessions.resolve(
                 conn, request.token, idle=self.settings.session_idle, touch=request.touch
             )
+            own = None
+            if row is not None and request.with_own_profile and row["kind"] == "patient":
+                # Audited as the patient's own read, from the address the gateway saw.
+                reader = Principal(
+                    kind="patient",
+                    subject=str(row["patient_id"]),
+                    realm=row["realm"],
+                    session_id=str(row["id"]),
+                    source=principal.source,
+                )
+                own = await profile.read_own(conn, reader, row["patient_id"])
         if row is None:
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, "session ended")
         session = pb.Session(
@@ -200,6 +212,8 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
             session.realm = convert.REALMS[row["realm"]]
             session.must_change_password = row["must_change_password"]
             session.username = row["account_username"]
+            if own is not None and not own["account"]["must_change_password"]:
+                session.own_profile.CopyFrom(convert.patient(own, [own["account"]]))
         return session
 
     @requires(service=True)
@@ -678,14 +692,12 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
     ) -> pb.Patient:
         patient_id = uuid.UUID(principal.subject)  # never an id from the request
         async with self.pool.acquire() as conn:
-            row = await patients.get(conn, patient_id)
-            account = await accounts.get(conn, patient_id, principal.realm)
-            if row is None or account is None:
-                await context.abort(grpc.StatusCode.NOT_FOUND, "no such patient")
-            if account["must_change_password"]:
-                await context.abort(grpc.StatusCode.PERMISSION_DENIED, "change your password first")
-            await audit.record(conn, principal, "patient.read_own", patient_id=patient_id)
-        return convert.patient(row, [account])
+            row = await profile.read_own(conn, principal, patient_id)  # audited when returned
+        if row is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, "no such patient")
+        if row["account"]["must_change_password"]:
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, "change your password first")
+        return convert.patient(row, [row["account"]])
 
     # ------------------------------------------------------------------ audit
 

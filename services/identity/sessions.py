@@ -87,31 +87,38 @@ async def start_after_sign_in(
 
 
 async def resolve(conn: Conn, token: str, *, idle: timedelta, touch: bool) -> asyncpg.Record | None:
-    """The live session for `token` with its staff user or account and patient, or None."""
-    row = await conn.fetchrow(
-        """SELECT s.id, s.kind, s.staff_user_id, s.account_id, s.last_seen_at,
-                  least(s.expires_at, s.last_seen_at + $2::interval) AS ends_at,
-                  u.username AS staff_username, u.display_name, u.role,
-                  a.realm, a.username AS account_username, a.must_change_password,
-                  a.patient_id
-           FROM sessions s
-           LEFT JOIN staff_users u ON u.id = s.staff_user_id
-           LEFT JOIN portal_accounts a ON a.id = s.account_id
-           LEFT JOIN patients p ON p.id = a.patient_id
-           WHERE s.token_hash = $1 AND s.revoked_at IS NULL
-             AND s.expires_at > now() AND s.last_seen_at > now() - $2::interval
-             AND (s.kind = 'staff' AND NOT u.disabled
-                  OR s.kind = 'patient' AND p.allow_patient_portal)""",
+    """The live session for `token` with its staff user or account and patient, or None.
+
+    One statement: with `touch`, last_seen_at moves forward too, at most once per
+    TOUCH_INTERVAL (the row returned is the one found, before the touch).
+    """
+    row: asyncpg.Record | None = await conn.fetchrow(
+        """WITH live AS (
+               SELECT s.id, s.kind, s.staff_user_id, s.account_id, s.last_seen_at,
+                      least(s.expires_at, s.last_seen_at + $2::interval) AS ends_at,
+                      u.username AS staff_username, u.display_name, u.role,
+                      a.realm, a.username AS account_username, a.must_change_password,
+                      a.patient_id
+               FROM sessions s
+               LEFT JOIN staff_users u ON u.id = s.staff_user_id
+               LEFT JOIN portal_accounts a ON a.id = s.account_id
+               LEFT JOIN patients p ON p.id = a.patient_id
+               WHERE s.token_hash = $1 AND s.revoked_at IS NULL
+                 AND s.expires_at > now() AND s.last_seen_at > now() - $2::interval
+                 AND (s.kind = 'staff' AND NOT u.disabled
+                      OR s.kind = 'patient' AND p.allow_patient_portal)
+           ), touched AS (
+               UPDATE sessions SET last_seen_at = now()
+               FROM live
+               WHERE $3 AND sessions.id = live.id
+                 AND sessions.last_seen_at < now() - $4::interval
+           )
+           SELECT * FROM live""",
         token_hash(token),
         idle,
+        touch,
+        TOUCH_INTERVAL,
     )
-    if row is not None and touch:
-        await conn.execute(
-            """UPDATE sessions SET last_seen_at = now()
-               WHERE id = $1 AND last_seen_at < now() - $2::interval""",
-            row["id"],
-            TOUCH_INTERVAL,
-        )
     return row
 
 

@@ -12,7 +12,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import grpc
-from opentelemetry.instrumentation.grpc import aio_client_interceptors
+
+from services.runtime import telemetry
 
 _SERVICE_CONFIG = json.dumps(
     {
@@ -70,7 +71,7 @@ def open_channel(
         ],
         interceptors=[
             *interceptors,
-            *aio_client_interceptors(),  # type: ignore[no-untyped-call]
+            *telemetry.grpc_client_interceptors(),
             DefaultDeadline(default_timeout),  # type: ignore[list-item]
         ],
     )

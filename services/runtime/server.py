@@ -28,7 +28,6 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
-from opentelemetry.instrumentation.grpc import aio_server_interceptor
 
 from services.runtime import db, logs, telemetry
 from services.runtime.broker import Broker
@@ -78,7 +77,7 @@ async def serve(spec: ServiceSpec, settings: ServiceSettings) -> int:
     if spec.on_start is not None:
         await spec.on_start(runtime)
 
-    server = grpc.aio.server(interceptors=[aio_server_interceptor()])  # type: ignore[no-untyped-call]
+    server = grpc.aio.server(interceptors=telemetry.grpc_server_interceptors())
     health_servicer = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     spec.register(server, runtime)

@@ -1,6 +1,6 @@
 """`make bench`: throughput as ratios to raw baselines measured in the same run.
 
-python -m tests.bench [relay|identity ...]
+python -m tests.bench [relay|identity|portal ...]
 """
 
 from __future__ import annotations
@@ -8,13 +8,14 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from tests.bench import identity, relay
+from tests.bench import identity, portal, relay
 from tests.bench.common import servers
 
-BENCHES = {"relay": relay.run, "identity": identity.run}
+BENCHES = {"relay": relay.run, "identity": identity.run, "portal": portal.run}
 TARGETS = {
     "relay": "relay publish rate / raw JetStream publish-with-ack",
     "identity": "sign-in ratio >= 0.8 (vs raw argon2 verify); search p95 <= 20 ms at 100k",
+    "portal": "GET /api/v1/portal/me at 32 clients / raw composite >= 0.5; CPU ms per request",
 }
 
 

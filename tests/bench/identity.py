@@ -203,38 +203,42 @@ async def raw_argon2_rate() -> float:
     return SIGN_INS / (time.perf_counter() - started)
 
 
+async def portal_account(
+    stub: pb_grpc.IdentityServiceAsyncStub, codec: PrincipalCodec, first_name: str, last_name: str
+) -> tuple[str, str]:
+    """A new patient with portal access and onsite credentials: (username, temporary password)."""
+    staff_md = codec.metadata(STAFF)
+    patient = await stub.RegisterPatient(
+        pb.RegisterPatientRequest(
+            fields=pb.PatientFields(
+                first_name=first_name,
+                last_name=last_name,
+                date_of_birth="1970-01-01",
+                sex="unknown",
+            ),
+            confirm_duplicate=True,
+        ),
+        metadata=staff_md,
+    )
+    await stub.UpdatePatient(
+        pb.UpdatePatientRequest(
+            patient_id=patient.patient.id,
+            allow_patient_portal=True,
+            update_mask=["allow_patient_portal"],
+        ),
+        metadata=staff_md,
+    )
+    issued = await stub.IssueCredentials(
+        pb.IssueCredentialsRequest(patient_id=patient.patient.id, realm=pb.REALM_ONSITE),
+        metadata=staff_md,
+    )
+    return issued.username, issued.password
+
+
 async def create_accounts(
     stub: pb_grpc.IdentityServiceAsyncStub, codec: PrincipalCodec
 ) -> list[tuple[str, str]]:
-    staff_md = codec.metadata(STAFF)
-    credentials = []
-    for i in range(ACCOUNTS):
-        patient = await stub.RegisterPatient(
-            pb.RegisterPatientRequest(
-                fields=pb.PatientFields(
-                    first_name=f"Bench{i}",
-                    last_name="Signin",
-                    date_of_birth="1970-01-01",
-                    sex="unknown",
-                ),
-                confirm_duplicate=True,
-            ),
-            metadata=staff_md,
-        )
-        await stub.UpdatePatient(
-            pb.UpdatePatientRequest(
-                patient_id=patient.patient.id,
-                allow_patient_portal=True,
-                update_mask=["allow_patient_portal"],
-            ),
-            metadata=staff_md,
-        )
-        issued = await stub.IssueCredentials(
-            pb.IssueCredentialsRequest(patient_id=patient.patient.id, realm=pb.REALM_ONSITE),
-            metadata=staff_md,
-        )
-        credentials.append((issued.username, issued.password))
-    return credentials
+    return [await portal_account(stub, codec, f"Bench{i}", "Signin") for i in range(ACCOUNTS)]
 
 
 async def sign_in_rate(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from importlib import resources
@@ -24,7 +25,7 @@ from services.runtime.errors import (
     precondition_kind,
     precondition_text,
 )
-from services.runtime.principal import Principal, PrincipalCodec
+from services.runtime.principal import PASSWORD_CHANGE_ONLY, Principal, PrincipalCodec
 from tests.conftest import TEST_PRINCIPAL_KEY
 
 FRONT_DESK = Principal(
@@ -344,3 +345,59 @@ async def test_letter_downloads_are_audited_for_staff_only(identity: Identity) -
         with pytest.raises(grpc.aio.AioRpcError) as denied:
             await identity.stub.RecordLetterDownloaded(request, metadata=identity.md(principal))
         assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+async def test_resolve_with_own_profile_reads_and_audits_like_get_my_profile(
+    identity: Identity,
+) -> None:
+    patient_id = await identity.patient()
+    issued = await identity.stub.IssueCredentials(
+        pb.IssueCredentialsRequest(patient_id=patient_id, realm=pb.REALM_ONSITE),
+        metadata=identity.md(FRONT_DESK),
+    )
+    first = await identity.stub.PatientSignIn(
+        pb.PatientSignInRequest(
+            realm=pb.REALM_ONSITE, username=issued.username, password=issued.password
+        ),
+        metadata=identity.md(GATEWAY),
+    )
+
+    async def resolve(token: str, with_own_profile: bool = True) -> pb.Session:
+        return await identity.stub.ResolveSession(
+            pb.ResolveSessionRequest(token=token, touch=True, with_own_profile=with_own_profile),
+            metadata=identity.md(GATEWAY),
+        )
+
+    async def reads() -> list[tuple[str, str, str]]:
+        rows = await identity.pool.fetch(
+            """SELECT actor_kind, actor_id, source_address FROM audit_log
+               WHERE action = 'patient.read_own' AND patient_id = $1""",
+            uuid.UUID(patient_id),
+        )
+        return [tuple(r) for r in rows]
+
+    # While the password must change, nothing is read (GetMyProfile refuses it too).
+    assert not (await resolve(first.token)).HasField("own_profile")
+    assert await reads() == []
+
+    pending = Principal(
+        kind="patient",
+        subject=patient_id,
+        realm="onsite",
+        role=PASSWORD_CHANGE_ONLY,
+        session_id=first.session.session_id,
+    )
+    grant = await identity.stub.ChangePassword(
+        pb.ChangePasswordRequest(
+            current_password=issued.password, new_password="Brand-new-passphrase-42"
+        ),
+        metadata=identity.md(pending),
+    )
+    session = await resolve(grant.token)
+    assert session.own_profile.id == patient_id and session.own_profile.first_name == "Ada"
+    assert [a.realm for a in session.own_profile.accounts] == [pb.REALM_ONSITE]
+    # Audited as the patient's own read, from the address the gateway reported.
+    assert await reads() == [("patient", patient_id, GATEWAY.source)]
+    # Not asked: not read, not audited.
+    assert not (await resolve(grant.token, with_own_profile=False)).HasField("own_profile")
+    assert len(await reads()) == 1

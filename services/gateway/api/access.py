@@ -21,12 +21,19 @@ async def staff(request: web.Request) -> auth.Caller:
     return found
 
 
-async def patient(request: web.Request, *, allow_pending: bool = False) -> auth.Caller:
+async def patient(
+    request: web.Request, *, allow_pending: bool = False, with_own_profile: bool = False
+) -> auth.Caller:
     """The patient whose Bearer token this is (either realm); 401 otherwise.
 
     Unless `allow_pending`, a patient whose password must change first gets 403.
+    with_own_profile: see auth.patient_caller.
     """
-    found = await auth.patient_caller(request, None) if auth.bearer_token(request) else None
+    found = (
+        await auth.patient_caller(request, None, with_own_profile=with_own_profile)
+        if auth.bearer_token(request)
+        else None
+    )
     if found is None:
         raise unauthorized("Send a valid patient session token: Authorization: Bearer <token>.")
     if found.must_change_password and not allow_pending:

@@ -79,10 +79,13 @@ async def change_password(request: web.Request) -> web.StreamResponse:
 
 @endpoint
 async def me(request: web.Request) -> web.StreamResponse:
-    who = await access.patient(request)
-    found = await request.app[BACKENDS].identity.GetMyProfile(
-        pb.GetMyProfileRequest(), metadata=auth.metadata(request, who)
-    )
+    # One call: identity resolves the session and reads (and audits) the record together.
+    who = await access.patient(request, with_own_profile=True)
+    found = who.session.own_profile
+    if not who.session.HasField("own_profile"):  # gone since the session was found
+        found = await request.app[BACKENDS].identity.GetMyProfile(
+            pb.GetMyProfileRequest(), metadata=auth.metadata(request, who)
+        )
     body = serialize.demographics(found)
     body["account"] = {
         "realm": auth.REALM_NAME.get(who.session.realm, ""),

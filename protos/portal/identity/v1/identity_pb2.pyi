@@ -181,6 +181,7 @@ class Session(_message.Message):
     MUST_CHANGE_PASSWORD_FIELD_NUMBER: _builtins.int
     EXPIRES_AT_FIELD_NUMBER: _builtins.int
     USERNAME_FIELD_NUMBER: _builtins.int
+    OWN_PROFILE_FIELD_NUMBER: _builtins.int
     session_id: _builtins.str
     kind: Global___SessionKind.ValueType
     staff_user_id: _builtins.str
@@ -194,6 +195,10 @@ class Session(_message.Message):
     username: _builtins.str
     @_builtins.property
     def expires_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def own_profile(self) -> Global___Patient:
+        """Only when asked (with_own_profile) of a patient session whose password need not change."""
+
     def __init__(
         self,
         *,
@@ -207,10 +212,11 @@ class Session(_message.Message):
         must_change_password: _builtins.bool = ...,
         expires_at: _timestamp_pb2.Timestamp | None = ...,
         username: _builtins.str = ...,
+        own_profile: Global___Patient | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at", "own_profile", b"own_profile"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["display_name", b"display_name", "expires_at", b"expires_at", "kind", b"kind", "must_change_password", b"must_change_password", "patient_id", b"patient_id", "realm", b"realm", "role", b"role", "session_id", b"session_id", "staff_user_id", b"staff_user_id", "username", b"username"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["display_name", b"display_name", "expires_at", b"expires_at", "kind", b"kind", "must_change_password", b"must_change_password", "own_profile", b"own_profile", "patient_id", b"patient_id", "realm", b"realm", "role", b"role", "session_id", b"session_id", "staff_user_id", b"staff_user_id", "username", b"username"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -222,18 +228,24 @@ class ResolveSessionRequest(_message.Message):
 
     TOKEN_FIELD_NUMBER: _builtins.int
     TOUCH_FIELD_NUMBER: _builtins.int
+    WITH_OWN_PROFILE_FIELD_NUMBER: _builtins.int
     token: _builtins.str
     touch: _builtins.bool
     """When false the idle timer is not extended (e.g. for polling)."""
+    with_own_profile: _builtins.bool
+    """Patient sessions: also the patient's own record, read and audited exactly as
+    GetMyProfile does, so the portal's most frequent read takes one call instead of two.
+    """
     def __init__(
         self,
         *,
         token: _builtins.str = ...,
         touch: _builtins.bool = ...,
+        with_own_profile: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["token", b"token", "touch", b"touch"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["token", b"token", "touch", b"touch", "with_own_profile", b"with_own_profile"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
