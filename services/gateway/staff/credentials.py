@@ -67,12 +67,17 @@ async def generate_form(request: web.Request, caller: Caller) -> web.StreamRespo
 @staff_page
 async def generate(request: web.Request, caller: Caller) -> web.StreamResponse:
     realm_name = realm(request)
-    posted = await form(request)
+    posted, bad = await form(request)
     action = posted.get("action", "save")
     if action not in ("save", "regenerate", "custom"):
         raise web.HTTPBadRequest()
     patient = await fetch_patient(request, caller)
     username = posted.get("username", "")
+    if bad:
+        password = posted.get("password", "")
+        return _generate_page(
+            request, caller, patient, realm_name, username, password, errors=bad, status=400
+        )
     if action == "regenerate":
         return await _suggest(request, caller, patient, realm_name, username=username)
     password = posted.get("password", "")
@@ -254,8 +259,8 @@ def _letter_page(
 async def letter_pdf(request: web.Request, caller: Caller) -> web.StreamResponse:
     realm_name = realm(request)
     patient_id(request)  # a malformed id is a 404 here too
-    posted = await form(request)
-    if any(len(posted.get(k, "")) > MAX_FIELD for k in posted):
+    posted, bad = await form(request)
+    if bad or any(len(posted.get(k, "")) > MAX_FIELD for k in posted):
         raise web.HTTPBadRequest()
     username, password = posted.get("username", ""), posted.get("password", "")
     if not username or not password:
