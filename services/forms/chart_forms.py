@@ -49,7 +49,7 @@ async def list_for_patient(
         f"""SELECT {SUMMARY} FROM {JOINS}
             WHERE cf.patient_id = $1 AND ($2 OR cf.status <> 'withdrawn')
             ORDER BY done, cf.status = 'withdrawn', p.position NULLS LAST,
-                     cf.due_at NULLS LAST, cf.assigned_at, cf.id""",
+                     cf.due_at NULLS LAST, cf.assigned_at, lower(v.title), cf.id""",
         patient_id,
         include_withdrawn,
     )

@@ -616,7 +616,8 @@ async def test_visit_forms_follow_appointments_once(
 
         # The patient starts one; cancelling withdraws only the other.
         await forms.stub.SaveAnswers(
-            pb.SaveAnswersRequest(chart_form_id=mine.items[1].id), metadata=forms.md(patient)
+            pb.SaveAnswersRequest(chart_form_id=mine.items[1].id),  # PHQ-9
+            metadata=forms.md(patient),
         )
         await publish("cancelled", messages.cancelled, later)
         await settled(broker, name, "forms-appointments-test")
