@@ -24,8 +24,24 @@ CONTROL_MESSAGE = "Must not contain control characters."
 SURROGATE_MESSAGE = "Must not contain unpaired surrogate characters."
 
 # Fields that hold free text in any service's requests (may contain newline and tab).
+# `string_value` is google.protobuf.Value's: form answers travel as a Struct, and a long-text
+# answer may span lines. `questionnaire_json` is an imported FHIR document.
 FREE_TEXT_FIELDS = frozenset(
-    {"address", "note", "notes", "reason", "text", "help_text", "body", "instructions"}
+    {
+        "address",
+        "body",
+        "cancellation_reason",
+        "description",
+        "help_text",
+        "instructions",
+        "note",
+        "notes",
+        "questionnaire_json",
+        "reason",
+        "return_reason",
+        "string_value",
+        "text",
+    }
 )
 
 
