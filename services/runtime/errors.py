@@ -67,13 +67,19 @@ def field_errors(error: grpc.aio.AioRpcError) -> FieldErrors:
 
 def precondition_kind(error: grpc.aio.AioRpcError) -> str:
     """The type of the first precondition violation ('' when none)."""
+    return precondition_failure(error)[0]
+
+
+def precondition_failure(error: grpc.aio.AioRpcError) -> tuple[str, str]:
+    """The type and the user-facing description of the first precondition violation."""
     for detail in _details(error):
         if detail.Is(error_details_pb2.PreconditionFailure.DESCRIPTOR):
             failure = error_details_pb2.PreconditionFailure()
             detail.Unpack(failure)
             if failure.violations:
-                return str(failure.violations[0].type)
-    return ""
+                first = failure.violations[0]
+                return str(first.type), str(first.description)
+    return "", ""
 
 
 def _details(error: grpc.aio.AioRpcError) -> list[any_pb2.Any]:
