@@ -4,6 +4,8 @@ Every string a client sends passes the shared text rule (services/runtime/text.p
 control characters (free text may hold newlines and tabs), no lone surrogates. The JSON Schema
 `pattern` of each type says the same thing in the document, and the checks here use the very same
 regular expressions (Python's `re`, as the fuzzer does), so document and behaviour cannot drift.
+Lone surrogates are refused too; no pattern names them, as they are not Unicode characters at
+all (a JSON string holding one is not Unicode text).
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints
 from services.runtime.text import TextError, clean
 
 # Characters the text rule refuses, as a regular-expression class body.
-_REFUSED = "\\u0000-\\u001f\\u007f-\\u009f\\ud800-\\udfff"
-_REFUSED_FREE = "\\u0000-\\u0008\\u000b-\\u001f\\u007f-\\u009f\\ud800-\\udfff"
+_REFUSED = "\\u0000-\\u001f\\u007f-\\u009f"
+_REFUSED_FREE = "\\u0000-\\u0008\\u000b-\\u001f\\u007f-\\u009f"
 LINE_PATTERN = f"^[^{_REFUSED}]*$"
 # Free text: newline and tab are fine, and so is CRLF (a browser's line break).
 FREE_TEXT_PATTERN = f"^(?:[^{_REFUSED_FREE}]|\\r\\n)*$"
@@ -34,6 +36,8 @@ PHONE_PATTERN = "^(?:\\+?(?=[0-9 ()\\-.]{7,20}$)[0-9()\\-.]+(?: [0-9()\\-.]+)*)?
 DATE_PATTERN = "^(?:[0-9]{4}-[0-9]{2}-[0-9]{2}|[0-9]{1,2}/[0-9]{1,2}/[0-9]{4})$"
 _US_DATE = re.compile(r"^([0-9]{1,2})/([0-9]{1,2})/([0-9]{4})$")
 EARLIEST_BIRTH = date(1900, 1, 1)
+# The document replaces this type's pattern with the exact one of the day (dates.py).
+BIRTH_DATE = "birth-date"
 
 
 def _checker(
@@ -106,7 +110,7 @@ BirthDate = Annotated[
         pattern=DATE_PATTERN,
         message="Must be a date like 1980-04-23 (or 04/23/1980).",
         description="A real calendar date from 1900-01-01 to today: YYYY-MM-DD, or M/D/YYYY.",
-        format="birth-date",
+        format=BIRTH_DATE,
     ),
     AfterValidator(_birth_date),
 ]

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from datetime import date
 from typing import Any
 
 from pydantic import BaseModel, TypeAdapter
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
+from services.gateway.api.dates import birth_date_pattern
+from services.gateway.api.fields import BIRTH_DATE
 from services.gateway.api.models import Problem, Realm, Uuid
 from services.gateway.api.operation import PATIENT_ID, Answer, Operation
 
@@ -56,7 +59,7 @@ PROBLEMS = {
 }
 # Headers an error answer carries.
 PROBLEM_HEADERS = {
-    401: ("WWW-Authenticate", "Bearer: send a session token."),
+    401: ("WWW-Authenticate", "Bearer: send a session token (absent on a refused sign-in)."),
     429: ("Retry-After", "Seconds to wait before trying again."),
 }
 # Path parameters by name: their types (a patient id that is no UUID is simply not found).
@@ -111,10 +114,23 @@ def build(operations: Iterable[Operation]) -> Schema:
                     "POST /api/v1/portal/{realm}/sessions.",
                 }
             },
-            "schemas": definitions.get("$defs", {}),
+            "schemas": _dated(definitions.get("$defs", {}), date.today()),
             "responses": {name: _problem(status) for status, (name, _) in PROBLEMS.items()},
         },
     }
+
+
+def _dated(node: Any, today: date) -> Any:
+    """Birth dates: the exact pattern of the dates accepted today (see dates.py)."""
+    if isinstance(node, dict):
+        if node.get("format") == BIRTH_DATE:
+            node["pattern"] = birth_date_pattern(today)
+        for value in node.values():
+            _dated(value, today)
+    elif isinstance(node, list):
+        for value in node:
+            _dated(value, today)
+    return node
 
 
 def _operation(op: Operation, refs: dict[Any, Schema]) -> Schema:
@@ -163,7 +179,8 @@ def _problem(status: int) -> Schema:
     }
     if status in PROBLEM_HEADERS:
         name, text = PROBLEM_HEADERS[status]
-        spec["headers"] = {name: {"description": text, "required": True, "schema": _string()}}
+        # Not required: a refused sign-in is 401 too, and asks for no token.
+        spec["headers"] = {name: {"description": text, "schema": _string()}}
     return spec
 
 

@@ -121,8 +121,8 @@ class Operation:
             found |= {400, 415}
         if self.query is not None:
             found.add(400)
-        if "{" + PATIENT_ID + "}" in self.path:
-            found.add(404)
+        if "{" in self.path:
+            found.add(404)  # a patient id that is no UUID, a realm that does not exist
         if self.rate_limited:
             found.add(429)
         if self.backend:
