@@ -84,7 +84,13 @@ async def tokens(url: str, admin_password: str) -> tuple[str, str]:
 
 
 def config(url: str, staff: str, patient: str) -> str:
-    blocks = [f'base-url = "{url}"', "[generation]", f"max-examples = {EXAMPLES}"]
+    blocks = [
+        f'base-url = "{url}"',
+        "[cache]",
+        "enabled = false",  # no state left in the working tree; a seed reproduces a run
+        "[generation]",
+        f"max-examples = {EXAMPLES}",
+    ]
     for operation_id, token in (("changeMyPassword", patient), ("issuePortalCredentials", staff)):
         blocks += [
             "[[operations]]",
