@@ -7,12 +7,13 @@ STAMP := $(VENV)/.installed
 CHROMIUM ?= /usr/bin/chromium
 PROTO_SRC := $(shell find protos/portal -name '*.proto' | sort)
 
-.PHONY: help install run test lint typecheck pytest protos protos-check bench browser fonts clean
+.PHONY: help install run test lint typecheck pytest protos protos-check bench browser fonts clean fuzz
 
 help:
 	@echo "make run    - start the whole stack (embedded PostgreSQL and NATS unless URLs are set)"
 	@echo "make test   - lint, type-check and run every test"
 	@echo "make bench  - performance measurements (ratios to raw baselines)"
+	@echo "make fuzz   - fuzz /api/v1 longer than make test does (SEED=n, FUZZ_SECONDS=600)"
 	@echo "make protos - regenerate Python code from protos/"
 
 $(STAMP): pyproject.toml
@@ -63,6 +64,13 @@ pytest: install browser
 	$(BIN)/python -m pytest
 
 test: protos-check lint typecheck pytest
+
+# The fuzz step of `make test`, with a seed and a longer budget: make fuzz SEED=42
+SEED ?=
+FUZZ_SECONDS ?= 600
+fuzz: install
+	PORTAL_FUZZ_SEED=$(SEED) PORTAL_FUZZ_SECONDS=$(FUZZ_SECONDS) PORTAL_FUZZ_EXAMPLES=500 \
+	  $(BIN)/python -m pytest tests/system/test_fuzz.py -s --timeout=$$(( $(FUZZ_SECONDS) * 3 + 300 ))
 
 bench: install
 	$(BIN)/python -m tests.bench

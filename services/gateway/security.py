@@ -69,7 +69,9 @@ def csrf_token(request: web.Request) -> str:
 
 @web.middleware
 async def csrf_protect(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.method not in ("GET", "HEAD", "OPTIONS") and not request.path.startswith("/api/"):
+    # No route (404) or no such method (405): no handler runs, so there is nothing to protect.
+    routed = request.match_info.http_exception is None
+    if routed and request.method not in ("GET", "HEAD", "OPTIONS") and not wants_json(request):
         form = await request.post()
         sent = form.get(CSRF_FIELD)
         seed = request.cookies.get(CSRF_COOKIE)
@@ -113,7 +115,7 @@ OUTAGE_DETAIL = "The rest of the portal keeps working; please try again in a few
 
 PROBLEM_TYPE = "application/problem+json"
 # Headers an error response keeps when the error page or problem replaces its body.
-KEPT_HEADERS = ("Retry-After", "WWW-Authenticate")
+KEPT_HEADERS = ("Retry-After", "WWW-Authenticate", "Allow")
 
 
 class Problem(Exception):

@@ -95,6 +95,11 @@ def detail_of(error: grpc.aio.AioRpcError, kind: type[M]) -> M | None:
     return None
 
 
+def precondition_failure(error: grpc.aio.AioRpcError) -> tuple[str, str]:
+    """The type and the user-facing description of the first precondition violation."""
+    return precondition_kind(error), precondition_text(error)
+
+
 def _details(error: grpc.aio.AioRpcError) -> list[any_pb2.Any]:
     metadata: Any = error.trailing_metadata() or ()
     for key, value in metadata:

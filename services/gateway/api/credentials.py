@@ -10,12 +10,15 @@ from aiohttp import web
 
 from portal.identity.v1 import identity_pb2 as pb
 from services.gateway import auth
-from services.gateway.api import access
-from services.gateway.api.json_io import Member, endpoint, read_body, timestamp
-from services.gateway.api.patients import patient_id
+from services.gateway.api.json_io import timestamp
+from services.gateway.api.models import (
+    CredentialsRequest,
+    IssuedCredentials,
+    NoBody,
+    ResetCredentials,
+)
+from services.gateway.api.operation import Answer, Call, Operation, Reply, patient_id
 from services.gateway.context import BACKENDS, SETTINGS
-
-ISSUE = {"username": Member(str, max_length=200), "password": Member(str, max_length=1000)}
 
 
 def portal_url(request: web.Request, realm: str) -> str:
@@ -23,62 +26,79 @@ def portal_url(request: web.Request, realm: str) -> str:
     return settings.onsite_url if realm == "onsite" else settings.offsite_url
 
 
-@endpoint
-async def issue(request: web.Request) -> web.StreamResponse:
-    who = await access.staff(request)
-    target, realm = patient_id(request), request.match_info["realm"]
-    body = await read_body(request, ISSUE, optional=True)
-    issued = await request.app[BACKENDS].identity.IssueCredentials(
+async def issue(call: Call[CredentialsRequest, None]) -> Reply:
+    target, realm = patient_id(call), call.params["realm"]
+    issued = await call.request.app[BACKENDS].identity.IssueCredentials(
         pb.IssueCredentialsRequest(
             patient_id=target,
             realm=auth.REALM_ENUM[realm],
-            username=body.text("username").strip(),
-            password=body.text("password"),
+            username=call.body.username.strip(),
+            password=call.body.password,
         ),
-        metadata=auth.metadata(request, who),
+        metadata=auth.metadata(call.request, call.caller),
     )
-    return web.json_response(
-        {
-            "patient_id": issued.patient_id or target,
-            "realm": realm,
-            "username": issued.username,
-            "password": issued.password,
-            "temporary": issued.temporary,
-            "expires_at": timestamp(issued.expires_at),
-            "portal_url": portal_url(request, realm),
-            "patient_name": issued.patient_name,
-        },
-        status=201,
+    answer = IssuedCredentials(
+        patient_id=issued.patient_id or target,
+        realm=realm,  # type: ignore[arg-type]
+        username=issued.username,
+        password=issued.password,
+        temporary=issued.temporary,
+        expires_at=timestamp(issued.expires_at),
+        portal_url=portal_url(call.request, realm),
+        patient_name=issued.patient_name,
     )
+    return Reply(answer, status=201)
 
 
-@endpoint
-async def reset(request: web.Request) -> web.StreamResponse:
-    who = await access.staff(request)
-    target, realm = patient_id(request), request.match_info["realm"]
-    await read_body(request, {}, optional=True)  # nothing to send; reject what is sent
-    issued = await request.app[BACKENDS].identity.ResetCredentials(
+async def reset(call: Call[NoBody, None]) -> Reply:
+    target, realm = patient_id(call), call.params["realm"]
+    issued = await call.request.app[BACKENDS].identity.ResetCredentials(
         pb.ResetCredentialsRequest(patient_id=target, realm=auth.REALM_ENUM[realm]),
-        metadata=auth.metadata(request, who),
+        metadata=auth.metadata(call.request, call.caller),
     )
-    return web.json_response(
-        {
-            "patient_id": issued.patient_id or target,
-            "realm": realm,
-            "username": issued.username,
-            "temporary_password": issued.password,
-            "expires_at": timestamp(issued.expires_at),
-            "portal_url": portal_url(request, realm),
-            "patient_name": issued.patient_name,
-        }
+    answer = ResetCredentials(
+        patient_id=issued.patient_id or target,
+        realm=realm,  # type: ignore[arg-type]
+        username=issued.username,
+        temporary_password=issued.password,
+        expires_at=timestamp(issued.expires_at),
+        portal_url=portal_url(call.request, realm),
+        patient_name=issued.patient_name,
     )
+    return Reply(answer)
 
 
 BASE = "/api/v1/patients/{patient_id}/portal-credentials/{realm:onsite|offsite}"
 
 
-def routes() -> list[web.RouteDef]:
+def operations() -> list[Operation]:
     return [
-        web.post(BASE, issue),
-        web.post(BASE + "/reset", reset),
+        Operation(
+            "POST",
+            BASE,
+            issue,
+            operation_id="issuePortalCredentials",
+            summary="Create the realm's portal credentials (temporary password)",
+            tag="credentials",
+            security="staff",
+            body=CredentialsRequest,
+            body_required=False,
+            answers=(
+                Answer(201, "Issued; the password is in this answer only.", IssuedCredentials),
+            ),
+            problems=(409,),
+        ),
+        Operation(
+            "POST",
+            BASE + "/reset",
+            reset,
+            operation_id="resetPortalCredentials",
+            summary="A new temporary password; ends every session of the account",
+            tag="credentials",
+            security="staff",
+            body=NoBody,
+            body_required=False,
+            answers=(Answer(200, "Reset; the password is in this answer only.", ResetCredentials),),
+            problems=(409,),
+        ),
     ]

@@ -1,519 +1,215 @@
-"""The OpenAPI 3.1 description of /api/v1, served at GET /api/v1/openapi.json.
+"""The OpenAPI 3.1 document of /api/v1, generated from the declared operations and their models.
 
-It must list exactly the routes the API registers (a system test compares it with the router).
-Errors are RFC 9457 problem+json; `code` names the reason where a client may act on it.
+Nothing here describes a body by hand: schemas come from the pydantic models (JSON Schema
+2020-12, the dialect of OpenAPI 3.1), parameters from the query models and path types, and the
+responses from each operation's answers and `statuses()`. What is written here is prose: the
+meaning of each error status.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
+from datetime import date
 from typing import Any
 
-from aiohttp import web
+from pydantic import BaseModel, TypeAdapter
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
+
+from services.gateway.api.dates import birth_date_pattern
+from services.gateway.api.fields import BIRTH_DATE
+from services.gateway.api.models import Problem, Realm, Uuid
+from services.gateway.api.operation import PATIENT_ID, Answer, Operation
 
 JSON = "application/json"
 PROBLEM = "application/problem+json"
+REF = "#/components/schemas/{model}"
 Schema = dict[str, Any]
 
+PROBLEMS = {
+    400: (
+        "BadRequest",
+        "The request is not valid: malformed JSON, a body that is not an object, "
+        "unknown members, members of the wrong type, or values the server rejects; `errors` "
+        "names each field with its messages.",
+    ),
+    401: (
+        "Unauthorized",
+        "No valid session token of the right kind (`WWW-Authenticate: "
+        "Bearer`), or a refused sign-in (always the same message: unknown user, wrong "
+        "password and locked account alike).",
+    ),
+    403: (
+        "Forbidden",
+        "The session may not do this. `code` PASSWORD_CHANGE_REQUIRED: change the password first.",
+    ),
+    404: ("NotFound", "No such resource."),
+    409: (
+        "Conflict",
+        "Not possible in the current state; `code` says why (e.g. "
+        "DUPLICATE_PATIENT, ACCOUNT_EXISTS, PORTAL_NOT_ALLOWED, NO_ACCOUNT, "
+        "TEMPORARY_PASSWORD_EXPIRED) and `detail` says it in words.",
+    ),
+    415: ("UnsupportedMediaType", "The body is not application/json."),
+    429: (
+        "TooManyRequests",
+        "Too many sign-in attempts from this address; `Retry-After` says when to try again.",
+    ),
+    503: ("Unavailable", "A backend service is temporarily unavailable."),
+}
+# Headers an error answer carries.
+PROBLEM_HEADERS = {
+    401: ("WWW-Authenticate", "Bearer: send a session token (absent on a refused sign-in)."),
+    429: ("Retry-After", "Seconds to wait before trying again."),
+}
+# Path parameters by name: their types (a patient id that is no UUID is simply not found).
+PATH_TYPES: dict[str, Any] = {PATIENT_ID: Uuid, "realm": Realm}
+TAGS = {
+    "staff": "Staff sessions",
+    "patients": "The patient registry (staff token)",
+    "credentials": "Portal credentials (staff token)",
+    "portal": "The patient's own API (patient token)",
+    "meta": "This description",
+}
+_PATH_REGEX = re.compile(r"\{(\w+)(?::[^}]*)?\}")
 
-def ref(name: str) -> Schema:
-    return {"$ref": f"#/components/schemas/{name}"}
+
+def openapi_path(path: str) -> str:
+    """aiohttp's `{name:regex}` as OpenAPI's `{name}`."""
+    return _PATH_REGEX.sub(r"{\1}", path)
 
 
-def string(description: str = "", **extra: Any) -> Schema:
-    schema: Schema = {"type": "string", **extra}
-    if description:
-        schema["description"] = description
-    return schema
-
-
-def nullable_time(description: str) -> Schema:
-    return {"type": ["string", "null"], "format": "date-time", "description": description}
-
-
-def obj(properties: dict[str, Schema], required: tuple[str, ...] = (), **extra: Any) -> Schema:
-    schema: Schema = {"type": "object", "properties": properties, **extra}
-    if required:
-        schema["required"] = list(required)
-    return schema
-
-
-def closed(properties: dict[str, Schema], required: tuple[str, ...] = ()) -> Schema:
-    """A request body: members not listed are rejected with 400."""
-    return obj(properties, required, additionalProperties=False)
-
-
-def body(schema_name: str, description: str = "", required: bool = True) -> Schema:
-    request: Schema = {"required": required, "content": {JSON: {"schema": ref(schema_name)}}}
-    if description:
-        request["description"] = description
-    return request
-
-
-def answer(description: str, schema_name: str | None = None, **extra: Any) -> Schema:
-    response: Schema = {"description": description, **extra}
-    if schema_name:
-        response["content"] = {JSON: {"schema": ref(schema_name)}}
-    return response
-
-
-def problems(*statuses: int) -> dict[str, Schema]:
+def build(operations: Iterable[Operation]) -> Schema:
+    operations = list(operations)
+    models: list[tuple[type[BaseModel], JsonSchemaMode]] = [(Problem, "serialization")]
+    for op in operations:
+        if op.body is not None:
+            models.append((op.body, "validation"))
+        models += [(a.model, "serialization") for a in op.answers if a.model is not None]
+    keys, definitions = models_json_schema(list(dict.fromkeys(models)), ref_template=REF)
+    paths: dict[str, Schema] = {}
+    for op in operations:
+        item = paths.setdefault(openapi_path(op.path), {})
+        item[op.method.lower()] = _operation(op, {model: ref for (model, _), ref in keys.items()})
     return {
-        str(status): {"$ref": f"#/components/responses/{PROBLEMS[status]}"} for status in statuses
+        "openapi": "3.1.0",
+        "jsonSchemaDialect": "https://spec.openapis.org/oas/3.1/dialect/base",
+        "info": {
+            "title": "Patient portal API",
+            "version": "1.0.0",
+            "description": "Staff manage patients and portal credentials; patients sign in to a "
+            "realm (onsite or offsite) and read their own record. Every error is "
+            "application/problem+json (RFC 9457). Undeclared methods answer 405 with `Allow`.",
+        },
+        "servers": [{"url": "/"}],
+        "security": [{"bearerAuth": []}],
+        "tags": [{"name": name, "description": text} for name, text in TAGS.items()],
+        "paths": paths,
+        "components": {
+            "securitySchemes": {
+                "bearerAuth": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "A session token from POST /api/v1/staff/sessions or "
+                    "POST /api/v1/portal/{realm}/sessions.",
+                }
+            },
+            "schemas": _dated(definitions.get("$defs", {}), date.today()),
+            "responses": {name: _problem(status) for status, (name, _) in PROBLEMS.items()},
+        },
     }
 
 
-PROBLEMS = {
-    400: "BadRequest",
-    401: "Unauthorized",
-    403: "Forbidden",
-    404: "NotFound",
-    409: "Conflict",
-    415: "UnsupportedMediaType",
-    429: "TooManyRequests",
-    503: "Unavailable",
-}
-PROBLEM_TEXT = {
-    400: "The request is not valid: malformed JSON, a body that is not an object, unknown "
-    "members, members of the wrong type, or values the server rejects; `errors` names each "
-    "field with its messages.",
-    401: "No valid session token of the right kind (`WWW-Authenticate: Bearer`), or a refused "
-    "sign-in (always the same message: unknown user, wrong password and locked account alike).",
-    403: "The session may not do this. `code` PASSWORD_CHANGE_REQUIRED: change the password first.",
-    404: "No such resource.",
-    409: "Not possible in the current state; `code` says why (DUPLICATE_PATIENT, "
-    "ACCOUNT_EXISTS, PORTAL_NOT_ALLOWED, NO_ACCOUNT, TEMPORARY_PASSWORD_EXPIRED).",
-    415: "The body is not application/json.",
-    429: "Too many sign-in attempts from this address; `Retry-After` says when to try again.",
-    503: "A backend service is temporarily unavailable.",
-}
+def _dated(node: Any, today: date) -> Any:
+    """Birth dates: the exact pattern of the dates accepted today (see dates.py)."""
+    if isinstance(node, dict):
+        if node.get("format") == BIRTH_DATE:
+            node["pattern"] = birth_date_pattern(today)
+        for value in node.values():
+            _dated(value, today)
+    elif isinstance(node, list):
+        for value in node:
+            _dated(value, today)
+    return node
 
-PATIENT_FIELD_SCHEMAS: dict[str, Schema] = {
-    "first_name": string(),
-    "middle_name": string(),
-    "last_name": string(),
-    "date_of_birth": string("YYYY-MM-DD", format="date"),
-    "sex": string(enum=["female", "male", "other", "unknown"]),
-    "email": string(),
-    "phone": string(),
-    "address": string("Free text, lines separated by newlines."),
-}
-CONTACT_SCHEMAS: dict[str, Schema] = {
-    "preferred_contact": string(enum=["", "email", "phone", "mail"]),
-    "allow_email": {"type": "boolean"},
-    "allow_sms": {"type": "boolean"},
-    "allow_voice": {"type": "boolean"},
-}
-REALM = {"type": "string", "enum": ["onsite", "offsite"]}
 
-SCHEMAS: dict[str, Schema] = {
-    "Problem": obj(
-        {
-            "type": string(format="uri-reference"),
-            "title": string(),
-            "status": {"type": "integer"},
-            "detail": string(),
-            "code": string("Machine-readable reason, where a client may act on it."),
-            "errors": {
-                "type": "object",
-                "description": "Messages per request field.",
-                "additionalProperties": {"type": "array", "items": {"type": "string"}},
-            },
-        },
-        ("type", "title", "status"),
-    ),
-    "SignIn": closed(
-        {"username": string(), "password": string(format="password")}, ("username", "password")
-    ),
-    "StaffUser": obj(
-        {
-            "id": string(format="uuid"),
-            "username": string(),
-            "display_name": string(),
-            "role": string(enum=["admin", "clinician", "front_desk"]),
-        },
-        ("id", "username", "display_name", "role"),
-    ),
-    "StaffSession": obj(
-        {
-            "token": string("Send as `Authorization: Bearer <token>`."),
-            "expires_at": nullable_time("When the session ends at the latest."),
-            "staff": ref("StaffUser"),
-        },
-        ("token", "expires_at", "staff"),
-    ),
-    "NewPatient": closed(
-        {
-            **PATIENT_FIELD_SCHEMAS,
-            "confirm_duplicate": {
-                "type": "boolean",
-                "description": "Register even though a patient with the same name and date of "
-                "birth exists (otherwise 409 DUPLICATE_PATIENT).",
-            },
-        },
-        ("first_name", "last_name", "date_of_birth", "sex"),
-    ),
-    "PatientChanges": closed(
-        {
-            **PATIENT_FIELD_SCHEMAS,
-            "allow_patient_portal": {
-                "type": "boolean",
-                "description": "false ends every portal session of the patient.",
-            },
-            **CONTACT_SCHEMAS,
+def _operation(op: Operation, refs: dict[Any, Schema]) -> Schema:
+    spec: Schema = {"operationId": op.operation_id, "summary": op.summary, "tags": [op.tag]}
+    if op.description:
+        spec["description"] = op.description
+    if op.security == "none":
+        spec["security"] = []
+    parameters = [_path_parameter(name) for name in _PATH_REGEX.findall(op.path)]
+    if op.query is not None:
+        parameters += _query_parameters(op.query)
+    if parameters:
+        spec["parameters"] = parameters
+    if op.body is not None:
+        spec["requestBody"] = {
+            "required": op.body_required,
+            "content": {JSON: {"schema": refs[op.body]}},
         }
-    ),
-    "PortalAccount": obj(
-        {
-            "username": string(),
-            "must_change_password": {"type": "boolean"},
-            "temporary_password_expires_at": nullable_time("When the temporary password expires."),
-            "locked_until": nullable_time("Sign-in is refused until then."),
-            "last_sign_in_at": nullable_time("The last successful sign-in."),
-            "created_at": nullable_time("When the account was created."),
-        },
-        (
-            "username",
-            "must_change_password",
-            "temporary_password_expires_at",
-            "locked_until",
-            "last_sign_in_at",
-        ),
-    ),
-    "Demographics": obj(
-        {
-            "id": string(format="uuid"),
-            "chart_number": string(),
-            **PATIENT_FIELD_SCHEMAS,
-            **CONTACT_SCHEMAS,
-        },
-        ("id", "first_name", "last_name", "date_of_birth", "sex"),
-    ),
-    "Patient": {
-        "allOf": [
-            ref("Demographics"),
-            obj(
-                {
-                    "allow_patient_portal": {"type": "boolean"},
-                    "created_at": nullable_time("When the patient was registered."),
-                    "portal": obj(
-                        {
-                            "onsite": {"oneOf": [ref("PortalAccount"), {"type": "null"}]},
-                            "offsite": {"oneOf": [ref("PortalAccount"), {"type": "null"}]},
-                        },
-                        ("onsite", "offsite"),
-                    ),
-                },
-                ("allow_patient_portal", "portal"),
-            ),
-        ]
-    },
-    "PatientSummary": obj(
-        {
-            "id": string(format="uuid"),
-            "chart_number": string(),
-            "first_name": string(),
-            "last_name": string(),
-            "date_of_birth": string(format="date"),
-            "sex": string(),
-            "allow_patient_portal": {"type": "boolean"},
-        },
-        ("id", "first_name", "last_name", "date_of_birth"),
-    ),
-    "PatientList": obj({"items": {"type": "array", "items": ref("PatientSummary")}}, ("items",)),
-    "CredentialsRequest": closed(
-        {
-            "username": string("Empty or absent: the server suggests one."),
-            "password": string(
-                "Empty or absent: the server generates one. Checked against the password "
-                "policy (400 naming `password`).",
-                format="password",
-            ),
-        }
-    ),
-    "IssuedCredentials": obj(
-        {
-            "patient_id": string(format="uuid"),
-            "realm": REALM,
-            "username": string(),
-            "password": string("Shown this once; only a reset can replace it."),
-            "temporary": {"type": "boolean"},
-            "expires_at": nullable_time("The temporary password expires then."),
-            "portal_url": string(
-                "The realm's web address for the credentials letter.", format="uri"
-            ),
-            "patient_name": string(),
-        },
-        ("username", "password", "portal_url", "expires_at"),
-    ),
-    "ResetCredentials": obj(
-        {
-            "patient_id": string(format="uuid"),
-            "realm": REALM,
-            "username": string(),
-            "temporary_password": string("Shown this once."),
-            "expires_at": nullable_time("The temporary password expires then."),
-            "portal_url": string(format="uri"),
-            "patient_name": string(),
-        },
-        ("username", "temporary_password", "expires_at", "portal_url"),
-    ),
-    "PortalSession": obj(
-        {
-            "token": string("Send as `Authorization: Bearer <token>`."),
-            "realm": REALM,
-            "must_change_password": {
-                "type": "boolean",
-                "description": "true: only POST /api/v1/portal/password is allowed until the "
-                "password is changed.",
-            },
-            "expires_at": nullable_time("When the session ends at the latest."),
-        },
-        ("token", "must_change_password", "expires_at"),
-    ),
-    "PasswordChange": closed(
-        {
-            "current_password": string(format="password"),
-            "new_password": string(
-                "12-128 characters, not the username or e-mail, not a common password, "
-                "different from the current one.",
-                format="password",
-            ),
-        },
-        ("current_password", "new_password"),
-    ),
-    "MyProfile": {
-        "allOf": [
-            ref("Demographics"),
-            obj(
-                {"account": obj({"realm": REALM, "username": string()}, ("realm", "username"))},
-                ("account",),
-            ),
-        ]
-    },
-}
+    responses: Schema = {str(a.status): _answer(a, refs) for a in op.answers}
+    for status in op.statuses():
+        responses[str(status)] = {"$ref": f"#/components/responses/{PROBLEMS[status][0]}"}
+    spec["responses"] = responses
+    return spec
 
-PATIENT_ID = {
-    "name": "patient_id",
-    "in": "path",
-    "required": True,
-    "schema": string(format="uuid"),
-}
-REALM_PARAM = {"name": "realm", "in": "path", "required": True, "schema": REALM}
-PUBLIC: list[dict[str, list[str]]] = []  # no session needed
 
-PATHS: dict[str, Schema] = {
-    "/api/v1/openapi.json": {
-        "get": {
-            "operationId": "getOpenApi",
-            "summary": "This document",
-            "security": PUBLIC,
-            "responses": {"200": {"description": "The OpenAPI document.", "content": {JSON: {}}}},
-        }
-    },
-    "/api/v1/staff/sessions": {
-        "post": {
-            "operationId": "staffSignIn",
-            "summary": "Staff sign-in: a Bearer token for the staff routes",
-            "tags": ["staff"],
-            "security": PUBLIC,
-            "requestBody": body("SignIn"),
-            "responses": {
-                "201": answer("Signed in.", "StaffSession"),
-                **problems(400, 401, 415, 429, 503),
-            },
-        }
-    },
-    "/api/v1/staff/sessions/current": {
-        "delete": {
-            "operationId": "staffSignOut",
-            "summary": "End the staff session of the Bearer token",
-            "tags": ["staff"],
-            "responses": {"204": answer("Signed out."), **problems(401, 503)},
-        }
-    },
-    "/api/v1/patients": {
-        "post": {
-            "operationId": "registerPatient",
-            "summary": "Register a patient",
-            "tags": ["patients"],
-            "requestBody": body("NewPatient"),
-            "responses": {
-                "201": answer(
-                    "Registered.",
-                    "Patient",
-                    headers={
-                        "Location": {
-                            "description": "The new patient's URL.",
-                            "schema": string(format="uri-reference"),
-                        }
-                    },
-                ),
-                **problems(400, 401, 403, 409, 415, 503),
-            },
-        },
-        "get": {
-            "operationId": "searchPatients",
-            "summary": "Find patients by name (typo-tolerant), date of birth, chart number or id",
-            "tags": ["patients"],
-            "parameters": [
-                {"name": "q", "in": "query", "schema": string()},
-                {
-                    "name": "limit",
-                    "in": "query",
-                    "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20},
-                },
-            ],
-            "responses": {"200": answer("Matches.", "PatientList"), **problems(400, 401, 403, 503)},
-        },
-    },
-    "/api/v1/patients/{patient_id}": {
-        "parameters": [PATIENT_ID],
-        "get": {
-            "operationId": "getPatient",
-            "summary": "A patient with the portal account of each realm",
-            "tags": ["patients"],
-            "responses": {"200": answer("The patient.", "Patient"), **problems(401, 403, 404, 503)},
-        },
-        "patch": {
-            "operationId": "updatePatient",
-            "summary": "Change the members sent (and only those)",
-            "tags": ["patients"],
-            "requestBody": body("PatientChanges"),
-            "responses": {
-                "200": answer("The changed patient.", "Patient"),
-                **problems(400, 401, 403, 404, 415, 503),
-            },
-        },
-    },
-    "/api/v1/patients/{patient_id}/portal-credentials/{realm}": {
-        "parameters": [PATIENT_ID, REALM_PARAM],
-        "post": {
-            "operationId": "issuePortalCredentials",
-            "summary": "Create the realm's portal credentials (temporary password)",
-            "tags": ["credentials"],
-            "requestBody": body("CredentialsRequest", "Optional; may be empty.", required=False),
-            "responses": {
-                "201": answer("Issued; the password is in this answer only.", "IssuedCredentials"),
-                **problems(400, 401, 403, 404, 409, 415, 503),
-            },
-        },
-    },
-    "/api/v1/patients/{patient_id}/portal-credentials/{realm}/reset": {
-        "parameters": [PATIENT_ID, REALM_PARAM],
-        "post": {
-            "operationId": "resetPortalCredentials",
-            "summary": "A new temporary password; ends every session of the account",
-            "tags": ["credentials"],
-            "responses": {
-                "200": answer("Reset; the password is in this answer only.", "ResetCredentials"),
-                **problems(400, 401, 403, 404, 409, 503),
-            },
-        },
-    },
-    "/api/v1/portal/{realm}/sessions": {
-        "parameters": [REALM_PARAM],
-        "post": {
-            "operationId": "patientSignIn",
-            "summary": "Patient sign-in to one realm (its credentials open only that realm)",
-            "tags": ["portal"],
-            "security": PUBLIC,
-            "requestBody": body("SignIn"),
-            "responses": {
-                "201": answer("Signed in.", "PortalSession"),
-                **problems(400, 401, 409, 415, 429, 503),
-            },
-        },
-    },
-    "/api/v1/portal/password": {
-        "post": {
-            "operationId": "changePassword",
-            "summary": "Change the signed-in patient's password (also while a change is pending)",
-            "description": "The session of the Bearer token ends; the new session's token is "
-            "in the `X-Session-Token` header of the 204 answer.",
-            "tags": ["portal"],
-            "requestBody": body("PasswordChange"),
-            "responses": {
-                "204": {
-                    "description": "Changed. Use the new token from now on.",
-                    "headers": {
-                        "X-Session-Token": {
-                            "description": "The new session's Bearer token.",
-                            "required": True,
-                            "schema": string(),
-                        },
-                        "X-Session-Expires-At": {
-                            "description": "When the new session ends at the latest.",
-                            "schema": string(format="date-time"),
-                        },
-                    },
-                },
-                **problems(400, 401, 415, 503),
-            },
-        },
-    },
-    "/api/v1/portal/me": {
-        "get": {
-            "operationId": "getMyProfile",
-            "summary": "The signed-in patient's own record",
-            "tags": ["portal"],
-            "responses": {
-                "200": answer("The profile.", "MyProfile"),
-                **problems(401, 403, 503),
-            },
-        },
-    },
-    "/api/v1/portal/sessions/current": {
-        "delete": {
-            "operationId": "patientSignOut",
-            "summary": "End the patient session of the Bearer token",
-            "tags": ["portal"],
-            "responses": {"204": answer("Signed out."), **problems(401, 503)},
-        },
-    },
-}
-
-DOCUMENT: dict[str, Any] = {
-    "openapi": "3.1.0",
-    "info": {
-        "title": "Patient portal API",
-        "version": "1.0.0",
-        "description": "Staff manage patients and portal credentials; patients sign in to a "
-        "realm (onsite or offsite) and read their own record. Every error is "
-        "application/problem+json (RFC 9457).",
-    },
-    "servers": [{"url": "/"}],
-    "security": [{"bearerAuth": []}],
-    "tags": [
-        {"name": "staff", "description": "Staff sessions"},
-        {"name": "patients", "description": "The patient registry (staff token)"},
-        {"name": "credentials", "description": "Portal credentials (staff token)"},
-        {"name": "portal", "description": "The patient's own API (patient token)"},
-    ],
-    "paths": PATHS,
-    "components": {
-        "securitySchemes": {
-            "bearerAuth": {
-                "type": "http",
-                "scheme": "bearer",
-                "description": "A session token from POST /api/v1/staff/sessions or "
-                "POST /api/v1/portal/{realm}/sessions.",
-            }
-        },
-        "schemas": SCHEMAS,
-        "responses": {
+def _answer(answer: Answer, refs: dict[Any, Schema]) -> Schema:
+    spec: Schema = {"description": answer.description}
+    if answer.model is not None:
+        spec["content"] = {JSON: {"schema": refs[answer.model]}}
+    if answer.headers:
+        spec["headers"] = {
             name: {
-                "description": PROBLEM_TEXT[status],
-                "content": {PROBLEM: {"schema": ref("Problem")}},
+                "description": header.description,
+                "required": header.required,
+                "schema": _string(header.format),
             }
-            for status, name in PROBLEMS.items()
-        },
-    },
-}
+            for name, header in answer.headers.items()
+        }
+    return spec
 
 
-async def document(request: web.Request) -> web.StreamResponse:
-    return web.json_response(DOCUMENT)
+def _problem(status: int) -> Schema:
+    spec: Schema = {
+        "description": PROBLEMS[status][1],
+        "content": {PROBLEM: {"schema": {"$ref": REF.format(model="Problem")}}},
+    }
+    if status in PROBLEM_HEADERS:
+        name, text = PROBLEM_HEADERS[status]
+        # Not required: a refused sign-in is 401 too, and asks for no token.
+        spec["headers"] = {name: {"description": text, "schema": _string()}}
+    return spec
 
 
-def routes() -> list[web.RouteDef]:
-    return [web.get("/api/v1/openapi.json", document, allow_head=False)]
+def _string(fmt: str = "") -> Schema:
+    schema: Schema = TypeAdapter(str).json_schema()
+    if fmt:
+        schema["format"] = fmt
+    return schema
+
+
+def _path_parameter(name: str) -> Schema:
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "schema": TypeAdapter(PATH_TYPES[name]).json_schema(),
+    }
+
+
+def _query_parameters(model: type[BaseModel]) -> list[Schema]:
+    schema = model.model_json_schema()
+    required = set(schema.get("required", []))
+    parameters = []
+    for name, member in schema["properties"].items():
+        member.pop("title", None)
+        member.pop("default", None)  # the server's business (see models._no_defaults)
+        parameter: Schema = {"name": name, "in": "query", "required": name in required}
+        if "description" in member:
+            parameter["description"] = member.pop("description")
+        parameter["schema"] = member
+        parameters.append(parameter)
+    return parameters

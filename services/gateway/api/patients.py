@@ -2,116 +2,132 @@
 
 from __future__ import annotations
 
-import uuid
-
-from aiohttp import web
+from typing import Any
 
 from portal.identity.v1 import identity_pb2 as pb
 from services.gateway import auth
-from services.gateway.api import access, serialize
-from services.gateway.api.json_io import (
-    Body,
-    Member,
-    endpoint,
-    invalid,
-    query_int,
-    read_body,
+from services.gateway.api import serialize
+from services.gateway.api.models import (
+    NewPatient,
+    Patient,
+    PatientChanges,
+    PatientList,
+    PatientQuery,
 )
-from services.gateway.api.serialize import CONTACT_FLAGS
+from services.gateway.api.operation import Answer, Call, Header, Operation, Reply, patient_id
 from services.gateway.context import BACKENDS
 from services.gateway.demographics import PATIENT_FIELDS
-from services.gateway.security import Problem
-
-REQUIRED_FIELDS = ("first_name", "last_name", "date_of_birth", "sex")
-REGISTER = {
-    **{name: Member(str, required=name in REQUIRED_FIELDS) for name in PATIENT_FIELDS},
-    "confirm_duplicate": Member(bool),
-}
-UPDATE = {
-    **{name: Member(str) for name in PATIENT_FIELDS},
-    "allow_patient_portal": Member(bool),
-    "preferred_contact": Member(str),
-    **{name: Member(bool) for name in CONTACT_FLAGS},
-}
 
 
-def patient_id(request: web.Request) -> str:
-    """The patient id in the URL; 404 when it cannot name a patient at all."""
-    raw = request.match_info["patient_id"]
-    try:
-        return str(uuid.UUID(raw))
-    except ValueError:
-        raise Problem(404, "Not found", "No such patient.") from None
+def patient_fields(values: dict[str, Any]) -> pb.PatientFields:
+    return pb.PatientFields(**{name: values[name] for name in PATIENT_FIELDS if name in values})
 
 
-def patient_fields(body: Body) -> pb.PatientFields:
-    return pb.PatientFields(**{name: body.text(name) for name in PATIENT_FIELDS if name in body})
-
-
-@endpoint
-async def register(request: web.Request) -> web.StreamResponse:
-    who = await access.staff(request)
-    body = await read_body(request, REGISTER)
-    reply = await request.app[BACKENDS].identity.RegisterPatient(
+async def register(call: Call[NewPatient, None]) -> Reply:
+    body = call.body
+    reply = await call.request.app[BACKENDS].identity.RegisterPatient(
         pb.RegisterPatientRequest(
-            fields=patient_fields(body), confirm_duplicate=body.flag("confirm_duplicate")
+            fields=patient_fields(body.model_dump()), confirm_duplicate=body.confirm_duplicate
         ),
-        metadata=auth.metadata(request, who),
+        metadata=auth.metadata(call.request, call.caller),
     )
     found = reply.patient
-    return web.json_response(
+    return Reply(
         serialize.patient(found),
         status=201,
         headers={"Location": f"/api/v1/patients/{found.id}"},
     )
 
 
-@endpoint
-async def search(request: web.Request) -> web.StreamResponse:
-    who = await access.staff(request)
-    limit = query_int(request, "limit", default=20, low=1, high=100)
-    reply = await request.app[BACKENDS].identity.SearchPatients(
-        pb.SearchPatientsRequest(query=request.query.get("q", "").strip(), limit=limit),
-        metadata=auth.metadata(request, who),
+async def search(call: Call[None, PatientQuery]) -> Reply:
+    reply = await call.request.app[BACKENDS].identity.SearchPatients(
+        pb.SearchPatientsRequest(query=call.query.q.strip(), limit=call.query.limit),
+        metadata=auth.metadata(call.request, call.caller),
     )
-    return web.json_response({"items": [serialize.summary(item) for item in reply.items]})
+    return Reply(PatientList(items=[serialize.summary(item) for item in reply.items]))
 
 
-@endpoint
-async def read(request: web.Request) -> web.StreamResponse:
-    who = await access.staff(request)
-    found = await request.app[BACKENDS].identity.GetPatient(
-        pb.GetPatientRequest(patient_id=patient_id(request)),
-        metadata=auth.metadata(request, who),
+async def read(call: Call[None, None]) -> Reply:
+    found = await call.request.app[BACKENDS].identity.GetPatient(
+        pb.GetPatientRequest(patient_id=patient_id(call)),
+        metadata=auth.metadata(call.request, call.caller),
     )
-    return web.json_response(serialize.patient(found))
+    return Reply(serialize.patient(found))
 
 
-@endpoint
-async def update(request: web.Request) -> web.StreamResponse:
-    who = await access.staff(request)
-    target = patient_id(request)
-    body = await read_body(request, UPDATE)
-    if not body.keys():
-        raise invalid({}, "Send at least one member to change.")
-    found = await request.app[BACKENDS].identity.UpdatePatient(
+async def update(call: Call[PatientChanges, None]) -> Reply:
+    body = call.body
+    sent = body.model_dump(include=body.model_fields_set)
+    found = await call.request.app[BACKENDS].identity.UpdatePatient(
         pb.UpdatePatientRequest(
-            patient_id=target,
-            fields=patient_fields(body),
-            update_mask=body.keys(),  # only what was sent changes
-            allow_patient_portal=body.flag("allow_patient_portal"),
-            preferred_contact=body.text("preferred_contact"),
-            **{name: body.flag(name) for name in CONTACT_FLAGS},
+            patient_id=patient_id(call),
+            fields=patient_fields(sent),
+            update_mask=sorted(sent),  # only what was sent changes
+            allow_patient_portal=body.allow_patient_portal,
+            preferred_contact=body.preferred_contact,
+            allow_email=body.allow_email,
+            allow_sms=body.allow_sms,
+            allow_voice=body.allow_voice,
         ),
-        metadata=auth.metadata(request, who),
+        metadata=auth.metadata(call.request, call.caller),
     )
-    return web.json_response(serialize.patient(found))
+    return Reply(serialize.patient(found))
 
 
-def routes() -> list[web.RouteDef]:
+BASE = "/api/v1/patients"
+
+
+def operations() -> list[Operation]:
     return [
-        web.post("/api/v1/patients", register),
-        web.get("/api/v1/patients", search, allow_head=False),
-        web.get("/api/v1/patients/{patient_id}", read, allow_head=False),
-        web.patch("/api/v1/patients/{patient_id}", update),
+        Operation(
+            "POST",
+            BASE,
+            register,
+            operation_id="registerPatient",
+            summary="Register a patient",
+            tag="patients",
+            security="staff",
+            body=NewPatient,
+            answers=(
+                Answer(
+                    201,
+                    "Registered.",
+                    Patient,
+                    headers={"Location": Header("The new patient's URL.", True, "uri-reference")},
+                ),
+            ),
+            problems=(409,),
+        ),
+        Operation(
+            "GET",
+            BASE,
+            search,
+            operation_id="searchPatients",
+            summary="Find patients by name (typo-tolerant), date of birth, chart number or id",
+            tag="patients",
+            security="staff",
+            query=PatientQuery,
+            answers=(Answer(200, "Matches.", PatientList),),
+        ),
+        Operation(
+            "GET",
+            BASE + "/{patient_id}",
+            read,
+            operation_id="getPatient",
+            summary="A patient with the portal account of each realm",
+            tag="patients",
+            security="staff",
+            answers=(Answer(200, "The patient.", Patient),),
+        ),
+        Operation(
+            "PATCH",
+            BASE + "/{patient_id}",
+            update,
+            operation_id="updatePatient",
+            summary="Change the members sent (and only those)",
+            tag="patients",
+            security="staff",
+            body=PatientChanges,
+            answers=(Answer(200, "The changed patient.", Patient),),
+        ),
     ]

@@ -6,38 +6,33 @@ The patient is always the one the session names; no route here takes a patient i
 from __future__ import annotations
 
 import grpc
-from aiohttp import web
 
 from portal.identity.v1 import identity_pb2 as pb
 from services.gateway import auth
 from services.gateway.api import access, serialize
-from services.gateway.api.json_io import Member, endpoint, from_rpc, read_body, timestamp
+from services.gateway.api.json_io import from_rpc, timestamp
+from services.gateway.api.models import (
+    MyProfile,
+    PasswordChange,
+    PatientSignIn,
+    PortalSession,
+)
+from services.gateway.api.operation import Answer, Call, Header, Operation, Reply
 from services.gateway.context import BACKENDS
 
-SIGN_IN = {
-    "username": Member(str, required=True, max_length=200),
-    "password": Member(str, required=True, max_length=1000),
-}
-CHANGE = {
-    "current_password": Member(str, required=True, max_length=1000),
-    "new_password": Member(str, required=True, max_length=1000),
-}
 # The header that carries the new token after a password change (the old one has ended).
 TOKEN_HEADER = "X-Session-Token"  # noqa: S105 (a header name)
 EXPIRES_HEADER = "X-Session-Expires-At"
 
 
-@endpoint
-async def sign_in(request: web.Request) -> web.StreamResponse:
-    realm = request.match_info["realm"]
-    access.sign_in_allowed(request)
-    body = await read_body(request, SIGN_IN)
+async def sign_in(call: Call[PatientSignIn, None]) -> Reply:
+    request, realm = call.request, call.params["realm"]
     try:
         grant = await request.app[BACKENDS].identity.PatientSignIn(
             pb.PatientSignInRequest(
                 realm=auth.REALM_ENUM[realm],
-                username=body.text("username").strip(),
-                password=body.text("password"),
+                username=call.body.username.strip(),
+                password=call.body.password,
             ),
             metadata=auth.gateway_metadata(request),
         )
@@ -48,63 +43,104 @@ async def sign_in(request: web.Request) -> web.StreamResponse:
         if exc.code() in access.REFUSED:
             raise access.sign_in_refused() from None
         raise
-    return web.json_response(
-        {
-            "token": grant.token,
-            "realm": realm,
-            "must_change_password": grant.session.must_change_password,
-            "expires_at": timestamp(grant.session.expires_at),
-        },
-        status=201,
+    answer = PortalSession(
+        token=grant.token,
+        realm=realm,  # type: ignore[arg-type]
+        must_change_password=grant.session.must_change_password,
+        expires_at=timestamp(grant.session.expires_at),
     )
+    return Reply(answer, status=201)
 
 
-@endpoint
-async def change_password(request: web.Request) -> web.StreamResponse:
-    who = await access.patient(request, allow_pending=True)
-    body = await read_body(request, CHANGE)
-    grant = await request.app[BACKENDS].identity.ChangePassword(
+async def change_password(call: Call[PasswordChange, None]) -> Reply:
+    grant = await call.request.app[BACKENDS].identity.ChangePassword(
         pb.ChangePasswordRequest(
-            current_password=body.text("current_password"),
-            new_password=body.text("new_password"),
+            current_password=call.body.current_password,
+            new_password=call.body.new_password,
         ),
-        metadata=auth.metadata(request, who),
+        metadata=auth.metadata(call.request, call.caller),
     )
     headers = {TOKEN_HEADER: grant.token}
     expires = timestamp(grant.session.expires_at)
     if expires:
         headers[EXPIRES_HEADER] = expires
-    return web.Response(status=204, headers=headers)
+    return Reply(status=204, headers=headers)
 
 
-@endpoint
-async def me(request: web.Request) -> web.StreamResponse:
-    # One call: identity resolves the session and reads (and audits) the record together.
-    who = await access.patient(request, with_own_profile=True)
+async def me(call: Call[None, None]) -> Reply:
+    # One call: identity resolved the session and read (and audited) the record together.
+    who = call.caller
     found = who.session.own_profile
     if not who.session.HasField("own_profile"):  # gone since the session was found
-        found = await request.app[BACKENDS].identity.GetMyProfile(
-            pb.GetMyProfileRequest(), metadata=auth.metadata(request, who)
+        found = await call.request.app[BACKENDS].identity.GetMyProfile(
+            pb.GetMyProfileRequest(), metadata=auth.metadata(call.request, who)
         )
-    body = serialize.demographics(found)
-    body["account"] = {
-        "realm": auth.REALM_NAME.get(who.session.realm, ""),
-        "username": who.session.username,
-    }
-    return web.json_response(body)
+    return Reply(serialize.my_profile(found, who.session))
 
 
-@endpoint
-async def sign_out(request: web.Request) -> web.StreamResponse:
-    who = await access.patient(request, allow_pending=True)
-    await auth.end_session(request, who.token)
-    return web.Response(status=204)
+async def sign_out(call: Call[None, None]) -> Reply:
+    await auth.end_session(call.request, call.caller.token)
+    return Reply(status=204)
 
 
-def routes() -> list[web.RouteDef]:
+def operations() -> list[Operation]:
     return [
-        web.post("/api/v1/portal/{realm:onsite|offsite}/sessions", sign_in),
-        web.post("/api/v1/portal/password", change_password),
-        web.get("/api/v1/portal/me", me, allow_head=False),
-        web.delete("/api/v1/portal/sessions/current", sign_out),
+        Operation(
+            "POST",
+            "/api/v1/portal/{realm:onsite|offsite}/sessions",
+            sign_in,
+            operation_id="patientSignIn",
+            summary="Patient sign-in to one realm (its credentials open only that realm)",
+            tag="portal",
+            security="none",
+            body=PatientSignIn,
+            rate_limited=True,
+            answers=(Answer(201, "Signed in.", PortalSession),),
+            problems=(401, 409),
+        ),
+        Operation(
+            "POST",
+            "/api/v1/portal/password",
+            change_password,
+            operation_id="changeMyPassword",
+            summary="Change the password (also while a change is pending)",
+            description="The session of the Bearer token ends; the new session's token is in "
+            "the `X-Session-Token` header of the 204 answer.",
+            tag="portal",
+            security="pending-patient",
+            body=PasswordChange,
+            answers=(
+                Answer(
+                    204,
+                    "Changed. Use the new token from now on.",
+                    headers={
+                        TOKEN_HEADER: Header("The new session's Bearer token.", True),
+                        EXPIRES_HEADER: Header(
+                            "When the new session ends at the latest.", False, "date-time"
+                        ),
+                    },
+                ),
+            ),
+        ),
+        Operation(
+            "GET",
+            "/api/v1/portal/me",
+            me,
+            operation_id="getMyProfile",
+            summary="The signed-in patient's own record",
+            tag="portal",
+            security="patient",
+            own_profile=True,
+            answers=(Answer(200, "The profile.", MyProfile),),
+        ),
+        Operation(
+            "DELETE",
+            "/api/v1/portal/sessions/current",
+            sign_out,
+            operation_id="patientSignOut",
+            summary="End the patient session of the Bearer token",
+            tag="portal",
+            security="pending-patient",
+            answers=(Answer(204, "Signed out."),),
+        ),
     ]

@@ -3,24 +3,21 @@
 from __future__ import annotations
 
 import grpc
-from aiohttp import web
 
 from portal.identity.v1 import identity_pb2 as pb
 from services.gateway import auth
 from services.gateway.api import access
-from services.gateway.api.json_io import Member, endpoint, read_body, timestamp
+from services.gateway.api.json_io import timestamp
+from services.gateway.api.models import StaffSession, StaffSignIn, StaffUser
+from services.gateway.api.operation import Answer, Call, Operation, Reply
 from services.gateway.context import BACKENDS
 
-SIGN_IN = {"username": Member(str, required=True), "password": Member(str, required=True)}
 
-
-@endpoint
-async def sign_in(request: web.Request) -> web.StreamResponse:
-    access.sign_in_allowed(request)
-    body = await read_body(request, SIGN_IN)
+async def sign_in(call: Call[StaffSignIn, None]) -> Reply:
+    request, body = call.request, call.body
     try:
         grant = await request.app[BACKENDS].identity.StaffSignIn(
-            pb.SignInRequest(username=body.text("username"), password=body.text("password")),
+            pb.SignInRequest(username=body.username, password=body.password),
             metadata=auth.gateway_metadata(request),
         )
     except grpc.aio.AioRpcError as exc:
@@ -28,30 +25,47 @@ async def sign_in(request: web.Request) -> web.StreamResponse:
             raise access.sign_in_refused() from None
         raise
     session = grant.session
-    return web.json_response(
-        {
-            "token": grant.token,
-            "expires_at": timestamp(session.expires_at),
-            "staff": {
-                "id": session.staff_user_id,
-                "username": session.username,
-                "display_name": session.display_name,
-                "role": auth.ROLE_NAME.get(session.role, ""),
-            },
-        },
-        status=201,
+    answer = StaffSession(
+        token=grant.token,
+        expires_at=timestamp(session.expires_at),
+        staff=StaffUser(
+            id=session.staff_user_id,
+            username=session.username,
+            display_name=session.display_name,
+            role=auth.ROLE_NAME.get(session.role, ""),  # type: ignore[arg-type]
+        ),
     )
+    return Reply(answer, status=201)
 
 
-@endpoint
-async def sign_out(request: web.Request) -> web.StreamResponse:
-    who = await access.staff(request)
-    await auth.end_session(request, who.token)
-    return web.Response(status=204)
+async def sign_out(call: Call[None, None]) -> Reply:
+    await auth.end_session(call.request, call.caller.token)
+    return Reply(status=204)
 
 
-def routes() -> list[web.RouteDef]:
+def operations() -> list[Operation]:
     return [
-        web.post("/api/v1/staff/sessions", sign_in),
-        web.delete("/api/v1/staff/sessions/current", sign_out),
+        Operation(
+            "POST",
+            "/api/v1/staff/sessions",
+            sign_in,
+            operation_id="staffSignIn",
+            summary="Staff sign-in: a Bearer token for the staff routes",
+            tag="staff",
+            security="none",
+            body=StaffSignIn,
+            rate_limited=True,
+            answers=(Answer(201, "Signed in.", StaffSession),),
+            problems=(401,),
+        ),
+        Operation(
+            "DELETE",
+            "/api/v1/staff/sessions/current",
+            sign_out,
+            operation_id="staffSignOut",
+            summary="End the staff session of the Bearer token",
+            tag="staff",
+            security="staff",
+            answers=(Answer(204, "Signed out."),),
+        ),
     ]
