@@ -1,4 +1,4 @@
-"""The scheduling service: wiring of its gRPC servicer and migrations."""
+"""The scheduling service: wiring of its gRPC servicer, settings and migrations."""
 
 from __future__ import annotations
 
@@ -10,16 +10,17 @@ import grpc
 from portal.scheduling.v1 import scheduling_pb2_grpc as pb_grpc
 from services.runtime.server import Runtime, ServiceSpec
 from services.scheduling.servicer import SchedulingServicer
-
-
-def register(server: grpc.aio.Server, rt: Runtime) -> None:
-    pb_grpc.add_SchedulingServiceServicer_to_server(
-        SchedulingServicer(rt.pool, rt.principals), server
-    )
+from services.scheduling.settings import SchedulingSettings
 
 
 def build(env: Mapping[str, str]) -> ServiceSpec:
-    """The service; it has no settings of its own beyond the runtime's."""
+    """The service with its settings read (and checked) from `env`."""
+    settings = SchedulingSettings.from_env(env)
+
+    def register(server: grpc.aio.Server, rt: Runtime) -> None:
+        servicer = SchedulingServicer(rt.pool, rt.principals, settings)
+        pb_grpc.add_SchedulingServiceServicer_to_server(servicer, server)
+
     return ServiceSpec(
         name="scheduling",
         grpc_service="portal.scheduling.v1.SchedulingService",

@@ -8,14 +8,20 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from tests.bench import identity, portal, relay
+from tests.bench import identity, portal, relay, scheduling
 from tests.bench.common import servers
 
-BENCHES = {"relay": relay.run, "identity": identity.run, "portal": portal.run}
+BENCHES = {
+    "relay": relay.run,
+    "identity": identity.run,
+    "portal": portal.run,
+    "scheduling": scheduling.run,
+}
 TARGETS = {
     "relay": "relay publish rate / raw JetStream publish-with-ack",
     "identity": "sign-in ratio >= 0.8 (vs raw argon2 verify); search p95 <= 20 ms at 100k",
     "portal": "GET /api/v1/portal/me at 32 clients / raw composite >= 0.5; CPU ms per request",
+    "scheduling": "find p95, 100 providers x 90 days 60% booked; booking/raw insert; overlaps 0",
 }
 
 
