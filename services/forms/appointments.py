@@ -4,90 +4,47 @@
   portal.scheduling.appointment.cancelled    those not started yet are withdrawn
   portal.scheduling.appointment.rescheduled  their due date moves to the new start
 
-One durable consumer takes all three, so they are handled in the order scheduling wrote them.
-The payloads are scheduling's AppointmentBooked / AppointmentCancelled / AppointmentRescheduled
-(portal/events/v1/scheduling.proto); until that file defines them the subscription is left out
-(`scheduling_messages()` returns None) and tests pass their own copies.
+One durable consumer takes all of them, so they are handled in the order scheduling wrote them
+(status changes such as arrived or noshow leave the forms as they are). The payload of each is
+scheduling's AppointmentChanged (portal/events/v1/scheduling.proto).
 """
 
 from __future__ import annotations
 
-import logging
 import uuid
-from dataclasses import dataclass
 from datetime import UTC
-from typing import Protocol, cast
 
-from google.protobuf.message import Message
-from google.protobuf.message_factory import GetMessageClass
-from google.protobuf.timestamp_pb2 import Timestamp
-
-from portal.events.v1 import scheduling_pb2
+from portal.events.v1.scheduling_pb2 import AppointmentChanged
 from services.forms import access, catalog, events
 from services.runtime.consumer import Event, Subscription
 from services.runtime.db import Conn
 
-log = logging.getLogger(__name__)
-
 SUBJECT = "portal.scheduling.appointment.*"
-MESSAGE_NAMES = ("AppointmentBooked", "AppointmentCancelled", "AppointmentRescheduled")
 
 
-class Appointment(Protocol):
-    appointment_id: str
-    patient_id: str
-    appointment_type_id: str
-
-    @property
-    def start(self) -> Timestamp: ...
-
-
-@dataclass(frozen=True)
-class AppointmentMessages:
-    booked: type[Message]
-    cancelled: type[Message]
-    rescheduled: type[Message]
-
-
-def scheduling_messages() -> AppointmentMessages | None:
-    """Scheduling's event messages, or None while scheduling.proto does not define them."""
-    by_name = scheduling_pb2.DESCRIPTOR.message_types_by_name
-    found = [by_name.get(name) for name in MESSAGE_NAMES]
-    if any(d is None for d in found):
-        return None
-    booked, cancelled, rescheduled = (GetMessageClass(d) for d in found if d is not None)
-    return AppointmentMessages(booked, cancelled, rescheduled)
-
-
-def subscriptions(messages: AppointmentMessages | None) -> list[Subscription]:
-    if messages is None:
-        log.warning("scheduling events are not defined yet: visit forms are not placed")
-        return []
+def subscriptions() -> list[Subscription]:
     return [
         Subscription(
             durable="forms-appointments",
             stream="SCHEDULING",
             subject=SUBJECT,
-            handler=AppointmentHandler(messages).handle,
+            handler=handle,
         )
     ]
 
 
-class AppointmentHandler:
-    def __init__(self, messages: AppointmentMessages) -> None:
-        self.messages = messages
-
-    async def handle(self, conn: Conn, event: Event) -> None:
-        what = event.subject.rsplit(".", 1)[-1]
-        if what == "booked":
-            await booked(conn, cast(Appointment, event.decode(self.messages.booked)))
-        elif what == "cancelled":
-            await cancelled(conn, cast(Appointment, event.decode(self.messages.cancelled)))
-        elif what == "rescheduled":
-            await rescheduled(conn, cast(Appointment, event.decode(self.messages.rescheduled)))
+async def handle(conn: Conn, event: Event) -> None:
+    what = event.subject.rsplit(".", 1)[-1]
+    appointment = event.decode(AppointmentChanged)
+    if what == "booked":
+        await booked(conn, appointment)
+    elif what == "cancelled":
+        await cancelled(conn, appointment)
+    elif what == "rescheduled":
+        await rescheduled(conn, appointment)
 
 
-async def booked(conn: Conn, appointment: Appointment) -> None:
+async def booked(conn: Conn, appointment: AppointmentChanged) -> None:
     patient_id = uuid.UUID(appointment.patient_id)
     appointment_id = uuid.UUID(appointment.appointment_id)
     await conn.execute(
@@ -115,7 +72,7 @@ async def booked(conn: Conn, appointment: Appointment) -> None:
         await events.chart_form(conn, "assigned", row, kinds[row["form_id"]], "")
 
 
-async def cancelled(conn: Conn, appointment: Appointment) -> None:
+async def cancelled(conn: Conn, appointment: AppointmentChanged) -> None:
     appointment_id = uuid.UUID(appointment.appointment_id)
     rows = await conn.fetch(
         """UPDATE chart_forms SET status = 'withdrawn', updated_at = now()
@@ -130,7 +87,7 @@ async def cancelled(conn: Conn, appointment: Appointment) -> None:
         await events.chart_form(conn, "withdrawn", row, kinds[row["form_id"]], "")
 
 
-async def rescheduled(conn: Conn, appointment: Appointment) -> None:
+async def rescheduled(conn: Conn, appointment: AppointmentChanged) -> None:
     rows = await conn.fetch(
         """UPDATE chart_forms SET due_at = $2, updated_at = now()
            WHERE appointment_id = $1 AND status <> 'withdrawn' RETURNING id, patient_id""",

@@ -20,7 +20,7 @@ def register(server: grpc.aio.Server, rt: Runtime) -> None:
 
 
 def subscriptions(_rt: Runtime) -> list[Subscription]:
-    return SUBSCRIPTIONS + appointments.subscriptions(appointments.scheduling_messages())
+    return SUBSCRIPTIONS + appointments.subscriptions()
 
 
 async def on_start(rt: Runtime) -> None:

@@ -1,9 +1,4 @@
-"""The forms service over real gRPC against real PostgreSQL (and NATS for events).
-
-scheduling.proto is being split into AppointmentBooked/Cancelled/Rescheduled by another change;
-until it lands the appointment test publishes with a local copy of those messages (same names
-and fields).
-"""
+"""The forms service over real gRPC against real PostgreSQL (and NATS for events)."""
 
 from __future__ import annotations
 
@@ -18,11 +13,10 @@ from typing import Any
 import asyncpg
 import grpc
 import pytest
-from google.protobuf import descriptor_pb2, descriptor_pool, struct_pb2, timestamp_pb2
-from google.protobuf.message import Message
-from google.protobuf.message_factory import GetMessageClass
+from google.protobuf import struct_pb2
 
 from portal.events.v1 import identity_pb2
+from portal.events.v1.scheduling_pb2 import AppointmentChanged
 from portal.forms.v1 import forms_pb2 as pb
 from portal.forms.v1 import forms_pb2_grpc as pb_grpc
 from services.forms import appointments, charts, library
@@ -530,48 +524,10 @@ async def test_access_granted_events_place_consent_forms_once(
     assert assigned == 2
 
 
-def local_messages() -> appointments.AppointmentMessages:
-    pool = descriptor_pool.DescriptorPool()
-    pool.AddSerializedFile(timestamp_pb2.DESCRIPTOR.serialized_pb)
-    file = descriptor_pb2.FileDescriptorProto(
-        name="test_scheduling_copy.proto",
-        package="portal.events.v1",
-        syntax="proto3",
-        dependency=["google/protobuf/timestamp.proto"],
-    )
-    string, message = (
-        descriptor_pb2.FieldDescriptorProto.TYPE_STRING,
-        (descriptor_pb2.FieldDescriptorProto.TYPE_MESSAGE),
-    )
-    fields = [
-        ("appointment_id", string),
-        ("patient_id", string),
-        ("provider_id", string),
-        ("appointment_type_id", string),
-        ("start", message),
-        ("end", message),
-        ("previous_start", message),
-        ("occurred_at", message),
-    ]
-    for name in appointments.MESSAGE_NAMES:
-        m = file.message_type.add(name=name)
-        for number, (field, kind) in enumerate(fields, start=1):
-            f = m.field.add(name=field, number=number, type=kind, label=1)
-            if kind == message:
-                f.type_name = ".google.protobuf.Timestamp"
-    pool.Add(file)
-    classes = [
-        GetMessageClass(pool.FindMessageTypeByName(f"portal.events.v1.{n}"))
-        for n in appointments.MESSAGE_NAMES
-    ]
-    return appointments.AppointmentMessages(*classes)
-
-
 async def test_visit_forms_follow_appointments_once(
     forms: Forms, broker: Broker, stream: tuple[str, str]
 ) -> None:
     name, prefix = stream
-    messages = appointments.scheduling_messages() or local_messages()
     type_id, appointment_id = str(uuid.uuid4()), str(uuid.uuid4())
     phq9, history = [await forms.form_id(k) for k in ("phq-9", "medical-history")]
     await forms.stub.SetVisitForms(
@@ -579,12 +535,12 @@ async def test_visit_forms_follow_appointments_once(
         metadata=forms.md(ADMIN),
     )
     patient_id, patient = await forms.chart()
-    [sub] = appointments.subscriptions(messages)
+    [sub] = appointments.subscriptions()
     sub = type(sub)("forms-appointments-test", name, f"{prefix}.appointment.*", sub.handler)
     consumer = EventConsumer(forms.pool, broker, sub, fetch_timeout=0.5, ack_wait=1.0)
 
-    async def publish(event: str, cls: type[Message], start: datetime, event_id: str = "") -> None:
-        payload: Any = cls(
+    async def publish(event: str, start: datetime, event_id: str = "") -> None:
+        payload = AppointmentChanged(
             appointment_id=appointment_id, patient_id=patient_id, appointment_type_id=type_id
         )
         payload.start.FromDatetime(start)
@@ -593,17 +549,17 @@ async def test_visit_forms_follow_appointments_once(
             payload.SerializeToString(),
             headers={
                 "Nats-Msg-Id": event_id or str(uuid.uuid4()),
-                "Portal-Event-Type": cls.DESCRIPTOR.full_name,
+                "Portal-Event-Type": AppointmentChanged.DESCRIPTOR.full_name,
             },
         )
 
     first, later = datetime(2030, 5, 1, 9, tzinfo=UTC), datetime(2030, 5, 3, 14, tzinfo=UTC)
     booked_id = str(uuid.uuid4())
-    await publish("booked", messages.booked, first, booked_id)
+    await publish("booked", first, booked_id)
     psub = await consumer.subscribe()
     [msg] = await psub.fetch(1, timeout=5)
     assert await consumer.process(msg) and await consumer.process(msg)  # redelivered: once
-    await publish("rescheduled", messages.rescheduled, later)
+    await publish("rescheduled", later)
 
     task = asyncio.create_task(consumer.run())
     try:
@@ -619,7 +575,7 @@ async def test_visit_forms_follow_appointments_once(
             pb.SaveAnswersRequest(chart_form_id=mine.items[1].id),  # PHQ-9
             metadata=forms.md(patient),
         )
-        await publish("cancelled", messages.cancelled, later)
+        await publish("cancelled", later)
         await settled(broker, name, "forms-appointments-test")
     finally:
         task.cancel()
