@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Literal
 
 from portal.identity.v1 import identity_pb2 as pb
-from services.gateway.patient.present import PREFERRED_CONTACT
 
 Field = Literal["address", "phone", "email", "preferred_contact"]
 FIELDS: tuple[Field, ...] = ("address", "phone", "email", "preferred_contact")
@@ -15,6 +14,7 @@ LABELS: dict[str, str] = {
     "email": "E-mail",
     "preferred_contact": "Preferred contact",
 }
+PREFERRED_CONTACT = {"email": "E-mail", "phone": "Phone", "mail": "Mail", "": "No preference"}
 # (label, badge class) of each status identity names.
 STATUS = {
     "pending": ("Pending review", "badge-info"),

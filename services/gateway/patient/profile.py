@@ -33,7 +33,8 @@ from services.gateway.patient.views import _context
 from services.runtime import text
 from services.runtime.errors import FieldErrors, field_errors
 
-CONTACT_METHODS = list(present.PREFERRED_CONTACT.items())
+# "No preference" first, then the channels.
+CONTACT_METHODS = sorted(contact_changes.PREFERRED_CONTACT.items(), key=lambda item: item[0] != "")
 
 
 @dataclass(frozen=True)
