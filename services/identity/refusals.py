@@ -28,3 +28,12 @@ def account_exists(realm: str) -> str:
 
 def no_account(realm: str) -> str:
     return f"The patient has no {realm} portal credentials yet. Create them instead."
+
+
+def profile_update_decided(status: str) -> str:
+    if status == "replaced":
+        return (
+            "The patient replaced this change request with a newer one. Decide on the newer "
+            "one instead."
+        )
+    return f"This change request has already been {status}."

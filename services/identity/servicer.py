@@ -25,6 +25,7 @@ from services.identity import (
     lockout,
     patients,
     profile,
+    profile_updates,
     refusals,
     sessions,
     staff,
@@ -698,6 +699,171 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
         if row["account"]["must_change_password"]:
             await context.abort(grpc.StatusCode.PERMISSION_DENIED, "change your password first")
         return convert.patient(row, [row["account"]])
+
+    # ------------------------------------------------------------------ profile updates
+
+    @requires(patient=True)
+    async def ProposeProfileUpdate(
+        self, request: pb.ProposeProfileUpdateRequest, context: Context, principal: Principal
+    ) -> pb.ProfileUpdate:
+        patient_id = uuid.UUID(principal.subject)  # never an id from the request
+        asked = profile_updates.requested(request.proposed)
+        if not asked:
+            await abort_invalid(context, {"proposed": [profile_updates.NOTHING_PROPOSED]})
+        values, errors = profile_updates.clean(asked)
+        if errors:
+            await abort_invalid(context, errors)
+        async with self.pool.acquire() as conn, conn.transaction():
+            patient = await patients.get(conn, patient_id, lock=True)
+            if patient is None:
+                await context.abort(grpc.StatusCode.NOT_FOUND, "no such patient")
+            changed = profile_updates.changes(values, patient)
+            if not changed:
+                await abort_invalid(context, {"proposed": [profile_updates.NO_CHANGE]})
+            row, replaced = await profile_updates.propose(conn, patient_id, changed)
+            fields = profile_updates.proposed_fields(row)
+            await emit(
+                conn,
+                "portal.identity.profile_update.proposed",
+                str(patient_id),
+                events.ProfileUpdateProposed(
+                    profile_update_id=str(row["id"]),
+                    patient_id=str(patient_id),
+                    fields=fields,
+                    replaced_id=str(replaced or ""),
+                    occurred_at=now_ts(),
+                ),
+            )
+            await audit.record(
+                conn,
+                principal,
+                "profile_update.propose",
+                patient_id=patient_id,
+                detail=f"update={row['id']} fields={','.join(fields)}"
+                + (f" replaced={replaced}" if replaced else ""),
+            )
+        return profile_updates.message(row)
+
+    @requires(patient=True)
+    async def ListMyProfileUpdates(
+        self, request: pb.ListMyProfileUpdatesRequest, context: Context, principal: Principal
+    ) -> pb.ListProfileUpdatesResponse:
+        patient_id = uuid.UUID(principal.subject)  # never an id from the request
+        limit = min(max(request.limit or 20, 1), 100)
+        async with self.pool.acquire() as conn:
+            rows = await profile_updates.of_patient(conn, patient_id, limit)
+            await audit.record(conn, principal, "profile_update.read_own", patient_id=patient_id)
+        return pb.ListProfileUpdatesResponse(items=[profile_updates.message(r) for r in rows])
+
+    @requires(staff=STAFF)
+    async def ListProfileUpdates(
+        self, request: pb.ListProfileUpdatesRequest, context: Context, principal: Principal
+    ) -> pb.ListProfileUpdatesResponse:
+        if request.status and request.status not in profile_updates.STATUSES:
+            await abort_invalid(
+                context,
+                {"status": [f"Status must be one of {', '.join(profile_updates.STATUSES)}."]},
+            )
+        patient_id = None
+        if request.patient_id:
+            patient_id = await parse_patient_id(context, request.patient_id)
+        limit = min(max(request.limit or 100, 1), 500)
+        async with self.pool.acquire() as conn:
+            rows = await profile_updates.for_staff(
+                conn, status=request.status, patient_id=patient_id, limit=limit
+            )
+            await profile_updates.audit_reads(
+                conn, principal, "profile_update.read", (r["patient_id"] for r in rows)
+            )
+        return pb.ListProfileUpdatesResponse(
+            items=[profile_updates.message(r, staff=True) for r in rows]
+        )
+
+    @requires(staff=STAFF)
+    async def DecideProfileUpdate(
+        self, request: pb.DecideProfileUpdateRequest, context: Context, principal: Principal
+    ) -> pb.ProfileUpdate:
+        errors: dict[str, list[str]] = {}
+        try:
+            update_id = uuid.UUID(request.id)
+        except ValueError:
+            errors["id"] = ["Profile update id is not valid."]
+        status = profile_updates.DECISIONS.get(request.decision)
+        if status is None:
+            errors["decision"] = [profile_updates.DECISION]
+        note, problems = profile_updates.clean_note(request.note)
+        errors.update(problems)
+        if errors or status is None:
+            await abort_invalid(context, errors)
+        async with self.pool.acquire() as conn, conn.transaction():
+            patient_id = await profile_updates.patient_of(conn, update_id)
+            # The patient's row first, as ProposeProfileUpdate locks it: no deadlock between them.
+            patient = (
+                None if patient_id is None else await patients.get(conn, patient_id, lock=True)
+            )
+            found = await profile_updates.get_for_decision(conn, update_id)
+            if patient is None or found is None:
+                await context.abort(grpc.StatusCode.NOT_FOUND, "no such profile update")
+            if found["status"] != "pending":
+                await abort_precondition(
+                    context,
+                    "PROFILE_UPDATE_DECIDED",
+                    refusals.profile_update_decided(found["status"]),
+                )
+            fields = profile_updates.proposed_fields(found)
+            previous = {name: patient[name] for name in fields}
+            row = await profile_updates.decide(conn, update_id, status, note, principal, previous)
+            detail = f"update={update_id} fields={','.join(fields)}"
+            if status == "accepted":
+                # Only the proposed fields: whatever else changed meanwhile stays.
+                await patients.update(
+                    conn, patient["id"], {name: found[f"proposed_{name}"] for name in fields}
+                )
+                await audit.record(
+                    conn, principal, "patient.update", patient_id=patient["id"], detail=detail
+                )
+            await emit(
+                conn,
+                "portal.identity.profile_update.decided",
+                str(patient["id"]),
+                events.ProfileUpdateDecided(
+                    profile_update_id=str(update_id),
+                    patient_id=str(patient["id"]),
+                    status=status,
+                    fields=fields,
+                    occurred_at=now_ts(),
+                    actor_id=principal.subject,
+                ),
+            )
+            await audit.record(
+                conn,
+                principal,
+                f"profile_update.{request.decision}",
+                patient_id=patient["id"],
+                detail=detail,
+            )
+        return profile_updates.message(row)
+
+    @requires(staff=STAFF)
+    async def ListWorkQueue(
+        self, request: pb.ListWorkQueueRequest, context: Context, principal: Principal
+    ) -> pb.ListWorkQueueResponse:
+        # Filters naming another service's kinds or statuses select nothing here.
+        if request.kind not in ("", profile_updates.QUEUE_KIND) or (
+            request.status and request.status not in profile_updates.STATUSES
+        ):
+            return pb.ListWorkQueueResponse()
+        limit = min(max(request.limit or 100, 1), 500)
+        async with self.pool.acquire() as conn:
+            rows, total = await profile_updates.queue(
+                conn, status=request.status, limit=limit, count_only=request.count_only
+            )
+            await profile_updates.audit_reads(
+                conn, principal, "work_queue.read", (r["patient_id"] for r in rows)
+            )
+        return pb.ListWorkQueueResponse(
+            items=[profile_updates.queue_item(r) for r in rows], total=total
+        )
 
     # ------------------------------------------------------------------ audit
 

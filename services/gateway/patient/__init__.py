@@ -1,14 +1,15 @@
 """The patient portal: two realms (onsite, offsite) under /portal/<realm>/, each on its own.
 
-Pages: sign-in, the forced or voluntary password change, home and profile; sign-out. The realm's
-session cookie (`portal_<realm>`, path `/portal/<realm>/`) never opens the other realm.
+Pages: sign-in, the forced or voluntary password change, home, profile (with requests to
+change contact details); sign-out. The realm's session cookie (`portal_<realm>`, path
+`/portal/<realm>/`) never opens the other realm.
 """
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from services.gateway.patient import views as views
+from services.gateway.patient import profile, views
 
 # Only the two realms match; any other /portal/<name>/ is a plain 404.
 BASE = "/portal/{realm:onsite|offsite}"
@@ -25,7 +26,8 @@ def setup(app: web.Application) -> None:
             web.get(BASE + "/password", views.password_form, name="portal-password"),
             web.post(BASE + "/password", views.change_password),
             web.get(BASE + "/home", views.home, name="portal-home"),
-            web.get(BASE + "/profile", views.profile, name="portal-profile"),
+            web.get(BASE + "/profile", profile.page, name="portal-profile"),
+            web.post(BASE + "/profile", profile.propose),
             web.post(BASE + "/logout", views.logout, name="portal-logout"),
             *(
                 web.get(f"{BASE}/{section}", views.coming_soon, name=f"portal-{section}")

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from datetime import date
 
 from portal.identity.v1 import identity_pb2 as pb
+from services.gateway.contact_changes import PREFERRED_CONTACT
 
 SEX = {"female": "Female", "male": "Male", "other": "Other", "unknown": "Unknown"}
-PREFERRED_CONTACT = {"email": "E-mail", "phone": "Phone", "mail": "Mail", "": "No preference"}
 
 
 @dataclass(frozen=True)

@@ -19,11 +19,16 @@ from services.gateway.demographics import REALM_LABEL
 
 # Messages a redirect may ask the next page to show: ?notice=<key>. Only these fixed texts can be
 # shown, so the query string can carry nothing else onto the page.
-Notice = Literal["signed-out", "session-ended", "password-changed"]
+Notice = Literal["signed-out", "session-ended", "password-changed", "profile-update-sent"]
 NOTICES: dict[str, tuple[str, str]] = {
     "signed-out": ("success", "You have signed out."),
     "session-ended": ("info", "Your session ended. Please sign in again."),
     "password-changed": ("success", "Your password has been changed."),
+    "profile-update-sent": (
+        "success",
+        "Thank you. Your change request is pending review: the clinic will check it before it "
+        "appears in your profile.",
+    ),
 }
 
 

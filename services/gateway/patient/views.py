@@ -1,4 +1,4 @@
-"""The patient portal's pages: sign-in, password change, home, profile, sign-out."""
+"""The patient portal's pages: sign-in, password change, home, sign-out (profile.py: Profile)."""
 
 from __future__ import annotations
 
@@ -218,16 +218,6 @@ async def home(request: web.Request) -> web.StreamResponse:
         "patient/home.html",
         request,
         _context(request, who, patient, "home", sections=sections),
-    )
-
-
-async def profile(request: web.Request) -> web.StreamResponse:
-    who = await signed_in(request)
-    patient = present.profile(await my_profile(request, who))
-    return aiohttp_jinja2.render_template(
-        "patient/profile.html",
-        request,
-        _context(request, who, patient, "profile", username=who.session.username),
     )
 
 

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from services.gateway.staff import admin, credentials, demographics, patients, practice, views_auth
+from services.gateway.staff import (
+    admin,
+    credentials,
+    demographics,
+    patients,
+    practice,
+    profile_updates,
+    views_auth,
+)
 
 
 def setup(app: web.Application) -> None:
@@ -14,4 +22,5 @@ def setup(app: web.Application) -> None:
     demographics.setup(app)
     credentials.setup(app)
     practice.setup(app)
+    profile_updates.setup(app)
     admin.setup(app)

@@ -89,6 +89,8 @@ FLASHES: dict[str, tuple[str, str]] = {
         "Choices saved. Allow Patient Portal is No: the patient cannot use the portal.",
     ),
     "staff-created": ("success", "Staff user added."),
+    "profile-update-accepted": ("success", "Change accepted: the patient's record now shows it."),
+    "profile-update-rejected": ("success", "Change rejected: the patient's record is unchanged."),
 }
 
 

@@ -25,15 +25,15 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fportal/events/v1/identity.proto\x12\x10portal.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"j\n\x11PatientRegistered\x12\x12\n\npatient_id\x18\x01 \x01(\t\x12/\n\x0boccurred_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x61\x63tor_id\x18\x03 \x01(\t\"}\n\x13PortalAccessChanged\x12\x12\n\npatient_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61llowed\x18\x02 \x01(\x08\x12/\n\x0boccurred_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x61\x63tor_id\x18\x04 \x01(\t\"\xe9\x01\n\x11\x43redentialsIssued\x12\x12\n\npatient_id\x18\x01 \x01(\t\x12&\n\x05realm\x18\x02 \x01(\x0e\x32\x17.portal.events.v1.Realm\x12\x12\n\naccount_id\x18\x03 \x01(\t\x12\x11\n\ttemporary\x18\x04 \x01(\x08\x12.\n\nexpires_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0boccurred_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x61\x63tor_id\x18\x07 \x01(\t\"\x92\x01\n\x0fPasswordChanged\x12\x12\n\npatient_id\x18\x01 \x01(\t\x12&\n\x05realm\x18\x02 \x01(\x0e\x32\x17.portal.events.v1.Realm\x12\x12\n\naccount_id\x18\x03 \x01(\t\x12/\n\x0boccurred_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xca\x01\n\x0bLoginFailed\x12&\n\x05realm\x18\x01 \x01(\x0e\x32\x17.portal.events.v1.Realm\x12\x12\n\naccount_id\x18\x02 \x01(\t\x12\x1c\n\x14\x63onsecutive_failures\x18\x03 \x01(\r\x12\x30\n\x0clocked_until\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0boccurred_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*C\n\x05Realm\x12\x15\n\x11REALM_UNSPECIFIED\x10\x00\x12\x10\n\x0cREALM_ONSITE\x10\x01\x12\x11\n\rREALM_OFFSITE\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fportal/events/v1/identity.proto\x12\x10portal.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"j\n\x11PatientRegistered\x12\x12\n\npatient_id\x18\x01 \x01(\t\x12/\n\x0boccurred_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x61\x63tor_id\x18\x03 \x01(\t\"}\n\x13PortalAccessChanged\x12\x12\n\npatient_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61llowed\x18\x02 \x01(\x08\x12/\n\x0boccurred_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x61\x63tor_id\x18\x04 \x01(\t\"\xe9\x01\n\x11\x43redentialsIssued\x12\x12\n\npatient_id\x18\x01 \x01(\t\x12&\n\x05realm\x18\x02 \x01(\x0e\x32\x17.portal.events.v1.Realm\x12\x12\n\naccount_id\x18\x03 \x01(\t\x12\x11\n\ttemporary\x18\x04 \x01(\x08\x12.\n\nexpires_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0boccurred_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x61\x63tor_id\x18\x07 \x01(\t\"\x92\x01\n\x0fPasswordChanged\x12\x12\n\npatient_id\x18\x01 \x01(\t\x12&\n\x05realm\x18\x02 \x01(\x0e\x32\x17.portal.events.v1.Realm\x12\x12\n\naccount_id\x18\x03 \x01(\t\x12/\n\x0boccurred_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xca\x01\n\x0bLoginFailed\x12&\n\x05realm\x18\x01 \x01(\x0e\x32\x17.portal.events.v1.Realm\x12\x12\n\naccount_id\x18\x02 \x01(\t\x12\x1c\n\x14\x63onsecutive_failures\x18\x03 \x01(\r\x12\x30\n\x0clocked_until\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0boccurred_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x9c\x01\n\x15ProfileUpdateProposed\x12\x19\n\x11profile_update_id\x18\x01 \x01(\t\x12\x12\n\npatient_id\x18\x02 \x01(\t\x12\x0e\n\x06\x66ields\x18\x03 \x03(\t\x12\x13\n\x0breplaced_id\x18\x04 \x01(\t\x12/\n\x0boccurred_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xa8\x01\n\x14ProfileUpdateDecided\x12\x19\n\x11profile_update_id\x18\x01 \x01(\t\x12\x12\n\npatient_id\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\t\x12\x0e\n\x06\x66ields\x18\x04 \x03(\t\x12/\n\x0boccurred_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x61\x63tor_id\x18\x06 \x01(\t*C\n\x05Realm\x12\x15\n\x11REALM_UNSPECIFIED\x10\x00\x12\x10\n\x0cREALM_ONSITE\x10\x01\x12\x11\n\rREALM_OFFSITE\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'portal.events.v1.identity_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_REALM']._serialized_start=911
-  _globals['_REALM']._serialized_end=978
+  _globals['_REALM']._serialized_start=1241
+  _globals['_REALM']._serialized_end=1308
   _globals['_PATIENTREGISTERED']._serialized_start=86
   _globals['_PATIENTREGISTERED']._serialized_end=192
   _globals['_PORTALACCESSCHANGED']._serialized_start=194
@@ -44,4 +44,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PASSWORDCHANGED']._serialized_end=704
   _globals['_LOGINFAILED']._serialized_start=707
   _globals['_LOGINFAILED']._serialized_end=909
+  _globals['_PROFILEUPDATEPROPOSED']._serialized_start=912
+  _globals['_PROFILEUPDATEPROPOSED']._serialized_end=1068
+  _globals['_PROFILEUPDATEDECIDED']._serialized_start=1071
+  _globals['_PROFILEUPDATEDECIDED']._serialized_end=1239
 # @@protoc_insertion_point(module_scope)

@@ -5,9 +5,11 @@ Event payloads published by identity on portal.identity.<aggregate>.<event>.
 Ids only: no names, dates of birth or other PHI travel in events.
 """
 
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
 import sys
@@ -203,3 +205,80 @@ class LoginFailed(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___LoginFailed: _TypeAlias = LoginFailed  # noqa: Y015
+
+@_typing.final
+class ProfileUpdateProposed(_message.Message):
+    """portal.identity.profile_update.proposed"""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROFILE_UPDATE_ID_FIELD_NUMBER: _builtins.int
+    PATIENT_ID_FIELD_NUMBER: _builtins.int
+    FIELDS_FIELD_NUMBER: _builtins.int
+    REPLACED_ID_FIELD_NUMBER: _builtins.int
+    OCCURRED_AT_FIELD_NUMBER: _builtins.int
+    profile_update_id: _builtins.str
+    patient_id: _builtins.str
+    replaced_id: _builtins.str
+    """The pending proposal this one replaced ("" when none)."""
+    @_builtins.property
+    def fields(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The names of the fields the patient asks to change ("phone", …), never their values."""
+
+    @_builtins.property
+    def occurred_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        profile_update_id: _builtins.str = ...,
+        patient_id: _builtins.str = ...,
+        fields: _abc.Iterable[_builtins.str] | None = ...,
+        replaced_id: _builtins.str = ...,
+        occurred_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["occurred_at", b"occurred_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["fields", b"fields", "occurred_at", b"occurred_at", "patient_id", b"patient_id", "profile_update_id", b"profile_update_id", "replaced_id", b"replaced_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ProfileUpdateProposed: _TypeAlias = ProfileUpdateProposed  # noqa: Y015
+
+@_typing.final
+class ProfileUpdateDecided(_message.Message):
+    """portal.identity.profile_update.decided"""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROFILE_UPDATE_ID_FIELD_NUMBER: _builtins.int
+    PATIENT_ID_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    FIELDS_FIELD_NUMBER: _builtins.int
+    OCCURRED_AT_FIELD_NUMBER: _builtins.int
+    ACTOR_ID_FIELD_NUMBER: _builtins.int
+    profile_update_id: _builtins.str
+    patient_id: _builtins.str
+    status: _builtins.str
+    """"accepted" or "rejected" """
+    actor_id: _builtins.str
+    @_builtins.property
+    def fields(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def occurred_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        profile_update_id: _builtins.str = ...,
+        patient_id: _builtins.str = ...,
+        status: _builtins.str = ...,
+        fields: _abc.Iterable[_builtins.str] | None = ...,
+        occurred_at: _timestamp_pb2.Timestamp | None = ...,
+        actor_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["occurred_at", b"occurred_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor_id", b"actor_id", "fields", b"fields", "occurred_at", b"occurred_at", "patient_id", b"patient_id", "profile_update_id", b"profile_update_id", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ProfileUpdateDecided: _TypeAlias = ProfileUpdateDecided  # noqa: Y015

@@ -95,6 +95,32 @@ SESSION_KIND_STAFF: SessionKind.ValueType  # 1
 SESSION_KIND_PATIENT: SessionKind.ValueType  # 2
 Global___SessionKind: _TypeAlias = SessionKind  # noqa: Y015
 
+class _ProfileUpdateStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ProfileUpdateStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ProfileUpdateStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    PROFILE_UPDATE_STATUS_UNSPECIFIED: _ProfileUpdateStatus.ValueType  # 0
+    PROFILE_UPDATE_STATUS_PENDING: _ProfileUpdateStatus.ValueType  # 1
+    PROFILE_UPDATE_STATUS_ACCEPTED: _ProfileUpdateStatus.ValueType  # 2
+    PROFILE_UPDATE_STATUS_REJECTED: _ProfileUpdateStatus.ValueType  # 3
+    PROFILE_UPDATE_STATUS_REPLACED: _ProfileUpdateStatus.ValueType  # 4
+    """The patient proposed again while this one was pending; it was never decided."""
+
+class ProfileUpdateStatus(_ProfileUpdateStatus, metaclass=_ProfileUpdateStatusEnumTypeWrapper):
+    """The values of ProfileUpdate.status and of the status filters: each name without
+    "PROFILE_UPDATE_STATUS_", in lower case.
+    """
+
+PROFILE_UPDATE_STATUS_UNSPECIFIED: ProfileUpdateStatus.ValueType  # 0
+PROFILE_UPDATE_STATUS_PENDING: ProfileUpdateStatus.ValueType  # 1
+PROFILE_UPDATE_STATUS_ACCEPTED: ProfileUpdateStatus.ValueType  # 2
+PROFILE_UPDATE_STATUS_REJECTED: ProfileUpdateStatus.ValueType  # 3
+PROFILE_UPDATE_STATUS_REPLACED: ProfileUpdateStatus.ValueType  # 4
+"""The patient proposed again while this one was pending; it was never decided."""
+Global___ProfileUpdateStatus: _TypeAlias = ProfileUpdateStatus  # noqa: Y015
+
 @_typing.final
 class SignInRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
@@ -1061,3 +1087,329 @@ class ListAuditEventsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListAuditEventsResponse: _TypeAlias = ListAuditEventsResponse  # noqa: Y015
+
+@_typing.final
+class ContactDetails(_message.Message):
+    """The contact details a profile update is about. A field that is present is one the patient
+    asks to change (to this value; "" clears it); one that is absent stays as it is.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ADDRESS_FIELD_NUMBER: _builtins.int
+    PHONE_FIELD_NUMBER: _builtins.int
+    EMAIL_FIELD_NUMBER: _builtins.int
+    PREFERRED_CONTACT_FIELD_NUMBER: _builtins.int
+    address: _builtins.str
+    phone: _builtins.str
+    email: _builtins.str
+    preferred_contact: _builtins.str
+    """"email", "phone", "mail" or "" """
+    def __init__(
+        self,
+        *,
+        address: _builtins.str | None = ...,
+        phone: _builtins.str | None = ...,
+        email: _builtins.str | None = ...,
+        preferred_contact: _builtins.str | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_address", b"_address", "_email", b"_email", "_phone", b"_phone", "_preferred_contact", b"_preferred_contact", "address", b"address", "email", b"email", "phone", b"phone", "preferred_contact", b"preferred_contact"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_address", b"_address", "_email", b"_email", "_phone", b"_phone", "_preferred_contact", b"_preferred_contact", "address", b"address", "email", b"email", "phone", b"phone", "preferred_contact", b"preferred_contact"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__address: _TypeAlias = _typing.Literal["address"]  # noqa: Y015
+    _WhichOneofArgType__address: _TypeAlias = _typing.Literal["_address", b"_address"]  # noqa: Y015
+    _WhichOneofReturnType__email: _TypeAlias = _typing.Literal["email"]  # noqa: Y015
+    _WhichOneofArgType__email: _TypeAlias = _typing.Literal["_email", b"_email"]  # noqa: Y015
+    _WhichOneofReturnType__phone: _TypeAlias = _typing.Literal["phone"]  # noqa: Y015
+    _WhichOneofArgType__phone: _TypeAlias = _typing.Literal["_phone", b"_phone"]  # noqa: Y015
+    _WhichOneofReturnType__preferred_contact: _TypeAlias = _typing.Literal["preferred_contact"]  # noqa: Y015
+    _WhichOneofArgType__preferred_contact: _TypeAlias = _typing.Literal["_preferred_contact", b"_preferred_contact"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__address) -> _WhichOneofReturnType__address | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__email) -> _WhichOneofReturnType__email | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__phone) -> _WhichOneofReturnType__phone | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__preferred_contact) -> _WhichOneofReturnType__preferred_contact | None: ...
+
+Global___ContactDetails: _TypeAlias = ContactDetails  # noqa: Y015
+
+@_typing.final
+class ProfileUpdate(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    PATIENT_ID_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    PROPOSED_FIELD_NUMBER: _builtins.int
+    CURRENT_FIELD_NUMBER: _builtins.int
+    DECISION_NOTE_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    DECIDED_AT_FIELD_NUMBER: _builtins.int
+    CHART_NUMBER_FIELD_NUMBER: _builtins.int
+    PATIENT_NAME_FIELD_NUMBER: _builtins.int
+    DECIDED_BY_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    patient_id: _builtins.str
+    status: _builtins.str
+    """a ProfileUpdateStatus value: "pending", "accepted", "rejected", "replaced" """
+    decision_note: _builtins.str
+    chart_number: _builtins.str
+    """Staff lists only."""
+    patient_name: _builtins.str
+    decided_by: _builtins.str
+    """the deciding staff user's display name"""
+    @_builtins.property
+    def proposed(self) -> Global___ContactDetails:
+        """Only the fields the patient asked to change."""
+
+    @_builtins.property
+    def current(self) -> Global___ContactDetails:
+        """The patient's values of those same fields: now while pending, as they were when decided
+        otherwise. Staff lists only.
+        """
+
+    @_builtins.property
+    def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def decided_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        patient_id: _builtins.str = ...,
+        status: _builtins.str = ...,
+        proposed: Global___ContactDetails | None = ...,
+        current: Global___ContactDetails | None = ...,
+        decision_note: _builtins.str = ...,
+        created_at: _timestamp_pb2.Timestamp | None = ...,
+        decided_at: _timestamp_pb2.Timestamp | None = ...,
+        chart_number: _builtins.str = ...,
+        patient_name: _builtins.str = ...,
+        decided_by: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "current", b"current", "decided_at", b"decided_at", "proposed", b"proposed"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chart_number", b"chart_number", "created_at", b"created_at", "current", b"current", "decided_at", b"decided_at", "decided_by", b"decided_by", "decision_note", b"decision_note", "id", b"id", "patient_id", b"patient_id", "patient_name", b"patient_name", "proposed", b"proposed", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ProfileUpdate: _TypeAlias = ProfileUpdate  # noqa: Y015
+
+@_typing.final
+class ProposeProfileUpdateRequest(_message.Message):
+    """The patient is the one in the principal; the request names no patient."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROPOSED_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def proposed(self) -> Global___ContactDetails: ...
+    def __init__(
+        self,
+        *,
+        proposed: Global___ContactDetails | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["proposed", b"proposed"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["proposed", b"proposed"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ProposeProfileUpdateRequest: _TypeAlias = ProposeProfileUpdateRequest  # noqa: Y015
+
+@_typing.final
+class ListMyProfileUpdatesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LIMIT_FIELD_NUMBER: _builtins.int
+    limit: _builtins.int
+    """default 20, at most 100"""
+    def __init__(
+        self,
+        *,
+        limit: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["limit", b"limit"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListMyProfileUpdatesRequest: _TypeAlias = ListMyProfileUpdatesRequest  # noqa: Y015
+
+@_typing.final
+class ListProfileUpdatesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATUS_FIELD_NUMBER: _builtins.int
+    PATIENT_ID_FIELD_NUMBER: _builtins.int
+    LIMIT_FIELD_NUMBER: _builtins.int
+    status: _builtins.str
+    """a ProfileUpdateStatus value; "" for every status"""
+    patient_id: _builtins.str
+    """"" for every patient"""
+    limit: _builtins.int
+    """default 100, at most 500"""
+    def __init__(
+        self,
+        *,
+        status: _builtins.str = ...,
+        patient_id: _builtins.str = ...,
+        limit: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["limit", b"limit", "patient_id", b"patient_id", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListProfileUpdatesRequest: _TypeAlias = ListProfileUpdatesRequest  # noqa: Y015
+
+@_typing.final
+class ListProfileUpdatesResponse(_message.Message):
+    """Newest first (the staff list: oldest first while only pending ones are asked for)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ITEMS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def items(self) -> _containers.RepeatedCompositeFieldContainer[Global___ProfileUpdate]: ...
+    def __init__(
+        self,
+        *,
+        items: _abc.Iterable[Global___ProfileUpdate] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["items", b"items"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListProfileUpdatesResponse: _TypeAlias = ListProfileUpdatesResponse  # noqa: Y015
+
+@_typing.final
+class DecideProfileUpdateRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    DECISION_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    decision: _builtins.str
+    """"accept" or "reject" """
+    note: _builtins.str
+    """shown to the patient"""
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        decision: _builtins.str = ...,
+        note: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["decision", b"decision", "id", b"id", "note", b"note"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DecideProfileUpdateRequest: _TypeAlias = DecideProfileUpdateRequest  # noqa: Y015
+
+@_typing.final
+class ListWorkQueueRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    LIMIT_FIELD_NUMBER: _builtins.int
+    COUNT_ONLY_FIELD_NUMBER: _builtins.int
+    kind: _builtins.str
+    """"" for every kind; a kind this service does not hold gives no items (not an error), so
+    the gateway can send one filter to every service.
+    """
+    status: _builtins.str
+    """"" for every status; likewise a status this service does not know gives no items."""
+    limit: _builtins.int
+    """default 100, at most 500"""
+    count_only: _builtins.bool
+    """Only `total`: no items, so no patient data is read (for a count badge)."""
+    def __init__(
+        self,
+        *,
+        kind: _builtins.str = ...,
+        status: _builtins.str = ...,
+        limit: _builtins.int = ...,
+        count_only: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["count_only", b"count_only", "kind", b"kind", "limit", b"limit", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListWorkQueueRequest: _TypeAlias = ListWorkQueueRequest  # noqa: Y015
+
+@_typing.final
+class WorkQueueItem(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    ID_FIELD_NUMBER: _builtins.int
+    PATIENT_ID_FIELD_NUMBER: _builtins.int
+    SUMMARY_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    kind: _builtins.str
+    """here always "profile_update" """
+    id: _builtins.str
+    patient_id: _builtins.str
+    summary: _builtins.str
+    """for staff: the patient's name and what they ask; never the values"""
+    status: _builtins.str
+    @_builtins.property
+    def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        kind: _builtins.str = ...,
+        id: _builtins.str = ...,
+        patient_id: _builtins.str = ...,
+        summary: _builtins.str = ...,
+        created_at: _timestamp_pb2.Timestamp | None = ...,
+        status: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "id", b"id", "kind", b"kind", "patient_id", b"patient_id", "status", b"status", "summary", b"summary"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WorkQueueItem: _TypeAlias = WorkQueueItem  # noqa: Y015
+
+@_typing.final
+class ListWorkQueueResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ITEMS_FIELD_NUMBER: _builtins.int
+    TOTAL_FIELD_NUMBER: _builtins.int
+    total: _builtins.int
+    """items matching the filters, beyond the limit too"""
+    @_builtins.property
+    def items(self) -> _containers.RepeatedCompositeFieldContainer[Global___WorkQueueItem]:
+        """newest first"""
+
+    def __init__(
+        self,
+        *,
+        items: _abc.Iterable[Global___WorkQueueItem] | None = ...,
+        total: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["items", b"items", "total", b"total"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListWorkQueueResponse: _TypeAlias = ListWorkQueueResponse  # noqa: Y015

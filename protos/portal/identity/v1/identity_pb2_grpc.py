@@ -114,6 +114,31 @@ class IdentityServiceStub:
                 request_serializer=portal_dot_identity_dot_v1_dot_identity__pb2.GetMyProfileRequest.SerializeToString,
                 response_deserializer=portal_dot_identity_dot_v1_dot_identity__pb2.Patient.FromString,
                 _registered_method=True)
+        self.ProposeProfileUpdate = channel.unary_unary(
+                '/portal.identity.v1.IdentityService/ProposeProfileUpdate',
+                request_serializer=portal_dot_identity_dot_v1_dot_identity__pb2.ProposeProfileUpdateRequest.SerializeToString,
+                response_deserializer=portal_dot_identity_dot_v1_dot_identity__pb2.ProfileUpdate.FromString,
+                _registered_method=True)
+        self.ListMyProfileUpdates = channel.unary_unary(
+                '/portal.identity.v1.IdentityService/ListMyProfileUpdates',
+                request_serializer=portal_dot_identity_dot_v1_dot_identity__pb2.ListMyProfileUpdatesRequest.SerializeToString,
+                response_deserializer=portal_dot_identity_dot_v1_dot_identity__pb2.ListProfileUpdatesResponse.FromString,
+                _registered_method=True)
+        self.ListProfileUpdates = channel.unary_unary(
+                '/portal.identity.v1.IdentityService/ListProfileUpdates',
+                request_serializer=portal_dot_identity_dot_v1_dot_identity__pb2.ListProfileUpdatesRequest.SerializeToString,
+                response_deserializer=portal_dot_identity_dot_v1_dot_identity__pb2.ListProfileUpdatesResponse.FromString,
+                _registered_method=True)
+        self.DecideProfileUpdate = channel.unary_unary(
+                '/portal.identity.v1.IdentityService/DecideProfileUpdate',
+                request_serializer=portal_dot_identity_dot_v1_dot_identity__pb2.DecideProfileUpdateRequest.SerializeToString,
+                response_deserializer=portal_dot_identity_dot_v1_dot_identity__pb2.ProfileUpdate.FromString,
+                _registered_method=True)
+        self.ListWorkQueue = channel.unary_unary(
+                '/portal.identity.v1.IdentityService/ListWorkQueue',
+                request_serializer=portal_dot_identity_dot_v1_dot_identity__pb2.ListWorkQueueRequest.SerializeToString,
+                response_deserializer=portal_dot_identity_dot_v1_dot_identity__pb2.ListWorkQueueResponse.FromString,
+                _registered_method=True)
         self.ListAuditEvents = channel.unary_unary(
                 '/portal.identity.v1.IdentityService/ListAuditEvents',
                 request_serializer=portal_dot_identity_dot_v1_dot_identity__pb2.ListAuditEventsRequest.SerializeToString,
@@ -226,6 +251,41 @@ class IdentityServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ProposeProfileUpdate(self, request, context):
+        """Profile updates: a patient proposes new contact details, staff accept or reject them.
+        A new proposal replaces the patient's pending one (which becomes "replaced").
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListMyProfileUpdates(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListProfileUpdates(self, request, context):
+        """Staff only: proposals beside the patient's values, and the decision on one.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DecideProfileUpdate(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListWorkQueue(self, request, context):
+        """Staff work queue: identity's share (profile updates); the gateway merges it with the
+        queues of the other services.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListAuditEvents(self, request, context):
         """Audit log (admin only).
         """
@@ -315,6 +375,31 @@ def add_IdentityServiceServicer_to_server(servicer, server):
                     servicer.GetMyProfile,
                     request_deserializer=portal_dot_identity_dot_v1_dot_identity__pb2.GetMyProfileRequest.FromString,
                     response_serializer=portal_dot_identity_dot_v1_dot_identity__pb2.Patient.SerializeToString,
+            ),
+            'ProposeProfileUpdate': grpc.unary_unary_rpc_method_handler(
+                    servicer.ProposeProfileUpdate,
+                    request_deserializer=portal_dot_identity_dot_v1_dot_identity__pb2.ProposeProfileUpdateRequest.FromString,
+                    response_serializer=portal_dot_identity_dot_v1_dot_identity__pb2.ProfileUpdate.SerializeToString,
+            ),
+            'ListMyProfileUpdates': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListMyProfileUpdates,
+                    request_deserializer=portal_dot_identity_dot_v1_dot_identity__pb2.ListMyProfileUpdatesRequest.FromString,
+                    response_serializer=portal_dot_identity_dot_v1_dot_identity__pb2.ListProfileUpdatesResponse.SerializeToString,
+            ),
+            'ListProfileUpdates': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListProfileUpdates,
+                    request_deserializer=portal_dot_identity_dot_v1_dot_identity__pb2.ListProfileUpdatesRequest.FromString,
+                    response_serializer=portal_dot_identity_dot_v1_dot_identity__pb2.ListProfileUpdatesResponse.SerializeToString,
+            ),
+            'DecideProfileUpdate': grpc.unary_unary_rpc_method_handler(
+                    servicer.DecideProfileUpdate,
+                    request_deserializer=portal_dot_identity_dot_v1_dot_identity__pb2.DecideProfileUpdateRequest.FromString,
+                    response_serializer=portal_dot_identity_dot_v1_dot_identity__pb2.ProfileUpdate.SerializeToString,
+            ),
+            'ListWorkQueue': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListWorkQueue,
+                    request_deserializer=portal_dot_identity_dot_v1_dot_identity__pb2.ListWorkQueueRequest.FromString,
+                    response_serializer=portal_dot_identity_dot_v1_dot_identity__pb2.ListWorkQueueResponse.SerializeToString,
             ),
             'ListAuditEvents': grpc.unary_unary_rpc_method_handler(
                     servicer.ListAuditEvents,
@@ -754,6 +839,141 @@ class IdentityService:
             '/portal.identity.v1.IdentityService/GetMyProfile',
             portal_dot_identity_dot_v1_dot_identity__pb2.GetMyProfileRequest.SerializeToString,
             portal_dot_identity_dot_v1_dot_identity__pb2.Patient.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ProposeProfileUpdate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/portal.identity.v1.IdentityService/ProposeProfileUpdate',
+            portal_dot_identity_dot_v1_dot_identity__pb2.ProposeProfileUpdateRequest.SerializeToString,
+            portal_dot_identity_dot_v1_dot_identity__pb2.ProfileUpdate.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListMyProfileUpdates(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/portal.identity.v1.IdentityService/ListMyProfileUpdates',
+            portal_dot_identity_dot_v1_dot_identity__pb2.ListMyProfileUpdatesRequest.SerializeToString,
+            portal_dot_identity_dot_v1_dot_identity__pb2.ListProfileUpdatesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListProfileUpdates(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/portal.identity.v1.IdentityService/ListProfileUpdates',
+            portal_dot_identity_dot_v1_dot_identity__pb2.ListProfileUpdatesRequest.SerializeToString,
+            portal_dot_identity_dot_v1_dot_identity__pb2.ListProfileUpdatesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DecideProfileUpdate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/portal.identity.v1.IdentityService/DecideProfileUpdate',
+            portal_dot_identity_dot_v1_dot_identity__pb2.DecideProfileUpdateRequest.SerializeToString,
+            portal_dot_identity_dot_v1_dot_identity__pb2.ProfileUpdate.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListWorkQueue(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/portal.identity.v1.IdentityService/ListWorkQueue',
+            portal_dot_identity_dot_v1_dot_identity__pb2.ListWorkQueueRequest.SerializeToString,
+            portal_dot_identity_dot_v1_dot_identity__pb2.ListWorkQueueResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -53,6 +53,18 @@ class IdentityServiceStub:
     """Patient side: the patient is always the one in the signed principal."""
     ChangePassword: _grpc.UnaryUnaryMultiCallable[_identity_pb2.ChangePasswordRequest, _identity_pb2.SessionGrant]
     GetMyProfile: _grpc.UnaryUnaryMultiCallable[_identity_pb2.GetMyProfileRequest, _identity_pb2.Patient]
+    ProposeProfileUpdate: _grpc.UnaryUnaryMultiCallable[_identity_pb2.ProposeProfileUpdateRequest, _identity_pb2.ProfileUpdate]
+    """Profile updates: a patient proposes new contact details, staff accept or reject them.
+    A new proposal replaces the patient's pending one (which becomes "replaced").
+    """
+    ListMyProfileUpdates: _grpc.UnaryUnaryMultiCallable[_identity_pb2.ListMyProfileUpdatesRequest, _identity_pb2.ListProfileUpdatesResponse]
+    ListProfileUpdates: _grpc.UnaryUnaryMultiCallable[_identity_pb2.ListProfileUpdatesRequest, _identity_pb2.ListProfileUpdatesResponse]
+    """Staff only: proposals beside the patient's values, and the decision on one."""
+    DecideProfileUpdate: _grpc.UnaryUnaryMultiCallable[_identity_pb2.DecideProfileUpdateRequest, _identity_pb2.ProfileUpdate]
+    ListWorkQueue: _grpc.UnaryUnaryMultiCallable[_identity_pb2.ListWorkQueueRequest, _identity_pb2.ListWorkQueueResponse]
+    """Staff work queue: identity's share (profile updates); the gateway merges it with the
+    queues of the other services.
+    """
     ListAuditEvents: _grpc.UnaryUnaryMultiCallable[_identity_pb2.ListAuditEventsRequest, _identity_pb2.ListAuditEventsResponse]
     """Audit log (admin only)."""
 
@@ -81,6 +93,18 @@ class IdentityServiceAsyncStub(IdentityServiceStub):
     """Patient side: the patient is always the one in the signed principal."""
     ChangePassword: _aio.UnaryUnaryMultiCallable[_identity_pb2.ChangePasswordRequest, _identity_pb2.SessionGrant]  # type: ignore[assignment]
     GetMyProfile: _aio.UnaryUnaryMultiCallable[_identity_pb2.GetMyProfileRequest, _identity_pb2.Patient]  # type: ignore[assignment]
+    ProposeProfileUpdate: _aio.UnaryUnaryMultiCallable[_identity_pb2.ProposeProfileUpdateRequest, _identity_pb2.ProfileUpdate]  # type: ignore[assignment]
+    """Profile updates: a patient proposes new contact details, staff accept or reject them.
+    A new proposal replaces the patient's pending one (which becomes "replaced").
+    """
+    ListMyProfileUpdates: _aio.UnaryUnaryMultiCallable[_identity_pb2.ListMyProfileUpdatesRequest, _identity_pb2.ListProfileUpdatesResponse]  # type: ignore[assignment]
+    ListProfileUpdates: _aio.UnaryUnaryMultiCallable[_identity_pb2.ListProfileUpdatesRequest, _identity_pb2.ListProfileUpdatesResponse]  # type: ignore[assignment]
+    """Staff only: proposals beside the patient's values, and the decision on one."""
+    DecideProfileUpdate: _aio.UnaryUnaryMultiCallable[_identity_pb2.DecideProfileUpdateRequest, _identity_pb2.ProfileUpdate]  # type: ignore[assignment]
+    ListWorkQueue: _aio.UnaryUnaryMultiCallable[_identity_pb2.ListWorkQueueRequest, _identity_pb2.ListWorkQueueResponse]  # type: ignore[assignment]
+    """Staff work queue: identity's share (profile updates); the gateway merges it with the
+    queues of the other services.
+    """
     ListAuditEvents: _aio.UnaryUnaryMultiCallable[_identity_pb2.ListAuditEventsRequest, _identity_pb2.ListAuditEventsResponse]  # type: ignore[assignment]
     """Audit log (admin only)."""
 
@@ -202,6 +226,48 @@ class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _identity_pb2.GetMyProfileRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_identity_pb2.Patient, _abc.Awaitable[_identity_pb2.Patient]]: ...
+
+    @_abc_1.abstractmethod
+    def ProposeProfileUpdate(
+        self,
+        request: _identity_pb2.ProposeProfileUpdateRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.ProfileUpdate, _abc.Awaitable[_identity_pb2.ProfileUpdate]]:
+        """Profile updates: a patient proposes new contact details, staff accept or reject them.
+        A new proposal replaces the patient's pending one (which becomes "replaced").
+        """
+
+    @_abc_1.abstractmethod
+    def ListMyProfileUpdates(
+        self,
+        request: _identity_pb2.ListMyProfileUpdatesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.ListProfileUpdatesResponse, _abc.Awaitable[_identity_pb2.ListProfileUpdatesResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ListProfileUpdates(
+        self,
+        request: _identity_pb2.ListProfileUpdatesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.ListProfileUpdatesResponse, _abc.Awaitable[_identity_pb2.ListProfileUpdatesResponse]]:
+        """Staff only: proposals beside the patient's values, and the decision on one."""
+
+    @_abc_1.abstractmethod
+    def DecideProfileUpdate(
+        self,
+        request: _identity_pb2.DecideProfileUpdateRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.ProfileUpdate, _abc.Awaitable[_identity_pb2.ProfileUpdate]]: ...
+
+    @_abc_1.abstractmethod
+    def ListWorkQueue(
+        self,
+        request: _identity_pb2.ListWorkQueueRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.ListWorkQueueResponse, _abc.Awaitable[_identity_pb2.ListWorkQueueResponse]]:
+        """Staff work queue: identity's share (profile updates); the gateway merges it with the
+        queues of the other services.
+        """
 
     @_abc_1.abstractmethod
     def ListAuditEvents(
