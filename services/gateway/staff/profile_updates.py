@@ -18,7 +18,6 @@ from services.gateway.auth import Caller
 from services.gateway.contact_changes import LABELS
 from services.gateway.context import BACKENDS
 from services.gateway.staff.common import form, invalid, redirect, render, staff_page
-from services.runtime import text
 from services.runtime.errors import FieldErrors, precondition_text
 
 URL = "/staff/profile-updates"
@@ -108,9 +107,11 @@ async def index(request: web.Request, caller: Caller) -> web.StreamResponse:
 @staff_page
 async def decide(request: web.Request, caller: Caller) -> web.StreamResponse:
     update_id = request.match_info["update_id"]
-    posted = await form(request)
+    posted, refused = await form(request)
     decision, note = posted.get("decision", ""), posted.get("note", "")
-    problem = text.problem(note, multiline=True)
+    problem = "; ".join(refused.get("note", [])) or None
+    if refused and problem is None:
+        raise web.HTTPBadRequest(text="The form holds text that is not allowed.")
     if problem is not None:
         return await _page(
             request,
@@ -123,7 +124,7 @@ async def decide(request: web.Request, caller: Caller) -> web.StreamResponse:
     try:
         await request.app[BACKENDS].identity.DecideProfileUpdate(
             pb.DecideProfileUpdateRequest(
-                id=update_id, decision=decision, note=text.clean(note, multiline=True)
+                id=update_id, decision=decision, note=note
             ),
             metadata=auth.metadata(request, caller),
         )
