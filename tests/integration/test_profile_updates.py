@@ -242,9 +242,10 @@ async def test_proposals_are_validated_like_demographics(identity: Identity) -> 
     assert await refused(address="x" * 301) == {
         "address": ["Address must be at most 300 characters."]
     }
+    # The text rule every service applies to every request names the message's own paths.
     assert await refused(phone="555\x000100", address="a\x00b") == {
-        "phone": ["Must not contain control characters."],
-        "address": ["Must not contain control characters."],
+        "proposed.phone": ["Must not contain control characters."],
+        "proposed.address": ["Must not contain control characters."],
     }
     assert await refused() == {"proposed": [profile_updates.NOTHING_PROPOSED]}
     assert await refused(phone="", email="") == {"proposed": [profile_updates.NO_CHANGE]}

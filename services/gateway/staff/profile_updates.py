@@ -123,9 +123,7 @@ async def decide(request: web.Request, caller: Caller) -> web.StreamResponse:
         )
     try:
         await request.app[BACKENDS].identity.DecideProfileUpdate(
-            pb.DecideProfileUpdateRequest(
-                id=update_id, decision=decision, note=note
-            ),
+            pb.DecideProfileUpdateRequest(id=update_id, decision=decision, note=note),
             metadata=auth.metadata(request, caller),
         )
     except grpc.aio.AioRpcError as exc:
