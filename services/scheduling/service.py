@@ -1,4 +1,4 @@
-"""The scheduling service: wiring of its gRPC servicer and migrations."""
+"""The scheduling service: wiring of its gRPC servicer, settings and migrations."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ import grpc
 from portal.scheduling.v1 import scheduling_pb2_grpc as pb_grpc
 from services.runtime.server import Runtime, ServiceSpec
 from services.scheduling.servicer import SchedulingServicer
+from services.scheduling.settings import SchedulingSettings
 
 
 def register(server: grpc.aio.Server, rt: Runtime) -> None:
-    pb_grpc.add_SchedulingServiceServicer_to_server(
-        SchedulingServicer(rt.pool, rt.principals), server
-    )
+    servicer = SchedulingServicer(rt.pool, rt.principals, SchedulingSettings.from_env())
+    pb_grpc.add_SchedulingServiceServicer_to_server(servicer, server)
 
 
 def build(env: Mapping[str, str]) -> ServiceSpec:

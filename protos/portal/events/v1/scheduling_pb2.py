@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!portal/events/v1/scheduling.proto\x12\x10portal.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x87\x02\n\x12\x41ppointmentChanged\x12\x16\n\x0e\x61ppointment_id\x18\x01 \x01(\t\x12\x12\n\npatient_id\x18\x02 \x01(\t\x12\x13\n\x0bprovider_id\x18\x03 \x01(\t\x12\x1b\n\x13\x61ppointment_type_id\x18\x04 \x01(\t\x12)\n\x05start\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x03\x65nd\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06status\x18\x07 \x01(\t\x12/\n\x0boccurred_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestampb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!portal/events/v1/scheduling.proto\x12\x10portal.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe9\x03\n\x12\x41ppointmentChanged\x12\x16\n\x0e\x61ppointment_id\x18\x01 \x01(\t\x12\x12\n\npatient_id\x18\x02 \x01(\t\x12\x13\n\x0bprovider_id\x18\x03 \x01(\t\x12\x1b\n\x13\x61ppointment_type_id\x18\x04 \x01(\t\x12)\n\x05start\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x03\x65nd\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06status\x18\x07 \x01(\t\x12/\n\x0boccurred_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0fprevious_status\x18\t \x01(\t\x12\x32\n\x0eprevious_start\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0cprevious_end\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1c\n\x14previous_provider_id\x18\x0c \x01(\t\x12\x1d\n\x15\x61ppointment_type_name\x18\r \x01(\t\x12\x12\n\nactor_kind\x18\x0e \x01(\t\x12\x10\n\x08\x61\x63tor_id\x18\x0f \x01(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,5 +33,5 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'portal.events.v1.scheduling
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_APPOINTMENTCHANGED']._serialized_start=89
-  _globals['_APPOINTMENTCHANGED']._serialized_end=352
+  _globals['_APPOINTMENTCHANGED']._serialized_end=578
 # @@protoc_insertion_point(module_scope)

@@ -19,7 +19,10 @@ DESCRIPTOR: _descriptor.FileDescriptor
 
 @_typing.final
 class AppointmentChanged(_message.Message):
-    """portal.scheduling.appointment.booked / .cancelled / .rescheduled"""
+    """portal.scheduling.appointment.booked / .cancelled / .rescheduled / .status_changed
+    The aggregate id (and message order) is the appointment id. A reschedule keeps the id; its
+    previous_* fields hold the time and provider before the move.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -31,17 +34,41 @@ class AppointmentChanged(_message.Message):
     END_FIELD_NUMBER: _builtins.int
     STATUS_FIELD_NUMBER: _builtins.int
     OCCURRED_AT_FIELD_NUMBER: _builtins.int
+    PREVIOUS_STATUS_FIELD_NUMBER: _builtins.int
+    PREVIOUS_START_FIELD_NUMBER: _builtins.int
+    PREVIOUS_END_FIELD_NUMBER: _builtins.int
+    PREVIOUS_PROVIDER_ID_FIELD_NUMBER: _builtins.int
+    APPOINTMENT_TYPE_NAME_FIELD_NUMBER: _builtins.int
+    ACTOR_KIND_FIELD_NUMBER: _builtins.int
+    ACTOR_ID_FIELD_NUMBER: _builtins.int
     appointment_id: _builtins.str
     patient_id: _builtins.str
     provider_id: _builtins.str
     appointment_type_id: _builtins.str
     status: _builtins.str
+    """FHIR Appointment.status code after the change: booked, cancelled, arrived, noshow, ..."""
+    previous_status: _builtins.str
+    """empty for booked"""
+    previous_provider_id: _builtins.str
+    """rescheduled only"""
+    appointment_type_name: _builtins.str
+    actor_kind: _builtins.str
+    """staff, patient or service"""
+    actor_id: _builtins.str
     @_builtins.property
     def start(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def end(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def occurred_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def previous_start(self) -> _timestamp_pb2.Timestamp:
+        """rescheduled only"""
+
+    @_builtins.property
+    def previous_end(self) -> _timestamp_pb2.Timestamp:
+        """rescheduled only"""
+
     def __init__(
         self,
         *,
@@ -53,10 +80,17 @@ class AppointmentChanged(_message.Message):
         end: _timestamp_pb2.Timestamp | None = ...,
         status: _builtins.str = ...,
         occurred_at: _timestamp_pb2.Timestamp | None = ...,
+        previous_status: _builtins.str = ...,
+        previous_start: _timestamp_pb2.Timestamp | None = ...,
+        previous_end: _timestamp_pb2.Timestamp | None = ...,
+        previous_provider_id: _builtins.str = ...,
+        appointment_type_name: _builtins.str = ...,
+        actor_kind: _builtins.str = ...,
+        actor_id: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["end", b"end", "occurred_at", b"occurred_at", "start", b"start"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["end", b"end", "occurred_at", b"occurred_at", "previous_end", b"previous_end", "previous_start", b"previous_start", "start", b"start"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["appointment_id", b"appointment_id", "appointment_type_id", b"appointment_type_id", "end", b"end", "occurred_at", b"occurred_at", "patient_id", b"patient_id", "provider_id", b"provider_id", "start", b"start", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor_id", b"actor_id", "actor_kind", b"actor_kind", "appointment_id", b"appointment_id", "appointment_type_id", b"appointment_type_id", "appointment_type_name", b"appointment_type_name", "end", b"end", "occurred_at", b"occurred_at", "patient_id", b"patient_id", "previous_end", b"previous_end", "previous_provider_id", b"previous_provider_id", "previous_start", b"previous_start", "previous_status", b"previous_status", "provider_id", b"provider_id", "start", b"start", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -22,21 +22,98 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%portal/scheduling/v1/scheduling.proto\x12\x14portal.scheduling.v1\";\n\x1bListAppointmentTypesRequest\x12\x1c\n\x14portal_bookable_only\x18\x01 \x01(\x08\"^\n\x0f\x41ppointmentType\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x18\n\x10\x64uration_minutes\x18\x03 \x01(\x05\x12\x17\n\x0fportal_bookable\x18\x04 \x01(\x08\"T\n\x1cListAppointmentTypesResponse\x12\x34\n\x05items\x18\x01 \x03(\x0b\x32%.portal.scheduling.v1.AppointmentType2\x92\x01\n\x11SchedulingService\x12}\n\x14ListAppointmentTypes\x12\x31.portal.scheduling.v1.ListAppointmentTypesRequest\x1a\x32.portal.scheduling.v1.ListAppointmentTypesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%portal/scheduling/v1/scheduling.proto\x12\x14portal.scheduling.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"<\n\x08Provider\x12\n\n\x02id\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\x0e\n\x06\x61\x63tive\x18\x03 \x01(\x08\"-\n\x15\x43reateProviderRequest\x12\x14\n\x0c\x64isplay_name\x18\x01 \x01(\t\"B\n\x15RenameProviderRequest\x12\x13\n\x0bprovider_id\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\"0\n\x19\x44\x65\x61\x63tivateProviderRequest\x12\x13\n\x0bprovider_id\x18\x01 \x01(\t\"0\n\x14ListProvidersRequest\x12\x18\n\x10include_inactive\x18\x01 \x01(\x08\"F\n\x15ListProvidersResponse\x12-\n\x05items\x18\x01 \x03(\x0b\x32\x1e.portal.scheduling.v1.Provider\"Y\n\x0bWeeklyRange\x12.\n\x07weekday\x18\x01 \x01(\x0e\x32\x1d.portal.scheduling.v1.Weekday\x12\r\n\x05start\x18\x02 \x01(\t\x12\x0b\n\x03\x65nd\x18\x03 \x01(\t\"\'\n\tTimeRange\x12\r\n\x05start\x18\x01 \x01(\t\x12\x0b\n\x03\x65nd\x18\x02 \x01(\t\"b\n\x0c\x44\x61teOverride\x12\x13\n\x0bprovider_id\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61te\x18\x02 \x01(\t\x12/\n\x06ranges\x18\x03 \x03(\x0b\x32\x1f.portal.scheduling.v1.TimeRange\"\xa5\x01\n\x0cWorkingHours\x12\x13\n\x0bprovider_id\x18\x01 \x01(\t\x12\x31\n\x06weekly\x18\x02 \x03(\x0b\x32!.portal.scheduling.v1.WeeklyRange\x12:\n\x0e\x64\x61te_overrides\x18\x03 \x03(\x0b\x32\".portal.scheduling.v1.DateOverride\x12\x11\n\ttime_zone\x18\x04 \x01(\t\"-\n\x16GetWorkingHoursRequest\x12\x13\n\x0bprovider_id\x18\x01 \x01(\t\"d\n\x1aReplaceWorkingHoursRequest\x12\x13\n\x0bprovider_id\x18\x01 \x01(\t\x12\x31\n\x06weekly\x18\x02 \x03(\x0b\x32!.portal.scheduling.v1.WeeklyRange\"l\n\x16SetDateOverrideRequest\x12\x13\n\x0bprovider_id\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61te\x18\x02 \x01(\t\x12/\n\x06ranges\x18\x03 \x03(\x0b\x32\x1f.portal.scheduling.v1.TimeRange\">\n\x19RemoveDateOverrideRequest\x12\x13\n\x0bprovider_id\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61te\x18\x02 \x01(\t\"\x1c\n\x1aRemoveDateOverrideResponse\"\x8e\x01\n\x07TimeOff\x12\n\n\x02id\x18\x01 \x01(\t\x12\x13\n\x0bprovider_id\x18\x02 \x01(\t\x12)\n\x05start\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x03\x65nd\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\x05 \x01(\t\"\x8c\x01\n\x11\x41\x64\x64TimeOffRequest\x12\x13\n\x0bprovider_id\x18\x01 \x01(\t\x12)\n\x05start\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x03\x65nd\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\x04 \x01(\t\"{\n\x12ListTimeOffRequest\x12\x13\n\x0bprovider_id\x18\x01 \x01(\t\x12(\n\x04\x66rom\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12&\n\x02to\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"C\n\x13ListTimeOffResponse\x12,\n\x05items\x18\x01 \x03(\x0b\x32\x1d.portal.scheduling.v1.TimeOff\"+\n\x14RemoveTimeOffRequest\x12\x13\n\x0btime_off_id\x18\x01 \x01(\t\"\x17\n\x15RemoveTimeOffResponse\"\xab\x02\n\x0f\x41ppointmentType\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x18\n\x10\x64uration_minutes\x18\x03 \x01(\x05\x12\x17\n\x0f\x62ookable_online\x18\x04 \x01(\x08\x12\x1d\n\x15slot_interval_minutes\x18\x05 \x01(\x05\x12\x1d\n\x15\x62uffer_before_minutes\x18\x06 \x01(\x05\x12\x1c\n\x14\x62uffer_after_minutes\x18\x07 \x01(\x05\x12\x1e\n\x16minimum_notice_minutes\x18\x08 \x01(\x05\x12\x14\n\x0chorizon_days\x18\t \x01(\x05\x12#\n\x1b\x63\x61ncellation_notice_minutes\x18\n \x01(\x05\x12\x14\n\x0cprovider_ids\x18\x0b \x03(\t\"\xdc\x03\n\x15\x41ppointmentTypeFields\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x18\n\x10\x64uration_minutes\x18\x02 \x01(\x05\x12\"\n\x15slot_interval_minutes\x18\x03 \x01(\x05H\x00\x88\x01\x01\x12\"\n\x15\x62uffer_before_minutes\x18\x04 \x01(\x05H\x01\x88\x01\x01\x12!\n\x14\x62uffer_after_minutes\x18\x05 \x01(\x05H\x02\x88\x01\x01\x12#\n\x16minimum_notice_minutes\x18\x06 \x01(\x05H\x03\x88\x01\x01\x12\x19\n\x0chorizon_days\x18\x07 \x01(\x05H\x04\x88\x01\x01\x12(\n\x1b\x63\x61ncellation_notice_minutes\x18\x08 \x01(\x05H\x05\x88\x01\x01\x12\x17\n\x0f\x62ookable_online\x18\t \x01(\x08\x12\x14\n\x0cprovider_ids\x18\n \x03(\tB\x18\n\x16_slot_interval_minutesB\x18\n\x16_buffer_before_minutesB\x17\n\x15_buffer_after_minutesB\x19\n\x17_minimum_notice_minutesB\x0f\n\r_horizon_daysB\x1e\n\x1c_cancellation_notice_minutes\"[\n\x1c\x43reateAppointmentTypeRequest\x12;\n\x06\x66ields\x18\x01 \x01(\x0b\x32+.portal.scheduling.v1.AppointmentTypeFields\"x\n\x1cUpdateAppointmentTypeRequest\x12\x1b\n\x13\x61ppointment_type_id\x18\x01 \x01(\t\x12;\n\x06\x66ields\x18\x02 \x01(\x0b\x32+.portal.scheduling.v1.AppointmentTypeFields\";\n\x1bListAppointmentTypesRequest\x12\x1c\n\x14\x62ookable_online_only\x18\x01 \x01(\x08\"T\n\x1cListAppointmentTypesResponse\x12\x34\n\x05items\x18\x01 \x03(\x0b\x32%.portal.scheduling.v1.AppointmentType\"\x86\x01\n\x04Slot\x12\x13\n\x0bprovider_id\x18\x01 \x01(\t\x12\x15\n\rprovider_name\x18\x02 \x01(\t\x12)\n\x05start\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x03\x65nd\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x98\x01\n\x17\x46indAvailabilityRequest\x12\x1b\n\x13\x61ppointment_type_id\x18\x01 \x01(\t\x12\x13\n\x0bprovider_id\x18\x02 \x01(\t\x12(\n\x04\x66rom\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05limit\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\"q\n\x18\x46indAvailabilityResponse\x12)\n\x05slots\x18\x01 \x03(\x0b\x32\x1a.portal.scheduling.v1.Slot\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x11\n\ttime_zone\x18\x03 \x01(\t\"=\n\tSlotTaken\x12\x30\n\x0c\x61lternatives\x18\x01 \x03(\x0b\x32\x1a.portal.scheduling.v1.Slot\"\xd6\x03\n\x0b\x41ppointment\x12\n\n\x02id\x18\x01 \x01(\t\x12\x37\n\x06status\x18\x02 \x01(\x0e\x32\'.portal.scheduling.v1.AppointmentStatus\x12\x12\n\npatient_id\x18\x03 \x01(\t\x12\x13\n\x0bprovider_id\x18\x04 \x01(\t\x12\x15\n\rprovider_name\x18\x05 \x01(\t\x12\x1b\n\x13\x61ppointment_type_id\x18\x06 \x01(\t\x12\x1d\n\x15\x61ppointment_type_name\x18\x07 \x01(\t\x12)\n\x05start\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x03\x65nd\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1b\n\x13\x63\x61ncellation_reason\x18\n \x01(\t\x12.\n\ncreated_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x11\x63\x61ncellable_until\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xa2\x01\n\x16\x42ookAppointmentRequest\x12\x12\n\npatient_id\x18\x01 \x01(\t\x12\x1b\n\x13\x61ppointment_type_id\x18\x02 \x01(\t\x12\x13\n\x0bprovider_id\x18\x03 \x01(\t\x12)\n\x05start\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0fidempotency_key\x18\x05 \x01(\t\"/\n\x15GetAppointmentRequest\x12\x16\n\x0e\x61ppointment_id\x18\x01 \x01(\t\"\xde\x01\n\x17ListAppointmentsRequest\x12\x13\n\x0bprovider_id\x18\x01 \x01(\t\x12\x12\n\npatient_id\x18\x02 \x01(\t\x12(\n\x04\x66rom\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12&\n\x02to\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x39\n\x08statuses\x18\x05 \x03(\x0e\x32\'.portal.scheduling.v1.AppointmentStatus\x12\r\n\x05limit\x18\x06 \x01(\x05\"_\n\x18ListAppointmentsResponse\x12\x30\n\x05items\x18\x01 \x03(\x0b\x32!.portal.scheduling.v1.Appointment\x12\x11\n\ttime_zone\x18\x02 \x01(\t\"B\n\x18\x43\x61ncelAppointmentRequest\x12\x16\n\x0e\x61ppointment_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"v\n\x1cRescheduleAppointmentRequest\x12\x16\n\x0e\x61ppointment_id\x18\x01 \x01(\t\x12\x13\n\x0bprovider_id\x18\x02 \x01(\t\x12)\n\x05start\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"n\n\x1bSetAppointmentStatusRequest\x12\x16\n\x0e\x61ppointment_id\x18\x01 \x01(\t\x12\x37\n\x06status\x18\x02 \x01(\x0e\x32\'.portal.scheduling.v1.AppointmentStatus*\xb6\x01\n\x07Weekday\x12\x17\n\x13WEEKDAY_UNSPECIFIED\x10\x00\x12\x12\n\x0eWEEKDAY_MONDAY\x10\x01\x12\x13\n\x0fWEEKDAY_TUESDAY\x10\x02\x12\x15\n\x11WEEKDAY_WEDNESDAY\x10\x03\x12\x14\n\x10WEEKDAY_THURSDAY\x10\x04\x12\x12\n\x0eWEEKDAY_FRIDAY\x10\x05\x12\x14\n\x10WEEKDAY_SATURDAY\x10\x06\x12\x12\n\x0eWEEKDAY_SUNDAY\x10\x07*\x87\x03\n\x11\x41ppointmentStatus\x12\"\n\x1e\x41PPOINTMENT_STATUS_UNSPECIFIED\x10\x00\x12\x1f\n\x1b\x41PPOINTMENT_STATUS_PROPOSED\x10\x01\x12\x1e\n\x1a\x41PPOINTMENT_STATUS_PENDING\x10\x02\x12\x1d\n\x19\x41PPOINTMENT_STATUS_BOOKED\x10\x03\x12\x1e\n\x1a\x41PPOINTMENT_STATUS_ARRIVED\x10\x04\x12 \n\x1c\x41PPOINTMENT_STATUS_FULFILLED\x10\x05\x12 \n\x1c\x41PPOINTMENT_STATUS_CANCELLED\x10\x06\x12\x1d\n\x19\x41PPOINTMENT_STATUS_NOSHOW\x10\x07\x12\'\n#APPOINTMENT_STATUS_ENTERED_IN_ERROR\x10\x08\x12!\n\x1d\x41PPOINTMENT_STATUS_CHECKED_IN\x10\t\x12\x1f\n\x1b\x41PPOINTMENT_STATUS_WAITLIST\x10\n2\xcf\x11\n\x11SchedulingService\x12]\n\x0e\x43reateProvider\x12+.portal.scheduling.v1.CreateProviderRequest\x1a\x1e.portal.scheduling.v1.Provider\x12]\n\x0eRenameProvider\x12+.portal.scheduling.v1.RenameProviderRequest\x1a\x1e.portal.scheduling.v1.Provider\x12\x65\n\x12\x44\x65\x61\x63tivateProvider\x12/.portal.scheduling.v1.DeactivateProviderRequest\x1a\x1e.portal.scheduling.v1.Provider\x12h\n\rListProviders\x12*.portal.scheduling.v1.ListProvidersRequest\x1a+.portal.scheduling.v1.ListProvidersResponse\x12\x63\n\x0fGetWorkingHours\x12,.portal.scheduling.v1.GetWorkingHoursRequest\x1a\".portal.scheduling.v1.WorkingHours\x12k\n\x13ReplaceWorkingHours\x12\x30.portal.scheduling.v1.ReplaceWorkingHoursRequest\x1a\".portal.scheduling.v1.WorkingHours\x12\x63\n\x0fSetDateOverride\x12,.portal.scheduling.v1.SetDateOverrideRequest\x1a\".portal.scheduling.v1.DateOverride\x12w\n\x12RemoveDateOverride\x12/.portal.scheduling.v1.RemoveDateOverrideRequest\x1a\x30.portal.scheduling.v1.RemoveDateOverrideResponse\x12T\n\nAddTimeOff\x12\'.portal.scheduling.v1.AddTimeOffRequest\x1a\x1d.portal.scheduling.v1.TimeOff\x12\x62\n\x0bListTimeOff\x12(.portal.scheduling.v1.ListTimeOffRequest\x1a).portal.scheduling.v1.ListTimeOffResponse\x12h\n\rRemoveTimeOff\x12*.portal.scheduling.v1.RemoveTimeOffRequest\x1a+.portal.scheduling.v1.RemoveTimeOffResponse\x12r\n\x15\x43reateAppointmentType\x12\x32.portal.scheduling.v1.CreateAppointmentTypeRequest\x1a%.portal.scheduling.v1.AppointmentType\x12r\n\x15UpdateAppointmentType\x12\x32.portal.scheduling.v1.UpdateAppointmentTypeRequest\x1a%.portal.scheduling.v1.AppointmentType\x12}\n\x14ListAppointmentTypes\x12\x31.portal.scheduling.v1.ListAppointmentTypesRequest\x1a\x32.portal.scheduling.v1.ListAppointmentTypesResponse\x12q\n\x10\x46indAvailability\x12-.portal.scheduling.v1.FindAvailabilityRequest\x1a..portal.scheduling.v1.FindAvailabilityResponse\x12\x62\n\x0f\x42ookAppointment\x12,.portal.scheduling.v1.BookAppointmentRequest\x1a!.portal.scheduling.v1.Appointment\x12`\n\x0eGetAppointment\x12+.portal.scheduling.v1.GetAppointmentRequest\x1a!.portal.scheduling.v1.Appointment\x12q\n\x10ListAppointments\x12-.portal.scheduling.v1.ListAppointmentsRequest\x1a..portal.scheduling.v1.ListAppointmentsResponse\x12\x66\n\x11\x43\x61ncelAppointment\x12..portal.scheduling.v1.CancelAppointmentRequest\x1a!.portal.scheduling.v1.Appointment\x12n\n\x15RescheduleAppointment\x12\x32.portal.scheduling.v1.RescheduleAppointmentRequest\x1a!.portal.scheduling.v1.Appointment\x12l\n\x14SetAppointmentStatus\x12\x31.portal.scheduling.v1.SetAppointmentStatusRequest\x1a!.portal.scheduling.v1.Appointmentb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'portal.scheduling.v1.scheduling_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_LISTAPPOINTMENTTYPESREQUEST']._serialized_start=63
-  _globals['_LISTAPPOINTMENTTYPESREQUEST']._serialized_end=122
-  _globals['_APPOINTMENTTYPE']._serialized_start=124
-  _globals['_APPOINTMENTTYPE']._serialized_end=218
-  _globals['_LISTAPPOINTMENTTYPESRESPONSE']._serialized_start=220
-  _globals['_LISTAPPOINTMENTTYPESRESPONSE']._serialized_end=304
-  _globals['_SCHEDULINGSERVICE']._serialized_start=307
-  _globals['_SCHEDULINGSERVICE']._serialized_end=453
+  _globals['_WEEKDAY']._serialized_start=4673
+  _globals['_WEEKDAY']._serialized_end=4855
+  _globals['_APPOINTMENTSTATUS']._serialized_start=4858
+  _globals['_APPOINTMENTSTATUS']._serialized_end=5249
+  _globals['_PROVIDER']._serialized_start=96
+  _globals['_PROVIDER']._serialized_end=156
+  _globals['_CREATEPROVIDERREQUEST']._serialized_start=158
+  _globals['_CREATEPROVIDERREQUEST']._serialized_end=203
+  _globals['_RENAMEPROVIDERREQUEST']._serialized_start=205
+  _globals['_RENAMEPROVIDERREQUEST']._serialized_end=271
+  _globals['_DEACTIVATEPROVIDERREQUEST']._serialized_start=273
+  _globals['_DEACTIVATEPROVIDERREQUEST']._serialized_end=321
+  _globals['_LISTPROVIDERSREQUEST']._serialized_start=323
+  _globals['_LISTPROVIDERSREQUEST']._serialized_end=371
+  _globals['_LISTPROVIDERSRESPONSE']._serialized_start=373
+  _globals['_LISTPROVIDERSRESPONSE']._serialized_end=443
+  _globals['_WEEKLYRANGE']._serialized_start=445
+  _globals['_WEEKLYRANGE']._serialized_end=534
+  _globals['_TIMERANGE']._serialized_start=536
+  _globals['_TIMERANGE']._serialized_end=575
+  _globals['_DATEOVERRIDE']._serialized_start=577
+  _globals['_DATEOVERRIDE']._serialized_end=675
+  _globals['_WORKINGHOURS']._serialized_start=678
+  _globals['_WORKINGHOURS']._serialized_end=843
+  _globals['_GETWORKINGHOURSREQUEST']._serialized_start=845
+  _globals['_GETWORKINGHOURSREQUEST']._serialized_end=890
+  _globals['_REPLACEWORKINGHOURSREQUEST']._serialized_start=892
+  _globals['_REPLACEWORKINGHOURSREQUEST']._serialized_end=992
+  _globals['_SETDATEOVERRIDEREQUEST']._serialized_start=994
+  _globals['_SETDATEOVERRIDEREQUEST']._serialized_end=1102
+  _globals['_REMOVEDATEOVERRIDEREQUEST']._serialized_start=1104
+  _globals['_REMOVEDATEOVERRIDEREQUEST']._serialized_end=1166
+  _globals['_REMOVEDATEOVERRIDERESPONSE']._serialized_start=1168
+  _globals['_REMOVEDATEOVERRIDERESPONSE']._serialized_end=1196
+  _globals['_TIMEOFF']._serialized_start=1199
+  _globals['_TIMEOFF']._serialized_end=1341
+  _globals['_ADDTIMEOFFREQUEST']._serialized_start=1344
+  _globals['_ADDTIMEOFFREQUEST']._serialized_end=1484
+  _globals['_LISTTIMEOFFREQUEST']._serialized_start=1486
+  _globals['_LISTTIMEOFFREQUEST']._serialized_end=1609
+  _globals['_LISTTIMEOFFRESPONSE']._serialized_start=1611
+  _globals['_LISTTIMEOFFRESPONSE']._serialized_end=1678
+  _globals['_REMOVETIMEOFFREQUEST']._serialized_start=1680
+  _globals['_REMOVETIMEOFFREQUEST']._serialized_end=1723
+  _globals['_REMOVETIMEOFFRESPONSE']._serialized_start=1725
+  _globals['_REMOVETIMEOFFRESPONSE']._serialized_end=1748
+  _globals['_APPOINTMENTTYPE']._serialized_start=1751
+  _globals['_APPOINTMENTTYPE']._serialized_end=2050
+  _globals['_APPOINTMENTTYPEFIELDS']._serialized_start=2053
+  _globals['_APPOINTMENTTYPEFIELDS']._serialized_end=2529
+  _globals['_CREATEAPPOINTMENTTYPEREQUEST']._serialized_start=2531
+  _globals['_CREATEAPPOINTMENTTYPEREQUEST']._serialized_end=2622
+  _globals['_UPDATEAPPOINTMENTTYPEREQUEST']._serialized_start=2624
+  _globals['_UPDATEAPPOINTMENTTYPEREQUEST']._serialized_end=2744
+  _globals['_LISTAPPOINTMENTTYPESREQUEST']._serialized_start=2746
+  _globals['_LISTAPPOINTMENTTYPESREQUEST']._serialized_end=2805
+  _globals['_LISTAPPOINTMENTTYPESRESPONSE']._serialized_start=2807
+  _globals['_LISTAPPOINTMENTTYPESRESPONSE']._serialized_end=2891
+  _globals['_SLOT']._serialized_start=2894
+  _globals['_SLOT']._serialized_end=3028
+  _globals['_FINDAVAILABILITYREQUEST']._serialized_start=3031
+  _globals['_FINDAVAILABILITYREQUEST']._serialized_end=3183
+  _globals['_FINDAVAILABILITYRESPONSE']._serialized_start=3185
+  _globals['_FINDAVAILABILITYRESPONSE']._serialized_end=3298
+  _globals['_SLOTTAKEN']._serialized_start=3300
+  _globals['_SLOTTAKEN']._serialized_end=3361
+  _globals['_APPOINTMENT']._serialized_start=3364
+  _globals['_APPOINTMENT']._serialized_end=3834
+  _globals['_BOOKAPPOINTMENTREQUEST']._serialized_start=3837
+  _globals['_BOOKAPPOINTMENTREQUEST']._serialized_end=3999
+  _globals['_GETAPPOINTMENTREQUEST']._serialized_start=4001
+  _globals['_GETAPPOINTMENTREQUEST']._serialized_end=4048
+  _globals['_LISTAPPOINTMENTSREQUEST']._serialized_start=4051
+  _globals['_LISTAPPOINTMENTSREQUEST']._serialized_end=4273
+  _globals['_LISTAPPOINTMENTSRESPONSE']._serialized_start=4275
+  _globals['_LISTAPPOINTMENTSRESPONSE']._serialized_end=4370
+  _globals['_CANCELAPPOINTMENTREQUEST']._serialized_start=4372
+  _globals['_CANCELAPPOINTMENTREQUEST']._serialized_end=4438
+  _globals['_RESCHEDULEAPPOINTMENTREQUEST']._serialized_start=4440
+  _globals['_RESCHEDULEAPPOINTMENTREQUEST']._serialized_end=4558
+  _globals['_SETAPPOINTMENTSTATUSREQUEST']._serialized_start=4560
+  _globals['_SETAPPOINTMENTSTATUSREQUEST']._serialized_end=4670
+  _globals['_SCHEDULINGSERVICE']._serialized_start=5252
+  _globals['_SCHEDULINGSERVICE']._serialized_end=7507
 # @@protoc_insertion_point(module_scope)

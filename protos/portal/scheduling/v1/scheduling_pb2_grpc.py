@@ -34,15 +34,200 @@ class SchedulingServiceStub:
         Args:
             channel: A grpc.Channel.
         """
+        self.CreateProvider = channel.unary_unary(
+                '/portal.scheduling.v1.SchedulingService/CreateProvider',
+                request_serializer=portal_dot_scheduling_dot_v1_dot_scheduling__pb2.CreateProviderRequest.SerializeToString,
+                response_deserializer=portal_dot_scheduling_dot_v1_dot_scheduling__pb2.Provider.FromString,
+                _registered_method=True)
+        self.RenameProvider = channel.unary_unary(
+                '/portal.scheduling.v1.SchedulingService/RenameProvider',
+                request_serializer=portal_dot_scheduling_dot_v1_dot_scheduling__pb2.RenameProviderRequest.SerializeToString,
+                response_deserializer=portal_dot_scheduling_dot_v1_dot_scheduling__pb2.Provider.FromString,
+                _registered_method=True)
+        self.DeactivateProvider = channel.unary_unary(
+                '/portal.scheduling.v1.SchedulingService/DeactivateProvider',
+                request_serializer=portal_dot_scheduling_dot_v1_dot_scheduling__pb2.DeactivateProviderRequest.SerializeToString,
+                response_deserializer=portal_dot_scheduling_dot_v1_dot_scheduling__pb2.Provider.FromString,
+                _registered_method=True)
+        self.ListProviders = channel.unary_unary(
+                '/portal.scheduling.v1.SchedulingService/ListProviders',
+                request_serializer=portal_dot_scheduling_dot_v1_dot_scheduling__pb2.ListProvidersRequest.SerializeToString,
+                response_deserializer=portal_dot_scheduling_dot_v1_dot_scheduling__pb2.ListProvidersResponse.FromString,
+                _registered_method=True)
+        self.GetWorkingHours = channel.unary_unary(
+                '/portal.scheduling.v1.SchedulingService/GetWorkingHours',
+                request_serializer=portal_dot_scheduling_dot_v1_dot_scheduling__pb2.GetWorkingHoursRequest.SerializeToString,
+                response_deserializer=portal_dot_scheduling_dot_v1_dot_scheduling__pb2.WorkingHours.FromString,
+                _registered_method=True)
+        self.ReplaceWorkingHours = channel.unary_unary(
+                '/portal.scheduling.v1.SchedulingService/ReplaceWorkingHours',
+                request_serializer=portal_dot_scheduling_dot_v1_dot_scheduling__pb2.ReplaceWorkingHoursRequest.SerializeToString,
+                response_deserializer=portal_dot_scheduling_dot_v1_dot_scheduling__pb2.WorkingHours.FromString,
+                _registered_method=True)
+        self.SetDateOverride = channel.unary_unary(
+                '/portal.scheduling.v1.SchedulingService/SetDateOverride',
+                request_serializer=portal_dot_scheduling_dot_v1_dot_scheduling__pb2.SetDateOverrideRequest.SerializeToString,
+                response_deserializer=portal_dot_scheduling_dot_v1_dot_scheduling__pb2.DateOverride.FromString,
+                _registered_method=True)
+        self.RemoveDateOverride = channel.unary_unary(
+                '/portal.scheduling.v1.SchedulingService/RemoveDateOverride',
+                request_serializer=portal_dot_scheduling_dot_v1_dot_scheduling__pb2.RemoveDateOverrideRequest.SerializeToString,
+                response_deserializer=portal_dot_scheduling_dot_v1_dot_scheduling__pb2.RemoveDateOverrideResponse.FromString,
+                _registered_method=True)
+        self.AddTimeOff = channel.unary_unary(
+                '/portal.scheduling.v1.SchedulingService/AddTimeOff',
+                request_serializer=portal_dot_scheduling_dot_v1_dot_scheduling__pb2.AddTimeOffRequest.SerializeToString,
+                response_deserializer=portal_dot_scheduling_dot_v1_dot_scheduling__pb2.TimeOff.FromString,
+                _registered_method=True)
+        self.ListTimeOff = channel.unary_unary(
+                '/portal.scheduling.v1.SchedulingService/ListTimeOff',
+                request_serializer=portal_dot_scheduling_dot_v1_dot_scheduling__pb2.ListTimeOffRequest.SerializeToString,
+                response_deserializer=portal_dot_scheduling_dot_v1_dot_scheduling__pb2.ListTimeOffResponse.FromString,
+                _registered_method=True)
+        self.RemoveTimeOff = channel.unary_unary(
+                '/portal.scheduling.v1.SchedulingService/RemoveTimeOff',
+                request_serializer=portal_dot_scheduling_dot_v1_dot_scheduling__pb2.RemoveTimeOffRequest.SerializeToString,
+                response_deserializer=portal_dot_scheduling_dot_v1_dot_scheduling__pb2.RemoveTimeOffResponse.FromString,
+                _registered_method=True)
+        self.CreateAppointmentType = channel.unary_unary(
+                '/portal.scheduling.v1.SchedulingService/CreateAppointmentType',
+                request_serializer=portal_dot_scheduling_dot_v1_dot_scheduling__pb2.CreateAppointmentTypeRequest.SerializeToString,
+                response_deserializer=portal_dot_scheduling_dot_v1_dot_scheduling__pb2.AppointmentType.FromString,
+                _registered_method=True)
+        self.UpdateAppointmentType = channel.unary_unary(
+                '/portal.scheduling.v1.SchedulingService/UpdateAppointmentType',
+                request_serializer=portal_dot_scheduling_dot_v1_dot_scheduling__pb2.UpdateAppointmentTypeRequest.SerializeToString,
+                response_deserializer=portal_dot_scheduling_dot_v1_dot_scheduling__pb2.AppointmentType.FromString,
+                _registered_method=True)
         self.ListAppointmentTypes = channel.unary_unary(
                 '/portal.scheduling.v1.SchedulingService/ListAppointmentTypes',
                 request_serializer=portal_dot_scheduling_dot_v1_dot_scheduling__pb2.ListAppointmentTypesRequest.SerializeToString,
                 response_deserializer=portal_dot_scheduling_dot_v1_dot_scheduling__pb2.ListAppointmentTypesResponse.FromString,
                 _registered_method=True)
+        self.FindAvailability = channel.unary_unary(
+                '/portal.scheduling.v1.SchedulingService/FindAvailability',
+                request_serializer=portal_dot_scheduling_dot_v1_dot_scheduling__pb2.FindAvailabilityRequest.SerializeToString,
+                response_deserializer=portal_dot_scheduling_dot_v1_dot_scheduling__pb2.FindAvailabilityResponse.FromString,
+                _registered_method=True)
+        self.BookAppointment = channel.unary_unary(
+                '/portal.scheduling.v1.SchedulingService/BookAppointment',
+                request_serializer=portal_dot_scheduling_dot_v1_dot_scheduling__pb2.BookAppointmentRequest.SerializeToString,
+                response_deserializer=portal_dot_scheduling_dot_v1_dot_scheduling__pb2.Appointment.FromString,
+                _registered_method=True)
+        self.GetAppointment = channel.unary_unary(
+                '/portal.scheduling.v1.SchedulingService/GetAppointment',
+                request_serializer=portal_dot_scheduling_dot_v1_dot_scheduling__pb2.GetAppointmentRequest.SerializeToString,
+                response_deserializer=portal_dot_scheduling_dot_v1_dot_scheduling__pb2.Appointment.FromString,
+                _registered_method=True)
+        self.ListAppointments = channel.unary_unary(
+                '/portal.scheduling.v1.SchedulingService/ListAppointments',
+                request_serializer=portal_dot_scheduling_dot_v1_dot_scheduling__pb2.ListAppointmentsRequest.SerializeToString,
+                response_deserializer=portal_dot_scheduling_dot_v1_dot_scheduling__pb2.ListAppointmentsResponse.FromString,
+                _registered_method=True)
+        self.CancelAppointment = channel.unary_unary(
+                '/portal.scheduling.v1.SchedulingService/CancelAppointment',
+                request_serializer=portal_dot_scheduling_dot_v1_dot_scheduling__pb2.CancelAppointmentRequest.SerializeToString,
+                response_deserializer=portal_dot_scheduling_dot_v1_dot_scheduling__pb2.Appointment.FromString,
+                _registered_method=True)
+        self.RescheduleAppointment = channel.unary_unary(
+                '/portal.scheduling.v1.SchedulingService/RescheduleAppointment',
+                request_serializer=portal_dot_scheduling_dot_v1_dot_scheduling__pb2.RescheduleAppointmentRequest.SerializeToString,
+                response_deserializer=portal_dot_scheduling_dot_v1_dot_scheduling__pb2.Appointment.FromString,
+                _registered_method=True)
+        self.SetAppointmentStatus = channel.unary_unary(
+                '/portal.scheduling.v1.SchedulingService/SetAppointmentStatus',
+                request_serializer=portal_dot_scheduling_dot_v1_dot_scheduling__pb2.SetAppointmentStatusRequest.SerializeToString,
+                response_deserializer=portal_dot_scheduling_dot_v1_dot_scheduling__pb2.Appointment.FromString,
+                _registered_method=True)
 
 
 class SchedulingServiceServicer:
     """Missing associated documentation comment in .proto file."""
+
+    def CreateProvider(self, request, context):
+        """Providers (staff; ListProviders also patients, who see active providers only).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RenameProvider(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeactivateProvider(self, request, context):
+        """A deactivated provider keeps existing appointments and offers no new times.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListProviders(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetWorkingHours(self, request, context):
+        """Working hours (staff): weekly ranges, date overrides and time off.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReplaceWorkingHours(self, request, context):
+        """Replaces the provider's whole weekly schedule.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetDateOverride(self, request, context):
+        """Sets (replaces) the override of one date; no ranges means closed that day.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveDateOverride(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AddTimeOff(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListTimeOff(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveTimeOff(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateAppointmentType(self, request, context):
+        """Appointment types (create/update staff; list staff and patients).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateAppointmentType(self, request, context):
+        """Replaces every field of the type (existing appointments keep their times).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
 
     def ListAppointmentTypes(self, request, context):
         """Missing associated documentation comment in .proto file."""
@@ -50,13 +235,161 @@ class SchedulingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def FindAvailability(self, request, context):
+        """Find Available: the soonest free times for one type across its providers (staff, patients).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BookAppointment(self, request, context):
+        """Appointments (staff and patients unless stated).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetAppointment(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAppointments(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelAppointment(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RescheduleAppointment(self, request, context):
+        """Moves a booked appointment to a new time (and optionally another provider offering the
+        type) in one transaction. The appointment keeps its id: the old time is released only when
+        the new one is booked; when the new time is taken nothing changes (SLOT_TAKEN).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetAppointmentStatus(self, request, context):
+        """Staff only: arrived, fulfilled or noshow.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SchedulingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
+            'CreateProvider': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateProvider,
+                    request_deserializer=portal_dot_scheduling_dot_v1_dot_scheduling__pb2.CreateProviderRequest.FromString,
+                    response_serializer=portal_dot_scheduling_dot_v1_dot_scheduling__pb2.Provider.SerializeToString,
+            ),
+            'RenameProvider': grpc.unary_unary_rpc_method_handler(
+                    servicer.RenameProvider,
+                    request_deserializer=portal_dot_scheduling_dot_v1_dot_scheduling__pb2.RenameProviderRequest.FromString,
+                    response_serializer=portal_dot_scheduling_dot_v1_dot_scheduling__pb2.Provider.SerializeToString,
+            ),
+            'DeactivateProvider': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeactivateProvider,
+                    request_deserializer=portal_dot_scheduling_dot_v1_dot_scheduling__pb2.DeactivateProviderRequest.FromString,
+                    response_serializer=portal_dot_scheduling_dot_v1_dot_scheduling__pb2.Provider.SerializeToString,
+            ),
+            'ListProviders': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListProviders,
+                    request_deserializer=portal_dot_scheduling_dot_v1_dot_scheduling__pb2.ListProvidersRequest.FromString,
+                    response_serializer=portal_dot_scheduling_dot_v1_dot_scheduling__pb2.ListProvidersResponse.SerializeToString,
+            ),
+            'GetWorkingHours': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetWorkingHours,
+                    request_deserializer=portal_dot_scheduling_dot_v1_dot_scheduling__pb2.GetWorkingHoursRequest.FromString,
+                    response_serializer=portal_dot_scheduling_dot_v1_dot_scheduling__pb2.WorkingHours.SerializeToString,
+            ),
+            'ReplaceWorkingHours': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReplaceWorkingHours,
+                    request_deserializer=portal_dot_scheduling_dot_v1_dot_scheduling__pb2.ReplaceWorkingHoursRequest.FromString,
+                    response_serializer=portal_dot_scheduling_dot_v1_dot_scheduling__pb2.WorkingHours.SerializeToString,
+            ),
+            'SetDateOverride': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetDateOverride,
+                    request_deserializer=portal_dot_scheduling_dot_v1_dot_scheduling__pb2.SetDateOverrideRequest.FromString,
+                    response_serializer=portal_dot_scheduling_dot_v1_dot_scheduling__pb2.DateOverride.SerializeToString,
+            ),
+            'RemoveDateOverride': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveDateOverride,
+                    request_deserializer=portal_dot_scheduling_dot_v1_dot_scheduling__pb2.RemoveDateOverrideRequest.FromString,
+                    response_serializer=portal_dot_scheduling_dot_v1_dot_scheduling__pb2.RemoveDateOverrideResponse.SerializeToString,
+            ),
+            'AddTimeOff': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddTimeOff,
+                    request_deserializer=portal_dot_scheduling_dot_v1_dot_scheduling__pb2.AddTimeOffRequest.FromString,
+                    response_serializer=portal_dot_scheduling_dot_v1_dot_scheduling__pb2.TimeOff.SerializeToString,
+            ),
+            'ListTimeOff': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTimeOff,
+                    request_deserializer=portal_dot_scheduling_dot_v1_dot_scheduling__pb2.ListTimeOffRequest.FromString,
+                    response_serializer=portal_dot_scheduling_dot_v1_dot_scheduling__pb2.ListTimeOffResponse.SerializeToString,
+            ),
+            'RemoveTimeOff': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveTimeOff,
+                    request_deserializer=portal_dot_scheduling_dot_v1_dot_scheduling__pb2.RemoveTimeOffRequest.FromString,
+                    response_serializer=portal_dot_scheduling_dot_v1_dot_scheduling__pb2.RemoveTimeOffResponse.SerializeToString,
+            ),
+            'CreateAppointmentType': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateAppointmentType,
+                    request_deserializer=portal_dot_scheduling_dot_v1_dot_scheduling__pb2.CreateAppointmentTypeRequest.FromString,
+                    response_serializer=portal_dot_scheduling_dot_v1_dot_scheduling__pb2.AppointmentType.SerializeToString,
+            ),
+            'UpdateAppointmentType': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateAppointmentType,
+                    request_deserializer=portal_dot_scheduling_dot_v1_dot_scheduling__pb2.UpdateAppointmentTypeRequest.FromString,
+                    response_serializer=portal_dot_scheduling_dot_v1_dot_scheduling__pb2.AppointmentType.SerializeToString,
+            ),
             'ListAppointmentTypes': grpc.unary_unary_rpc_method_handler(
                     servicer.ListAppointmentTypes,
                     request_deserializer=portal_dot_scheduling_dot_v1_dot_scheduling__pb2.ListAppointmentTypesRequest.FromString,
                     response_serializer=portal_dot_scheduling_dot_v1_dot_scheduling__pb2.ListAppointmentTypesResponse.SerializeToString,
+            ),
+            'FindAvailability': grpc.unary_unary_rpc_method_handler(
+                    servicer.FindAvailability,
+                    request_deserializer=portal_dot_scheduling_dot_v1_dot_scheduling__pb2.FindAvailabilityRequest.FromString,
+                    response_serializer=portal_dot_scheduling_dot_v1_dot_scheduling__pb2.FindAvailabilityResponse.SerializeToString,
+            ),
+            'BookAppointment': grpc.unary_unary_rpc_method_handler(
+                    servicer.BookAppointment,
+                    request_deserializer=portal_dot_scheduling_dot_v1_dot_scheduling__pb2.BookAppointmentRequest.FromString,
+                    response_serializer=portal_dot_scheduling_dot_v1_dot_scheduling__pb2.Appointment.SerializeToString,
+            ),
+            'GetAppointment': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAppointment,
+                    request_deserializer=portal_dot_scheduling_dot_v1_dot_scheduling__pb2.GetAppointmentRequest.FromString,
+                    response_serializer=portal_dot_scheduling_dot_v1_dot_scheduling__pb2.Appointment.SerializeToString,
+            ),
+            'ListAppointments': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAppointments,
+                    request_deserializer=portal_dot_scheduling_dot_v1_dot_scheduling__pb2.ListAppointmentsRequest.FromString,
+                    response_serializer=portal_dot_scheduling_dot_v1_dot_scheduling__pb2.ListAppointmentsResponse.SerializeToString,
+            ),
+            'CancelAppointment': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelAppointment,
+                    request_deserializer=portal_dot_scheduling_dot_v1_dot_scheduling__pb2.CancelAppointmentRequest.FromString,
+                    response_serializer=portal_dot_scheduling_dot_v1_dot_scheduling__pb2.Appointment.SerializeToString,
+            ),
+            'RescheduleAppointment': grpc.unary_unary_rpc_method_handler(
+                    servicer.RescheduleAppointment,
+                    request_deserializer=portal_dot_scheduling_dot_v1_dot_scheduling__pb2.RescheduleAppointmentRequest.FromString,
+                    response_serializer=portal_dot_scheduling_dot_v1_dot_scheduling__pb2.Appointment.SerializeToString,
+            ),
+            'SetAppointmentStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetAppointmentStatus,
+                    request_deserializer=portal_dot_scheduling_dot_v1_dot_scheduling__pb2.SetAppointmentStatusRequest.FromString,
+                    response_serializer=portal_dot_scheduling_dot_v1_dot_scheduling__pb2.Appointment.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -68,6 +401,357 @@ def add_SchedulingServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class SchedulingService:
     """Missing associated documentation comment in .proto file."""
+
+    @staticmethod
+    def CreateProvider(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/portal.scheduling.v1.SchedulingService/CreateProvider',
+            portal_dot_scheduling_dot_v1_dot_scheduling__pb2.CreateProviderRequest.SerializeToString,
+            portal_dot_scheduling_dot_v1_dot_scheduling__pb2.Provider.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RenameProvider(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/portal.scheduling.v1.SchedulingService/RenameProvider',
+            portal_dot_scheduling_dot_v1_dot_scheduling__pb2.RenameProviderRequest.SerializeToString,
+            portal_dot_scheduling_dot_v1_dot_scheduling__pb2.Provider.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeactivateProvider(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/portal.scheduling.v1.SchedulingService/DeactivateProvider',
+            portal_dot_scheduling_dot_v1_dot_scheduling__pb2.DeactivateProviderRequest.SerializeToString,
+            portal_dot_scheduling_dot_v1_dot_scheduling__pb2.Provider.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListProviders(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/portal.scheduling.v1.SchedulingService/ListProviders',
+            portal_dot_scheduling_dot_v1_dot_scheduling__pb2.ListProvidersRequest.SerializeToString,
+            portal_dot_scheduling_dot_v1_dot_scheduling__pb2.ListProvidersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetWorkingHours(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/portal.scheduling.v1.SchedulingService/GetWorkingHours',
+            portal_dot_scheduling_dot_v1_dot_scheduling__pb2.GetWorkingHoursRequest.SerializeToString,
+            portal_dot_scheduling_dot_v1_dot_scheduling__pb2.WorkingHours.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReplaceWorkingHours(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/portal.scheduling.v1.SchedulingService/ReplaceWorkingHours',
+            portal_dot_scheduling_dot_v1_dot_scheduling__pb2.ReplaceWorkingHoursRequest.SerializeToString,
+            portal_dot_scheduling_dot_v1_dot_scheduling__pb2.WorkingHours.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetDateOverride(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/portal.scheduling.v1.SchedulingService/SetDateOverride',
+            portal_dot_scheduling_dot_v1_dot_scheduling__pb2.SetDateOverrideRequest.SerializeToString,
+            portal_dot_scheduling_dot_v1_dot_scheduling__pb2.DateOverride.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveDateOverride(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/portal.scheduling.v1.SchedulingService/RemoveDateOverride',
+            portal_dot_scheduling_dot_v1_dot_scheduling__pb2.RemoveDateOverrideRequest.SerializeToString,
+            portal_dot_scheduling_dot_v1_dot_scheduling__pb2.RemoveDateOverrideResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddTimeOff(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/portal.scheduling.v1.SchedulingService/AddTimeOff',
+            portal_dot_scheduling_dot_v1_dot_scheduling__pb2.AddTimeOffRequest.SerializeToString,
+            portal_dot_scheduling_dot_v1_dot_scheduling__pb2.TimeOff.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTimeOff(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/portal.scheduling.v1.SchedulingService/ListTimeOff',
+            portal_dot_scheduling_dot_v1_dot_scheduling__pb2.ListTimeOffRequest.SerializeToString,
+            portal_dot_scheduling_dot_v1_dot_scheduling__pb2.ListTimeOffResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveTimeOff(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/portal.scheduling.v1.SchedulingService/RemoveTimeOff',
+            portal_dot_scheduling_dot_v1_dot_scheduling__pb2.RemoveTimeOffRequest.SerializeToString,
+            portal_dot_scheduling_dot_v1_dot_scheduling__pb2.RemoveTimeOffResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateAppointmentType(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/portal.scheduling.v1.SchedulingService/CreateAppointmentType',
+            portal_dot_scheduling_dot_v1_dot_scheduling__pb2.CreateAppointmentTypeRequest.SerializeToString,
+            portal_dot_scheduling_dot_v1_dot_scheduling__pb2.AppointmentType.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateAppointmentType(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/portal.scheduling.v1.SchedulingService/UpdateAppointmentType',
+            portal_dot_scheduling_dot_v1_dot_scheduling__pb2.UpdateAppointmentTypeRequest.SerializeToString,
+            portal_dot_scheduling_dot_v1_dot_scheduling__pb2.AppointmentType.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
 
     @staticmethod
     def ListAppointmentTypes(request,
@@ -86,6 +770,195 @@ class SchedulingService:
             '/portal.scheduling.v1.SchedulingService/ListAppointmentTypes',
             portal_dot_scheduling_dot_v1_dot_scheduling__pb2.ListAppointmentTypesRequest.SerializeToString,
             portal_dot_scheduling_dot_v1_dot_scheduling__pb2.ListAppointmentTypesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FindAvailability(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/portal.scheduling.v1.SchedulingService/FindAvailability',
+            portal_dot_scheduling_dot_v1_dot_scheduling__pb2.FindAvailabilityRequest.SerializeToString,
+            portal_dot_scheduling_dot_v1_dot_scheduling__pb2.FindAvailabilityResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BookAppointment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/portal.scheduling.v1.SchedulingService/BookAppointment',
+            portal_dot_scheduling_dot_v1_dot_scheduling__pb2.BookAppointmentRequest.SerializeToString,
+            portal_dot_scheduling_dot_v1_dot_scheduling__pb2.Appointment.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAppointment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/portal.scheduling.v1.SchedulingService/GetAppointment',
+            portal_dot_scheduling_dot_v1_dot_scheduling__pb2.GetAppointmentRequest.SerializeToString,
+            portal_dot_scheduling_dot_v1_dot_scheduling__pb2.Appointment.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAppointments(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/portal.scheduling.v1.SchedulingService/ListAppointments',
+            portal_dot_scheduling_dot_v1_dot_scheduling__pb2.ListAppointmentsRequest.SerializeToString,
+            portal_dot_scheduling_dot_v1_dot_scheduling__pb2.ListAppointmentsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelAppointment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/portal.scheduling.v1.SchedulingService/CancelAppointment',
+            portal_dot_scheduling_dot_v1_dot_scheduling__pb2.CancelAppointmentRequest.SerializeToString,
+            portal_dot_scheduling_dot_v1_dot_scheduling__pb2.Appointment.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RescheduleAppointment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/portal.scheduling.v1.SchedulingService/RescheduleAppointment',
+            portal_dot_scheduling_dot_v1_dot_scheduling__pb2.RescheduleAppointmentRequest.SerializeToString,
+            portal_dot_scheduling_dot_v1_dot_scheduling__pb2.Appointment.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetAppointmentStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/portal.scheduling.v1.SchedulingService/SetAppointmentStatus',
+            portal_dot_scheduling_dot_v1_dot_scheduling__pb2.SetAppointmentStatusRequest.SerializeToString,
+            portal_dot_scheduling_dot_v1_dot_scheduling__pb2.Appointment.FromString,
             options,
             channel_credentials,
             insecure,
