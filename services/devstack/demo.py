@@ -1,4 +1,5 @@
-"""A demo clinic for `make run`: a few patients to find, created once, through identity itself."""
+"""A demo clinic for `make run`: patients, providers and appointment types, created once,
+through the services themselves."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import grpc
 
 from portal.identity.v1 import identity_pb2 as pb
 from portal.identity.v1 import identity_pb2_grpc as pb_grpc
+from portal.scheduling.v1 import scheduling_pb2, scheduling_pb2_grpc
 from services.runtime.principal import Principal, PrincipalCodec
 
 # Invented people; the first two may use the portal, so credentials can be created at once.
@@ -57,3 +59,66 @@ async def seed(identity_address: str, principal_key: str) -> list[str]:
                 )
             added.append(f"{first} {last}")
         return added
+
+
+# Invented providers (weekday hours in the clinic's time zone) and the types they offer:
+# (name, duration, slot interval, buffer after, bookable online, offered by provider indexes).
+PROVIDERS = [
+    ("Dr. Amara Okafor", [("09:00", "12:30"), ("13:30", "17:00")]),
+    ("Dr. Jonas Lindqvist", [("08:00", "12:00"), ("13:00", "16:00")]),
+    ("Nurse Practitioner Mei Tanaka", [("10:00", "18:00")]),
+]
+APPOINTMENT_TYPES = [
+    ("New patient visit", 40, 20, 5, True, [0, 1]),
+    ("Follow-up", 20, 20, 0, True, [0, 1, 2]),
+    ("Telehealth check-in", 15, 15, 0, True, [2]),
+    ("Annual physical", 60, 30, 10, False, [0, 1]),
+]
+
+
+async def seed_scheduling(scheduling_address: str, principal_key: str) -> list[str]:
+    """Add the demo providers, hours and appointment types if there are no providers yet."""
+    metadata = PrincipalCodec(principal_key).metadata(SEEDER)
+    async with grpc.aio.insecure_channel(scheduling_address) as channel:
+        stub = scheduling_pb2_grpc.SchedulingServiceStub(channel)
+        existing = await stub.ListProviders(
+            scheduling_pb2.ListProvidersRequest(include_inactive=True),
+            metadata=metadata,
+            timeout=10,
+        )
+        if existing.items:
+            return []
+        ids = []
+        for name, hours in PROVIDERS:
+            provider = await stub.CreateProvider(
+                scheduling_pb2.CreateProviderRequest(display_name=name),
+                metadata=metadata,
+                timeout=10,
+            )
+            weekly = [
+                scheduling_pb2.WeeklyRange(weekday=day, start=start, end=end)  # type: ignore[arg-type]
+                for day in range(1, 6)
+                for start, end in hours
+            ]
+            await stub.ReplaceWorkingHours(
+                scheduling_pb2.ReplaceWorkingHoursRequest(provider_id=provider.id, weekly=weekly),
+                metadata=metadata,
+                timeout=10,
+            )
+            ids.append(provider.id)
+        for type_name, duration, interval, after, online, offered_by in APPOINTMENT_TYPES:
+            await stub.CreateAppointmentType(
+                scheduling_pb2.CreateAppointmentTypeRequest(
+                    fields=scheduling_pb2.AppointmentTypeFields(
+                        name=type_name,
+                        duration_minutes=duration,
+                        slot_interval_minutes=interval,
+                        buffer_after_minutes=after,
+                        bookable_online=online,
+                        provider_ids=[ids[i] for i in offered_by],
+                    )
+                ),
+                metadata=metadata,
+                timeout=10,
+            )
+        return [name for name, _ in PROVIDERS]

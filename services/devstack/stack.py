@@ -28,6 +28,7 @@ from typing import IO
 import grpc
 
 from services.devstack.demo import seed as seed_demo
+from services.devstack.demo import seed_scheduling
 from services.devstack.embedded import (
     EmbeddedNats,
     EmbeddedPostgres,
@@ -351,6 +352,14 @@ def main() -> int:
                 added = []
             if added:
                 demo = f"  Demo patients    {', '.join(added)} (search for one by name)\n"
+            scheduling = f"127.0.0.1:{config.service_ports['scheduling']}"
+            try:
+                providers = asyncio.run(seed_scheduling(scheduling, stack.principal_key))
+            except grpc.aio.AioRpcError as exc:
+                print(f"make run: demo providers not added ({exc.code().name})", file=sys.stderr)
+                providers = []
+            if providers:
+                demo += f"  Demo providers   {', '.join(providers)}\n"
         print(
             f"\nReady in {time.monotonic() - started:.1f}s\n"
             f"  Landing page     {stack.gateway_url}/\n"

@@ -111,8 +111,10 @@ def type_values(f: pb.AppointmentTypeFields) -> tuple[TypeValues, FieldErrors]:
     duration = bounded("duration_minutes", f.duration_minutes, 5, 480, "Duration (minutes)")
 
     def optional(field: str, default: int, low: int, high: int, label: str) -> int:
-        value = getattr(f, field) if f.HasField(field) else default  # type: ignore[arg-type]
-        return bounded(field, value, low, high, label)
+        # Defaults are not checked: the slot interval's (the duration) is reported already.
+        if not f.HasField(field):  # type: ignore[arg-type]
+            return default
+        return bounded(field, getattr(f, field), low, high, label)
 
     provider_ids: list[uuid.UUID] = []
     for raw in f.provider_ids:

@@ -500,18 +500,21 @@ class SchedulingServicer(pb_grpc.SchedulingServiceServicer):
             for s in found
         ]
 
-    async def _alternatives(self, kind: TypeRules, start: int) -> list[pb.Slot]:
-        """Fresh times from the requested day on, across every provider offering the type."""
+    async def _alternatives(self, conn: Conn, kind: TypeRules, start: int) -> list[pb.Slot]:
+        """Fresh times from the requested day on, across every provider offering the type.
+
+        Read on the caller's connection: taking a second one could wait forever when every
+        pooled connection is held by a booking doing the same.
+        """
         day = availability.local_date(start, self.tz)
-        async with self.pool.acquire() as conn:
-            providers = await calendars.offering_providers(conn, kind.id)
-            return await self._slots(
-                conn,
-                kind,
-                providers,
-                start_from=availability.instant(day, 0, self.tz),
-                limit=ALTERNATIVES,
-            )
+        providers = await calendars.offering_providers(conn, kind.id)
+        return await self._slots(
+            conn,
+            kind,
+            providers,
+            start_from=availability.instant(day, 0, self.tz),
+            limit=ALTERNATIVES,
+        )
 
     @requires(staff=STAFF, patient=True)
     async def FindAvailability(
@@ -582,7 +585,7 @@ class SchedulingServicer(pb_grpc.SchedulingServiceServicer):
         else:
             ok = availability.fits(cal, kind.rules, self.tz, start)
         if not ok:
-            await abort_slot(context, SLOT_UNAVAILABLE, await self._alternatives(kind, start))
+            await abort_slot(context, SLOT_UNAVAILABLE, await self._alternatives(conn, kind, start))
 
     def _blocked(
         self, kind: TypeRules, start: int
@@ -689,7 +692,7 @@ class SchedulingServicer(pb_grpc.SchedulingServiceServicer):
                     raise  # the key row exists, so a replay is always found
                 return replay
             except asyncpg.ExclusionViolationError:
-                await abort_slot(context, SLOT_TAKEN, await self._alternatives(kind, start))
+                await abort_slot(context, SLOT_TAKEN, await self._alternatives(conn, kind, start))
         return convert.appointment(row)
 
     async def _replay(
@@ -836,7 +839,7 @@ class SchedulingServicer(pb_grpc.SchedulingServiceServicer):
             except asyncpg.ExclusionViolationError:
                 if kind is None:
                     raise
-                await abort_slot(context, SLOT_TAKEN, await self._alternatives(kind, start))
+                await abort_slot(context, SLOT_TAKEN, await self._alternatives(conn, kind, start))
         return convert.appointment(row)
 
     @requires(staff=STAFF)
