@@ -1,13 +1,15 @@
 """The patient portal: two realms (onsite, offsite) under /portal/<realm>/, each on its own.
 
-Pages: sign-in, the forced or voluntary password change, home and profile; sign-out. The realm's
-session cookie (`portal_<realm>`, path `/portal/<realm>/`) never opens the other realm.
+Pages: sign-in, the forced or voluntary password change, home and profile, appointments;
+sign-out. The realm's session cookie (`portal_<realm>`, path `/portal/<realm>/`) never opens the
+other realm.
 """
 
 from __future__ import annotations
 
 from aiohttp import web
 
+from services.gateway.patient import appointments
 from services.gateway.patient import views as views
 
 # Only the two realms match; any other /portal/<name>/ is a plain 404.
@@ -27,6 +29,7 @@ def setup(app: web.Application) -> None:
             web.get(BASE + "/home", views.home, name="portal-home"),
             web.get(BASE + "/profile", views.profile, name="portal-profile"),
             web.post(BASE + "/logout", views.logout, name="portal-logout"),
+            *appointments.routes(BASE),
             *(
                 web.get(f"{BASE}/{section}", views.coming_soon, name=f"portal-{section}")
                 for section in views.COMING_SOON

@@ -89,6 +89,23 @@ FLASHES: dict[str, tuple[str, str]] = {
         "Choices saved. Allow Patient Portal is No: the patient cannot use the portal.",
     ),
     "staff-created": ("success", "Staff user added."),
+    # Scheduling (Practice tab, chart and calendar).
+    "provider-added": ("success", "Provider added. Set the working hours below."),
+    "provider-renamed": ("success", "Provider renamed."),
+    "provider-deactivated": (
+        "success",
+        "Provider deactivated: existing appointments stay, no new times are offered.",
+    ),
+    "hours-saved": ("success", "Weekly hours saved."),
+    "override-saved": ("success", "Hours for that date saved."),
+    "override-removed": ("success", "That date follows the weekly hours again."),
+    "time-off-added": ("success", "Time off added."),
+    "time-off-removed": ("success", "Time off removed."),
+    "type-saved": ("success", "Appointment type saved."),
+    "appointment-booked": ("success", "Appointment booked."),
+    "appointment-cancelled": ("success", "Appointment cancelled."),
+    "appointment-rescheduled": ("success", "Appointment moved to the new time."),
+    "appointment-status": ("success", "Appointment status updated."),
 }
 
 
