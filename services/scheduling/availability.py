@@ -18,6 +18,8 @@ The rules, in one place:
 from __future__ import annotations
 
 import bisect
+import functools
+import heapq
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -68,11 +70,13 @@ class FreeSlot(NamedTuple):
     provider_id: str
 
 
+@functools.lru_cache(maxsize=4096)
 def instant(day: date, minute: int, tz: ZoneInfo) -> int:
     """The epoch second of local wall-clock `minute` on `day` (1440 = the next midnight).
 
     A time skipped by a DST change counts as if the clock had not moved yet, an ambiguous one as
-    its first occurrence (fold=0).
+    its first occurrence (fold=0). Cached: every provider's ranges start at the same few
+    times, and zoneinfo's conversion dominates the engine's work otherwise.
     """
     day += timedelta(days=minute // MINUTES_PER_DAY)
     minute %= MINUTES_PER_DAY
@@ -137,6 +141,11 @@ def _day_slots(
                 start = range_start + -(-needed // rules.interval) * rules.interval
 
 
+def _tagged(starts: Iterator[int], provider_id: str) -> Iterator[tuple[int, str]]:
+    for start in starts:
+        yield start, provider_id
+
+
 def find_slots(
     calendars: Sequence[Calendar],
     rules: Rules,
@@ -155,16 +164,16 @@ def find_slots(
     found: list[FreeSlot] = []
     day, last_day = local_date(lo, tz), local_date(latest, tz)
     while day <= last_day and len(found) < limit:
-        todays = [
-            FreeSlot(start, start + rules.duration, cal.provider_id)
+        # Each provider's starts come sorted and lazily: merging them computes only as many
+        # slots as the answer needs, not the whole day of every provider.
+        streams = [
+            _tagged(_day_slots(cal, busy, day, rules, tz, lo, latest), cal.provider_id)
             for cal, busy in prepared
-            for start in _day_slots(cal, busy, day, rules, tz, lo, latest)
         ]
-        todays.sort()
-        for slot in todays:
-            if after is not None and (slot.start, slot.provider_id) <= after:
+        for start, provider_id in heapq.merge(*streams):
+            if after is not None and (start, provider_id) <= after:
                 continue
-            found.append(slot)
+            found.append(FreeSlot(start, start + rules.duration, provider_id))
             if len(found) == limit:
                 break
         day += timedelta(days=1)

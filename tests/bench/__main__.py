@@ -8,13 +8,14 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from tests.bench import identity, relay
+from tests.bench import identity, relay, scheduling
 from tests.bench.common import servers
 
-BENCHES = {"relay": relay.run, "identity": identity.run}
+BENCHES = {"relay": relay.run, "identity": identity.run, "scheduling": scheduling.run}
 TARGETS = {
     "relay": "relay publish rate / raw JetStream publish-with-ack",
     "identity": "sign-in ratio >= 0.8 (vs raw argon2 verify); search p95 <= 20 ms at 100k",
+    "scheduling": "find p95, 100 providers x 90 days 60% booked; booking/raw insert; overlaps 0",
 }
 
 
