@@ -12,6 +12,7 @@ import unicodedata
 from typing import NamedTuple
 
 from aiohttp import web
+from multidict import MultiDict
 
 from services.runtime.errors import FieldErrors
 from services.runtime.text import FREE_TEXT_FIELDS, TextError, clean, problem
@@ -56,3 +57,32 @@ def _scrub(value: str, multiline: bool) -> str:
     """`value` without the characters the rule refuses, for showing it again."""
     kept = "".join(ch for ch in value if problem(ch, multiline=multiline) is None)
     return unicodedata.normalize("NFC", kept)
+
+
+async def checked(request: web.Request) -> MultiDict[str]:
+    """Every text value of the posted form (repeated names kept, cleaned), or a 400 page.
+
+    For forms that show no per-field messages: a refused value answers 400 naming the field.
+    """
+    values: MultiDict[str] = MultiDict()
+    errors: FieldErrors = {}
+    for name, raw in (await request.post()).items():
+        if not isinstance(raw, str):
+            continue
+        try:
+            values.add(name, clean(raw, multiline=name in FREE_TEXT_FIELDS).strip())
+        except TextError as exc:
+            errors.setdefault(name, []).append(str(exc))
+    if errors:
+        raise web.HTTPBadRequest(
+            reason="Some fields hold text that is not allowed",
+            text=" ".join(
+                f"{name.replace('_', ' ').capitalize()}: {texts[0]}"
+                for name, texts in errors.items()
+            ),
+        )
+    return values
+
+
+def _label(name: str) -> str:
+    return name.replace("_", " ").capitalize()

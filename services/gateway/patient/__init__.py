@@ -1,15 +1,15 @@
 """The patient portal: two realms (onsite, offsite) under /portal/<realm>/, each on its own.
 
 Pages: sign-in, the forced or voluntary password change, home, profile (with requests to
-change contact details); sign-out. The realm's session cookie (`portal_<realm>`, path
-`/portal/<realm>/`) never opens the other realm.
+change contact details), appointments; sign-out. The realm's session cookie (`portal_<realm>`,
+path `/portal/<realm>/`) never opens the other realm.
 """
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from services.gateway.patient import profile, views
+from services.gateway.patient import appointments, profile, views
 
 # Only the two realms match; any other /portal/<name>/ is a plain 404.
 BASE = "/portal/{realm:onsite|offsite}"
@@ -29,6 +29,7 @@ def setup(app: web.Application) -> None:
             web.get(BASE + "/profile", profile.page, name="portal-profile"),
             web.post(BASE + "/profile", profile.propose),
             web.post(BASE + "/logout", views.logout, name="portal-logout"),
+            *appointments.routes(BASE),
             *(
                 web.get(f"{BASE}/{section}", views.coming_soon, name=f"portal-{section}")
                 for section in views.COMING_SOON

@@ -29,7 +29,7 @@ from services.gateway.patient.session import (
     session_ended,
     signed_in,
 )
-from services.gateway.patient.views import _context
+from services.gateway.patient.views import page_context
 from services.runtime import text
 from services.runtime.errors import FieldErrors, field_errors
 
@@ -110,7 +110,7 @@ async def _page(
     return aiohttp_jinja2.render_template(
         "patient/profile.html",
         request,
-        _context(
+        page_context(
             request,
             who,
             present.profile(record),

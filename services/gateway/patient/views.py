@@ -36,10 +36,6 @@ COMING_SOON: dict[str, tuple[str, str]] = {
         "Forms",
         "Soon you will be able to complete consent and visit forms here before your visit.",
     ),
-    "appointments": (
-        "Appointments",
-        "Soon you will be able to find an available time, book an appointment and cancel it here.",
-    ),
     "refills": (
         "Refills",
         "Soon you will be able to ask the clinic for a prescription refill here.",
@@ -51,7 +47,7 @@ COMING_SOON: dict[str, tuple[str, str]] = {
 }
 
 
-def _context(
+def page_context(
     request: web.Request,
     who: auth.Caller | None,
     patient: object = None,
@@ -100,7 +96,7 @@ def _login_page(
     return aiohttp_jinja2.render_template(
         "patient/login.html",
         request,
-        _context(request, None, username=username, error=error, errors=errors or {}),
+        page_context(request, None, username=username, error=error, errors=errors or {}),
         status=status,
     )
 
@@ -168,7 +164,7 @@ async def _password_page(
     return aiohttp_jinja2.render_template(
         "patient/password.html",
         request,
-        _context(request, who, patient, errors=errors),
+        page_context(request, who, patient, errors=errors),
         status=status,
     )
 
@@ -217,7 +213,7 @@ async def home(request: web.Request) -> web.StreamResponse:
     return aiohttp_jinja2.render_template(
         "patient/home.html",
         request,
-        _context(request, who, patient, "home", sections=sections),
+        page_context(request, who, patient, "home", sections=sections),
     )
 
 
@@ -229,5 +225,5 @@ async def coming_soon(request: web.Request) -> web.StreamResponse:
     return aiohttp_jinja2.render_template(
         "patient/coming_soon.html",
         request,
-        _context(request, who, patient, section, title=title, text=text),
+        page_context(request, who, patient, section, title=title, text=text),
     )

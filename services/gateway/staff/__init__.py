@@ -1,4 +1,5 @@
-"""Routes of the gateway's staff section: sign-in, patients, portal credentials, admin."""
+"""Routes of the gateway's staff section: sign-in, patients, portal credentials, scheduling,
+admin."""
 
 from __future__ import annotations
 
@@ -6,11 +7,15 @@ from aiohttp import web
 
 from services.gateway.staff import (
     admin,
+    appointment_types,
+    appointments,
+    calendar,
     credentials,
     demographics,
     patients,
     practice,
     profile_updates,
+    providers,
     views_auth,
 )
 
@@ -21,6 +26,10 @@ def setup(app: web.Application) -> None:
     patients.setup(app)  # /staff/patients/new before /staff/patients/{patient_id}
     demographics.setup(app)
     credentials.setup(app)
+    appointments.setup(app)  # /staff/practice/calendar/book before providers' and types' ids
     practice.setup(app)
     profile_updates.setup(app)
+    providers.setup(app)
+    appointment_types.setup(app)  # /appointment-types/new before /appointment-types/{id}
+    calendar.setup(app)
     admin.setup(app)

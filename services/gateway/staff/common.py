@@ -91,6 +91,23 @@ FLASHES: dict[str, tuple[str, str]] = {
     "staff-created": ("success", "Staff user added."),
     "profile-update-accepted": ("success", "Change accepted: the patient's record now shows it."),
     "profile-update-rejected": ("success", "Change rejected: the patient's record is unchanged."),
+    # Scheduling (Practice tab, chart and calendar).
+    "provider-added": ("success", "Provider added. Set the working hours below."),
+    "provider-renamed": ("success", "Provider renamed."),
+    "provider-deactivated": (
+        "success",
+        "Provider deactivated: existing appointments stay, no new times are offered.",
+    ),
+    "hours-saved": ("success", "Weekly hours saved."),
+    "override-saved": ("success", "Hours for that date saved."),
+    "override-removed": ("success", "That date follows the weekly hours again."),
+    "time-off-added": ("success", "Time off added."),
+    "time-off-removed": ("success", "Time off removed."),
+    "type-saved": ("success", "Appointment type saved."),
+    "appointment-booked": ("success", "Appointment booked."),
+    "appointment-cancelled": ("success", "Appointment cancelled."),
+    "appointment-rescheduled": ("success", "Appointment moved to the new time."),
+    "appointment-status": ("success", "Appointment status updated."),
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import grpc
@@ -21,7 +22,7 @@ from services.gateway.staff.common import (
     render,
     staff_page,
 )
-from services.gateway.staff.sections import forms_section
+from services.gateway.staff.sections import appointments_section, forms_section
 from services.runtime.errors import detail_of, precondition_kind, precondition_text
 
 SEARCH_LIMIT = 50
@@ -192,7 +193,11 @@ def patient_context(patient: pb.Patient) -> dict[str, Any]:
 @staff_page
 async def chart(request: web.Request, caller: Caller) -> web.StreamResponse:
     patient = await fetch_patient(request, caller)
-    forms = await forms_section(request, caller, patient.id)  # degrades alone if forms is down
+    # Each section degrades alone when its service is down.
+    forms, appointments = await asyncio.gather(
+        forms_section(request, caller, patient.id),
+        appointments_section(request, caller, patient.id),
+    )
     return render(
         request,
         caller,
@@ -200,6 +205,7 @@ async def chart(request: web.Request, caller: Caller) -> web.StreamResponse:
         {
             **patient_context(patient),
             "forms": forms,
+            "appointments": appointments,
             "sex_label": sex_label(patient.sex),
             "realms": portal_status.realm_statuses(patient, request.app[SETTINGS].clinic_timezone),
         },

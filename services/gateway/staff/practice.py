@@ -1,4 +1,4 @@
-"""Practice tab: practice set-up. The sections arrive with later features; the page says so."""
+"""Practice tab: the overview of practice set-up (scheduling: calendar, providers, types)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ from services.gateway.staff.common import render, staff_page
 
 @staff_page
 async def practice(request: web.Request, caller: Caller) -> web.StreamResponse:
-    return render(request, caller, "staff/practice.html", {}, active_tab="practice")
+    return render(
+        request, caller, "staff/practice.html", {"active_nav": "practice"}, active_tab="practice"
+    )
 
 
 def setup(app: web.Application) -> None:

@@ -6,16 +6,18 @@ outage in its place, and the rest of the page still renders.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import grpc
 from aiohttp import web
 
 from portal.forms.v1 import forms_pb2
+from portal.scheduling.v1 import scheduling_pb2
 from services.gateway import auth
 from services.gateway.auth import Caller
 from services.gateway.backends import Outage, section
 from services.gateway.context import BACKENDS, SETTINGS
+from services.gateway.schedule_view import AppointmentView, appointment_view
 from services.gateway.staff.common import format_when, when
 
 
@@ -42,3 +44,31 @@ async def forms_section(request: web.Request, caller: Caller, patient_id: str) -
         return FormsSection(opened="", unavailable=chart.message)
     zone = request.app[SETTINGS].clinic_timezone
     return FormsSection(opened=format_when(when(chart.created_at), zone))
+
+
+@dataclass(frozen=True)
+class AppointmentsSection:
+    upcoming: list[AppointmentView] = field(default_factory=list)
+    past: list[AppointmentView] = field(default_factory=list)  # newest first, a few
+    unavailable: str = ""  # the outage message that replaces the section
+
+
+PAST_SHOWN = 5
+
+
+async def appointments_section(
+    request: web.Request, caller: Caller, patient_id: str
+) -> AppointmentsSection:
+    """The chart's Appointments section: upcoming ones and the latest past ones."""
+    reply = await section(
+        request.app[BACKENDS].scheduling.ListAppointments(
+            scheduling_pb2.ListAppointmentsRequest(patient_id=patient_id),
+            metadata=auth.metadata(request, caller),
+        )
+    )
+    if isinstance(reply, Outage):
+        return AppointmentsSection(unavailable=reply.message)
+    zone = request.app[SETTINGS].clinic_timezone
+    views = [appointment_view(a, zone) for a in reply.items]
+    past = [a for a in reversed(views) if not a.upcoming]
+    return AppointmentsSection([a for a in views if a.upcoming], past[:PAST_SHOWN])

@@ -1,0 +1,250 @@
+"""Scheduling's pages through the real stack, as a browser sends them (cookies, CSRF, redirects):
+staff set up a provider, hours and a type; a patient finds and confirms a time; staff see it in
+the calendar and the chart; the patient cancels and the time is free again; another patient
+cannot open or cancel it; the calendar file is valid RFC 5545."""
+
+from __future__ import annotations
+
+import html
+import re
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import aiohttp
+import icalendar
+import pytest
+
+from tests.system.conftest import RunningStack
+from tests.system.test_patient_portal import client, issue_credentials
+from tests.system.test_staff_pages import Browser
+
+NEW_PASSWORD = "Juniper-Kettle-Morning-42"
+SLOT = re.compile(r'name="slot" value="([^"]+)"')
+PROVIDER_LINK = re.compile(r'href="/staff/practice/providers/([0-9a-f-]{36})"')
+
+
+@pytest.fixture
+async def staff(stack: RunningStack) -> AsyncIterator[Browser]:
+    async with client() as http:
+        b = Browser(http, stack.url)
+        page = await b.sign_in("admin", stack.admin_password)
+        assert page.status == 200, page.text[:500]
+        yield b
+
+
+async def patient_browser(
+    stack: RunningStack, http: aiohttp.ClientSession
+) -> tuple[Browser, dict[str, Any]]:
+    """A new patient signed in to the onsite portal (the issued password changed)."""
+    patient, issued = await issue_credentials(stack)
+    b = Browser(http, stack.url)
+    await b.get("/portal/onsite/login")
+    page = await b.post(
+        "/portal/onsite/login", {"username": issued["username"], "password": issued["password"]}
+    )
+    assert page.url.endswith("/portal/onsite/password"), page.url
+    page = await b.post(
+        "/portal/onsite/password",
+        {
+            "current_password": issued["password"],
+            "new_password": NEW_PASSWORD,
+            "confirm_password": NEW_PASSWORD,
+        },
+    )
+    assert "/portal/onsite/home" in page.url, page.text[:500]
+    return b, patient
+
+
+async def set_up_clinic(staff: Browser) -> tuple[str, str, str]:
+    """A provider open all week, round the clock, and an online type only they offer."""
+    name = f"Dr. Test {uuid.uuid4().hex[:6]}"
+    await staff.get("/staff/practice/providers")
+    page = await staff.post("/staff/practice/providers", {"display_name": name})
+    assert page.status == 200 and "Provider added." in page.text, page.text[:1000]
+    provider_id = page.url.rsplit("/", 1)[-1]
+    all_day = "00:00-12:00, 12:00-24:00"
+    hours = {f"hours_{d}": all_day for d in ("monday", "tuesday", "wednesday", "thursday")}
+    hours.update({f"hours_{d}": all_day for d in ("friday", "saturday", "sunday")})
+    page = await staff.post(f"/staff/practice/providers/{provider_id}/hours", hours)
+    assert "Weekly hours saved." in page.text, page.text[:2000]
+    assert 'value="00:00-12:00, 12:00-24:00"' in page.text
+
+    # A malformed range stays on the page, next to its field.
+    page = await staff.post(
+        f"/staff/practice/providers/{provider_id}/hours", {**hours, "hours_monday": "9 to 5"}
+    )
+    assert page.status == 400 and 'id="f-hours_monday-error"' in page.text
+
+    type_name = f"Check-up {uuid.uuid4().hex[:6]}"
+    await staff.get("/staff/practice/appointment-types/new")
+    page = await staff.post(
+        "/staff/practice/appointment-types/new",
+        {
+            "name": type_name,
+            "duration_minutes": "30",
+            "slot_interval_minutes": "30",
+            "buffer_after_minutes": "0",
+            "minimum_notice_minutes": "0",
+            "horizon_days": "14",
+            "cancellation_notice_minutes": "0",
+            "bookable_online": "1",
+            "provider_ids": provider_id,
+        },
+    )
+    assert page.status == 200 and "Appointment type saved." in page.text, page.text[:2000]
+    found = re.search(
+        rf'/staff/practice/appointment-types/([0-9a-f-]{{36}})">{type_name}<', page.text
+    )
+    assert found, page.text[:3000]
+    return provider_id, found[1], type_name
+
+
+async def test_patient_books_staff_see_it_patient_cancels(
+    stack: RunningStack, staff: Browser
+) -> None:
+    provider_id, type_id, type_name = await set_up_clinic(staff)
+
+    async with client() as http, client() as other_http:
+        patient, record = await patient_browser(stack, http)
+        page = await patient.get("/portal/onsite/appointments")
+        assert page.status == 200 and "Find Available" in page.text
+        assert f'value="{type_id}"' in page.text  # bookable online: in the drop-down
+
+        # Find Available → the soonest times, grouped by day.
+        query = f"type={type_id}&provider={provider_id}"
+        page = await patient.get(f"/portal/onsite/appointments/find?{query}")
+        assert page.status == 200, page.text[:2000]
+        slots = SLOT.findall(page.text)
+        assert slots and '<fieldset class="slot-day">' in page.text
+        chosen = html.unescape(slots[0])
+        assert "Show more times" in page.text
+
+        # Review, then Confirm Appointment: POST, 303, the appointment's page.
+        page = await patient.get(f"/portal/onsite/appointments/review?type={type_id}&slot={chosen}")
+        assert page.status == 200 and "Confirm Appointment" in page.text
+        key = re.search(r'name="idempotency_key" value="([^"]+)"', page.text)
+        assert key
+        form = {"type": type_id, "slot": chosen, "idempotency_key": key[1]}
+        page = await patient.post("/portal/onsite/appointments", form, follow=False)
+        assert page.status == 303, page.text[:2000]
+        appointment_url = page.url.split("?")[0]
+        appointment_id = appointment_url.rsplit("/", 1)[-1]
+        page = await patient.get(page.url)
+        assert "Your appointment is booked." in page.text and type_name in page.text
+
+        # The same form again (a double click) is the same appointment, not a second one.
+        again = await patient.post("/portal/onsite/appointments", form, follow=False)
+        assert again.status == 303 and again.url.split("?")[0] == appointment_url
+
+        # Someone else's attempt at that time: a clear message and fresh times, no error page.
+        other, _ = await patient_browser(stack, other_http)
+        await other.get("/portal/onsite/appointments")
+        taken = await other.post(
+            "/portal/onsite/appointments",
+            {"type": type_id, "slot": chosen, "idempotency_key": str(uuid.uuid4())},
+        )
+        assert taken.status == 409 and "just taken" in taken.text, taken.text[:2000]
+        assert SLOT.findall(taken.text) and chosen not in SLOT.findall(taken.text)
+
+        # Another patient can neither open nor cancel it, nor download its calendar file.
+        base = f"/portal/onsite/appointments/{appointment_id}"
+        assert (await other.get(base)).status == 404
+        assert (await other.get(base + "/calendar.ics")).status == 404
+        assert (await other.post(base + "/cancel", {"reason": ""})).status == 404
+
+        # Add to calendar: valid RFC 5545, UTC times, no name in it.
+        async with http.get(stack.url + base + "/calendar.ics") as reply:
+            assert reply.status == 200
+            assert reply.headers["Content-Type"].startswith("text/calendar")
+            body = await reply.read()
+        event = check_ics(body, appointment_id, type_name)
+        assert record["last_name"] not in body.decode()
+
+        # Staff: the calendar of that day shows it, with the patient's chart link.
+        day = event.decoded("dtstart").astimezone(stack_zone()).date().isoformat()
+        page = await staff.get(f"/staff/practice/calendar?provider={provider_id}&date={day}")
+        assert f"/staff/appointments/{appointment_id}" in page.text, page.text[:3000]
+        assert f"/staff/patients/{record['id']}" in page.text
+        page = await staff.get(f"/staff/practice/calendar?date={day}")  # every provider
+        assert f"/staff/appointments/{appointment_id}" in page.text
+        page = await staff.get(
+            f"/staff/practice/calendar?view=week&provider={provider_id}&date={day}"
+        )
+        assert f"/staff/appointments/{appointment_id}" in page.text
+        # ... and the chart's Appointments section.
+        page = await staff.get(f"/staff/patients/{record['id']}")
+        assert (
+            f"/staff/appointments/{appointment_id}" in page.text and "Book appointment" in page.text
+        )
+
+        # The patient cancels (a reason is optional); the time is offered again.
+        await patient.get(base)
+        page = await patient.post(base + "/cancel", {"reason": ""}, follow=False)
+        assert page.status == 303 and page.url.endswith("appointments?notice=cancelled")
+        page = await patient.get(page.url)
+        assert "Your appointment has been cancelled." in page.text
+        page = await patient.get(f"/portal/onsite/appointments/find?{query}")
+        assert chosen in [html.unescape(s) for s in SLOT.findall(page.text)]
+
+
+async def test_staff_book_from_chart_reschedule_mark_and_cancel(
+    stack: RunningStack, staff: Browser
+) -> None:
+    provider_id, type_id, _ = await set_up_clinic(staff)
+    async with client() as http:
+        _, record = await patient_browser(stack, http)
+    pid = record["id"]
+
+    page = await staff.get(f"/staff/patients/{pid}/appointments/book")
+    assert page.status == 200 and "Find Available" in page.text
+    page = await staff.get(
+        f"/staff/patients/{pid}/appointments/book?type={type_id}&provider={provider_id}"
+    )
+    slots = [html.unescape(s) for s in SLOT.findall(page.text)]
+    assert len(slots) >= 2 and "Confirm Appointment" in page.text
+    page = await staff.post(
+        f"/staff/patients/{pid}/appointments",
+        {"type": type_id, "slot": slots[0], "idempotency_key": str(uuid.uuid4())},
+    )
+    assert page.url.endswith(f"/staff/patients/{pid}") and "Appointment booked." in page.text
+    found = re.search(r'href="/staff/appointments/([0-9a-f-]{36})"', page.text)
+    assert found
+    one = f"/staff/appointments/{found[1]}"
+
+    page = await staff.get(one + f"/reschedule?provider={provider_id}")
+    assert "Move appointment" in page.text
+    page = await staff.post(one + "/reschedule", {"slot": slots[1]})
+    assert "Appointment moved to the new time." in page.text, page.text[:2000]
+    page = await staff.post(one + "/status", {"status": "arrived"})
+    assert "Appointment status updated." in page.text and "Arrived" in page.text
+    # Arrived is no longer cancellable; the page says why instead of failing.
+    page = await staff.post(one + "/cancel", {"reason": "x"})
+    assert page.status == 409 and "can no longer be changed" in page.text
+    page = await staff.post(one + "/status", {"status": "fulfilled"})
+    assert "Fulfilled" in page.text
+    assert (await staff.get("/staff/appointments/" + str(uuid.uuid4()))).status == 404
+
+
+def stack_zone() -> ZoneInfo:
+    return ZoneInfo("America/New_York")  # tests/system/conftest.py's clinic zone
+
+
+def check_ics(body: bytes, appointment_id: str, type_name: str) -> icalendar.Event:
+    calendar = icalendar.Calendar.from_ical(body)
+    assert calendar["VERSION"] == "2.0" and calendar.get("PRODID")
+    events = list(calendar.walk("VEVENT"))
+    assert len(events) == 1
+    event = events[0]
+    assert isinstance(event, icalendar.Event)
+    assert str(event["UID"]).startswith(f"appointment-{appointment_id}@")
+    for name in ("DTSTAMP", "DTSTART", "DTEND"):
+        value = event.decoded(name)
+        assert isinstance(value, datetime) and value.utcoffset() == UTC.utcoffset(None)
+    assert event.decoded("dtend") > event.decoded("dtstart")
+    assert str(event["SUMMARY"]) == f"{type_name} at Demo Clinic"
+    text = body.decode()
+    assert "\r\n" in text and all(len(line.encode()) <= 75 for line in text.split("\r\n"))
+    return event
