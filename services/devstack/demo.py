@@ -6,7 +6,8 @@ import grpc
 
 from portal.identity.v1 import identity_pb2 as pb
 from portal.identity.v1 import identity_pb2_grpc as pb_grpc
-from services.runtime.principal import Principal, PrincipalCodec
+from services.runtime.principal import Principal, PrincipalSigner
+from services.runtime.principal_keys import SigningKey
 
 # Invented people; the first two may use the portal, so credentials can be created at once.
 PATIENTS = [
@@ -23,9 +24,12 @@ SEEDER = Principal(
 )
 
 
-async def seed(identity_address: str, principal_key: str) -> list[str]:
-    """Register the demo patients if the registry is empty; return the names added."""
-    metadata = PrincipalCodec(principal_key).metadata(SEEDER)
+async def seed(identity_address: str, principal_key: SigningKey) -> list[str]:
+    """Register the demo patients if the registry is empty; return the names added.
+
+    `make run` holds the gateway's key (it made it), so it signs as the gateway would.
+    """
+    metadata = PrincipalSigner(principal_key).metadata(SEEDER)
     async with grpc.aio.insecure_channel(identity_address) as channel:
         stub = pb_grpc.IdentityServiceStub(channel)
         existing = await stub.SearchPatients(

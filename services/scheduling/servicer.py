@@ -9,13 +9,13 @@ import grpc
 
 from portal.scheduling.v1 import scheduling_pb2 as pb
 from portal.scheduling.v1 import scheduling_pb2_grpc as pb_grpc
-from services.runtime.principal import Principal, PrincipalCodec, requires
+from services.runtime.principal import Principal, PrincipalVerifier, requires
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
 
 class SchedulingServicer(pb_grpc.SchedulingServiceServicer):
-    def __init__(self, pool: asyncpg.Pool, principals: PrincipalCodec) -> None:
+    def __init__(self, pool: asyncpg.Pool, principals: PrincipalVerifier) -> None:
         self.pool = pool
         self.principals = principals
 
