@@ -212,6 +212,10 @@ class Stack:
             gateway_env[f"PORTAL_{name.upper()}_ADDR"] = f"127.0.0.1:{port}"
         self.launch("gateway", gateway_env)
 
+    def child_env(self, name: str) -> Mapping[str, str]:
+        """The settings child `name` was started with."""
+        return self._env[name]
+
     @property
     def secrets(self) -> Path:
         return self.config.data_dir / "secrets"
