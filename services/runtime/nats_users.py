@@ -78,8 +78,8 @@ def authorization(passwords: Mapping[str, str]) -> str:
             f'      user: "{service}"',
             f"      password: {passwords[service]}",
             "      permissions: {",
-            f"        publish: {{ allow: [{_quoted(rules.publish)}] }}",
-            f"        subscribe: {{ allow: [{_quoted(rules.subscribe)}] }}",
+            *_allow("publish", rules.publish),
+            *_allow("subscribe", rules.subscribe),
             "      }",
             "    }",
         ]
@@ -87,6 +87,7 @@ def authorization(passwords: Mapping[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _quoted(subjects: tuple[str, ...]) -> str:
+def _allow(direction: str, subjects: tuple[str, ...]) -> list[str]:
     # Quoted, so that nats-server does not read `$JS…` as a variable.
-    return ", ".join(f'"{subject}"' for subject in subjects)
+    quoted = [f'          "{subject}",' for subject in subjects]
+    return [f"        {direction}: {{ allow: [", *quoted, "        ] }"]
