@@ -20,8 +20,36 @@ import pytest
 from services.devstack.embedded import EmbeddedNats, EmbeddedPostgres
 from services.runtime import db
 from services.runtime.broker import Broker
+from services.runtime.principal import PrincipalSigner, PrincipalVerifier
+from services.runtime.principal_keys import load_public_keys, load_signing_key
 
-TEST_PRINCIPAL_KEY = "test-principal-key-" + "x" * 40
+# A fixed Ed25519 pair for tests only: the gateway signs with the private key, services verify
+# with the public one (services/runtime/principal.py).
+TEST_PRINCIPAL_PRIVATE_KEY = """-----BEGIN PRIVATE KEY-----
+MC4CAQAwBQYDK2VwBCIEIA+6gyMvrzEi27bLfOgFv+3Z5+KQ9Qtnjw4Z/Wffmpy3
+-----END PRIVATE KEY-----
+"""
+TEST_PRINCIPAL_PUBLIC_KEY = """-----BEGIN PUBLIC KEY-----
+MCowBQYDK2VwAyEAe+ojWVPy0TWMTt9+TDL3A0ahCHQDn59pNk6yoZwe+GE=
+-----END PUBLIC KEY-----
+"""
+TEST_GATEWAY_SECRET = "test-gateway-secret-" + "x" * 40
+# The settings a test gives a gateway, and those it gives a service.
+TEST_GATEWAY_ENV = {
+    "PORTAL_PRINCIPAL_PRIVATE_KEY": TEST_PRINCIPAL_PRIVATE_KEY,
+    "PORTAL_GATEWAY_SECRET": TEST_GATEWAY_SECRET,
+}
+TEST_SERVICE_ENV = {"PORTAL_PRINCIPAL_PUBLIC_KEYS": TEST_PRINCIPAL_PUBLIC_KEY}
+
+
+def principal_signer() -> PrincipalSigner:
+    """Signs principals as the gateway of the tests does."""
+    return PrincipalSigner(load_signing_key(TEST_PRINCIPAL_PRIVATE_KEY))
+
+
+def principal_verifier() -> PrincipalVerifier:
+    """Verifies principals as the services of the tests do."""
+    return PrincipalVerifier(load_public_keys(TEST_PRINCIPAL_PUBLIC_KEY))
 
 
 def free_port() -> int:

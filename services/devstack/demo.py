@@ -8,7 +8,8 @@ import grpc
 from portal.identity.v1 import identity_pb2 as pb
 from portal.identity.v1 import identity_pb2_grpc as pb_grpc
 from portal.scheduling.v1 import scheduling_pb2, scheduling_pb2_grpc
-from services.runtime.principal import Principal, PrincipalCodec
+from services.runtime.principal import Principal, PrincipalSigner
+from services.runtime.principal_keys import SigningKey
 
 # Invented people; the first two may use the portal, so credentials can be created at once.
 PATIENTS = [
@@ -25,9 +26,12 @@ SEEDER = Principal(
 )
 
 
-async def seed(identity_address: str, principal_key: str) -> list[str]:
-    """Register the demo patients if the registry is empty; return the names added."""
-    metadata = PrincipalCodec(principal_key).metadata(SEEDER)
+async def seed(identity_address: str, principal_key: SigningKey) -> list[str]:
+    """Register the demo patients if the registry is empty; return the names added.
+
+    `make run` holds the gateway's key (it made it), so it signs as the gateway would.
+    """
+    metadata = PrincipalSigner(principal_key).metadata(SEEDER)
     async with grpc.aio.insecure_channel(identity_address) as channel:
         stub = pb_grpc.IdentityServiceStub(channel)
         existing = await stub.SearchPatients(
@@ -76,9 +80,9 @@ APPOINTMENT_TYPES = [
 ]
 
 
-async def seed_scheduling(scheduling_address: str, principal_key: str) -> list[str]:
+async def seed_scheduling(scheduling_address: str, principal_key: SigningKey) -> list[str]:
     """Add the demo providers, hours and appointment types if there are no providers yet."""
-    metadata = PrincipalCodec(principal_key).metadata(SEEDER)
+    metadata = PrincipalSigner(principal_key).metadata(SEEDER)
     async with grpc.aio.insecure_channel(scheduling_address) as channel:
         stub = scheduling_pb2_grpc.SchedulingServiceStub(channel)
         existing = await stub.ListProviders(

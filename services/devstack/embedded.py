@@ -214,9 +214,23 @@ def nats_server_binary() -> str:
 
 
 class EmbeddedNats(_Child):
+    """nats-server with JetStream; with `authorization` (a config block, see
+    services.runtime.nats_users) only its users may connect, each within its permissions."""
+
     name = "NATS"
     port_variable = "PORTAL_EMBEDDED_NATS_PORT"
     url_variable = "PORTAL_NATS_URL"
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        port: int,
+        host: str = "127.0.0.1",
+        authorization: str | None = None,
+    ) -> None:
+        super().__init__(data_dir, port=port, host=host)
+        self.authorization = authorization
 
     @property
     def url(self) -> str:
@@ -235,5 +249,16 @@ class EmbeddedNats(_Child):
             "-sd",
             str(self.data_dir),
         ]
+        if self.authorization is not None:
+            argv += ["-c", str(self._write_config(self.authorization))]
         self._start(argv, log_path, host=self.host, port=self.port, timeout=timeout)
         return self.url
+
+    def _write_config(self, authorization: str) -> Path:
+        """The config file (the flags above add the rest); only we may read its passwords."""
+        path = self.data_dir.parent / "nats.conf"
+        path.unlink(missing_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(authorization)
+        return path

@@ -36,11 +36,36 @@ from services.devstack.embedded import (
     port_in_use,
 )
 from services.identity.passwords import generate_password
+from services.runtime import principal_keys
 from services.runtime.backoff import Backoff
 from services.runtime.db import ensure_database, with_database
-from services.runtime.settings import DEFAULT_PORTS, ConfigError, env_bool, env_int, env_str
+from services.runtime.nats_users import authorization
+from services.runtime.principal_keys import SigningKey
+from services.runtime.settings import (
+    DEFAULT_PORTS,
+    ConfigError,
+    env_bool,
+    env_int,
+    env_signing_key,
+    env_str,
+)
 
 SERVICES = ("identity", "forms", "scheduling")
+
+# Keys and credentials the stack hands out itself: each child gets only its own (the shared
+# PORTAL_PRINCIPAL_KEY of earlier versions is dropped: it has no use any more).
+HANDED_OUT = tuple(
+    f"PORTAL_{name}{suffix}"
+    for name in (
+        "PRINCIPAL_KEY",
+        "PRINCIPAL_PRIVATE_KEY",
+        "PRINCIPAL_PUBLIC_KEYS",
+        "GATEWAY_SECRET",
+        "NATS_USER",
+        "NATS_PASSWORD",
+    )
+    for suffix in ("", "_FILE")
+)
 
 # Restart delays of a child that died: 0.5 s, 1 s, 2 s … up to 30 s while it keeps crashing.
 RESTART_FIRST, RESTART_MOST = 0.5, 30.0
@@ -101,7 +126,7 @@ class Stack:
         self.children: dict[str, subprocess.Popen[bytes]] = {}
         self._env: dict[str, dict[str, str]] = {}
         self.new_admin_password: str | None = None  # set when this run generated it
-        self.principal_key = ""
+        self.principal_key: SigningKey | None = None  # the gateway's, for the demo data too
         self._logs: dict[str, IO[bytes]] = {}
         # Supervision: when each child started, its restart backoff, quick crashes in a row,
         # when a dead one is due to start again, and those stopped on purpose (not restarted).
@@ -136,16 +161,28 @@ class Stack:
             self.postgres = EmbeddedPostgres(c.data_dir / "postgres", port=c.pg_port)
             server_url = self.postgres.start()
         nats_url = c.nats_url
+        # With the user's own server, the services connect as PORTAL_NATS_USER says (if set).
+        nats_users = {
+            name: {k: self.env[k] for k in HANDED_OUT if "NATS" in k and k in self.env}
+            for name in SERVICES
+        }
         if nats_url is None:
-            self.nats = EmbeddedNats(c.data_dir / "nats", port=c.nats_port)
+            # Our own server: one NATS user per service, each within its own subjects.
+            passwords = {name: self.nats_password(name) for name in SERVICES}
+            self.nats = EmbeddedNats(
+                c.data_dir / "nats",
+                port=c.nats_port,
+                authorization=authorization({n: json.dumps(p) for n, p in passwords.items()}),
+            )
             nats_url = self.nats.start()
+            nats_users = {
+                name: {"PORTAL_NATS_USER": name, "PORTAL_NATS_PASSWORD": passwords[name]}
+                for name in SERVICES
+            }
         asyncio.run(self._create_databases(server_url))
-        key = self.principal_key = self.env.get("PORTAL_PRINCIPAL_KEY") or secret_file(
-            c.data_dir / "secrets" / "principal.key", secrets.token_urlsafe(48)
-        )
+        key = self.principal_key = self.signing_key()
         common = {
-            **self.env,
-            "PORTAL_PRINCIPAL_KEY": key,
+            **{k: v for k, v in self.env.items() if k not in HANDED_OUT},
             "PORTAL_NATS_URL": nats_url,
             "PORTAL_DATA_DIR": str(c.data_dir),
             **c.extra_env,
@@ -153,6 +190,9 @@ class Stack:
         for name in SERVICES:
             env = {
                 **common,
+                # The public key only: a service can check principals, never make one.
+                "PORTAL_PRINCIPAL_PUBLIC_KEYS": principal_keys.public_pem(key.public),
+                **nats_users[name],
                 "PORTAL_DATABASE_URL": with_database(server_url, self.database(name)),
                 "PORTAL_GRPC_LISTEN": f"127.0.0.1:{c.service_ports[name]}",
             }
@@ -161,6 +201,9 @@ class Stack:
             self.launch(name, env)
         gateway_env = {
             **common,
+            "PORTAL_PRINCIPAL_PRIVATE_KEY": principal_keys.private_pem(key.private),
+            "PORTAL_GATEWAY_SECRET": self.env.get("PORTAL_GATEWAY_SECRET")
+            or secret_file(self.secrets / "gateway-secret", secrets.token_urlsafe(48)),
             "PORTAL_GATEWAY_HOST": c.gateway_host,
             "PORTAL_GATEWAY_PORT": str(c.gateway_port),
             # Local http: cookies cannot be Secure unless the user says otherwise.
@@ -170,6 +213,30 @@ class Stack:
             gateway_env[f"PORTAL_{name.upper()}_ADDR"] = f"127.0.0.1:{port}"
         self.launch("gateway", gateway_env)
 
+    def child_env(self, name: str) -> Mapping[str, str]:
+        """The settings child `name` was started with."""
+        return self._env[name]
+
+    @property
+    def secrets(self) -> Path:
+        return self.config.data_dir / "secrets"
+
+    def signing_key(self) -> SigningKey:
+        """The gateway's key: PORTAL_PRINCIPAL_PRIVATE_KEY, or a pair generated once and kept."""
+        if self.env.get("PORTAL_PRINCIPAL_PRIVATE_KEY") or self.env.get(
+            "PORTAL_PRINCIPAL_PRIVATE_KEY_FILE"
+        ):
+            return env_signing_key(self.env)
+        private = self.secrets / "principal-private.pem"
+        if not private.exists():
+            private_pem, public_pem = principal_keys.generate()
+            secret_file(self.secrets / "principal-public.pem", public_pem)
+            secret_file(private, private_pem)
+        return principal_keys.load_signing_key(private.read_text())
+
+    def nats_password(self, service: str) -> str:
+        return secret_file(self.secrets / f"nats-{service}.password", secrets.token_urlsafe(32))
+
     def admin_password(self) -> str:
         """The first admin's password: PORTAL_ADMIN_PASSWORD, or generated once and kept."""
         given = self.env.get("PORTAL_ADMIN_PASSWORD") or self.config.extra_env.get(
@@ -177,7 +244,7 @@ class Stack:
         )
         if given:
             return given
-        path = self.config.data_dir / "secrets" / "admin-password"
+        path = self.secrets / "admin-password"
         if path.exists():
             return path.read_text().strip()
         self.new_admin_password = secret_file(path, generate_password())
@@ -343,7 +410,7 @@ def main() -> int:
         stack.start()
         stack.wait_ready(timeout=120)
         demo = ""
-        if env_bool(os.environ, "PORTAL_DEMO_DATA", True):
+        if env_bool(os.environ, "PORTAL_DEMO_DATA", True) and stack.principal_key is not None:
             identity = f"127.0.0.1:{config.service_ports['identity']}"
             try:
                 added = asyncio.run(seed_demo(identity, stack.principal_key))
@@ -378,7 +445,7 @@ def main() -> int:
             time.sleep(0.2)
         print("Stopping…", flush=True)
         return 0
-    except StartError as exc:
+    except (StartError, ConfigError) as exc:
         print(f"make run: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:

@@ -12,7 +12,7 @@ from portal.forms.v1 import forms_pb2_grpc as pb_grpc
 from services.forms import access, chart_forms
 from services.runtime.db import Conn
 from services.runtime.errors import abort_invalid
-from services.runtime.principal import Principal, PrincipalCodec
+from services.runtime.principal import Principal, PrincipalVerifier
 
 Context = grpc.aio.ServicerContext[Any, Any]
 STAFF = True  # any staff role
@@ -28,7 +28,7 @@ async def parse_id(context: Context, raw: str, field: str) -> uuid.UUID:
 
 
 class ServicerBase(pb_grpc.FormsServiceServicer):
-    def __init__(self, pool: asyncpg.Pool, principals: PrincipalCodec) -> None:
+    def __init__(self, pool: asyncpg.Pool, principals: PrincipalVerifier) -> None:
         self.pool = pool
         self.principals = principals
 

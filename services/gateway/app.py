@@ -48,7 +48,7 @@ def create_app(settings: GatewaySettings, backends: Backends | None = None) -> w
         client_max_size=1024**2,
     )
     app[SETTINGS] = settings
-    app[CSRF_KEY] = hashlib.sha256(b"csrf:" + settings.principal_key.encode()).digest()
+    app[CSRF_KEY] = hashlib.sha256(b"csrf:" + settings.secret.encode()).digest()
     app[COOKIE_SECURE] = settings.cookie_secure
     app[LOGIN_LIMITER] = RateLimiter(settings.login_rate_per_minute)
     env = aiohttp_jinja2.setup(

@@ -20,7 +20,8 @@ from portal.forms.v1 import forms_pb2_grpc
 from portal.identity.v1 import identity_pb2_grpc
 from portal.scheduling.v1 import scheduling_pb2_grpc
 from services.runtime.client import open_channel
-from services.runtime.principal import Principal, PrincipalCodec
+from services.runtime.principal import Principal, PrincipalSigner
+from services.runtime.principal_keys import SigningKey
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -104,7 +105,7 @@ async def section(call: Awaitable[T]) -> T | Outage:
 
 
 class Backends:
-    def __init__(self, addresses: dict[str, str], principal_key: str) -> None:
+    def __init__(self, addresses: dict[str, str], principal_key: SigningKey) -> None:
         self.channels = {
             name: open_channel(address, interceptors=[NameOutages(name)])  # type: ignore[list-item]
             for name, address in addresses.items()
@@ -112,11 +113,11 @@ class Backends:
         self.identity = identity_pb2_grpc.IdentityServiceStub(self.channels["identity"])
         self.forms = forms_pb2_grpc.FormsServiceStub(self.channels["forms"])
         self.scheduling = scheduling_pb2_grpc.SchedulingServiceStub(self.channels["scheduling"])
-        self.codec = PrincipalCodec(principal_key)
+        self.signer = PrincipalSigner(principal_key)
 
     def auth(self, principal: Principal) -> tuple[tuple[str, str], ...]:
         """Metadata that carries `principal` to a backend, signed."""
-        return self.codec.metadata(principal)
+        return self.signer.metadata(principal)
 
     async def health(self) -> dict[str, dict[str, str]]:
         """Each backend's serving status and its overall status (database and broker)."""

@@ -9,7 +9,19 @@ from datetime import tzinfo
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from services.runtime.settings import DEFAULT_PORTS, ConfigError, env_bool, env_int, env_str
+from services.runtime.principal_keys import SigningKey
+from services.runtime.settings import (
+    DEFAULT_PORTS,
+    ConfigError,
+    env_bool,
+    env_int,
+    env_secret,
+    env_signing_key,
+    env_str,
+)
+
+# The gateway's own secret keys CSRF tokens and credentials letters; shared by its replicas.
+SECRET_MIN_LENGTH = 32
 
 
 @dataclass(frozen=True)
@@ -17,7 +29,8 @@ class GatewaySettings:
     host: str
     port: int
     backends: dict[str, str]  # service name -> gRPC address
-    principal_key: str
+    principal_key: SigningKey  # signs the principals it sends; only the gateway has it
+    secret: str  # PORTAL_GATEWAY_SECRET: CSRF tokens and credentials letters
     cookie_secure: bool
     onsite_url: str
     offsite_url: str
@@ -42,7 +55,8 @@ class GatewaySettings:
                 name: env_str(env, f"PORTAL_{name.upper()}_ADDR", f"127.0.0.1:{default}")
                 for name, default in DEFAULT_PORTS.items()
             },
-            principal_key=env_str(env, "PORTAL_PRINCIPAL_KEY"),
+            principal_key=env_signing_key(env),
+            secret=_secret(env),
             cookie_secure=env_bool(env, "PORTAL_COOKIE_SECURE", True),
             onsite_url=_slash(env_str(env, "PORTAL_ONSITE_URL", f"{public}/portal/onsite/")),
             offsite_url=_slash(env_str(env, "PORTAL_OFFSITE_URL", f"{public}/portal/offsite/")),
@@ -54,6 +68,13 @@ class GatewaySettings:
             login_rate_per_minute=env_int(env, "PORTAL_LOGIN_RATE_PER_MINUTE", 20),
             trusted_proxies=_networks(env.get("PORTAL_TRUSTED_PROXIES", "")),
         )
+
+
+def _secret(env: Mapping[str, str]) -> str:
+    secret = env_secret(env, "PORTAL_GATEWAY_SECRET")
+    if len(secret) < SECRET_MIN_LENGTH:
+        raise ConfigError(f"PORTAL_GATEWAY_SECRET must be at least {SECRET_MIN_LENGTH} characters")
+    return secret
 
 
 def _networks(text: str) -> tuple[IPv4Network | IPv6Network, ...]:

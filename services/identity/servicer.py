@@ -35,7 +35,7 @@ from services.identity.settings import IdentitySettings
 from services.runtime.db import Conn
 from services.runtime.errors import abort_invalid, abort_precondition
 from services.runtime.outbox import emit
-from services.runtime.principal import Principal, PrincipalCodec, requires
+from services.runtime.principal import Principal, PrincipalVerifier, requires
 
 Context = grpc.aio.ServicerContext[Any, Any]
 STAFF = True  # any staff role
@@ -84,7 +84,7 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
     def __init__(
         self,
         pool: asyncpg.Pool,
-        principals: PrincipalCodec,
+        principals: PrincipalVerifier,
         hasher: PasswordHasher,
         settings: IdentitySettings,
     ) -> None:

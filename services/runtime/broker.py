@@ -2,6 +2,10 @@
 
 The first connection is retried in the background, so a service starts (and serves requests)
 while the broker is down; events wait in the outbox meanwhile.
+
+With a user, the connection authenticates as that user and its reply inboxes live under
+`_INBOX.<user>.`, so a NATS account can let each service read only its own replies
+(services.runtime.nats_users). Without one it connects without credentials.
 """
 
 from __future__ import annotations
@@ -24,14 +28,23 @@ log = logging.getLogger(__name__)
 DUPLICATE_WINDOW_SECONDS = 15 * 60
 
 
+def inbox_prefix(user: str | None) -> str:
+    """Where the replies to a user's requests arrive (nats-py's default without a user)."""
+    return f"_INBOX.{user}" if user else "_INBOX"
+
+
 class BrokerUnavailable(Exception):
     """The broker is not connected right now."""
 
 
 class Broker:
-    def __init__(self, url: str, *, name: str) -> None:
+    def __init__(
+        self, url: str, *, name: str, user: str | None = None, password: str | None = None
+    ) -> None:
         self.url = url
         self.name = name
+        self.user = user
+        self._password = password
         self._nc: Client | None = None
         self._connected = asyncio.Event()
         self._connector: asyncio.Task[None] | None = None
@@ -46,6 +59,9 @@ class Broker:
                 self._nc = await nats.connect(
                     self.url,
                     name=self.name,
+                    user=self.user,
+                    password=self._password,
+                    inbox_prefix=inbox_prefix(self.user),
                     connect_timeout=2,
                     allow_reconnect=True,
                     max_reconnect_attempts=-1,

@@ -1,8 +1,10 @@
 """The principal a call is made for, signed by the gateway and checked by every service.
 
 The gateway authenticates the browser or API client with identity and then sends the resulting
-principal in gRPC metadata as a short-lived HS256 JWT. Services verify it on every call
-(`@requires`) and never trust a patient id from a request when the principal names the patient.
+principal in gRPC metadata as a short-lived JWT signed with its Ed25519 key (EdDSA, with the key
+id in the `kid` header). Services hold only public keys (services.runtime.principal_keys), so no
+service can mint a principal; they verify it on every call (`@requires`) and never trust a
+patient id from a request when the principal names the patient.
 """
 
 from __future__ import annotations
@@ -10,19 +12,21 @@ from __future__ import annotations
 import contextvars
 import functools
 import time
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, Concatenate, Literal, Protocol, TypeVar
 
 import grpc
 import jwt
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from google.protobuf.message import Message
 
 from services.runtime import request_text
 from services.runtime.errors import abort_invalid
+from services.runtime.principal_keys import SigningKey
 
 METADATA_KEY = "x-portal-principal"
-_ALGORITHM = "HS256"
+_ALGORITHM = "EdDSA"  # the only one accepted: an HS256 token is refused whatever its key
 _AUDIENCE = "portal-services"
 DEFAULT_TTL = 120
 TEXT_REFUSED = "The request holds text that is not allowed."
@@ -53,24 +57,53 @@ class Principal:
         return self.kind == "patient"
 
 
-class PrincipalCodec:
-    def __init__(self, key: str, *, ttl: int = DEFAULT_TTL) -> None:
-        if len(key) < 32:
-            raise ValueError("the principal key must be at least 32 characters")
+class PrincipalSigner:
+    """The gateway's half: signs principals with its private key."""
+
+    def __init__(self, key: SigningKey, *, ttl: int = DEFAULT_TTL) -> None:
         self._key = key
         self._ttl = ttl
+
+    @property
+    def kid(self) -> str:
+        return self._key.kid
 
     def encode(self, principal: Principal) -> str:
         now = int(time.time())
         claims: dict[str, Any] = {k: v for k, v in asdict(principal).items() if v}
         claims.update(iat=now, exp=now + self._ttl, aud=_AUDIENCE)
-        return jwt.encode(claims, self._key, algorithm=_ALGORITHM)
+        return jwt.encode(
+            claims, self._key.private, algorithm=_ALGORITHM, headers={"kid": self._key.kid}
+        )
+
+    def metadata(self, principal: Principal) -> tuple[tuple[str, str], ...]:
+        return ((METADATA_KEY, self.encode(principal)),)
+
+
+class PrincipalVerifier:
+    """The services' half: checks principals against the public keys they trust, by key id."""
+
+    def __init__(self, keys: Mapping[str, Ed25519PublicKey]) -> None:
+        if not keys:
+            raise ValueError("at least one public key is needed to verify principals")
+        self._keys = dict(keys)
+
+    @property
+    def kids(self) -> frozenset[str]:
+        return frozenset(self._keys)
 
     def decode(self, token: str) -> Principal:
         try:
+            kid = jwt.get_unverified_header(token).get("kid")
+        except jwt.PyJWTError as exc:
+            raise InvalidPrincipal(str(exc)) from None
+        key = self._keys.get(kid) if isinstance(kid, str) else None
+        if key is None:
+            raise InvalidPrincipal("signed by an unknown key")
+        try:
             claims = jwt.decode(
                 token,
-                self._key,
+                key,
                 algorithms=[_ALGORITHM],
                 audience=_AUDIENCE,
                 options={"require": ["exp", "iat", "aud", "kind", "subject"]},
@@ -82,9 +115,6 @@ class PrincipalCodec:
         fields = {f: str(claims.get(f, "")) for f in Principal.__dataclass_fields__}
         return Principal(**fields)  # type: ignore[arg-type]
 
-    def metadata(self, principal: Principal) -> tuple[tuple[str, str], ...]:
-        return ((METADATA_KEY, self.encode(principal)),)
-
 
 # The principal of the call being handled, for code far from the handler (the audit log).
 current: contextvars.ContextVar[Principal | None] = contextvars.ContextVar(
@@ -92,11 +122,11 @@ current: contextvars.ContextVar[Principal | None] = contextvars.ContextVar(
 )
 
 
-class HasCodec(Protocol):
-    principals: PrincipalCodec
+class HasVerifier(Protocol):
+    principals: PrincipalVerifier
 
 
-S = TypeVar("S", bound=HasCodec)
+S = TypeVar("S", bound=HasVerifier)
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
 Handler = Callable[[S, Req, grpc.aio.ServicerContext[Any, Any]], Awaitable[Resp]]

@@ -33,7 +33,7 @@ from services.runtime import db, logs, telemetry
 from services.runtime.broker import Broker
 from services.runtime.consumer import EventConsumer, Subscription
 from services.runtime.outbox import OutboxRelay
-from services.runtime.principal import PrincipalCodec
+from services.runtime.principal import PrincipalVerifier
 from services.runtime.settings import ConfigError, ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ class Runtime:
     settings: ServiceSettings
     pool: asyncpg.Pool
     broker: Broker
-    principals: PrincipalCodec
+    principals: PrincipalVerifier
 
 
 @dataclass(frozen=True)
@@ -71,9 +71,14 @@ async def serve(spec: ServiceSpec, settings: ServiceSettings) -> int:
     async with pool.acquire() as conn:
         migrations = db.runtime_migrations() + db.load_migrations(spec.name, spec.migrations)
         await db.migrate(conn, migrations)
-    broker = Broker(settings.nats_url, name=f"portal-{spec.name}")
+    broker = Broker(
+        settings.nats_url,
+        name=f"portal-{spec.name}",
+        user=settings.nats_user,
+        password=settings.nats_password,
+    )
     await broker.start()
-    runtime = Runtime(settings, pool, broker, PrincipalCodec(settings.principal_key))
+    runtime = Runtime(settings, pool, broker, PrincipalVerifier(settings.principal_public_keys))
     if spec.on_start is not None:
         await spec.on_start(runtime)
 

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from services.runtime.principal_keys import BadKey, SigningKey, load_public_keys, load_signing_key
 
 
 class ConfigError(Exception):
@@ -19,6 +25,49 @@ def env_str(env: Mapping[str, str], name: str, default: str | None = None) -> st
     if default is None:
         raise ConfigError(f"{name} is not set")
     return default
+
+
+def env_secret(env: Mapping[str, str], name: str, default: str | None = None) -> str:
+    """A secret given as NAME, or read from the file NAME_FILE names (a mounted Secret)."""
+    path = env.get(f"{name}_FILE", "").strip()
+    if path and env.get(name, "").strip():
+        raise ConfigError(f"set {name} or {name}_FILE, not both")
+    if not path:
+        return env_str(env, name, default)
+    try:
+        value = Path(path).read_text().strip()
+    except OSError as exc:
+        raise ConfigError(f"{name}_FILE: cannot read {path} ({exc.strerror})") from None
+    if not value:
+        raise ConfigError(f"{name}_FILE: {path} is empty")
+    return value
+
+
+K = TypeVar("K")
+
+
+def _key_setting(env: Mapping[str, str], name: str, load: Callable[[str], K]) -> K:
+    # The HMAC key of earlier versions let any service mint principals; say what replaced it.
+    if env.get("PORTAL_PRINCIPAL_KEY", "").strip():
+        raise ConfigError(
+            "PORTAL_PRINCIPAL_KEY is no longer used: the gateway signs principals with "
+            "PORTAL_PRINCIPAL_PRIVATE_KEY and services verify them with "
+            "PORTAL_PRINCIPAL_PUBLIC_KEYS (see deploy/README.md)"
+        )
+    try:
+        return load(env_secret(env, name))
+    except BadKey as exc:
+        raise ConfigError(f"{name}: {exc}") from None
+
+
+def env_signing_key(env: Mapping[str, str]) -> SigningKey:
+    """The gateway's Ed25519 private key (PORTAL_PRINCIPAL_PRIVATE_KEY[_FILE])."""
+    return _key_setting(env, "PORTAL_PRINCIPAL_PRIVATE_KEY", load_signing_key)
+
+
+def env_public_keys(env: Mapping[str, str]) -> dict[str, Ed25519PublicKey]:
+    """The public keys principals may be signed with (PORTAL_PRINCIPAL_PUBLIC_KEYS[_FILE])."""
+    return _key_setting(env, "PORTAL_PRINCIPAL_PUBLIC_KEYS", load_public_keys)
 
 
 def env_int(env: Mapping[str, str], name: str, default: int, *, minimum: int | None = None) -> int:
@@ -91,7 +140,9 @@ class ServiceSettings:
     database_url: str
     nats_url: str
     grpc_listen: str
-    principal_key: str
+    principal_public_keys: dict[str, Ed25519PublicKey]  # by key id; no private key, ever
+    nats_user: str | None  # none: connect without credentials (a server with no auth)
+    nats_password: str | None
     log_level: str
     trace_file: str | None
     otlp_endpoint: str | None
@@ -110,7 +161,9 @@ class ServiceSettings:
             ),
             nats_url=env_str(env, "PORTAL_NATS_URL", "nats://127.0.0.1:4222"),
             grpc_listen=env_str(env, "PORTAL_GRPC_LISTEN", f"127.0.0.1:{port}"),
-            principal_key=env_str(env, "PORTAL_PRINCIPAL_KEY"),
+            principal_public_keys=env_public_keys(env),
+            nats_user=env.get("PORTAL_NATS_USER", "").strip() or None,
+            nats_password=_nats_password(env),
             log_level=env_log_level(env),
             trace_file=env.get("PORTAL_TRACE_FILE") or None,
             otlp_endpoint=env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or None,
@@ -118,3 +171,11 @@ class ServiceSettings:
             shutdown_grace=env_float(env, "PORTAL_SHUTDOWN_GRACE", 20.0, minimum=0),
             shutdown_drain=env_float(env, "PORTAL_SHUTDOWN_DRAIN", 1.0, minimum=0),
         )
+
+
+def _nats_password(env: Mapping[str, str]) -> str | None:
+    if not env.get("PORTAL_NATS_USER", "").strip():
+        if env.get("PORTAL_NATS_PASSWORD") or env.get("PORTAL_NATS_PASSWORD_FILE"):
+            raise ConfigError("PORTAL_NATS_PASSWORD is set but PORTAL_NATS_USER is not")
+        return None
+    return env_secret(env, "PORTAL_NATS_PASSWORD")

@@ -25,7 +25,7 @@ from services.runtime import text
 from services.runtime.db import Conn
 from services.runtime.errors import FieldErrors, abort_invalid, abort_precondition
 from services.runtime.outbox import emit
-from services.runtime.principal import Principal, PrincipalCodec, requires
+from services.runtime.principal import Principal, PrincipalVerifier, requires
 from services.scheduling import access, appointments, availability, calendars, catalog, convert
 from services.scheduling.calendars import TypeRules
 from services.scheduling.problems import SLOT_TAKEN, SLOT_UNAVAILABLE, abort_slot
@@ -83,7 +83,7 @@ def one(row: asyncpg.Record | None) -> asyncpg.Record:
 
 class SchedulingServicer(pb_grpc.SchedulingServiceServicer):
     def __init__(
-        self, pool: asyncpg.Pool, principals: PrincipalCodec, settings: SchedulingSettings
+        self, pool: asyncpg.Pool, principals: PrincipalVerifier, settings: SchedulingSettings
     ) -> None:
         self.pool = pool
         self.principals = principals

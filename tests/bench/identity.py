@@ -23,9 +23,9 @@ from portal.identity.v1 import identity_pb2_grpc as pb_grpc
 from services.identity.passwords import PasswordHasher
 from services.identity.settings import IdentitySettings
 from services.runtime import db
-from services.runtime.principal import Principal, PrincipalCodec
+from services.runtime.principal import Principal, PrincipalSigner
 from tests.bench.common import median, percentile
-from tests.conftest import TEST_PRINCIPAL_KEY, free_port
+from tests.conftest import TEST_SERVICE_ENV, free_port, principal_signer
 
 STAFF = Principal(kind="staff", subject=str(uuid.uuid4()), role="front_desk", name="bench")
 GATEWAY = Principal(kind="service", subject="gateway")
@@ -155,7 +155,7 @@ async def identity_process(pg_url: str, nats_url: str) -> AsyncIterator[tuple[st
         "PORTAL_DATABASE_URL": database_url,
         "PORTAL_NATS_URL": nats_url,
         "PORTAL_GRPC_LISTEN": f"127.0.0.1:{port}",
-        "PORTAL_PRINCIPAL_KEY": TEST_PRINCIPAL_KEY,
+        **TEST_SERVICE_ENV,
         "PORTAL_LOG_LEVEL": "WARNING",
         "PORTAL_DB_POOL_MAX": "16",
     }
@@ -204,7 +204,7 @@ async def raw_argon2_rate() -> float:
 
 
 async def portal_account(
-    stub: pb_grpc.IdentityServiceAsyncStub, codec: PrincipalCodec, first_name: str, last_name: str
+    stub: pb_grpc.IdentityServiceAsyncStub, codec: PrincipalSigner, first_name: str, last_name: str
 ) -> tuple[str, str]:
     """A new patient with portal access and onsite credentials: (username, temporary password)."""
     staff_md = codec.metadata(STAFF)
@@ -236,14 +236,14 @@ async def portal_account(
 
 
 async def create_accounts(
-    stub: pb_grpc.IdentityServiceAsyncStub, codec: PrincipalCodec
+    stub: pb_grpc.IdentityServiceAsyncStub, codec: PrincipalSigner
 ) -> list[tuple[str, str]]:
     return [await portal_account(stub, codec, f"Bench{i}", "Signin") for i in range(ACCOUNTS)]
 
 
 async def sign_in_rate(
     stub: pb_grpc.IdentityServiceAsyncStub,
-    codec: PrincipalCodec,
+    codec: PrincipalSigner,
     credentials: list[tuple[str, str]],
 ) -> float:
     semaphore = asyncio.Semaphore(CONCURRENCY)
@@ -297,7 +297,7 @@ def typo(word: str, rng: random.Random) -> str:
 
 
 async def search_latencies(
-    stub: pb_grpc.IdentityServiceAsyncStub, codec: PrincipalCodec
+    stub: pb_grpc.IdentityServiceAsyncStub, codec: PrincipalSigner
 ) -> list[float]:
     rng = random.Random(11)
     queries = []
@@ -325,7 +325,7 @@ async def search_latencies(
 
 
 async def run(pg_url: str, nats_url: str) -> dict[str, float]:
-    codec = PrincipalCodec(TEST_PRINCIPAL_KEY)
+    codec = principal_signer()
     async with (
         identity_process(pg_url, nats_url) as (address, database_url),
         grpc.aio.insecure_channel(address) as channel,

@@ -29,11 +29,10 @@ import psutil
 from portal.identity.v1 import identity_pb2_grpc as pb_grpc
 from services.devstack.stack import SERVICES, Stack, StackConfig
 from services.runtime import db
-from services.runtime.principal import PrincipalCodec
 from services.runtime.settings import DEFAULT_PORTS
 from tests.bench import identity, raw_composite
 from tests.bench.common import median
-from tests.conftest import TEST_PRINCIPAL_KEY, drop_database, free_port
+from tests.conftest import TEST_GATEWAY_ENV, drop_database, free_port, principal_signer
 
 CLIENTS = 32
 ROUND_SECONDS = 3.0
@@ -184,7 +183,7 @@ async def running_stack(pg_url: str, nats_url: str) -> AsyncIterator[Stack]:
         database_prefix=f"bench{uuid.uuid4().hex[:8]}_",
         extra_env={"PORTAL_SHUTDOWN_DRAIN": "0.1", "PORTAL_ADMIN_PASSWORD": PASSWORD},
     )
-    stack = Stack(config, {**os.environ, "PORTAL_PRINCIPAL_KEY": TEST_PRINCIPAL_KEY})
+    stack = Stack(config, {**os.environ, **TEST_GATEWAY_ENV})
     try:
         # Start-up and shutdown block (and run event loops of their own): not on this loop.
         await asyncio.to_thread(stack.start)
@@ -202,7 +201,7 @@ async def patient_token(stack: Stack) -> str:
     async with grpc.aio.insecure_channel(address) as channel:
         stub = pb_grpc.IdentityServiceStub(channel)
         username, password = await identity.portal_account(
-            stub, PrincipalCodec(TEST_PRINCIPAL_KEY), "Bench", "Reader"
+            stub, principal_signer(), "Bench", "Reader"
         )
     base = stack.gateway_url
     async with aiohttp.ClientSession() as http:

@@ -19,11 +19,11 @@ import grpc
 from portal.scheduling.v1 import scheduling_pb2 as pb
 from portal.scheduling.v1 import scheduling_pb2_grpc as pb_grpc
 from services.runtime import db
-from services.runtime.principal import Principal, PrincipalCodec
+from services.runtime.principal import Principal
 from services.scheduling.servicer import SchedulingServicer
 from services.scheduling.settings import SchedulingSettings
 from tests.bench.common import percentile
-from tests.conftest import TEST_PRINCIPAL_KEY
+from tests.conftest import principal_signer, principal_verifier
 
 DESK = Principal(kind="staff", subject=str(uuid.uuid4()), role="front_desk", name="bench")
 PROVIDERS = 100
@@ -53,7 +53,7 @@ async def service(
     server = grpc.aio.server()
     settings = SchedulingSettings.from_env({"PORTAL_CLINIC_TIMEZONE": "Europe/Berlin"})
     pb_grpc.add_SchedulingServiceServicer_to_server(
-        SchedulingServicer(pool, PrincipalCodec(TEST_PRINCIPAL_KEY), settings), server
+        SchedulingServicer(pool, principal_verifier(), settings), server
     )
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
@@ -70,7 +70,7 @@ async def service(
 
 
 async def setup(stub: pb_grpc.SchedulingServiceAsyncStub, pool: asyncpg.Pool) -> pb.AppointmentType:
-    md = PrincipalCodec(TEST_PRINCIPAL_KEY).metadata(DESK)
+    md = principal_signer().metadata(DESK)
     weekly = [
         pb.WeeklyRange(weekday=d, start=s, end=e)  # type: ignore[arg-type]
         for d in range(1, 8)
@@ -122,7 +122,7 @@ async def setup(stub: pb_grpc.SchedulingServiceAsyncStub, pool: asyncpg.Pool) ->
 
 
 async def find_latency(stub: pb_grpc.SchedulingServiceAsyncStub, kind: pb.AppointmentType) -> float:
-    md = PrincipalCodec(TEST_PRINCIPAL_KEY).metadata(DESK)
+    md = principal_signer().metadata(DESK)
     timings = []
     for _ in range(SEARCHES):
         began = time.perf_counter()
@@ -137,7 +137,7 @@ async def booking_rates(
     stub: pb_grpc.SchedulingServiceAsyncStub, pool: asyncpg.Pool, kind: pb.AppointmentType
 ) -> tuple[float, float]:
     """Bookings per second through gRPC, and raw INSERTs per second under the same constraint."""
-    md = PrincipalCodec(TEST_PRINCIPAL_KEY).metadata(DESK)
+    md = principal_signer().metadata(DESK)
     found = await stub.FindAvailability(
         pb.FindAvailabilityRequest(appointment_type_id=kind.id, limit=BOOKINGS), metadata=md
     )
@@ -193,7 +193,7 @@ async def booking_rates(
 
 async def contested_overlaps(stub: pb_grpc.SchedulingServiceAsyncStub, pool: asyncpg.Pool) -> int:
     """CONTESTED bookings of a few overlapping 5-minute-grid times; return overlapping pairs."""
-    md = PrincipalCodec(TEST_PRINCIPAL_KEY).metadata(DESK)
+    md = principal_signer().metadata(DESK)
     kinds = await stub.ListAppointmentTypes(pb.ListAppointmentTypesRequest(), metadata=md)
     providers = kinds.items[0].provider_ids[:3]
     fine = await stub.CreateAppointmentType(

@@ -20,6 +20,9 @@ from urllib.parse import urlsplit
 import kubernetes_validate
 import pytest
 
+from services.runtime.nats_users import authorization
+from services.runtime.principal_keys import load_public_keys, load_signing_key
+
 from .kustomize_lite import Doc, Rendered, containers, pod_templates, render, split_image
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
@@ -47,9 +50,12 @@ CUSTOM_KINDS = {("postgresql.cnpg.io/v1", "Cluster")}
 # The secrets contract (deploy/README.md): what prod must create before `kubectl apply -k`.
 PORTAL_SECRET = "portal-secrets"
 PORTAL_SECRET_KEYS = {
-    "principal-key",
+    "principal-private-key",
+    "principal-public-keys",
+    "gateway-secret",
     "admin-password",
     *(f"{name}-database-url" for name in GRPC_SERVICES),
+    *(f"{name}-nats-password" for name in GRPC_SERVICES),
 }
 OWNER_SECRETS = {f"{name}-db-owner" for name in GRPC_SERVICES}
 OWNER_SECRET_KEYS = {"username", "password"}
@@ -406,6 +412,26 @@ def test_nats_runs_jetstream_on_a_volume_with_an_http_health_probe(env: str) -> 
     assert [port["port"] for port in client["ports"]] == [4222]
 
 
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_nats_has_one_user_per_service_as_make_run_does(env: str) -> None:
+    docs = documents(env)
+    config = find(docs, "ConfigMap", "nats-config")["data"]["nats.conf"]
+    references = {name: f"${name.upper()}_NATS_PASSWORD" for name in GRPC_SERVICES}
+    # The block services/runtime/nats_users.py renders, as the embedded server of `make run` has.
+    assert authorization(references) in config
+    (container,) = template_of(find(docs, "StatefulSet", "nats"))["spec"]["containers"]
+    variables = environment(docs, container)
+    for name, reference in references.items():
+        expected = ("secret", PORTAL_SECRET, f"{name}-nats-password")
+        assert variables[reference.removeprefix("$")] == expected
+
+
+def test_dev_principal_keys_are_a_pair() -> None:
+    values = decoded(find(documents("dev"), "Secret", PORTAL_SECRET))
+    private = load_signing_key(values["principal-private-key"])
+    assert set(load_public_keys(values["principal-public-keys"])) == {private.kid}
+
+
 # --- 3. selectors meet, and the network is closed by default ------------------------------------
 
 
@@ -584,9 +610,16 @@ def test_secret_references_follow_the_contract(env: str) -> None:
 def test_environment_is_wired(env: str, component: str) -> None:
     docs = documents(env)
     variables = environment(docs, only_container(docs, component))
-    assert variables["PORTAL_PRINCIPAL_KEY"] == ("secret", PORTAL_SECRET, "principal-key")
+    assert "PORTAL_PRINCIPAL_KEY" not in variables
     assert variables["PORTAL_LOG_LEVEL"] in {"DEBUG", "INFO", "WARNING", "ERROR"}
     if component in GRPC_SERVICES:
+        # Public keys only, and a NATS user of its own.
+        public_keys = ("secret", PORTAL_SECRET, "principal-public-keys")
+        assert variables["PORTAL_PRINCIPAL_PUBLIC_KEYS"] == public_keys
+        assert not {"PORTAL_PRINCIPAL_PRIVATE_KEY", "PORTAL_GATEWAY_SECRET"} & set(variables)
+        assert variables["PORTAL_NATS_USER"] == component
+        nats_password = ("secret", PORTAL_SECRET, f"{component}-nats-password")
+        assert variables["PORTAL_NATS_PASSWORD"] == nats_password
         port = GRPC_SERVICES[component][0]
         database_url = ("secret", PORTAL_SECRET, f"{component}-database-url")
         assert variables["PORTAL_DATABASE_URL"] == database_url
@@ -596,6 +629,10 @@ def test_environment_is_wired(env: str, component: str) -> None:
         nats_service = find(docs, "Service", str(nats.hostname))
         assert nats.port in {p["port"] for p in nats_service["spec"]["ports"]}
         return
+    private_key = ("secret", PORTAL_SECRET, "principal-private-key")
+    assert variables["PORTAL_PRINCIPAL_PRIVATE_KEY"] == private_key
+    assert variables["PORTAL_GATEWAY_SECRET"] == ("secret", PORTAL_SECRET, "gateway-secret")
+    assert not {"PORTAL_PRINCIPAL_PUBLIC_KEYS", "PORTAL_NATS_USER"} & set(variables)
     assert variables["PORTAL_GATEWAY_HOST"] == ALL_INTERFACES
     assert int(variables["PORTAL_GATEWAY_PORT"]) == GATEWAY_PORT
     assert variables["PORTAL_COOKIE_SECURE"] == "true"

@@ -26,8 +26,8 @@ from services.runtime import db
 from services.runtime.broker import Broker
 from services.runtime.consumer import EventConsumer, Subscription
 from services.runtime.errors import field_errors, precondition_kind
-from services.runtime.principal import Principal, PrincipalCodec
-from tests.conftest import TEST_PRINCIPAL_KEY
+from services.runtime.principal import Principal, PrincipalSigner
+from tests.conftest import principal_signer, principal_verifier
 from tests.integration.events import eventually
 
 ADMIN = Principal(kind="staff", subject=str(uuid.uuid4()), role="admin", name="admin")
@@ -40,7 +40,7 @@ PNG_1x1 = bytes.fromhex(
 @dataclass
 class Forms:
     stub: pb_grpc.FormsServiceAsyncStub
-    codec: PrincipalCodec
+    codec: PrincipalSigner
     pool: asyncpg.Pool
 
     def md(self, principal: Principal) -> tuple[tuple[str, str], ...]:
@@ -76,9 +76,7 @@ async def start_forms(database_url: str) -> tuple[grpc.aio.Server, asyncpg.Pool,
         )
         await library.seed(conn)
     server = grpc.aio.server()
-    pb_grpc.add_FormsServiceServicer_to_server(
-        FormsServicer(pool, PrincipalCodec(TEST_PRINCIPAL_KEY)), server
-    )
+    pb_grpc.add_FormsServiceServicer_to_server(FormsServicer(pool, principal_verifier()), server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     return server, pool, port
@@ -88,7 +86,7 @@ async def start_forms(database_url: str) -> tuple[grpc.aio.Server, asyncpg.Pool,
 async def forms(database_url: str) -> AsyncIterator[Forms]:
     server, pool, port = await start_forms(database_url)
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
-    yield Forms(pb_grpc.FormsServiceStub(channel), PrincipalCodec(TEST_PRINCIPAL_KEY), pool)
+    yield Forms(pb_grpc.FormsServiceStub(channel), principal_signer(), pool)
     await channel.close(grace=None)
     await server.stop(None)
     await pool.close()

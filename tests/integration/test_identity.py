@@ -25,8 +25,10 @@ from services.runtime.errors import (
     precondition_kind,
     precondition_text,
 )
-from services.runtime.principal import PASSWORD_CHANGE_ONLY, Principal, PrincipalCodec
-from tests.conftest import TEST_PRINCIPAL_KEY
+from services.runtime.principal import PASSWORD_CHANGE_ONLY, Principal, PrincipalSigner
+from services.runtime.principal_keys import SigningKey, load_signing_key
+from services.runtime.principal_keys import generate as generate_keys
+from tests.conftest import principal_signer, principal_verifier
 
 FRONT_DESK = Principal(
     kind="staff", subject="11111111-1111-1111-1111-111111111111", role="front_desk", name="desk"
@@ -40,7 +42,7 @@ GATEWAY = Principal(kind="service", subject="gateway", source="203.0.113.9")
 @dataclass
 class Identity:
     stub: pb_grpc.IdentityServiceAsyncStub
-    codec: PrincipalCodec
+    codec: PrincipalSigner
     pool: asyncpg.Pool
     channel: grpc.aio.Channel
 
@@ -78,11 +80,14 @@ async def identity(database_url: str) -> AsyncIterator[Identity]:
             db.runtime_migrations()
             + db.load_migrations("identity", resources.files("services.identity") / "migrations"),
         )
-    codec = PrincipalCodec(TEST_PRINCIPAL_KEY)
+    codec = principal_signer()
     settings = IdentitySettings.from_env({})
     server = grpc.aio.server()
     pb_grpc.add_IdentityServiceServicer_to_server(
-        IdentityServicer(pool, codec, PasswordHasher(settings.hash_params), settings), server
+        IdentityServicer(
+            pool, principal_verifier(), PasswordHasher(settings.hash_params), settings
+        ),
+        server,
     )
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
@@ -221,7 +226,8 @@ async def test_services_and_patients_cannot_call_staff_methods(identity: Identit
     with pytest.raises(grpc.aio.AioRpcError) as anonymous:
         await identity.stub.SearchPatients(pb.SearchPatientsRequest(query="a"))
     assert anonymous.value.code() == grpc.StatusCode.UNAUTHENTICATED
-    forged = PrincipalCodec("another-key-" + "y" * 40).metadata(FRONT_DESK)
+    other_key: SigningKey = load_signing_key(generate_keys()[0])
+    forged = PrincipalSigner(other_key).metadata(FRONT_DESK)
     with pytest.raises(grpc.aio.AioRpcError) as bad:
         await identity.stub.SearchPatients(pb.SearchPatientsRequest(query="a"), metadata=forged)
     assert bad.value.code() == grpc.StatusCode.UNAUTHENTICATED

@@ -22,11 +22,11 @@ from services.runtime import db
 from services.runtime.broker import Broker
 from services.runtime.errors import field_errors, precondition_kind
 from services.runtime.outbox import OutboxRelay
-from services.runtime.principal import Principal, PrincipalCodec
+from services.runtime.principal import Principal, PrincipalSigner
 from services.scheduling.problems import alternatives
 from services.scheduling.servicer import SchedulingServicer
 from services.scheduling.settings import SchedulingSettings
-from tests.conftest import TEST_PRINCIPAL_KEY
+from tests.conftest import principal_signer, principal_verifier
 from tests.integration.events import stream_messages
 
 DESK = Principal(
@@ -51,7 +51,7 @@ def patient(patient_id: str | None = None) -> Principal:
 @dataclass
 class Scheduling:
     stub: pb_grpc.SchedulingServiceAsyncStub
-    codec: PrincipalCodec
+    codec: PrincipalSigner
     pool: asyncpg.Pool
 
     def md(self, principal: Principal) -> tuple[tuple[str, str], ...]:
@@ -116,9 +116,9 @@ async def scheduling(database_url: str) -> AsyncIterator[Scheduling]:
                 "scheduling", resources.files("services.scheduling") / "migrations"
             ),
         )
-    codec = PrincipalCodec(TEST_PRINCIPAL_KEY)
+    codec = principal_signer()
     server = grpc.aio.server()
-    servicer = SchedulingServicer(pool, codec, SchedulingSettings.from_env({}))
+    servicer = SchedulingServicer(pool, principal_verifier(), SchedulingSettings.from_env({}))
     pb_grpc.add_SchedulingServiceServicer_to_server(servicer, server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()

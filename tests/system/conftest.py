@@ -14,7 +14,7 @@ import pytest
 
 from services.devstack.stack import SERVICES, Stack, StackConfig
 from services.runtime.settings import DEFAULT_PORTS
-from tests.conftest import TEST_PRINCIPAL_KEY, drop_database, free_port
+from tests.conftest import TEST_GATEWAY_ENV, drop_database, free_port
 
 
 @dataclass
@@ -47,7 +47,8 @@ def stack(pg_server_url: str) -> Iterator[RunningStack]:
             "PORTAL_CLINIC_TIMEZONE": "America/New_York",
         },
     )
-    stack = Stack(config, {**os.environ, "PORTAL_PRINCIPAL_KEY": TEST_PRINCIPAL_KEY})
+    # The tests' keys, so that tests can sign principals and letters as this gateway does.
+    stack = Stack(config, {**os.environ, **TEST_GATEWAY_ENV})
     try:
         stack.start()
         stack.wait_ready(timeout=90)

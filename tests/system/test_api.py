@@ -16,7 +16,7 @@ import pytest
 from services.gateway.app import create_app
 from services.gateway.settings import GatewaySettings
 from services.runtime.db import with_database
-from tests.conftest import TEST_PRINCIPAL_KEY
+from tests.conftest import TEST_GATEWAY_ENV
 from tests.integration.events import eventually
 from tests.system.conftest import RunningStack
 from tests.system.openapi_check import Contract
@@ -498,7 +498,7 @@ async def test_sign_in_is_rate_limited_per_address(api: Api) -> None:
 
 
 def router_operations() -> set[tuple[str, str]]:
-    settings = GatewaySettings.from_env({"PORTAL_PRINCIPAL_KEY": TEST_PRINCIPAL_KEY})
+    settings = GatewaySettings.from_env(TEST_GATEWAY_ENV)
     app = create_app(settings)
     operations = set()
     for route in app.router.routes():

@@ -22,7 +22,7 @@ import grpc
 import psutil
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from services.devstack.stack import SERVICES
+from services.devstack.stack import HANDED_OUT, SERVICES
 from tests.conftest import drop_database, free_port
 from tests.integration.events import eventually
 
@@ -73,7 +73,7 @@ def test_make_run_from_a_clean_copy_then_ctrl_c(pg_server_url: str) -> None:
             "PORTAL_EMBEDDED_NATS_PORT": str(free_port()),
             "PORTAL_ADMIN_PASSWORD": "Clean-copy-admin-9",
         }
-        for variable in ("PORTAL_DATABASE_URL", "PORTAL_NATS_URL", "PORTAL_PRINCIPAL_KEY"):
+        for variable in ("PORTAL_DATABASE_URL", "PORTAL_NATS_URL", *HANDED_OUT):
             env.pop(variable, None)  # the embedded servers, as on a fresh machine
         # Reuse this test run's virtualenv (-o: treat it as installed) instead of a new one.
         make = subprocess.Popen(

@@ -14,8 +14,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from portal.identity.v1 import identity_pb2 as pb
 from portal.identity.v1 import identity_pb2_grpc as pb_grpc
-from services.runtime.principal import Principal, PrincipalCodec
-from tests.conftest import TEST_PRINCIPAL_KEY, free_port
+from services.runtime.principal import Principal
+from tests.conftest import TEST_SERVICE_ENV, free_port, principal_signer
 from tests.integration.events import eventually
 
 SERVICE = "portal.identity.v1.IdentityService"
@@ -38,7 +38,7 @@ async def test_sigterm_mid_call_finishes_the_call_and_exits_zero(
         "PORTAL_DATABASE_URL": database_url,
         "PORTAL_NATS_URL": nats_url,
         "PORTAL_GRPC_LISTEN": f"127.0.0.1:{port}",
-        "PORTAL_PRINCIPAL_KEY": TEST_PRINCIPAL_KEY,
+        **TEST_SERVICE_ENV,
         "PORTAL_SHUTDOWN_DRAIN": "2",
     }
     proc = subprocess.Popen(
@@ -72,7 +72,7 @@ async def test_sigterm_mid_call_finishes_the_call_and_exits_zero(
                         sex="female",
                     )
                 ),
-                metadata=PrincipalCodec(TEST_PRINCIPAL_KEY).metadata(staff),
+                metadata=principal_signer().metadata(staff),
                 timeout=30,
             )
         )

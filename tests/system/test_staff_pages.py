@@ -21,7 +21,7 @@ import pytest
 
 from services.gateway.staff import letter_token
 from services.identity import refusals
-from tests.conftest import TEST_PRINCIPAL_KEY
+from tests.conftest import TEST_GATEWAY_SECRET
 from tests.system.conftest import RunningStack
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -29,7 +29,7 @@ CHART_LINK = re.compile(r'href="/staff/patients/([0-9a-f-]{36})"')
 MENU = re.compile(r'id="patient-info-menu"[^>]*>(.*?)</ul>', re.S)
 CREDENTIAL = re.compile(r'<dt>{}</dt>\s*<dd class="credential-value[^"]*">([^<]+)</dd>')
 HIDDEN = re.compile(r'<input type="hidden" name="([a-z_]+)" value="([^"]*)">')
-LETTER_KEY = letter_token.key_for(TEST_PRINCIPAL_KEY)
+LETTER_KEY = letter_token.key_for(TEST_GATEWAY_SECRET)
 
 
 @dataclass

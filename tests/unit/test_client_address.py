@@ -9,6 +9,7 @@ import pytest
 from services.gateway.auth import forwarded_client
 from services.gateway.settings import GatewaySettings
 from services.runtime.settings import ConfigError
+from tests.conftest import TEST_GATEWAY_ENV
 
 PROXIES = (ip_network("10.0.0.0/8"), ip_network("fd00::/8"))
 
@@ -40,7 +41,7 @@ def test_malformed_hops_stop_the_walk() -> None:
 
 
 def test_the_setting_is_parsed_and_checked() -> None:
-    base = {"PORTAL_PRINCIPAL_KEY": "k" * 40}
+    base = TEST_GATEWAY_ENV
     settings = GatewaySettings.from_env({**base, "PORTAL_TRUSTED_PROXIES": "10.0.0.0/8, ::1"})
     assert [str(n) for n in settings.trusted_proxies] == ["10.0.0.0/8", "::1/128"]
     with pytest.raises(ConfigError, match="PORTAL_TRUSTED_PROXIES"):

@@ -20,7 +20,7 @@ from services.gateway.app import create_app
 from services.gateway.backends import Backends
 from services.gateway.context import BACKENDS
 from services.gateway.settings import GatewaySettings
-from tests.conftest import TEST_PRINCIPAL_KEY, free_port
+from tests.conftest import TEST_GATEWAY_ENV, free_port
 
 NAMES = ("identity", "forms", "scheduling")
 
@@ -32,7 +32,7 @@ async def needs_forms(request: web.Request) -> web.StreamResponse:
 
 @pytest.fixture
 async def client() -> AsyncIterator[TestClient[web.Request, web.Application]]:
-    env = {"PORTAL_PRINCIPAL_KEY": TEST_PRINCIPAL_KEY, "PORTAL_COOKIE_SECURE": "false"}
+    env = {**TEST_GATEWAY_ENV, "PORTAL_COOKIE_SECURE": "false"}
     env.update({f"PORTAL_{name.upper()}_ADDR": f"127.0.0.1:{free_port()}" for name in NAMES})
     settings = GatewaySettings.from_env(env)
     app = create_app(settings, Backends(settings.backends, settings.principal_key))

@@ -10,7 +10,7 @@ import pytest
 
 from services.identity.settings import IdentitySettings
 from services.runtime.settings import ConfigError, ServiceSettings, env_float, env_int
-from tests.conftest import TEST_PRINCIPAL_KEY
+from tests.conftest import TEST_SERVICE_ENV
 
 
 def test_numbers_are_checked_and_the_error_names_the_variable() -> None:
@@ -43,7 +43,7 @@ def test_identity_refuses_bad_values_with_a_config_error(variable: str, value: s
 
 
 def test_service_settings_check_their_values() -> None:
-    env = {"PORTAL_PRINCIPAL_KEY": TEST_PRINCIPAL_KEY}
+    env = TEST_SERVICE_ENV
     assert ServiceSettings.from_env("forms", env).log_level == "INFO"
     for variable, value in (
         ("PORTAL_LOG_LEVEL", "loud"),
@@ -52,7 +52,7 @@ def test_service_settings_check_their_values() -> None:
     ):
         with pytest.raises(ConfigError, match=f"^{variable} must be"):
             ServiceSettings.from_env("forms", {**env, variable: value})
-    with pytest.raises(ConfigError, match=r"^PORTAL_PRINCIPAL_KEY is not set$"):
+    with pytest.raises(ConfigError, match=r"^PORTAL_PRINCIPAL_PUBLIC_KEYS is not set$"):
         ServiceSettings.from_env("forms", {})
 
 
@@ -66,7 +66,7 @@ def test_service_settings_check_their_values() -> None:
     ],
 )
 def test_a_bad_setting_is_one_line_and_exit_code_2(service: str, variable: str, value: str) -> None:
-    env = {**os.environ, "PORTAL_PRINCIPAL_KEY": TEST_PRINCIPAL_KEY, variable: value}
+    env = {**os.environ, **TEST_SERVICE_ENV, variable: value}
     done = subprocess.run(
         [sys.executable, "-m", f"services.{service}"],
         env=env,

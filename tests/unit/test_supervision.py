@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from services.devstack.stack import CRASH_LOOP, RESTART_FIRST, Stack, StackConfig
-from tests.conftest import TEST_PRINCIPAL_KEY
+from tests.conftest import TEST_SERVICE_ENV
 
-CRASHING = {"PORTAL_PRINCIPAL_KEY": TEST_PRINCIPAL_KEY, "PORTAL_LOG_LEVEL": "loud"}
+CRASHING = {**TEST_SERVICE_ENV, "PORTAL_LOG_LEVEL": "loud"}
 
 
 @pytest.fixture

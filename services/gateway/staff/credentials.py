@@ -243,7 +243,7 @@ def _letter_page(
         issued_at=datetime.now(UTC).isoformat(),
         reset=reset,
     )
-    key = letter_token.key_for(request.app[SETTINGS].principal_key)
+    key = letter_token.key_for(request.app[SETTINGS].secret)
     # A POST answer, never a redirect: the password is in this response and nowhere else.
     return render(
         request,
@@ -279,7 +279,7 @@ async def letter_pdf(request: web.Request, caller: Caller) -> web.StreamResponse
     """The letter page's letter as a PDF: only with the fields this gateway signed for it."""
     realm_name = realm(request)
     patient = patient_id(request)  # a malformed id is a 404 here too
-    key = letter_token.key_for(request.app[SETTINGS].principal_key)
+    key = letter_token.key_for(request.app[SETTINGS].secret)
     try:
         posted, _ = await form(request)  # a refused value cannot unseal either
         fields = letter_token.unseal(posted.get("letter", ""), key, datetime.now(UTC))

@@ -15,8 +15,8 @@ import grpc
 from portal.identity.v1 import identity_pb2 as pb
 from services.gateway.backends import Backends
 from services.runtime.errors import FieldErrors, abort_invalid, abort_precondition
-from services.runtime.principal import Principal, PrincipalCodec
-from tests.conftest import TEST_PRINCIPAL_KEY
+from services.runtime.principal import Principal
+from tests.conftest import principal_signer
 
 STAFF_TOKEN = "staff-token"
 PATIENT_TOKEN = "patient-token"
@@ -120,7 +120,7 @@ class Identity:
 class StubBackends:
     def __init__(self) -> None:
         self.identity = Identity()
-        self.codec = PrincipalCodec(TEST_PRINCIPAL_KEY)
+        self.codec = principal_signer()
 
     def auth(self, principal: Principal) -> tuple[tuple[str, str], ...]:
         return self.codec.metadata(principal)

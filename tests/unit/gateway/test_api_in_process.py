@@ -16,7 +16,7 @@ from portal.identity.v1 import identity_pb2 as pb
 from services.gateway import api
 from services.gateway.app import create_app
 from services.gateway.settings import GatewaySettings
-from tests.conftest import TEST_PRINCIPAL_KEY
+from tests.conftest import TEST_GATEWAY_ENV
 from tests.unit.gateway.stubs import (
     PATIENT_ID,
     PATIENT_TOKEN,
@@ -36,7 +36,7 @@ PATIENT = pb.Patient(id=PATIENT_ID, first_name="Ada", last_name="Lovelace", sex=
 
 def make_app(rate: int = 20) -> tuple[web.Application, StubBackends]:
     settings = GatewaySettings.from_env(
-        {"PORTAL_PRINCIPAL_KEY": TEST_PRINCIPAL_KEY, "PORTAL_LOGIN_RATE_PER_MINUTE": str(rate)}
+        {**TEST_GATEWAY_ENV, "PORTAL_LOGIN_RATE_PER_MINUTE": str(rate)}
     )
     backends = StubBackends()
     return create_app(settings, backends=backends.as_backends()), backends
