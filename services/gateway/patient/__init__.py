@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from services.gateway.patient import records, refills
 from services.gateway.patient import views as views
 
 # Only the two realms match; any other /portal/<name>/ is a plain 404.
@@ -27,6 +28,14 @@ def setup(app: web.Application) -> None:
             web.get(BASE + "/home", views.home, name="portal-home"),
             web.get(BASE + "/profile", views.profile, name="portal-profile"),
             web.post(BASE + "/logout", views.logout, name="portal-logout"),
+            web.get(BASE + "/refills", refills.page, name="portal-refills"),
+            web.post(BASE + "/refills", refills.request_refill),
+            web.get(BASE + "/refills/{refill_id}", refills.detail),
+            web.post(BASE + "/refills/{refill_id}/withdraw", refills.withdraw),
+            web.get(BASE + "/records", records.page, name="portal-records"),
+            web.get(BASE + "/records/documents/{item_id}", records.document),
+            web.get(BASE + "/records/forms/{item_id}", records.form_pdf),
+            web.get(BASE + "/records/certificates/{item_id}", records.certificate),
             *(
                 web.get(f"{BASE}/{section}", views.coming_soon, name=f"portal-{section}")
                 for section in views.COMING_SOON

@@ -19,11 +19,15 @@ from services.gateway.demographics import REALM_LABEL
 
 # Messages a redirect may ask the next page to show: ?notice=<key>. Only these fixed texts can be
 # shown, so the query string can carry nothing else onto the page.
-Notice = Literal["signed-out", "session-ended", "password-changed"]
+Notice = Literal[
+    "signed-out", "session-ended", "password-changed", "refill-requested", "refill-withdrawn"
+]
 NOTICES: dict[str, tuple[str, str]] = {
     "signed-out": ("success", "You have signed out."),
     "session-ended": ("info", "Your session ended. Please sign in again."),
     "password-changed": ("success", "Your password has been changed."),
+    "refill-requested": ("success", "Your refill request has been sent to the clinic."),
+    "refill-withdrawn": ("success", "Your refill request has been withdrawn."),
 }
 
 

@@ -40,14 +40,6 @@ COMING_SOON: dict[str, tuple[str, str]] = {
         "Appointments",
         "Soon you will be able to find an available time, book an appointment and cancel it here.",
     ),
-    "refills": (
-        "Refills",
-        "Soon you will be able to ask the clinic for a prescription refill here.",
-    ),
-    "records": (
-        "Records",
-        "Soon the letters, reports and records your clinic shares with you will appear here.",
-    ),
 }
 
 
@@ -72,6 +64,9 @@ def _context(
         context["patient"] = patient or {"first_name": who.session.username or "your account"}
     context.update(extra)
     return context
+
+
+page_context = _context  # the other patient pages (refills, records) frame theirs alike
 
 
 # --- Entry and sign-in --------------------------------------------------------------------------

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from services.gateway.staff import admin, credentials, demographics, patients, practice, views_auth
+from services.gateway.staff import (
+    admin,
+    chart_records,
+    credentials,
+    demographics,
+    patients,
+    practice,
+    refill_requests,
+    views_auth,
+)
 
 
 def setup(app: web.Application) -> None:
@@ -15,3 +24,5 @@ def setup(app: web.Application) -> None:
     credentials.setup(app)
     practice.setup(app)
     admin.setup(app)
+    chart_records.setup(app)
+    refill_requests.setup(app)

@@ -89,6 +89,13 @@ FLASHES: dict[str, tuple[str, str]] = {
         "Choices saved. Allow Patient Portal is No: the patient cannot use the portal.",
     ),
     "staff-created": ("success", "Staff user added."),
+    "medication-added": ("success", "Medication added."),
+    "medication-discontinued": ("success", "Medication discontinued."),
+    "document-added": ("success", "Document added to the chart."),
+    "letter-added": ("success", "Letter added to the chart."),
+    "document-shared": ("success", "The document is now shared with the patient."),
+    "document-unshared": ("success", "The document is no longer shared with the patient."),
+    "refill-decided": ("success", "Decision saved; the patient sees it in the portal."),
 }
 
 

@@ -12,7 +12,7 @@ from services.gateway import auth
 from services.gateway.auth import Caller
 from services.gateway.context import BACKENDS, SETTINGS
 from services.gateway.demographics import PATIENT_FIELDS, SEXES, sex_label
-from services.gateway.staff import portal_status
+from services.gateway.staff import chart_records, portal_status
 from services.gateway.staff.common import (
     form,
     invalid,
@@ -193,6 +193,7 @@ def patient_context(patient: pb.Patient) -> dict[str, Any]:
 async def chart(request: web.Request, caller: Caller) -> web.StreamResponse:
     patient = await fetch_patient(request, caller)
     forms = await forms_section(request, caller, patient.id)  # degrades alone if forms is down
+    records = await chart_records.chart_sections(request, caller, patient.id)
     return render(
         request,
         caller,
@@ -200,6 +201,7 @@ async def chart(request: web.Request, caller: Caller) -> web.StreamResponse:
         {
             **patient_context(patient),
             "forms": forms,
+            **records,
             "sex_label": sex_label(patient.sex),
             "realms": portal_status.realm_statuses(patient, request.app[SETTINGS].clinic_timezone),
         },
