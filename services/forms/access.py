@@ -15,13 +15,14 @@ async def record(
     patient_id: uuid.UUID | None,
     *,
     chart_form_id: uuid.UUID | None = None,
+    document_id: uuid.UUID | None = None,
     user_agent: str = "",
     detail: str = "",
 ) -> None:
     await conn.execute(
         """INSERT INTO access_log (actor_kind, actor_id, patient_id, action, source_address,
-                                   chart_form_id, user_agent, detail)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)""",
+                                   chart_form_id, user_agent, detail, document_id)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)""",
         principal.kind,
         actor(principal),
         patient_id,
@@ -30,6 +31,7 @@ async def record(
         chart_form_id,
         user_agent[:512],
         detail,
+        document_id,
     )
 
 

@@ -123,6 +123,18 @@ def render(
     return bytes(doc.pdf.output())
 
 
+def render_form(definition: Definition, answers: dict[str, Json], submitted_at: datetime) -> bytes:
+    """A completed (unsigned) form with its answers, for the patient's records."""
+    doc = _Pdf(definition.title)
+    doc.line(definition.title, size=16, style="B")
+    doc.line(f"Submitted {_when(submitted_at)}", size=9)
+    if definition.description:
+        doc.line(definition.description)
+    doc.gap()
+    _items(doc, definition.items, answers, depth=0)
+    return bytes(doc.pdf.output())
+
+
 def _items(doc: _Pdf, items: tuple[Item, ...], answers: dict[str, Json], depth: int) -> None:
     indent = "    " * depth
     for item in items:

@@ -136,7 +136,7 @@ async def review_queue(
     """Completed and signed forms, newest submission first (keyset pagination)."""
     return await conn.fetch(
         f"""SELECT {SUMMARY} FROM {JOINS}
-            WHERE cf.status IN ('completed', 'signed')
+            WHERE cf.status IN ('completed', 'signed') AND cf.origin <> 'refill'
               AND ($2::timestamptz IS NULL OR (cf.submitted_at, cf.id) < ($2, $3::uuid))
             ORDER BY cf.submitted_at DESC, cf.id DESC
             LIMIT $1""",

@@ -169,7 +169,8 @@ class ChartFormRpc(ServicerBase):
             await abort_invalid(context, {"decision": ["Decision must be accept or return."]})
         async with self.pool.acquire() as conn, conn.transaction():
             row = await self.chart_form(conn, context, principal, request.chart_form_id, lock=True)
-            if row["status"] not in REVIEWABLE:
+            if row["status"] not in REVIEWABLE or row["origin"] == "refill":
+                # A refill request is answered by its decision (DecideRefillRequest).
                 await abort_precondition(
                     context, "NOT_REVIEWABLE", "Only completed or signed forms can be reviewed."
                 )

@@ -8,7 +8,7 @@ from importlib import resources
 import grpc
 
 from portal.forms.v1 import forms_pb2_grpc as pb_grpc
-from services.forms import appointments, library
+from services.forms import appointments, documents, library
 from services.forms.charts import SUBSCRIPTIONS
 from services.forms.servicer import FormsServicer
 from services.runtime.consumer import Subscription
@@ -38,4 +38,5 @@ def build(env: Mapping[str, str]) -> ServiceSpec:
         register=register,
         subscriptions=subscriptions,
         on_start=on_start,
+        max_message_bytes=documents.GRPC_MESSAGE_BYTES,  # uploads of up to 10 MiB
     )

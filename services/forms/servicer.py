@@ -1,7 +1,8 @@
 """FormsService over gRPC: every method checks the principal first (@requires).
 
 The methods live in small parts: library and catalog (rpc_catalog), chart forms
-(rpc_chart_forms), eSignatures (rpc_signatures); this class puts them together.
+(rpc_chart_forms), eSignatures (rpc_signatures), medications, documents and records
+(rpc_records), refill requests and the work queue (rpc_refills); this class puts them together.
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ from portal.forms.v1 import forms_pb2 as pb
 from services.forms import access
 from services.forms.rpc_catalog import CatalogRpc
 from services.forms.rpc_common import STAFF, Context
+from services.forms.rpc_records import RecordsRpc
+from services.forms.rpc_refills import RefillRpc
 from services.forms.rpc_signatures import SignatureRpc
 from services.runtime.principal import Principal, requires
 
 
-class FormsServicer(CatalogRpc, SignatureRpc):
+class FormsServicer(CatalogRpc, SignatureRpc, RecordsRpc, RefillRpc):
     @requires(staff=STAFF, patient=True)
     async def GetChart(
         self, request: pb.GetChartRequest, context: Context, principal: Principal

@@ -25,6 +25,7 @@ from services.gateway.security import (
     security_headers,
 )
 from services.gateway.settings import GatewaySettings
+from services.gateway.staff import chart_records
 
 STATIC = Path(str(resources.files(__package__) / "static"))
 
@@ -44,7 +45,8 @@ async def _template_context(request: web.Request) -> dict[str, Any]:
 
 def create_app(settings: GatewaySettings, backends: Backends | None = None) -> web.Application:
     app = web.Application(
-        middlewares=[security_headers, error_pages, csrf_protect],
+        # The document upload route alone reads up to 10 MiB (chart_records.upload_body_limit).
+        middlewares=[security_headers, error_pages, chart_records.upload_body_limit, csrf_protect],
         client_max_size=1024**2,
     )
     app[SETTINGS] = settings

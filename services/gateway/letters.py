@@ -3,21 +3,19 @@
 The HTML page (templates/staff/credentials_letter.html) and the PDF share the wording below so
 the two never drift apart. The PDF embeds DejaVu (Latin, Greek, Cyrillic, Vietnamese ...) and,
 for what DejaVu lacks (Chinese, Japanese, Korean), Droid Sans Fallback: names print as typed.
-The fonts are system packages (Debian: fonts-dejavu-core, fonts-droid-fallback), which `make`
-and the container image install.
+The fonts are found by services.runtime.fonts (system packages).
 """
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
-from pathlib import Path
 
 from fpdf import FPDF
-from fpdf.fonts import TTFFont
 
 from services.gateway.demographics import REALM_LABEL
+from services.runtime.fonts import FontsMissing as FontsMissing  # staff pages catch it here
+from services.runtime.fonts import add_fonts
 
 _REALM_USE = {
     "onsite": "The onsite portal is for use at the clinic.",
@@ -28,30 +26,6 @@ FOOTER = (
     "This password is shown only on this letter; the clinic cannot print it again. "
     "In a medical emergency, call your local emergency number. Do not use the portal."
 )
-
-FONT_DIRS = (Path("/usr/share/fonts"), Path("/usr/local/share/fonts"))
-# (family, style) -> file name, found under FONT_DIRS.
-FONTS = {
-    ("Sans", ""): "DejaVuSans.ttf",
-    ("Sans", "B"): "DejaVuSans-Bold.ttf",
-    ("Mono", "B"): "DejaVuSansMono-Bold.ttf",
-}
-FALLBACK_FONT = "DroidSansFallbackFull.ttf"  # only loaded when a letter needs it: it is large
-
-
-class FontsMissing(RuntimeError):
-    """The PDF cannot be made: a font file is not installed."""
-
-
-@functools.cache
-def font_path(name: str) -> Path:
-    for directory in FONT_DIRS:
-        for found in sorted(directory.rglob(name)) if directory.is_dir() else ():
-            return found
-    raise FontsMissing(
-        f"font {name} is not installed (Debian: apt-get install fonts-dejavu-core "
-        "fonts-droid-fallback)"
-    )
 
 
 def format_expiry(value: datetime, zone: tzinfo = UTC) -> str:
@@ -135,23 +109,12 @@ def _lines(
     pdf.multi_cell(width, height, text, align="L", new_x="LMARGIN", new_y="NEXT")
 
 
-def _add_fonts(pdf: FPDF, texts: list[str]) -> None:
-    for (family, style), name in FONTS.items():
-        pdf.add_font(family, style, str(font_path(name)))
-    needed = {ord(ch) for text in texts for ch in text if not ch.isspace()}
-    fonts = [font for font in pdf.fonts.values() if isinstance(font, TTFFont)]
-    if any(code not in font.cmap for font in fonts for code in needed):
-        pdf.add_font("Fallback", "", str(font_path(FALLBACK_FONT)))
-        # The fallback has one weight: bold text it draws comes out regular.
-        pdf.set_fallback_fonts(["Fallback"], exact_match=False)
-
-
 def render_pdf(letter: CredentialsLetter) -> bytes:
     """The letter as PDF bytes (CPU-bound for a fraction of a second: call it in a thread)."""
     pdf = FPDF(format="letter", unit="mm")
     texts = [letter.clinic_name, letter.patient_name, letter.username, letter.password]
     texts += [letter.title, letter.intro(), *letter.instructions(), letter.issued_on, FOOTER]
-    _add_fonts(pdf, [*texts, letter.web_address])
+    add_fonts(pdf, [*texts, letter.web_address])
     pdf.set_margins(22, 20, 22)
     pdf.set_auto_page_break(auto=True, margin=18)
     # Document metadata carries no patient data.

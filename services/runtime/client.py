@@ -33,6 +33,9 @@ _SERVICE_CONFIG = json.dumps(
 )
 
 
+MAX_REPLY_BYTES = 16 * 1024 * 1024
+
+
 class DefaultDeadline(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[type-arg]
     """Give every unary call a deadline unless the caller chose one."""
 
@@ -68,6 +71,8 @@ def open_channel(
             ("grpc.keepalive_time_ms", 30_000),
             ("grpc.initial_reconnect_backoff_ms", 250),
             ("grpc.max_reconnect_backoff_ms", 2_000),
+            # Replies may carry a chart document (forms: at most 10 MiB); callers trust backends.
+            ("grpc.max_receive_message_length", MAX_REPLY_BYTES),
         ],
         interceptors=[
             *interceptors,

@@ -60,6 +60,7 @@ class ServiceSpec:
     register: Callable[[grpc.aio.Server, Runtime], None]
     subscriptions: Callable[[Runtime], list[Subscription]] = field(default=lambda _rt: [])
     on_start: Callable[[Runtime], Awaitable[None]] | None = None  # after migrations, before serving
+    max_message_bytes: int = 0  # the largest request it accepts; 0: gRPC's default (4 MiB)
 
     @property
     def subjects(self) -> list[str]:
@@ -82,7 +83,12 @@ async def serve(spec: ServiceSpec, settings: ServiceSettings) -> int:
     if spec.on_start is not None:
         await spec.on_start(runtime)
 
-    server = grpc.aio.server(interceptors=telemetry.grpc_server_interceptors())
+    options = (
+        [("grpc.max_receive_message_length", spec.max_message_bytes)]
+        if spec.max_message_bytes
+        else []
+    )
+    server = grpc.aio.server(interceptors=telemetry.grpc_server_interceptors(), options=options)
     health_servicer = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     spec.register(server, runtime)

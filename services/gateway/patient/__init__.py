@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from services.gateway.patient import appointments, profile, views
+from services.gateway.patient import appointments, profile, records, refills, views
 
 # Only the two realms match; any other /portal/<name>/ is a plain 404.
 BASE = "/portal/{realm:onsite|offsite}"
@@ -30,6 +30,14 @@ def setup(app: web.Application) -> None:
             web.post(BASE + "/profile", profile.propose),
             web.post(BASE + "/logout", views.logout, name="portal-logout"),
             *appointments.routes(BASE),
+            web.get(BASE + "/refills", refills.page, name="portal-refills"),
+            web.post(BASE + "/refills", refills.request_refill),
+            web.get(BASE + "/refills/{refill_id}", refills.detail),
+            web.post(BASE + "/refills/{refill_id}/withdraw", refills.withdraw),
+            web.get(BASE + "/records", records.page, name="portal-records"),
+            web.get(BASE + "/records/documents/{item_id}", records.document),
+            web.get(BASE + "/records/forms/{item_id}", records.form_pdf),
+            web.get(BASE + "/records/certificates/{item_id}", records.certificate),
             *(
                 web.get(f"{BASE}/{section}", views.coming_soon, name=f"portal-{section}")
                 for section in views.COMING_SOON

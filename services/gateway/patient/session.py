@@ -19,7 +19,14 @@ from services.gateway.demographics import REALM_LABEL
 
 # Messages a redirect may ask the next page to show: ?notice=<key>. Only these fixed texts can be
 # shown, so the query string can carry nothing else onto the page.
-Notice = Literal["signed-out", "session-ended", "password-changed", "profile-update-sent"]
+Notice = Literal[
+    "signed-out",
+    "session-ended",
+    "password-changed",
+    "profile-update-sent",
+    "refill-requested",
+    "refill-withdrawn",
+]
 NOTICES: dict[str, tuple[str, str]] = {
     "signed-out": ("success", "You have signed out."),
     "session-ended": ("info", "Your session ended. Please sign in again."),
@@ -29,6 +36,8 @@ NOTICES: dict[str, tuple[str, str]] = {
         "Thank you. Your change request is pending review: the clinic will check it before it "
         "appears in your profile.",
     ),
+    "refill-requested": ("success", "Your refill request has been sent to the clinic."),
+    "refill-withdrawn": ("success", "Your refill request has been withdrawn."),
 }
 
 

@@ -36,14 +36,6 @@ COMING_SOON: dict[str, tuple[str, str]] = {
         "Forms",
         "Soon you will be able to complete consent and visit forms here before your visit.",
     ),
-    "refills": (
-        "Refills",
-        "Soon you will be able to ask the clinic for a prescription refill here.",
-    ),
-    "records": (
-        "Records",
-        "Soon the letters, reports and records your clinic shares with you will appear here.",
-    ),
 }
 
 

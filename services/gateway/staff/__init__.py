@@ -10,12 +10,14 @@ from services.gateway.staff import (
     appointment_types,
     appointments,
     calendar,
+    chart_records,
     credentials,
     demographics,
     patients,
     practice,
     profile_updates,
     providers,
+    refill_requests,
     views_auth,
 )
 
@@ -33,3 +35,5 @@ def setup(app: web.Application) -> None:
     appointment_types.setup(app)  # /appointment-types/new before /appointment-types/{id}
     calendar.setup(app)
     admin.setup(app)
+    chart_records.setup(app)
+    refill_requests.setup(app)

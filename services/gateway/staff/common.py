@@ -108,6 +108,13 @@ FLASHES: dict[str, tuple[str, str]] = {
     "appointment-cancelled": ("success", "Appointment cancelled."),
     "appointment-rescheduled": ("success", "Appointment moved to the new time."),
     "appointment-status": ("success", "Appointment status updated."),
+    "medication-added": ("success", "Medication added."),
+    "medication-discontinued": ("success", "Medication discontinued."),
+    "document-added": ("success", "Document added to the chart."),
+    "letter-added": ("success", "Letter added to the chart."),
+    "document-shared": ("success", "The document is now shared with the patient."),
+    "document-unshared": ("success", "The document is no longer shared with the patient."),
+    "refill-decided": ("success", "Decision saved; the patient sees it in the portal."),
 }
 
 

@@ -13,7 +13,7 @@ from services.gateway import auth
 from services.gateway.auth import Caller
 from services.gateway.context import BACKENDS, SETTINGS
 from services.gateway.demographics import PATIENT_FIELDS, SEXES, sex_label
-from services.gateway.staff import portal_status
+from services.gateway.staff import chart_records, portal_status
 from services.gateway.staff.common import (
     form,
     invalid,
@@ -194,9 +194,10 @@ def patient_context(patient: pb.Patient) -> dict[str, Any]:
 async def chart(request: web.Request, caller: Caller) -> web.StreamResponse:
     patient = await fetch_patient(request, caller)
     # Each section degrades alone when its service is down.
-    forms, appointments = await asyncio.gather(
+    forms, appointments, records = await asyncio.gather(
         forms_section(request, caller, patient.id),
         appointments_section(request, caller, patient.id),
+        chart_records.chart_sections(request, caller, patient.id),
     )
     return render(
         request,
@@ -206,6 +207,7 @@ async def chart(request: web.Request, caller: Caller) -> web.StreamResponse:
             **patient_context(patient),
             "forms": forms,
             "appointments": appointments,
+            **records,
             "sex_label": sex_label(patient.sex),
             "realms": portal_status.realm_statuses(patient, request.app[SETTINGS].clinic_timezone),
         },

@@ -127,3 +127,113 @@ class CatalogUpdated(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CatalogUpdated: _TypeAlias = CatalogUpdated  # noqa: Y015
+
+@_typing.final
+class RefillChanged(_message.Message):
+    """portal.forms.refill.requested / .decided / .withdrawn"""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REFILL_REQUEST_ID_FIELD_NUMBER: _builtins.int
+    PATIENT_ID_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    ACTOR_ID_FIELD_NUMBER: _builtins.int
+    OCCURRED_AT_FIELD_NUMBER: _builtins.int
+    refill_request_id: _builtins.str
+    """the chart form's id"""
+    patient_id: _builtins.str
+    status: _builtins.str
+    """requested, approved, denied, needs_appointment, withdrawn"""
+    actor_id: _builtins.str
+    """staff user or patient id"""
+    @_builtins.property
+    def occurred_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        refill_request_id: _builtins.str = ...,
+        patient_id: _builtins.str = ...,
+        status: _builtins.str = ...,
+        actor_id: _builtins.str = ...,
+        occurred_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["occurred_at", b"occurred_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor_id", b"actor_id", "occurred_at", b"occurred_at", "patient_id", b"patient_id", "refill_request_id", b"refill_request_id", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RefillChanged: _TypeAlias = RefillChanged  # noqa: Y015
+
+@_typing.final
+class DocumentChanged(_message.Message):
+    """portal.forms.document.added / .shared / .unshared"""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DOCUMENT_ID_FIELD_NUMBER: _builtins.int
+    PATIENT_ID_FIELD_NUMBER: _builtins.int
+    CATEGORY_FIELD_NUMBER: _builtins.int
+    ORIGIN_FIELD_NUMBER: _builtins.int
+    SHARE_WITH_PATIENT_FIELD_NUMBER: _builtins.int
+    ACTOR_ID_FIELD_NUMBER: _builtins.int
+    OCCURRED_AT_FIELD_NUMBER: _builtins.int
+    document_id: _builtins.str
+    patient_id: _builtins.str
+    category: _builtins.str
+    """letter, report, record"""
+    origin: _builtins.str
+    """upload or letter"""
+    share_with_patient: _builtins.bool
+    actor_id: _builtins.str
+    @_builtins.property
+    def occurred_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        document_id: _builtins.str = ...,
+        patient_id: _builtins.str = ...,
+        category: _builtins.str = ...,
+        origin: _builtins.str = ...,
+        share_with_patient: _builtins.bool = ...,
+        actor_id: _builtins.str = ...,
+        occurred_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["occurred_at", b"occurred_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor_id", b"actor_id", "category", b"category", "document_id", b"document_id", "occurred_at", b"occurred_at", "origin", b"origin", "patient_id", b"patient_id", "share_with_patient", b"share_with_patient"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DocumentChanged: _TypeAlias = DocumentChanged  # noqa: Y015
+
+@_typing.final
+class MedicationChanged(_message.Message):
+    """portal.forms.medication.added / .discontinued"""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MEDICATION_ID_FIELD_NUMBER: _builtins.int
+    PATIENT_ID_FIELD_NUMBER: _builtins.int
+    ACTOR_ID_FIELD_NUMBER: _builtins.int
+    OCCURRED_AT_FIELD_NUMBER: _builtins.int
+    medication_id: _builtins.str
+    patient_id: _builtins.str
+    actor_id: _builtins.str
+    @_builtins.property
+    def occurred_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        medication_id: _builtins.str = ...,
+        patient_id: _builtins.str = ...,
+        actor_id: _builtins.str = ...,
+        occurred_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["occurred_at", b"occurred_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor_id", b"actor_id", "medication_id", b"medication_id", "occurred_at", b"occurred_at", "patient_id", b"patient_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MedicationChanged: _TypeAlias = MedicationChanged  # noqa: Y015

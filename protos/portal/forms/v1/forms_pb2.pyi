@@ -159,6 +159,54 @@ REVIEW_DECISION_RETURN: ReviewDecision.ValueType  # 2
 """needs a note (the reason the patient reads)"""
 Global___ReviewDecision: _TypeAlias = ReviewDecision  # noqa: Y015
 
+class _RefillStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _RefillStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RefillStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    REFILL_STATUS_UNSPECIFIED: _RefillStatus.ValueType  # 0
+    REFILL_STATUS_REQUESTED: _RefillStatus.ValueType  # 1
+    """pending: waits for the clinic"""
+    REFILL_STATUS_APPROVED: _RefillStatus.ValueType  # 2
+    REFILL_STATUS_DENIED: _RefillStatus.ValueType  # 3
+    REFILL_STATUS_NEEDS_APPOINTMENT: _RefillStatus.ValueType  # 4
+    """the patient is asked to book a visit"""
+    REFILL_STATUS_WITHDRAWN: _RefillStatus.ValueType  # 5
+
+class RefillStatus(_RefillStatus, metaclass=_RefillStatusEnumTypeWrapper):
+    """---- Refill requests ------------------------------------------------------------------------------"""
+
+REFILL_STATUS_UNSPECIFIED: RefillStatus.ValueType  # 0
+REFILL_STATUS_REQUESTED: RefillStatus.ValueType  # 1
+"""pending: waits for the clinic"""
+REFILL_STATUS_APPROVED: RefillStatus.ValueType  # 2
+REFILL_STATUS_DENIED: RefillStatus.ValueType  # 3
+REFILL_STATUS_NEEDS_APPOINTMENT: RefillStatus.ValueType  # 4
+"""the patient is asked to book a visit"""
+REFILL_STATUS_WITHDRAWN: RefillStatus.ValueType  # 5
+Global___RefillStatus: _TypeAlias = RefillStatus  # noqa: Y015
+
+class _DocumentCategory:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _DocumentCategoryEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_DocumentCategory.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    DOCUMENT_CATEGORY_UNSPECIFIED: _DocumentCategory.ValueType  # 0
+    DOCUMENT_CATEGORY_LETTER: _DocumentCategory.ValueType  # 1
+    DOCUMENT_CATEGORY_REPORT: _DocumentCategory.ValueType  # 2
+    DOCUMENT_CATEGORY_RECORD: _DocumentCategory.ValueType  # 3
+
+class DocumentCategory(_DocumentCategory, metaclass=_DocumentCategoryEnumTypeWrapper):
+    """---- Chart documents ------------------------------------------------------------------------------"""
+
+DOCUMENT_CATEGORY_UNSPECIFIED: DocumentCategory.ValueType  # 0
+DOCUMENT_CATEGORY_LETTER: DocumentCategory.ValueType  # 1
+DOCUMENT_CATEGORY_REPORT: DocumentCategory.ValueType  # 2
+DOCUMENT_CATEGORY_RECORD: DocumentCategory.ValueType  # 3
+Global___DocumentCategory: _TypeAlias = DocumentCategory  # noqa: Y015
+
 @_typing.final
 class GetChartRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
@@ -1282,3 +1330,977 @@ class Certificate(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Certificate: _TypeAlias = Certificate  # noqa: Y015
+
+@_typing.final
+class Medication(_message.Message):
+    """---- Current medications ------------------------------------------------------------------------"""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    PATIENT_ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    DOSE_FIELD_NUMBER: _builtins.int
+    INSTRUCTIONS_FIELD_NUMBER: _builtins.int
+    CURRENT_FIELD_NUMBER: _builtins.int
+    ADDED_AT_FIELD_NUMBER: _builtins.int
+    ADDED_BY_FIELD_NUMBER: _builtins.int
+    DISCONTINUED_AT_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    patient_id: _builtins.str
+    name: _builtins.str
+    dose: _builtins.str
+    instructions: _builtins.str
+    current: _builtins.bool
+    """false once discontinued"""
+    added_by: _builtins.str
+    @_builtins.property
+    def added_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def discontinued_at(self) -> _timestamp_pb2.Timestamp:
+        """unset while current"""
+
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        patient_id: _builtins.str = ...,
+        name: _builtins.str = ...,
+        dose: _builtins.str = ...,
+        instructions: _builtins.str = ...,
+        current: _builtins.bool = ...,
+        added_at: _timestamp_pb2.Timestamp | None = ...,
+        added_by: _builtins.str = ...,
+        discontinued_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["added_at", b"added_at", "discontinued_at", b"discontinued_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["added_at", b"added_at", "added_by", b"added_by", "current", b"current", "discontinued_at", b"discontinued_at", "dose", b"dose", "id", b"id", "instructions", b"instructions", "name", b"name", "patient_id", b"patient_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Medication: _TypeAlias = Medication  # noqa: Y015
+
+@_typing.final
+class ListMedicationsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PATIENT_ID_FIELD_NUMBER: _builtins.int
+    INCLUDE_DISCONTINUED_FIELD_NUMBER: _builtins.int
+    patient_id: _builtins.str
+    """ignored for patient principals"""
+    include_discontinued: _builtins.bool
+    """staff only"""
+    def __init__(
+        self,
+        *,
+        patient_id: _builtins.str = ...,
+        include_discontinued: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["include_discontinued", b"include_discontinued", "patient_id", b"patient_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListMedicationsRequest: _TypeAlias = ListMedicationsRequest  # noqa: Y015
+
+@_typing.final
+class ListMedicationsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ITEMS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def items(self) -> _containers.RepeatedCompositeFieldContainer[Global___Medication]:
+        """current first, then by name"""
+
+    def __init__(
+        self,
+        *,
+        items: _abc.Iterable[Global___Medication] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["items", b"items"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListMedicationsResponse: _TypeAlias = ListMedicationsResponse  # noqa: Y015
+
+@_typing.final
+class AddMedicationRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PATIENT_ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    DOSE_FIELD_NUMBER: _builtins.int
+    INSTRUCTIONS_FIELD_NUMBER: _builtins.int
+    patient_id: _builtins.str
+    name: _builtins.str
+    """required"""
+    dose: _builtins.str
+    instructions: _builtins.str
+    def __init__(
+        self,
+        *,
+        patient_id: _builtins.str = ...,
+        name: _builtins.str = ...,
+        dose: _builtins.str = ...,
+        instructions: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dose", b"dose", "instructions", b"instructions", "name", b"name", "patient_id", b"patient_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AddMedicationRequest: _TypeAlias = AddMedicationRequest  # noqa: Y015
+
+@_typing.final
+class DiscontinueMedicationRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MEDICATION_ID_FIELD_NUMBER: _builtins.int
+    medication_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        medication_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["medication_id", b"medication_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DiscontinueMedicationRequest: _TypeAlias = DiscontinueMedicationRequest  # noqa: Y015
+
+@_typing.final
+class RefillRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    PATIENT_ID_FIELD_NUMBER: _builtins.int
+    MEDICATION_ID_FIELD_NUMBER: _builtins.int
+    MEDICATION_FIELD_NUMBER: _builtins.int
+    DOSE_FIELD_NUMBER: _builtins.int
+    QUANTITY_FIELD_NUMBER: _builtins.int
+    PHARMACY_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    DECISION_NOTE_FIELD_NUMBER: _builtins.int
+    DECIDED_BY_FIELD_NUMBER: _builtins.int
+    REQUESTED_AT_FIELD_NUMBER: _builtins.int
+    DECIDED_AT_FIELD_NUMBER: _builtins.int
+    FORM_ID_FIELD_NUMBER: _builtins.int
+    FORM_VERSION_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """the chart form's id"""
+    patient_id: _builtins.str
+    medication_id: _builtins.str
+    """set when chosen from the current medications"""
+    medication: _builtins.str
+    dose: _builtins.str
+    quantity: _builtins.str
+    pharmacy: _builtins.str
+    note: _builtins.str
+    """the patient's"""
+    status: Global___RefillStatus.ValueType
+    decision_note: _builtins.str
+    """the clinic's answer (a denial's reason)"""
+    decided_by: _builtins.str
+    """staff only"""
+    form_id: _builtins.str
+    form_version: _builtins.int
+    @_builtins.property
+    def requested_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def decided_at(self) -> _timestamp_pb2.Timestamp:
+        """unset while pending"""
+
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        patient_id: _builtins.str = ...,
+        medication_id: _builtins.str = ...,
+        medication: _builtins.str = ...,
+        dose: _builtins.str = ...,
+        quantity: _builtins.str = ...,
+        pharmacy: _builtins.str = ...,
+        note: _builtins.str = ...,
+        status: Global___RefillStatus.ValueType = ...,
+        decision_note: _builtins.str = ...,
+        decided_by: _builtins.str = ...,
+        requested_at: _timestamp_pb2.Timestamp | None = ...,
+        decided_at: _timestamp_pb2.Timestamp | None = ...,
+        form_id: _builtins.str = ...,
+        form_version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["decided_at", b"decided_at", "requested_at", b"requested_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["decided_at", b"decided_at", "decided_by", b"decided_by", "decision_note", b"decision_note", "dose", b"dose", "form_id", b"form_id", "form_version", b"form_version", "id", b"id", "medication", b"medication", "medication_id", b"medication_id", "note", b"note", "patient_id", b"patient_id", "pharmacy", b"pharmacy", "quantity", b"quantity", "requested_at", b"requested_at", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RefillRequest: _TypeAlias = RefillRequest  # noqa: Y015
+
+@_typing.final
+class RequestRefillRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MEDICATION_ID_FIELD_NUMBER: _builtins.int
+    MEDICATION_FIELD_NUMBER: _builtins.int
+    DOSE_FIELD_NUMBER: _builtins.int
+    QUANTITY_FIELD_NUMBER: _builtins.int
+    PHARMACY_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
+    medication_id: _builtins.str
+    """one of the patient's current medications, or"""
+    medication: _builtins.str
+    """typed (used when medication_id is empty)"""
+    dose: _builtins.str
+    quantity: _builtins.str
+    pharmacy: _builtins.str
+    note: _builtins.str
+    def __init__(
+        self,
+        *,
+        medication_id: _builtins.str = ...,
+        medication: _builtins.str = ...,
+        dose: _builtins.str = ...,
+        quantity: _builtins.str = ...,
+        pharmacy: _builtins.str = ...,
+        note: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dose", b"dose", "medication", b"medication", "medication_id", b"medication_id", "note", b"note", "pharmacy", b"pharmacy", "quantity", b"quantity"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RequestRefillRequest: _TypeAlias = RequestRefillRequest  # noqa: Y015
+
+@_typing.final
+class ListRefillRequestsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PATIENT_ID_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    patient_id: _builtins.str
+    """staff: empty for every patient; ignored for patients"""
+    status: Global___RefillStatus.ValueType
+    """unspecified: every status"""
+    def __init__(
+        self,
+        *,
+        patient_id: _builtins.str = ...,
+        status: Global___RefillStatus.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["patient_id", b"patient_id", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListRefillRequestsRequest: _TypeAlias = ListRefillRequestsRequest  # noqa: Y015
+
+@_typing.final
+class ListRefillRequestsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ITEMS_FIELD_NUMBER: _builtins.int
+    OFFERED_FIELD_NUMBER: _builtins.int
+    offered: _builtins.bool
+    """a refill form is available in the portal"""
+    @_builtins.property
+    def items(self) -> _containers.RepeatedCompositeFieldContainer[Global___RefillRequest]: ...
+    def __init__(
+        self,
+        *,
+        items: _abc.Iterable[Global___RefillRequest] | None = ...,
+        offered: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["items", b"items", "offered", b"offered"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListRefillRequestsResponse: _TypeAlias = ListRefillRequestsResponse  # noqa: Y015
+
+@_typing.final
+class GetRefillRequestRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REFILL_REQUEST_ID_FIELD_NUMBER: _builtins.int
+    refill_request_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        refill_request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["refill_request_id", b"refill_request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetRefillRequestRequest: _TypeAlias = GetRefillRequestRequest  # noqa: Y015
+
+@_typing.final
+class WithdrawRefillRequestRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REFILL_REQUEST_ID_FIELD_NUMBER: _builtins.int
+    refill_request_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        refill_request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["refill_request_id", b"refill_request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WithdrawRefillRequestRequest: _TypeAlias = WithdrawRefillRequestRequest  # noqa: Y015
+
+@_typing.final
+class DecideRefillRequestRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REFILL_REQUEST_ID_FIELD_NUMBER: _builtins.int
+    DECISION_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
+    refill_request_id: _builtins.str
+    decision: Global___RefillStatus.ValueType
+    """approved, denied or needs appointment"""
+    note: _builtins.str
+    """required to deny"""
+    def __init__(
+        self,
+        *,
+        refill_request_id: _builtins.str = ...,
+        decision: Global___RefillStatus.ValueType = ...,
+        note: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["decision", b"decision", "note", b"note", "refill_request_id", b"refill_request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DecideRefillRequestRequest: _TypeAlias = DecideRefillRequestRequest  # noqa: Y015
+
+@_typing.final
+class Document(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    PATIENT_ID_FIELD_NUMBER: _builtins.int
+    TITLE_FIELD_NUMBER: _builtins.int
+    CATEGORY_FIELD_NUMBER: _builtins.int
+    CONTENT_TYPE_FIELD_NUMBER: _builtins.int
+    SIZE_FIELD_NUMBER: _builtins.int
+    SHA256_FIELD_NUMBER: _builtins.int
+    SHARE_WITH_PATIENT_FIELD_NUMBER: _builtins.int
+    ORIGIN_FIELD_NUMBER: _builtins.int
+    FILENAME_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    CREATED_BY_FIELD_NUMBER: _builtins.int
+    BODY_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    patient_id: _builtins.str
+    title: _builtins.str
+    category: Global___DocumentCategory.ValueType
+    content_type: _builtins.str
+    """sniffed: application/pdf, image/png, image/jpeg, ..."""
+    size: _builtins.int
+    sha256: _builtins.str
+    """of the content, hex"""
+    share_with_patient: _builtins.bool
+    origin: _builtins.str
+    """upload or letter"""
+    filename: _builtins.str
+    """for downloads; never used to decide the type"""
+    created_by: _builtins.str
+    """staff only"""
+    body: _builtins.str
+    """a letter's text (staff only)"""
+    @_builtins.property
+    def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        patient_id: _builtins.str = ...,
+        title: _builtins.str = ...,
+        category: Global___DocumentCategory.ValueType = ...,
+        content_type: _builtins.str = ...,
+        size: _builtins.int = ...,
+        sha256: _builtins.str = ...,
+        share_with_patient: _builtins.bool = ...,
+        origin: _builtins.str = ...,
+        filename: _builtins.str = ...,
+        created_at: _timestamp_pb2.Timestamp | None = ...,
+        created_by: _builtins.str = ...,
+        body: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "category", b"category", "content_type", b"content_type", "created_at", b"created_at", "created_by", b"created_by", "filename", b"filename", "id", b"id", "origin", b"origin", "patient_id", b"patient_id", "sha256", b"sha256", "share_with_patient", b"share_with_patient", "size", b"size", "title", b"title"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Document: _TypeAlias = Document  # noqa: Y015
+
+@_typing.final
+class ListDocumentsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PATIENT_ID_FIELD_NUMBER: _builtins.int
+    patient_id: _builtins.str
+    """ignored for patient principals"""
+    def __init__(
+        self,
+        *,
+        patient_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["patient_id", b"patient_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListDocumentsRequest: _TypeAlias = ListDocumentsRequest  # noqa: Y015
+
+@_typing.final
+class ListDocumentsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ITEMS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def items(self) -> _containers.RepeatedCompositeFieldContainer[Global___Document]:
+        """newest first"""
+
+    def __init__(
+        self,
+        *,
+        items: _abc.Iterable[Global___Document] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["items", b"items"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListDocumentsResponse: _TypeAlias = ListDocumentsResponse  # noqa: Y015
+
+@_typing.final
+class UploadDocumentRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PATIENT_ID_FIELD_NUMBER: _builtins.int
+    TITLE_FIELD_NUMBER: _builtins.int
+    CATEGORY_FIELD_NUMBER: _builtins.int
+    SHARE_WITH_PATIENT_FIELD_NUMBER: _builtins.int
+    CONTENT_FIELD_NUMBER: _builtins.int
+    FILENAME_FIELD_NUMBER: _builtins.int
+    patient_id: _builtins.str
+    title: _builtins.str
+    category: Global___DocumentCategory.ValueType
+    share_with_patient: _builtins.bool
+    content: _builtins.bytes
+    filename: _builtins.str
+    """as the client named it (kept for the download's name only)"""
+    def __init__(
+        self,
+        *,
+        patient_id: _builtins.str = ...,
+        title: _builtins.str = ...,
+        category: Global___DocumentCategory.ValueType = ...,
+        share_with_patient: _builtins.bool = ...,
+        content: _builtins.bytes = ...,
+        filename: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["category", b"category", "content", b"content", "filename", b"filename", "patient_id", b"patient_id", "share_with_patient", b"share_with_patient", "title", b"title"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UploadDocumentRequest: _TypeAlias = UploadDocumentRequest  # noqa: Y015
+
+@_typing.final
+class PreviewLetterRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PATIENT_ID_FIELD_NUMBER: _builtins.int
+    TEMPLATE_ID_FIELD_NUMBER: _builtins.int
+    MERGE_FIELD_NUMBER: _builtins.int
+    patient_id: _builtins.str
+    template_id: _builtins.str
+    @_builtins.property
+    def merge(self) -> Global___LetterMerge: ...
+    def __init__(
+        self,
+        *,
+        patient_id: _builtins.str = ...,
+        template_id: _builtins.str = ...,
+        merge: Global___LetterMerge | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["merge", b"merge"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["merge", b"merge", "patient_id", b"patient_id", "template_id", b"template_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PreviewLetterRequest: _TypeAlias = PreviewLetterRequest  # noqa: Y015
+
+@_typing.final
+class LetterMerge(_message.Message):
+    """The merge fields' values: {patient_name}, {clinic_name}, {date} (today when empty)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PATIENT_NAME_FIELD_NUMBER: _builtins.int
+    CLINIC_NAME_FIELD_NUMBER: _builtins.int
+    DATE_FIELD_NUMBER: _builtins.int
+    patient_name: _builtins.str
+    clinic_name: _builtins.str
+    date: _builtins.str
+    def __init__(
+        self,
+        *,
+        patient_name: _builtins.str = ...,
+        clinic_name: _builtins.str = ...,
+        date: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["clinic_name", b"clinic_name", "date", b"date", "patient_name", b"patient_name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LetterMerge: _TypeAlias = LetterMerge  # noqa: Y015
+
+@_typing.final
+class LetterPreview(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TITLE_FIELD_NUMBER: _builtins.int
+    BODY_FIELD_NUMBER: _builtins.int
+    title: _builtins.str
+    body: _builtins.str
+    def __init__(
+        self,
+        *,
+        title: _builtins.str = ...,
+        body: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "title", b"title"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LetterPreview: _TypeAlias = LetterPreview  # noqa: Y015
+
+@_typing.final
+class CreateLetterRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PATIENT_ID_FIELD_NUMBER: _builtins.int
+    TEMPLATE_ID_FIELD_NUMBER: _builtins.int
+    TITLE_FIELD_NUMBER: _builtins.int
+    BODY_FIELD_NUMBER: _builtins.int
+    MERGE_FIELD_NUMBER: _builtins.int
+    SHARE_WITH_PATIENT_FIELD_NUMBER: _builtins.int
+    CATEGORY_FIELD_NUMBER: _builtins.int
+    patient_id: _builtins.str
+    template_id: _builtins.str
+    title: _builtins.str
+    """empty: the template's"""
+    body: _builtins.str
+    """empty: the template's text; merge fields are filled in either way"""
+    share_with_patient: _builtins.bool
+    category: Global___DocumentCategory.ValueType
+    """unspecified: letter"""
+    @_builtins.property
+    def merge(self) -> Global___LetterMerge: ...
+    def __init__(
+        self,
+        *,
+        patient_id: _builtins.str = ...,
+        template_id: _builtins.str = ...,
+        title: _builtins.str = ...,
+        body: _builtins.str = ...,
+        merge: Global___LetterMerge | None = ...,
+        share_with_patient: _builtins.bool = ...,
+        category: Global___DocumentCategory.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["merge", b"merge"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "category", b"category", "merge", b"merge", "patient_id", b"patient_id", "share_with_patient", b"share_with_patient", "template_id", b"template_id", "title", b"title"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateLetterRequest: _TypeAlias = CreateLetterRequest  # noqa: Y015
+
+@_typing.final
+class SetDocumentSharingRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DOCUMENT_ID_FIELD_NUMBER: _builtins.int
+    SHARE_WITH_PATIENT_FIELD_NUMBER: _builtins.int
+    document_id: _builtins.str
+    share_with_patient: _builtins.bool
+    def __init__(
+        self,
+        *,
+        document_id: _builtins.str = ...,
+        share_with_patient: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["document_id", b"document_id", "share_with_patient", b"share_with_patient"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetDocumentSharingRequest: _TypeAlias = SetDocumentSharingRequest  # noqa: Y015
+
+@_typing.final
+class GetDocumentContentRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DOCUMENT_ID_FIELD_NUMBER: _builtins.int
+    document_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        document_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["document_id", b"document_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetDocumentContentRequest: _TypeAlias = GetDocumentContentRequest  # noqa: Y015
+
+@_typing.final
+class DocumentContent(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONTENT_FIELD_NUMBER: _builtins.int
+    CONTENT_TYPE_FIELD_NUMBER: _builtins.int
+    FILENAME_FIELD_NUMBER: _builtins.int
+    SHA256_FIELD_NUMBER: _builtins.int
+    content: _builtins.bytes
+    content_type: _builtins.str
+    filename: _builtins.str
+    sha256: _builtins.str
+    def __init__(
+        self,
+        *,
+        content: _builtins.bytes = ...,
+        content_type: _builtins.str = ...,
+        filename: _builtins.str = ...,
+        sha256: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["content", b"content", "content_type", b"content_type", "filename", b"filename", "sha256", b"sha256"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DocumentContent: _TypeAlias = DocumentContent  # noqa: Y015
+
+@_typing.final
+class LetterTemplate(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    TITLE_FIELD_NUMBER: _builtins.int
+    BODY_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    CREATED_BY_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    name: _builtins.str
+    title: _builtins.str
+    """the letter's default title"""
+    body: _builtins.str
+    """with merge fields {patient_name}, {date}, {clinic_name}"""
+    created_by: _builtins.str
+    @_builtins.property
+    def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        name: _builtins.str = ...,
+        title: _builtins.str = ...,
+        body: _builtins.str = ...,
+        created_at: _timestamp_pb2.Timestamp | None = ...,
+        created_by: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "created_at", b"created_at", "created_by", b"created_by", "id", b"id", "name", b"name", "title", b"title"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LetterTemplate: _TypeAlias = LetterTemplate  # noqa: Y015
+
+@_typing.final
+class ListLetterTemplatesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListLetterTemplatesRequest: _TypeAlias = ListLetterTemplatesRequest  # noqa: Y015
+
+@_typing.final
+class ListLetterTemplatesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ITEMS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def items(self) -> _containers.RepeatedCompositeFieldContainer[Global___LetterTemplate]:
+        """by name"""
+
+    def __init__(
+        self,
+        *,
+        items: _abc.Iterable[Global___LetterTemplate] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["items", b"items"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListLetterTemplatesResponse: _TypeAlias = ListLetterTemplatesResponse  # noqa: Y015
+
+@_typing.final
+class CreateLetterTemplateRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    TITLE_FIELD_NUMBER: _builtins.int
+    BODY_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    title: _builtins.str
+    """empty: the name"""
+    body: _builtins.str
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        title: _builtins.str = ...,
+        body: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "name", b"name", "title", b"title"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateLetterTemplateRequest: _TypeAlias = CreateLetterTemplateRequest  # noqa: Y015
+
+@_typing.final
+class Record(_message.Message):
+    """---- Records -------------------------------------------------------------------------------------"""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    ID_FIELD_NUMBER: _builtins.int
+    TITLE_FIELD_NUMBER: _builtins.int
+    CATEGORY_FIELD_NUMBER: _builtins.int
+    CONTENT_TYPE_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    kind: _builtins.str
+    """document, form (a completed form) or certificate (a signed form)"""
+    id: _builtins.str
+    """the document id, or the chart form id"""
+    title: _builtins.str
+    category: _builtins.str
+    """letter, report, record; form for forms and certificates"""
+    content_type: _builtins.str
+    @_builtins.property
+    def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        kind: _builtins.str = ...,
+        id: _builtins.str = ...,
+        title: _builtins.str = ...,
+        category: _builtins.str = ...,
+        content_type: _builtins.str = ...,
+        created_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["category", b"category", "content_type", b"content_type", "created_at", b"created_at", "id", b"id", "kind", b"kind", "title", b"title"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Record: _TypeAlias = Record  # noqa: Y015
+
+@_typing.final
+class ListRecordsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PATIENT_ID_FIELD_NUMBER: _builtins.int
+    patient_id: _builtins.str
+    """ignored for patient principals"""
+    def __init__(
+        self,
+        *,
+        patient_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["patient_id", b"patient_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListRecordsRequest: _TypeAlias = ListRecordsRequest  # noqa: Y015
+
+@_typing.final
+class ListRecordsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ITEMS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def items(self) -> _containers.RepeatedCompositeFieldContainer[Global___Record]:
+        """newest first"""
+
+    def __init__(
+        self,
+        *,
+        items: _abc.Iterable[Global___Record] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["items", b"items"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListRecordsResponse: _TypeAlias = ListRecordsResponse  # noqa: Y015
+
+@_typing.final
+class GetChartFormPdfRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHART_FORM_ID_FIELD_NUMBER: _builtins.int
+    chart_form_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        chart_form_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chart_form_id", b"chart_form_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetChartFormPdfRequest: _TypeAlias = GetChartFormPdfRequest  # noqa: Y015
+
+@_typing.final
+class WorkQueueItem(_message.Message):
+    """---- Work queue ------------------------------------------------------------------------------------"""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    ID_FIELD_NUMBER: _builtins.int
+    PATIENT_ID_FIELD_NUMBER: _builtins.int
+    SUMMARY_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    kind: _builtins.str
+    """form_review or refill_request"""
+    id: _builtins.str
+    """the chart form's id"""
+    patient_id: _builtins.str
+    summary: _builtins.str
+    status: _builtins.str
+    """completed, signed (form_review); requested, approved, ... (refill_request)"""
+    @_builtins.property
+    def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        kind: _builtins.str = ...,
+        id: _builtins.str = ...,
+        patient_id: _builtins.str = ...,
+        summary: _builtins.str = ...,
+        created_at: _timestamp_pb2.Timestamp | None = ...,
+        status: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "id", b"id", "kind", b"kind", "patient_id", b"patient_id", "status", b"status", "summary", b"summary"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WorkQueueItem: _TypeAlias = WorkQueueItem  # noqa: Y015
+
+@_typing.final
+class ListWorkQueueRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    kind: _builtins.str
+    """empty: every kind"""
+    status: _builtins.str
+    """empty: what waits for staff (completed, signed, requested)"""
+    def __init__(
+        self,
+        *,
+        kind: _builtins.str = ...,
+        status: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListWorkQueueRequest: _TypeAlias = ListWorkQueueRequest  # noqa: Y015
+
+@_typing.final
+class ListWorkQueueResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ITEMS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def items(self) -> _containers.RepeatedCompositeFieldContainer[Global___WorkQueueItem]:
+        """newest first"""
+
+    def __init__(
+        self,
+        *,
+        items: _abc.Iterable[Global___WorkQueueItem] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["items", b"items"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListWorkQueueResponse: _TypeAlias = ListWorkQueueResponse  # noqa: Y015

@@ -139,6 +139,101 @@ class FormsServiceStub:
                 request_serializer=portal_dot_forms_dot_v1_dot_forms__pb2.GetSignatureCertificateRequest.SerializeToString,
                 response_deserializer=portal_dot_forms_dot_v1_dot_forms__pb2.Certificate.FromString,
                 _registered_method=True)
+        self.ListMedications = channel.unary_unary(
+                '/portal.forms.v1.FormsService/ListMedications',
+                request_serializer=portal_dot_forms_dot_v1_dot_forms__pb2.ListMedicationsRequest.SerializeToString,
+                response_deserializer=portal_dot_forms_dot_v1_dot_forms__pb2.ListMedicationsResponse.FromString,
+                _registered_method=True)
+        self.AddMedication = channel.unary_unary(
+                '/portal.forms.v1.FormsService/AddMedication',
+                request_serializer=portal_dot_forms_dot_v1_dot_forms__pb2.AddMedicationRequest.SerializeToString,
+                response_deserializer=portal_dot_forms_dot_v1_dot_forms__pb2.Medication.FromString,
+                _registered_method=True)
+        self.DiscontinueMedication = channel.unary_unary(
+                '/portal.forms.v1.FormsService/DiscontinueMedication',
+                request_serializer=portal_dot_forms_dot_v1_dot_forms__pb2.DiscontinueMedicationRequest.SerializeToString,
+                response_deserializer=portal_dot_forms_dot_v1_dot_forms__pb2.Medication.FromString,
+                _registered_method=True)
+        self.RequestRefill = channel.unary_unary(
+                '/portal.forms.v1.FormsService/RequestRefill',
+                request_serializer=portal_dot_forms_dot_v1_dot_forms__pb2.RequestRefillRequest.SerializeToString,
+                response_deserializer=portal_dot_forms_dot_v1_dot_forms__pb2.RefillRequest.FromString,
+                _registered_method=True)
+        self.ListRefillRequests = channel.unary_unary(
+                '/portal.forms.v1.FormsService/ListRefillRequests',
+                request_serializer=portal_dot_forms_dot_v1_dot_forms__pb2.ListRefillRequestsRequest.SerializeToString,
+                response_deserializer=portal_dot_forms_dot_v1_dot_forms__pb2.ListRefillRequestsResponse.FromString,
+                _registered_method=True)
+        self.GetRefillRequest = channel.unary_unary(
+                '/portal.forms.v1.FormsService/GetRefillRequest',
+                request_serializer=portal_dot_forms_dot_v1_dot_forms__pb2.GetRefillRequestRequest.SerializeToString,
+                response_deserializer=portal_dot_forms_dot_v1_dot_forms__pb2.RefillRequest.FromString,
+                _registered_method=True)
+        self.WithdrawRefillRequest = channel.unary_unary(
+                '/portal.forms.v1.FormsService/WithdrawRefillRequest',
+                request_serializer=portal_dot_forms_dot_v1_dot_forms__pb2.WithdrawRefillRequestRequest.SerializeToString,
+                response_deserializer=portal_dot_forms_dot_v1_dot_forms__pb2.RefillRequest.FromString,
+                _registered_method=True)
+        self.DecideRefillRequest = channel.unary_unary(
+                '/portal.forms.v1.FormsService/DecideRefillRequest',
+                request_serializer=portal_dot_forms_dot_v1_dot_forms__pb2.DecideRefillRequestRequest.SerializeToString,
+                response_deserializer=portal_dot_forms_dot_v1_dot_forms__pb2.RefillRequest.FromString,
+                _registered_method=True)
+        self.ListDocuments = channel.unary_unary(
+                '/portal.forms.v1.FormsService/ListDocuments',
+                request_serializer=portal_dot_forms_dot_v1_dot_forms__pb2.ListDocumentsRequest.SerializeToString,
+                response_deserializer=portal_dot_forms_dot_v1_dot_forms__pb2.ListDocumentsResponse.FromString,
+                _registered_method=True)
+        self.UploadDocument = channel.unary_unary(
+                '/portal.forms.v1.FormsService/UploadDocument',
+                request_serializer=portal_dot_forms_dot_v1_dot_forms__pb2.UploadDocumentRequest.SerializeToString,
+                response_deserializer=portal_dot_forms_dot_v1_dot_forms__pb2.Document.FromString,
+                _registered_method=True)
+        self.PreviewLetter = channel.unary_unary(
+                '/portal.forms.v1.FormsService/PreviewLetter',
+                request_serializer=portal_dot_forms_dot_v1_dot_forms__pb2.PreviewLetterRequest.SerializeToString,
+                response_deserializer=portal_dot_forms_dot_v1_dot_forms__pb2.LetterPreview.FromString,
+                _registered_method=True)
+        self.CreateLetter = channel.unary_unary(
+                '/portal.forms.v1.FormsService/CreateLetter',
+                request_serializer=portal_dot_forms_dot_v1_dot_forms__pb2.CreateLetterRequest.SerializeToString,
+                response_deserializer=portal_dot_forms_dot_v1_dot_forms__pb2.Document.FromString,
+                _registered_method=True)
+        self.SetDocumentSharing = channel.unary_unary(
+                '/portal.forms.v1.FormsService/SetDocumentSharing',
+                request_serializer=portal_dot_forms_dot_v1_dot_forms__pb2.SetDocumentSharingRequest.SerializeToString,
+                response_deserializer=portal_dot_forms_dot_v1_dot_forms__pb2.Document.FromString,
+                _registered_method=True)
+        self.GetDocumentContent = channel.unary_unary(
+                '/portal.forms.v1.FormsService/GetDocumentContent',
+                request_serializer=portal_dot_forms_dot_v1_dot_forms__pb2.GetDocumentContentRequest.SerializeToString,
+                response_deserializer=portal_dot_forms_dot_v1_dot_forms__pb2.DocumentContent.FromString,
+                _registered_method=True)
+        self.ListLetterTemplates = channel.unary_unary(
+                '/portal.forms.v1.FormsService/ListLetterTemplates',
+                request_serializer=portal_dot_forms_dot_v1_dot_forms__pb2.ListLetterTemplatesRequest.SerializeToString,
+                response_deserializer=portal_dot_forms_dot_v1_dot_forms__pb2.ListLetterTemplatesResponse.FromString,
+                _registered_method=True)
+        self.CreateLetterTemplate = channel.unary_unary(
+                '/portal.forms.v1.FormsService/CreateLetterTemplate',
+                request_serializer=portal_dot_forms_dot_v1_dot_forms__pb2.CreateLetterTemplateRequest.SerializeToString,
+                response_deserializer=portal_dot_forms_dot_v1_dot_forms__pb2.LetterTemplate.FromString,
+                _registered_method=True)
+        self.ListRecords = channel.unary_unary(
+                '/portal.forms.v1.FormsService/ListRecords',
+                request_serializer=portal_dot_forms_dot_v1_dot_forms__pb2.ListRecordsRequest.SerializeToString,
+                response_deserializer=portal_dot_forms_dot_v1_dot_forms__pb2.ListRecordsResponse.FromString,
+                _registered_method=True)
+        self.GetChartFormPdf = channel.unary_unary(
+                '/portal.forms.v1.FormsService/GetChartFormPdf',
+                request_serializer=portal_dot_forms_dot_v1_dot_forms__pb2.GetChartFormPdfRequest.SerializeToString,
+                response_deserializer=portal_dot_forms_dot_v1_dot_forms__pb2.DocumentContent.FromString,
+                _registered_method=True)
+        self.ListWorkQueue = channel.unary_unary(
+                '/portal.forms.v1.FormsService/ListWorkQueue',
+                request_serializer=portal_dot_forms_dot_v1_dot_forms__pb2.ListWorkQueueRequest.SerializeToString,
+                response_deserializer=portal_dot_forms_dot_v1_dot_forms__pb2.ListWorkQueueResponse.FromString,
+                _registered_method=True)
 
 
 class FormsServiceServicer:
@@ -293,6 +388,141 @@ class FormsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListMedications(self, request, context):
+        """---- Current medications (the chart's list staff keep) --------------------------------
+        Staff: a patient's medications. Patients: their own (patient_id ignored), current only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AddMedication(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DiscontinueMedication(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RequestRefill(self, request, context):
+        """---- Prescription refill requests (a chart form of kind refill, plus its request) -----
+        Patient: ask for a refill; only while a refill form is available in the portal
+        (FAILED_PRECONDITION REFILLS_NOT_OFFERED otherwise).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListRefillRequests(self, request, context):
+        """Staff: by status across patients (or one patient's). Patients: their own, newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetRefillRequest(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WithdrawRefillRequest(self, request, context):
+        """Patient: withdraw a request still pending (FAILED_PRECONDITION NOT_PENDING otherwise).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DecideRefillRequest(self, request, context):
+        """Staff: approve (note optional), deny (note required: the reason) or needs appointment.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListDocuments(self, request, context):
+        """---- Chart documents: uploads and form letters ------------------------------------------
+        Staff: every document of a patient. Patients: those shared with them.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UploadDocument(self, request, context):
+        """Staff: a PDF or image (PNG, JPEG, GIF, WebP) of at most 10 MiB; the type is read from the
+        bytes, never taken from the client (anything else is INVALID_ARGUMENT on `content`).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PreviewLetter(self, request, context):
+        """Staff: the template's text (merge fields filled in) for the writer to edit.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateLetter(self, request, context):
+        """Staff: a form letter, kept as text and as the PDF made from it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetDocumentSharing(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetDocumentContent(self, request, context):
+        """The bytes, with the type sniffed at upload (patients: shared documents only).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListLetterTemplates(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateLetterTemplate(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListRecords(self, request, context):
+        """---- Records: what a patient can read and download ---------------------------------------
+        Shared documents, completed forms and signature certificates, newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetChartFormPdf(self, request, context):
+        """A completed form with its answers as PDF (signed forms: GetSignatureCertificate).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListWorkQueue(self, request, context):
+        """---- Staff work queue --------------------------------------------------------------------
+        What waits for staff here: forms to review and refill requests (the gateway merges it
+        with the other services' queues).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_FormsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -400,6 +630,101 @@ def add_FormsServiceServicer_to_server(servicer, server):
                     servicer.GetSignatureCertificate,
                     request_deserializer=portal_dot_forms_dot_v1_dot_forms__pb2.GetSignatureCertificateRequest.FromString,
                     response_serializer=portal_dot_forms_dot_v1_dot_forms__pb2.Certificate.SerializeToString,
+            ),
+            'ListMedications': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListMedications,
+                    request_deserializer=portal_dot_forms_dot_v1_dot_forms__pb2.ListMedicationsRequest.FromString,
+                    response_serializer=portal_dot_forms_dot_v1_dot_forms__pb2.ListMedicationsResponse.SerializeToString,
+            ),
+            'AddMedication': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddMedication,
+                    request_deserializer=portal_dot_forms_dot_v1_dot_forms__pb2.AddMedicationRequest.FromString,
+                    response_serializer=portal_dot_forms_dot_v1_dot_forms__pb2.Medication.SerializeToString,
+            ),
+            'DiscontinueMedication': grpc.unary_unary_rpc_method_handler(
+                    servicer.DiscontinueMedication,
+                    request_deserializer=portal_dot_forms_dot_v1_dot_forms__pb2.DiscontinueMedicationRequest.FromString,
+                    response_serializer=portal_dot_forms_dot_v1_dot_forms__pb2.Medication.SerializeToString,
+            ),
+            'RequestRefill': grpc.unary_unary_rpc_method_handler(
+                    servicer.RequestRefill,
+                    request_deserializer=portal_dot_forms_dot_v1_dot_forms__pb2.RequestRefillRequest.FromString,
+                    response_serializer=portal_dot_forms_dot_v1_dot_forms__pb2.RefillRequest.SerializeToString,
+            ),
+            'ListRefillRequests': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRefillRequests,
+                    request_deserializer=portal_dot_forms_dot_v1_dot_forms__pb2.ListRefillRequestsRequest.FromString,
+                    response_serializer=portal_dot_forms_dot_v1_dot_forms__pb2.ListRefillRequestsResponse.SerializeToString,
+            ),
+            'GetRefillRequest': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRefillRequest,
+                    request_deserializer=portal_dot_forms_dot_v1_dot_forms__pb2.GetRefillRequestRequest.FromString,
+                    response_serializer=portal_dot_forms_dot_v1_dot_forms__pb2.RefillRequest.SerializeToString,
+            ),
+            'WithdrawRefillRequest': grpc.unary_unary_rpc_method_handler(
+                    servicer.WithdrawRefillRequest,
+                    request_deserializer=portal_dot_forms_dot_v1_dot_forms__pb2.WithdrawRefillRequestRequest.FromString,
+                    response_serializer=portal_dot_forms_dot_v1_dot_forms__pb2.RefillRequest.SerializeToString,
+            ),
+            'DecideRefillRequest': grpc.unary_unary_rpc_method_handler(
+                    servicer.DecideRefillRequest,
+                    request_deserializer=portal_dot_forms_dot_v1_dot_forms__pb2.DecideRefillRequestRequest.FromString,
+                    response_serializer=portal_dot_forms_dot_v1_dot_forms__pb2.RefillRequest.SerializeToString,
+            ),
+            'ListDocuments': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDocuments,
+                    request_deserializer=portal_dot_forms_dot_v1_dot_forms__pb2.ListDocumentsRequest.FromString,
+                    response_serializer=portal_dot_forms_dot_v1_dot_forms__pb2.ListDocumentsResponse.SerializeToString,
+            ),
+            'UploadDocument': grpc.unary_unary_rpc_method_handler(
+                    servicer.UploadDocument,
+                    request_deserializer=portal_dot_forms_dot_v1_dot_forms__pb2.UploadDocumentRequest.FromString,
+                    response_serializer=portal_dot_forms_dot_v1_dot_forms__pb2.Document.SerializeToString,
+            ),
+            'PreviewLetter': grpc.unary_unary_rpc_method_handler(
+                    servicer.PreviewLetter,
+                    request_deserializer=portal_dot_forms_dot_v1_dot_forms__pb2.PreviewLetterRequest.FromString,
+                    response_serializer=portal_dot_forms_dot_v1_dot_forms__pb2.LetterPreview.SerializeToString,
+            ),
+            'CreateLetter': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateLetter,
+                    request_deserializer=portal_dot_forms_dot_v1_dot_forms__pb2.CreateLetterRequest.FromString,
+                    response_serializer=portal_dot_forms_dot_v1_dot_forms__pb2.Document.SerializeToString,
+            ),
+            'SetDocumentSharing': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetDocumentSharing,
+                    request_deserializer=portal_dot_forms_dot_v1_dot_forms__pb2.SetDocumentSharingRequest.FromString,
+                    response_serializer=portal_dot_forms_dot_v1_dot_forms__pb2.Document.SerializeToString,
+            ),
+            'GetDocumentContent': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDocumentContent,
+                    request_deserializer=portal_dot_forms_dot_v1_dot_forms__pb2.GetDocumentContentRequest.FromString,
+                    response_serializer=portal_dot_forms_dot_v1_dot_forms__pb2.DocumentContent.SerializeToString,
+            ),
+            'ListLetterTemplates': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListLetterTemplates,
+                    request_deserializer=portal_dot_forms_dot_v1_dot_forms__pb2.ListLetterTemplatesRequest.FromString,
+                    response_serializer=portal_dot_forms_dot_v1_dot_forms__pb2.ListLetterTemplatesResponse.SerializeToString,
+            ),
+            'CreateLetterTemplate': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateLetterTemplate,
+                    request_deserializer=portal_dot_forms_dot_v1_dot_forms__pb2.CreateLetterTemplateRequest.FromString,
+                    response_serializer=portal_dot_forms_dot_v1_dot_forms__pb2.LetterTemplate.SerializeToString,
+            ),
+            'ListRecords': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRecords,
+                    request_deserializer=portal_dot_forms_dot_v1_dot_forms__pb2.ListRecordsRequest.FromString,
+                    response_serializer=portal_dot_forms_dot_v1_dot_forms__pb2.ListRecordsResponse.SerializeToString,
+            ),
+            'GetChartFormPdf': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetChartFormPdf,
+                    request_deserializer=portal_dot_forms_dot_v1_dot_forms__pb2.GetChartFormPdfRequest.FromString,
+                    response_serializer=portal_dot_forms_dot_v1_dot_forms__pb2.DocumentContent.SerializeToString,
+            ),
+            'ListWorkQueue': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListWorkQueue,
+                    request_deserializer=portal_dot_forms_dot_v1_dot_forms__pb2.ListWorkQueueRequest.FromString,
+                    response_serializer=portal_dot_forms_dot_v1_dot_forms__pb2.ListWorkQueueResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -969,6 +1294,519 @@ class FormsService:
             '/portal.forms.v1.FormsService/GetSignatureCertificate',
             portal_dot_forms_dot_v1_dot_forms__pb2.GetSignatureCertificateRequest.SerializeToString,
             portal_dot_forms_dot_v1_dot_forms__pb2.Certificate.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListMedications(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/portal.forms.v1.FormsService/ListMedications',
+            portal_dot_forms_dot_v1_dot_forms__pb2.ListMedicationsRequest.SerializeToString,
+            portal_dot_forms_dot_v1_dot_forms__pb2.ListMedicationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddMedication(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/portal.forms.v1.FormsService/AddMedication',
+            portal_dot_forms_dot_v1_dot_forms__pb2.AddMedicationRequest.SerializeToString,
+            portal_dot_forms_dot_v1_dot_forms__pb2.Medication.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DiscontinueMedication(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/portal.forms.v1.FormsService/DiscontinueMedication',
+            portal_dot_forms_dot_v1_dot_forms__pb2.DiscontinueMedicationRequest.SerializeToString,
+            portal_dot_forms_dot_v1_dot_forms__pb2.Medication.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RequestRefill(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/portal.forms.v1.FormsService/RequestRefill',
+            portal_dot_forms_dot_v1_dot_forms__pb2.RequestRefillRequest.SerializeToString,
+            portal_dot_forms_dot_v1_dot_forms__pb2.RefillRequest.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRefillRequests(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/portal.forms.v1.FormsService/ListRefillRequests',
+            portal_dot_forms_dot_v1_dot_forms__pb2.ListRefillRequestsRequest.SerializeToString,
+            portal_dot_forms_dot_v1_dot_forms__pb2.ListRefillRequestsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRefillRequest(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/portal.forms.v1.FormsService/GetRefillRequest',
+            portal_dot_forms_dot_v1_dot_forms__pb2.GetRefillRequestRequest.SerializeToString,
+            portal_dot_forms_dot_v1_dot_forms__pb2.RefillRequest.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WithdrawRefillRequest(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/portal.forms.v1.FormsService/WithdrawRefillRequest',
+            portal_dot_forms_dot_v1_dot_forms__pb2.WithdrawRefillRequestRequest.SerializeToString,
+            portal_dot_forms_dot_v1_dot_forms__pb2.RefillRequest.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DecideRefillRequest(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/portal.forms.v1.FormsService/DecideRefillRequest',
+            portal_dot_forms_dot_v1_dot_forms__pb2.DecideRefillRequestRequest.SerializeToString,
+            portal_dot_forms_dot_v1_dot_forms__pb2.RefillRequest.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDocuments(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/portal.forms.v1.FormsService/ListDocuments',
+            portal_dot_forms_dot_v1_dot_forms__pb2.ListDocumentsRequest.SerializeToString,
+            portal_dot_forms_dot_v1_dot_forms__pb2.ListDocumentsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UploadDocument(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/portal.forms.v1.FormsService/UploadDocument',
+            portal_dot_forms_dot_v1_dot_forms__pb2.UploadDocumentRequest.SerializeToString,
+            portal_dot_forms_dot_v1_dot_forms__pb2.Document.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PreviewLetter(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/portal.forms.v1.FormsService/PreviewLetter',
+            portal_dot_forms_dot_v1_dot_forms__pb2.PreviewLetterRequest.SerializeToString,
+            portal_dot_forms_dot_v1_dot_forms__pb2.LetterPreview.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateLetter(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/portal.forms.v1.FormsService/CreateLetter',
+            portal_dot_forms_dot_v1_dot_forms__pb2.CreateLetterRequest.SerializeToString,
+            portal_dot_forms_dot_v1_dot_forms__pb2.Document.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetDocumentSharing(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/portal.forms.v1.FormsService/SetDocumentSharing',
+            portal_dot_forms_dot_v1_dot_forms__pb2.SetDocumentSharingRequest.SerializeToString,
+            portal_dot_forms_dot_v1_dot_forms__pb2.Document.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetDocumentContent(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/portal.forms.v1.FormsService/GetDocumentContent',
+            portal_dot_forms_dot_v1_dot_forms__pb2.GetDocumentContentRequest.SerializeToString,
+            portal_dot_forms_dot_v1_dot_forms__pb2.DocumentContent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListLetterTemplates(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/portal.forms.v1.FormsService/ListLetterTemplates',
+            portal_dot_forms_dot_v1_dot_forms__pb2.ListLetterTemplatesRequest.SerializeToString,
+            portal_dot_forms_dot_v1_dot_forms__pb2.ListLetterTemplatesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateLetterTemplate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/portal.forms.v1.FormsService/CreateLetterTemplate',
+            portal_dot_forms_dot_v1_dot_forms__pb2.CreateLetterTemplateRequest.SerializeToString,
+            portal_dot_forms_dot_v1_dot_forms__pb2.LetterTemplate.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRecords(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/portal.forms.v1.FormsService/ListRecords',
+            portal_dot_forms_dot_v1_dot_forms__pb2.ListRecordsRequest.SerializeToString,
+            portal_dot_forms_dot_v1_dot_forms__pb2.ListRecordsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetChartFormPdf(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/portal.forms.v1.FormsService/GetChartFormPdf',
+            portal_dot_forms_dot_v1_dot_forms__pb2.GetChartFormPdfRequest.SerializeToString,
+            portal_dot_forms_dot_v1_dot_forms__pb2.DocumentContent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListWorkQueue(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/portal.forms.v1.FormsService/ListWorkQueue',
+            portal_dot_forms_dot_v1_dot_forms__pb2.ListWorkQueueRequest.SerializeToString,
+            portal_dot_forms_dot_v1_dot_forms__pb2.ListWorkQueueResponse.FromString,
             options,
             channel_credentials,
             insecure,

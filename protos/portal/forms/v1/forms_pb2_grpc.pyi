@@ -92,6 +92,52 @@ class FormsServiceStub:
     """Recompute the signed document's hash from the stored answers."""
     GetSignatureCertificate: _grpc.UnaryUnaryMultiCallable[_forms_pb2.GetSignatureCertificateRequest, _forms_pb2.Certificate]
     """The signature certificate: the form with its answers, then the audit trail (PDF)."""
+    ListMedications: _grpc.UnaryUnaryMultiCallable[_forms_pb2.ListMedicationsRequest, _forms_pb2.ListMedicationsResponse]
+    """---- Current medications (the chart's list staff keep) --------------------------------
+    Staff: a patient's medications. Patients: their own (patient_id ignored), current only.
+    """
+    AddMedication: _grpc.UnaryUnaryMultiCallable[_forms_pb2.AddMedicationRequest, _forms_pb2.Medication]
+    DiscontinueMedication: _grpc.UnaryUnaryMultiCallable[_forms_pb2.DiscontinueMedicationRequest, _forms_pb2.Medication]
+    RequestRefill: _grpc.UnaryUnaryMultiCallable[_forms_pb2.RequestRefillRequest, _forms_pb2.RefillRequest]
+    """---- Prescription refill requests (a chart form of kind refill, plus its request) -----
+    Patient: ask for a refill; only while a refill form is available in the portal
+    (FAILED_PRECONDITION REFILLS_NOT_OFFERED otherwise).
+    """
+    ListRefillRequests: _grpc.UnaryUnaryMultiCallable[_forms_pb2.ListRefillRequestsRequest, _forms_pb2.ListRefillRequestsResponse]
+    """Staff: by status across patients (or one patient's). Patients: their own, newest first."""
+    GetRefillRequest: _grpc.UnaryUnaryMultiCallable[_forms_pb2.GetRefillRequestRequest, _forms_pb2.RefillRequest]
+    WithdrawRefillRequest: _grpc.UnaryUnaryMultiCallable[_forms_pb2.WithdrawRefillRequestRequest, _forms_pb2.RefillRequest]
+    """Patient: withdraw a request still pending (FAILED_PRECONDITION NOT_PENDING otherwise)."""
+    DecideRefillRequest: _grpc.UnaryUnaryMultiCallable[_forms_pb2.DecideRefillRequestRequest, _forms_pb2.RefillRequest]
+    """Staff: approve (note optional), deny (note required: the reason) or needs appointment."""
+    ListDocuments: _grpc.UnaryUnaryMultiCallable[_forms_pb2.ListDocumentsRequest, _forms_pb2.ListDocumentsResponse]
+    """---- Chart documents: uploads and form letters ------------------------------------------
+    Staff: every document of a patient. Patients: those shared with them.
+    """
+    UploadDocument: _grpc.UnaryUnaryMultiCallable[_forms_pb2.UploadDocumentRequest, _forms_pb2.Document]
+    """Staff: a PDF or image (PNG, JPEG, GIF, WebP) of at most 10 MiB; the type is read from the
+    bytes, never taken from the client (anything else is INVALID_ARGUMENT on `content`).
+    """
+    PreviewLetter: _grpc.UnaryUnaryMultiCallable[_forms_pb2.PreviewLetterRequest, _forms_pb2.LetterPreview]
+    """Staff: the template's text (merge fields filled in) for the writer to edit."""
+    CreateLetter: _grpc.UnaryUnaryMultiCallable[_forms_pb2.CreateLetterRequest, _forms_pb2.Document]
+    """Staff: a form letter, kept as text and as the PDF made from it."""
+    SetDocumentSharing: _grpc.UnaryUnaryMultiCallable[_forms_pb2.SetDocumentSharingRequest, _forms_pb2.Document]
+    GetDocumentContent: _grpc.UnaryUnaryMultiCallable[_forms_pb2.GetDocumentContentRequest, _forms_pb2.DocumentContent]
+    """The bytes, with the type sniffed at upload (patients: shared documents only)."""
+    ListLetterTemplates: _grpc.UnaryUnaryMultiCallable[_forms_pb2.ListLetterTemplatesRequest, _forms_pb2.ListLetterTemplatesResponse]
+    CreateLetterTemplate: _grpc.UnaryUnaryMultiCallable[_forms_pb2.CreateLetterTemplateRequest, _forms_pb2.LetterTemplate]
+    ListRecords: _grpc.UnaryUnaryMultiCallable[_forms_pb2.ListRecordsRequest, _forms_pb2.ListRecordsResponse]
+    """---- Records: what a patient can read and download ---------------------------------------
+    Shared documents, completed forms and signature certificates, newest first.
+    """
+    GetChartFormPdf: _grpc.UnaryUnaryMultiCallable[_forms_pb2.GetChartFormPdfRequest, _forms_pb2.DocumentContent]
+    """A completed form with its answers as PDF (signed forms: GetSignatureCertificate)."""
+    ListWorkQueue: _grpc.UnaryUnaryMultiCallable[_forms_pb2.ListWorkQueueRequest, _forms_pb2.ListWorkQueueResponse]
+    """---- Staff work queue --------------------------------------------------------------------
+    What waits for staff here: forms to review and refill requests (the gateway merges it
+    with the other services' queues).
+    """
 
 @_typing.type_check_only
 class FormsServiceAsyncStub(FormsServiceStub):
@@ -145,6 +191,52 @@ class FormsServiceAsyncStub(FormsServiceStub):
     """Recompute the signed document's hash from the stored answers."""
     GetSignatureCertificate: _aio.UnaryUnaryMultiCallable[_forms_pb2.GetSignatureCertificateRequest, _forms_pb2.Certificate]  # type: ignore[assignment]
     """The signature certificate: the form with its answers, then the audit trail (PDF)."""
+    ListMedications: _aio.UnaryUnaryMultiCallable[_forms_pb2.ListMedicationsRequest, _forms_pb2.ListMedicationsResponse]  # type: ignore[assignment]
+    """---- Current medications (the chart's list staff keep) --------------------------------
+    Staff: a patient's medications. Patients: their own (patient_id ignored), current only.
+    """
+    AddMedication: _aio.UnaryUnaryMultiCallable[_forms_pb2.AddMedicationRequest, _forms_pb2.Medication]  # type: ignore[assignment]
+    DiscontinueMedication: _aio.UnaryUnaryMultiCallable[_forms_pb2.DiscontinueMedicationRequest, _forms_pb2.Medication]  # type: ignore[assignment]
+    RequestRefill: _aio.UnaryUnaryMultiCallable[_forms_pb2.RequestRefillRequest, _forms_pb2.RefillRequest]  # type: ignore[assignment]
+    """---- Prescription refill requests (a chart form of kind refill, plus its request) -----
+    Patient: ask for a refill; only while a refill form is available in the portal
+    (FAILED_PRECONDITION REFILLS_NOT_OFFERED otherwise).
+    """
+    ListRefillRequests: _aio.UnaryUnaryMultiCallable[_forms_pb2.ListRefillRequestsRequest, _forms_pb2.ListRefillRequestsResponse]  # type: ignore[assignment]
+    """Staff: by status across patients (or one patient's). Patients: their own, newest first."""
+    GetRefillRequest: _aio.UnaryUnaryMultiCallable[_forms_pb2.GetRefillRequestRequest, _forms_pb2.RefillRequest]  # type: ignore[assignment]
+    WithdrawRefillRequest: _aio.UnaryUnaryMultiCallable[_forms_pb2.WithdrawRefillRequestRequest, _forms_pb2.RefillRequest]  # type: ignore[assignment]
+    """Patient: withdraw a request still pending (FAILED_PRECONDITION NOT_PENDING otherwise)."""
+    DecideRefillRequest: _aio.UnaryUnaryMultiCallable[_forms_pb2.DecideRefillRequestRequest, _forms_pb2.RefillRequest]  # type: ignore[assignment]
+    """Staff: approve (note optional), deny (note required: the reason) or needs appointment."""
+    ListDocuments: _aio.UnaryUnaryMultiCallable[_forms_pb2.ListDocumentsRequest, _forms_pb2.ListDocumentsResponse]  # type: ignore[assignment]
+    """---- Chart documents: uploads and form letters ------------------------------------------
+    Staff: every document of a patient. Patients: those shared with them.
+    """
+    UploadDocument: _aio.UnaryUnaryMultiCallable[_forms_pb2.UploadDocumentRequest, _forms_pb2.Document]  # type: ignore[assignment]
+    """Staff: a PDF or image (PNG, JPEG, GIF, WebP) of at most 10 MiB; the type is read from the
+    bytes, never taken from the client (anything else is INVALID_ARGUMENT on `content`).
+    """
+    PreviewLetter: _aio.UnaryUnaryMultiCallable[_forms_pb2.PreviewLetterRequest, _forms_pb2.LetterPreview]  # type: ignore[assignment]
+    """Staff: the template's text (merge fields filled in) for the writer to edit."""
+    CreateLetter: _aio.UnaryUnaryMultiCallable[_forms_pb2.CreateLetterRequest, _forms_pb2.Document]  # type: ignore[assignment]
+    """Staff: a form letter, kept as text and as the PDF made from it."""
+    SetDocumentSharing: _aio.UnaryUnaryMultiCallable[_forms_pb2.SetDocumentSharingRequest, _forms_pb2.Document]  # type: ignore[assignment]
+    GetDocumentContent: _aio.UnaryUnaryMultiCallable[_forms_pb2.GetDocumentContentRequest, _forms_pb2.DocumentContent]  # type: ignore[assignment]
+    """The bytes, with the type sniffed at upload (patients: shared documents only)."""
+    ListLetterTemplates: _aio.UnaryUnaryMultiCallable[_forms_pb2.ListLetterTemplatesRequest, _forms_pb2.ListLetterTemplatesResponse]  # type: ignore[assignment]
+    CreateLetterTemplate: _aio.UnaryUnaryMultiCallable[_forms_pb2.CreateLetterTemplateRequest, _forms_pb2.LetterTemplate]  # type: ignore[assignment]
+    ListRecords: _aio.UnaryUnaryMultiCallable[_forms_pb2.ListRecordsRequest, _forms_pb2.ListRecordsResponse]  # type: ignore[assignment]
+    """---- Records: what a patient can read and download ---------------------------------------
+    Shared documents, completed forms and signature certificates, newest first.
+    """
+    GetChartFormPdf: _aio.UnaryUnaryMultiCallable[_forms_pb2.GetChartFormPdfRequest, _forms_pb2.DocumentContent]  # type: ignore[assignment]
+    """A completed form with its answers as PDF (signed forms: GetSignatureCertificate)."""
+    ListWorkQueue: _aio.UnaryUnaryMultiCallable[_forms_pb2.ListWorkQueueRequest, _forms_pb2.ListWorkQueueResponse]  # type: ignore[assignment]
+    """---- Staff work queue --------------------------------------------------------------------
+    What waits for staff here: forms to review and refill requests (the gateway merges it
+    with the other services' queues).
+    """
 
 class FormsServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -321,5 +413,165 @@ class FormsServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_forms_pb2.Certificate, _abc.Awaitable[_forms_pb2.Certificate]]:
         """The signature certificate: the form with its answers, then the audit trail (PDF)."""
+
+    @_abc_1.abstractmethod
+    def ListMedications(
+        self,
+        request: _forms_pb2.ListMedicationsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_forms_pb2.ListMedicationsResponse, _abc.Awaitable[_forms_pb2.ListMedicationsResponse]]:
+        """---- Current medications (the chart's list staff keep) --------------------------------
+        Staff: a patient's medications. Patients: their own (patient_id ignored), current only.
+        """
+
+    @_abc_1.abstractmethod
+    def AddMedication(
+        self,
+        request: _forms_pb2.AddMedicationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_forms_pb2.Medication, _abc.Awaitable[_forms_pb2.Medication]]: ...
+
+    @_abc_1.abstractmethod
+    def DiscontinueMedication(
+        self,
+        request: _forms_pb2.DiscontinueMedicationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_forms_pb2.Medication, _abc.Awaitable[_forms_pb2.Medication]]: ...
+
+    @_abc_1.abstractmethod
+    def RequestRefill(
+        self,
+        request: _forms_pb2.RequestRefillRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_forms_pb2.RefillRequest, _abc.Awaitable[_forms_pb2.RefillRequest]]:
+        """---- Prescription refill requests (a chart form of kind refill, plus its request) -----
+        Patient: ask for a refill; only while a refill form is available in the portal
+        (FAILED_PRECONDITION REFILLS_NOT_OFFERED otherwise).
+        """
+
+    @_abc_1.abstractmethod
+    def ListRefillRequests(
+        self,
+        request: _forms_pb2.ListRefillRequestsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_forms_pb2.ListRefillRequestsResponse, _abc.Awaitable[_forms_pb2.ListRefillRequestsResponse]]:
+        """Staff: by status across patients (or one patient's). Patients: their own, newest first."""
+
+    @_abc_1.abstractmethod
+    def GetRefillRequest(
+        self,
+        request: _forms_pb2.GetRefillRequestRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_forms_pb2.RefillRequest, _abc.Awaitable[_forms_pb2.RefillRequest]]: ...
+
+    @_abc_1.abstractmethod
+    def WithdrawRefillRequest(
+        self,
+        request: _forms_pb2.WithdrawRefillRequestRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_forms_pb2.RefillRequest, _abc.Awaitable[_forms_pb2.RefillRequest]]:
+        """Patient: withdraw a request still pending (FAILED_PRECONDITION NOT_PENDING otherwise)."""
+
+    @_abc_1.abstractmethod
+    def DecideRefillRequest(
+        self,
+        request: _forms_pb2.DecideRefillRequestRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_forms_pb2.RefillRequest, _abc.Awaitable[_forms_pb2.RefillRequest]]:
+        """Staff: approve (note optional), deny (note required: the reason) or needs appointment."""
+
+    @_abc_1.abstractmethod
+    def ListDocuments(
+        self,
+        request: _forms_pb2.ListDocumentsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_forms_pb2.ListDocumentsResponse, _abc.Awaitable[_forms_pb2.ListDocumentsResponse]]:
+        """---- Chart documents: uploads and form letters ------------------------------------------
+        Staff: every document of a patient. Patients: those shared with them.
+        """
+
+    @_abc_1.abstractmethod
+    def UploadDocument(
+        self,
+        request: _forms_pb2.UploadDocumentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_forms_pb2.Document, _abc.Awaitable[_forms_pb2.Document]]:
+        """Staff: a PDF or image (PNG, JPEG, GIF, WebP) of at most 10 MiB; the type is read from the
+        bytes, never taken from the client (anything else is INVALID_ARGUMENT on `content`).
+        """
+
+    @_abc_1.abstractmethod
+    def PreviewLetter(
+        self,
+        request: _forms_pb2.PreviewLetterRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_forms_pb2.LetterPreview, _abc.Awaitable[_forms_pb2.LetterPreview]]:
+        """Staff: the template's text (merge fields filled in) for the writer to edit."""
+
+    @_abc_1.abstractmethod
+    def CreateLetter(
+        self,
+        request: _forms_pb2.CreateLetterRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_forms_pb2.Document, _abc.Awaitable[_forms_pb2.Document]]:
+        """Staff: a form letter, kept as text and as the PDF made from it."""
+
+    @_abc_1.abstractmethod
+    def SetDocumentSharing(
+        self,
+        request: _forms_pb2.SetDocumentSharingRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_forms_pb2.Document, _abc.Awaitable[_forms_pb2.Document]]: ...
+
+    @_abc_1.abstractmethod
+    def GetDocumentContent(
+        self,
+        request: _forms_pb2.GetDocumentContentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_forms_pb2.DocumentContent, _abc.Awaitable[_forms_pb2.DocumentContent]]:
+        """The bytes, with the type sniffed at upload (patients: shared documents only)."""
+
+    @_abc_1.abstractmethod
+    def ListLetterTemplates(
+        self,
+        request: _forms_pb2.ListLetterTemplatesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_forms_pb2.ListLetterTemplatesResponse, _abc.Awaitable[_forms_pb2.ListLetterTemplatesResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def CreateLetterTemplate(
+        self,
+        request: _forms_pb2.CreateLetterTemplateRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_forms_pb2.LetterTemplate, _abc.Awaitable[_forms_pb2.LetterTemplate]]: ...
+
+    @_abc_1.abstractmethod
+    def ListRecords(
+        self,
+        request: _forms_pb2.ListRecordsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_forms_pb2.ListRecordsResponse, _abc.Awaitable[_forms_pb2.ListRecordsResponse]]:
+        """---- Records: what a patient can read and download ---------------------------------------
+        Shared documents, completed forms and signature certificates, newest first.
+        """
+
+    @_abc_1.abstractmethod
+    def GetChartFormPdf(
+        self,
+        request: _forms_pb2.GetChartFormPdfRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_forms_pb2.DocumentContent, _abc.Awaitable[_forms_pb2.DocumentContent]]:
+        """A completed form with its answers as PDF (signed forms: GetSignatureCertificate)."""
+
+    @_abc_1.abstractmethod
+    def ListWorkQueue(
+        self,
+        request: _forms_pb2.ListWorkQueueRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_forms_pb2.ListWorkQueueResponse, _abc.Awaitable[_forms_pb2.ListWorkQueueResponse]]:
+        """---- Staff work queue --------------------------------------------------------------------
+        What waits for staff here: forms to review and refill requests (the gateway merges it
+        with the other services' queues).
+        """
 
 def add_FormsServiceServicer_to_server(servicer: FormsServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
