@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cportal/events/v1/forms.proto\x12\x10portal.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"R\n\x0b\x43hartOpened\x12\x12\n\npatient_id\x18\x01 \x01(\t\x12/\n\x0boccurred_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestampb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cportal/events/v1/forms.proto\x12\x10portal.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"R\n\x0b\x43hartOpened\x12\x12\n\npatient_id\x18\x01 \x01(\t\x12/\n\x0boccurred_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x86\x02\n\x10\x43hartFormChanged\x12\x15\n\rchart_form_id\x18\x01 \x01(\t\x12\x12\n\npatient_id\x18\x02 \x01(\t\x12\x0f\n\x07\x66orm_id\x18\x03 \x01(\t\x12\x14\n\x0c\x66orm_version\x18\x04 \x01(\r\x12\x0c\n\x04kind\x18\x05 \x01(\t\x12\x0e\n\x06status\x18\x06 \x01(\t\x12\'\n\x03\x64ue\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0e\x61ppointment_id\x18\x08 \x01(\t\x12\x10\n\x08\x61\x63tor_id\x18\t \x01(\t\x12/\n\x0boccurred_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"e\n\x0e\x43\x61talogUpdated\x12\x10\n\x08\x66orm_ids\x18\x01 \x03(\t\x12\x10\n\x08\x61\x63tor_id\x18\x02 \x01(\t\x12/\n\x0boccurred_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestampb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,4 +34,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_CHARTOPENED']._serialized_start=83
   _globals['_CHARTOPENED']._serialized_end=165
+  _globals['_CHARTFORMCHANGED']._serialized_start=168
+  _globals['_CHARTFORMCHANGED']._serialized_end=430
+  _globals['_CATALOGUPDATED']._serialized_start=432
+  _globals['_CATALOGUPDATED']._serialized_end=533
 # @@protoc_insertion_point(module_scope)

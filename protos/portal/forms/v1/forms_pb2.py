@@ -22,20 +22,105 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bportal/forms/v1/forms.proto\x12\x0fportal.forms.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"%\n\x0fGetChartRequest\x12\x12\n\npatient_id\x18\x01 \x01(\t\"b\n\x05\x43hart\x12\x12\n\npatient_id\x18\x01 \x01(\t\x12.\n\ncreated_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rportal_access\x18\x03 \x01(\x08\x32T\n\x0c\x46ormsService\x12\x44\n\x08GetChart\x12 .portal.forms.v1.GetChartRequest\x1a\x16.portal.forms.v1.Chartb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bportal/forms/v1/forms.proto\x12\x0fportal.forms.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"%\n\x0fGetChartRequest\x12\x12\n\npatient_id\x18\x01 \x01(\t\"b\n\x05\x43hart\x12\x12\n\npatient_id\x18\x01 \x01(\t\x12.\n\ncreated_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rportal_access\x18\x03 \x01(\x08\"(\n\x06Option\x12\r\n\x05value\x18\x01 \x01(\t\x12\x0f\n\x07\x64isplay\x18\x02 \x01(\t\"X\n\nEnableWhen\x12\x10\n\x08question\x18\x01 \x01(\t\x12\x10\n\x08operator\x18\x02 \x01(\t\x12&\n\x06\x61nswer\x18\x03 \x01(\x0b\x32\x16.google.protobuf.Value\"\x8e\x02\n\x04Item\x12\x0f\n\x07link_id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\'\n\x04type\x18\x03 \x01(\x0e\x32\x19.portal.forms.v1.ItemType\x12\x10\n\x08required\x18\x04 \x01(\x08\x12(\n\x07options\x18\x05 \x03(\x0b\x32\x17.portal.forms.v1.Option\x12\x11\n\thelp_text\x18\x06 \x01(\t\x12$\n\x05items\x18\x07 \x03(\x0b\x32\x15.portal.forms.v1.Item\x12\x30\n\x0b\x65nable_when\x18\x08 \x03(\x0b\x32\x1b.portal.forms.v1.EnableWhen\x12\x17\n\x0f\x65nable_when_any\x18\t \x01(\x08\"\x83\x01\n\x0e\x46ormDefinition\x12\r\n\x05title\x18\x01 \x01(\t\x12\'\n\x04kind\x18\x02 \x01(\x0e\x32\x19.portal.forms.v1.FormKind\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12$\n\x05items\x18\x04 \x03(\x0b\x32\x15.portal.forms.v1.Item\"\xdb\x01\n\x04\x46orm\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\r\x12\x33\n\ndefinition\x18\x03 \x01(\x0b\x32\x1f.portal.forms.v1.FormDefinition\x12\x1b\n\x13\x61vailable_in_portal\x18\x04 \x01(\x08\x12\x10\n\x08position\x18\x05 \x01(\r\x12\x11\n\tpublished\x18\x06 \x01(\x08\x12\x0f\n\x07library\x18\x07 \x01(\x08\x12.\n\nupdated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x91\x01\n\x0b\x46ormSummary\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\'\n\x04kind\x18\x03 \x01(\x0e\x32\x19.portal.forms.v1.FormKind\x12\x0f\n\x07version\x18\x04 \x01(\r\x12\x1b\n\x13\x61vailable_in_portal\x18\x05 \x01(\x08\x12\x10\n\x08position\x18\x06 \x01(\r\";\n\x10ListFormsRequest\x12\'\n\x04kind\x18\x01 \x01(\x0e\x32\x19.portal.forms.v1.FormKind\"@\n\x11ListFormsResponse\x12+\n\x05items\x18\x01 \x03(\x0b\x32\x1c.portal.forms.v1.FormSummary\"2\n\x0eGetFormRequest\x12\x0f\n\x07\x66orm_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\r\"H\n\x11\x43reateFormRequest\x12\x33\n\ndefinition\x18\x01 \x01(\x0b\x32\x1f.portal.forms.v1.FormDefinition\"Y\n\x11UpdateFormRequest\x12\x0f\n\x07\x66orm_id\x18\x01 \x01(\t\x12\x33\n\ndefinition\x18\x02 \x01(\x0b\x32\x1f.portal.forms.v1.FormDefinition\"a\n\x1aImportQuestionnaireRequest\x12\x1a\n\x12questionnaire_json\x18\x01 \x01(\t\x12\'\n\x04kind\x18\x02 \x01(\x0e\x32\x19.portal.forms.v1.FormKind\">\n\x1a\x45xportQuestionnaireRequest\x12\x0f\n\x07\x66orm_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\r\"9\n\x1b\x45xportQuestionnaireResponse\x12\x1a\n\x12questionnaire_json\x18\x01 \x01(\t\")\n\x15SetPortalFormsRequest\x12\x10\n\x08\x66orm_ids\x18\x01 \x03(\t\"3\n\x14GetVisitFormsRequest\x12\x1b\n\x13\x61ppointment_type_id\x18\x01 \x01(\t\"E\n\x14SetVisitFormsRequest\x12\x1b\n\x13\x61ppointment_type_id\x18\x01 \x01(\t\x12\x10\n\x08\x66orm_ids\x18\x02 \x03(\t\"V\n\nVisitForms\x12\x1b\n\x13\x61ppointment_type_id\x18\x01 \x01(\t\x12+\n\x05\x66orms\x18\x02 \x03(\x0b\x32\x1c.portal.forms.v1.FormSummary\"\x97\x04\n\x10\x43hartFormSummary\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\npatient_id\x18\x02 \x01(\t\x12\x0f\n\x07\x66orm_id\x18\x03 \x01(\t\x12\x14\n\x0c\x66orm_version\x18\x04 \x01(\r\x12\r\n\x05title\x18\x05 \x01(\t\x12\'\n\x04kind\x18\x06 \x01(\x0e\x32\x19.portal.forms.v1.FormKind\x12\x30\n\x06status\x18\x07 \x01(\x0e\x32 .portal.forms.v1.ChartFormStatus\x12\'\n\x03\x64ue\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04\x64one\x18\t \x01(\x08\x12\x15\n\rreturn_reason\x18\n \x01(\t\x12/\n\x0b\x61ssigned_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x61ssigned_by\x18\x0c \x01(\t\x12.\n\nupdated_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0csubmitted_at\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0breviewed_by\x18\x0f \x01(\t\x12/\n\x0breviewed_at\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0e\x61ppointment_id\x18\x11 \x01(\t\"\xa7\x01\n\x0e\x43hartFormEvent\x12&\n\x02\x61t\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06\x61\x63tion\x18\x02 \x01(\t\x12\x12\n\nactor_kind\x18\x03 \x01(\t\x12\r\n\x05\x61\x63tor\x18\x04 \x01(\t\x12\x16\n\x0esource_address\x18\x05 \x01(\t\x12\x12\n\nuser_agent\x18\x06 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x07 \x01(\t\"\xee\x01\n\tChartForm\x12\x32\n\x07summary\x18\x01 \x01(\x0b\x32!.portal.forms.v1.ChartFormSummary\x12#\n\x04\x66orm\x18\x02 \x01(\x0b\x32\x15.portal.forms.v1.Form\x12(\n\x07\x61nswers\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12-\n\tsignature\x18\x04 \x01(\x0b\x32\x1a.portal.forms.v1.Signature\x12/\n\x06\x65vents\x18\x05 \x03(\x0b\x32\x1f.portal.forms.v1.ChartFormEvent\"+\n\x15ListChartFormsRequest\x12\x12\n\npatient_id\x18\x01 \x01(\t\"J\n\x16ListChartFormsResponse\x12\x30\n\x05items\x18\x01 \x03(\x0b\x32!.portal.forms.v1.ChartFormSummary\",\n\x13GetChartFormRequest\x12\x15\n\rchart_form_id\x18\x01 \x01(\t\"f\n\x16\x41ssignChartFormRequest\x12\x12\n\npatient_id\x18\x01 \x01(\t\x12\x0f\n\x07\x66orm_id\x18\x02 \x01(\t\x12\'\n\x03\x64ue\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"U\n\x12SaveAnswersRequest\x12\x15\n\rchart_form_id\x18\x01 \x01(\t\x12(\n\x07\x61nswers\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\"/\n\x16SubmitChartFormRequest\x12\x15\n\rchart_form_id\x18\x01 \x01(\t\"p\n\x16ReviewChartFormRequest\x12\x15\n\rchart_form_id\x18\x01 \x01(\t\x12\x31\n\x08\x64\x65\x63ision\x18\x02 \x01(\x0e\x32\x1f.portal.forms.v1.ReviewDecision\x12\x0c\n\x04note\x18\x03 \x01(\t\"?\n\x16ListReviewQueueRequest\x12\x11\n\tpage_size\x18\x01 \x01(\r\x12\x12\n\npage_token\x18\x02 \x01(\t\"d\n\x17ListReviewQueueResponse\x12\x30\n\x05items\x18\x01 \x03(\x0b\x32!.portal.forms.v1.ChartFormSummary\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x1f\n\x1dGetSignatureDisclosureRequest\"4\n\x13SignatureDisclosure\x12\x0f\n\x07version\x18\x01 \x01(\r\x12\x0c\n\x04text\x18\x02 \x01(\t\"\xb5\x01\n\x14SignChartFormRequest\x12\x15\n\rchart_form_id\x18\x01 \x01(\t\x12\x12\n\ntyped_name\x18\x02 \x01(\t\x12%\n\x1d\x61gree_to_electronic_signature\x18\x03 \x01(\x08\x12\x1b\n\x13\x64rawn_signature_png\x18\x04 \x01(\x0c\x12\x1a\n\x12\x64isclosure_version\x18\x05 \x01(\r\x12\x12\n\nuser_agent\x18\x06 \x01(\t\"\xd2\x02\n\tSignature\x12\x15\n\rchart_form_id\x18\x01 \x01(\t\x12\x13\n\x0bsigner_kind\x18\x02 \x01(\t\x12\x11\n\tsigner_id\x18\x03 \x01(\t\x12\x12\n\ntyped_name\x18\x04 \x01(\t\x12-\n\tsigned_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0esource_address\x18\x06 \x01(\t\x12\x12\n\nuser_agent\x18\x07 \x01(\t\x12\x0f\n\x07\x66orm_id\x18\x08 \x01(\t\x12\x14\n\x0c\x66orm_version\x18\t \x01(\r\x12\x1a\n\x12\x64isclosure_version\x18\n \x01(\r\x12\x17\n\x0f\x64ocument_sha256\x18\x0b \x01(\t\x12\x1e\n\x16\x64rawn_signature_sha256\x18\x0c \x01(\t\x12\x1b\n\x13has_drawn_signature\x18\r \x01(\x08\"/\n\x16VerifySignatureRequest\x12\x15\n\rchart_form_id\x18\x01 \x01(\t\"p\n\x0cVerification\x12\r\n\x05valid\x18\x01 \x01(\x08\x12\x17\n\x0f\x64ocument_sha256\x18\x02 \x01(\t\x12\x19\n\x11recomputed_sha256\x18\x03 \x01(\t\x12\x1d\n\x15\x64rawn_signature_valid\x18\x04 \x01(\x08\"7\n\x1eGetSignatureCertificateRequest\x12\x15\n\rchart_form_id\x18\x01 \x01(\t\",\n\x0b\x43\x65rtificate\x12\x0b\n\x03pdf\x18\x01 \x01(\x0c\x12\x10\n\x08\x66ilename\x18\x02 \x01(\t*\x82\x01\n\x08\x46ormKind\x12\x19\n\x15\x46ORM_KIND_UNSPECIFIED\x10\x00\x12\x15\n\x11\x46ORM_KIND_CONSENT\x10\x01\x12\x13\n\x0f\x46ORM_KIND_VISIT\x10\x02\x12\x19\n\x15\x46ORM_KIND_APPOINTMENT\x10\x03\x12\x14\n\x10\x46ORM_KIND_REFILL\x10\x04*\xcc\x02\n\x08ItemType\x12\x19\n\x15ITEM_TYPE_UNSPECIFIED\x10\x00\x12\x13\n\x0fITEM_TYPE_GROUP\x10\x01\x12\x15\n\x11ITEM_TYPE_DISPLAY\x10\x02\x12\x15\n\x11ITEM_TYPE_BOOLEAN\x10\x03\x12\x15\n\x11ITEM_TYPE_DECIMAL\x10\x04\x12\x15\n\x11ITEM_TYPE_INTEGER\x10\x05\x12\x12\n\x0eITEM_TYPE_DATE\x10\x06\x12\x17\n\x13ITEM_TYPE_DATE_TIME\x10\x07\x12\x12\n\x0eITEM_TYPE_TIME\x10\x08\x12\x14\n\x10ITEM_TYPE_STRING\x10\t\x12\x12\n\x0eITEM_TYPE_TEXT\x10\n\x12\x14\n\x10ITEM_TYPE_CHOICE\x10\x0b\x12\x19\n\x15ITEM_TYPE_OPEN_CHOICE\x10\x0c\x12\x18\n\x14ITEM_TYPE_ATTACHMENT\x10\r*\x9a\x02\n\x0f\x43hartFormStatus\x12!\n\x1d\x43HART_FORM_STATUS_UNSPECIFIED\x10\x00\x12!\n\x1d\x43HART_FORM_STATUS_NOT_STARTED\x10\x01\x12!\n\x1d\x43HART_FORM_STATUS_IN_PROGRESS\x10\x02\x12\x1f\n\x1b\x43HART_FORM_STATUS_COMPLETED\x10\x03\x12\x1c\n\x18\x43HART_FORM_STATUS_SIGNED\x10\x04\x12\x1e\n\x1a\x43HART_FORM_STATUS_ACCEPTED\x10\x05\x12\x1e\n\x1a\x43HART_FORM_STATUS_RETURNED\x10\x06\x12\x1f\n\x1b\x43HART_FORM_STATUS_WITHDRAWN\x10\x07*i\n\x0eReviewDecision\x12\x1f\n\x1bREVIEW_DECISION_UNSPECIFIED\x10\x00\x12\x1a\n\x16REVIEW_DECISION_ACCEPT\x10\x01\x12\x1a\n\x16REVIEW_DECISION_RETURN\x10\x02\x32\xce\x0e\n\x0c\x46ormsService\x12\x44\n\x08GetChart\x12 .portal.forms.v1.GetChartRequest\x1a\x16.portal.forms.v1.Chart\x12R\n\tListForms\x12!.portal.forms.v1.ListFormsRequest\x1a\".portal.forms.v1.ListFormsResponse\x12\x41\n\x07GetForm\x12\x1f.portal.forms.v1.GetFormRequest\x1a\x15.portal.forms.v1.Form\x12G\n\nCreateForm\x12\".portal.forms.v1.CreateFormRequest\x1a\x15.portal.forms.v1.Form\x12G\n\nUpdateForm\x12\".portal.forms.v1.UpdateFormRequest\x1a\x15.portal.forms.v1.Form\x12Y\n\x13ImportQuestionnaire\x12+.portal.forms.v1.ImportQuestionnaireRequest\x1a\x15.portal.forms.v1.Form\x12p\n\x13\x45xportQuestionnaire\x12+.portal.forms.v1.ExportQuestionnaireRequest\x1a,.portal.forms.v1.ExportQuestionnaireResponse\x12\\\n\x0eSetPortalForms\x12&.portal.forms.v1.SetPortalFormsRequest\x1a\".portal.forms.v1.ListFormsResponse\x12S\n\rGetVisitForms\x12%.portal.forms.v1.GetVisitFormsRequest\x1a\x1b.portal.forms.v1.VisitForms\x12S\n\rSetVisitForms\x12%.portal.forms.v1.SetVisitFormsRequest\x1a\x1b.portal.forms.v1.VisitForms\x12\x61\n\x0eListChartForms\x12&.portal.forms.v1.ListChartFormsRequest\x1a\'.portal.forms.v1.ListChartFormsResponse\x12P\n\x0cGetChartForm\x12$.portal.forms.v1.GetChartFormRequest\x1a\x1a.portal.forms.v1.ChartForm\x12V\n\x0f\x41ssignChartForm\x12\'.portal.forms.v1.AssignChartFormRequest\x1a\x1a.portal.forms.v1.ChartForm\x12N\n\x0bSaveAnswers\x12#.portal.forms.v1.SaveAnswersRequest\x1a\x1a.portal.forms.v1.ChartForm\x12V\n\x0fSubmitChartForm\x12\'.portal.forms.v1.SubmitChartFormRequest\x1a\x1a.portal.forms.v1.ChartForm\x12V\n\x0fReviewChartForm\x12\'.portal.forms.v1.ReviewChartFormRequest\x1a\x1a.portal.forms.v1.ChartForm\x12\x64\n\x0fListReviewQueue\x12\'.portal.forms.v1.ListReviewQueueRequest\x1a(.portal.forms.v1.ListReviewQueueResponse\x12n\n\x16GetSignatureDisclosure\x12..portal.forms.v1.GetSignatureDisclosureRequest\x1a$.portal.forms.v1.SignatureDisclosure\x12R\n\rSignChartForm\x12%.portal.forms.v1.SignChartFormRequest\x1a\x1a.portal.forms.v1.Signature\x12Y\n\x0fVerifySignature\x12\'.portal.forms.v1.VerifySignatureRequest\x1a\x1d.portal.forms.v1.Verification\x12h\n\x17GetSignatureCertificate\x12/.portal.forms.v1.GetSignatureCertificateRequest\x1a\x1c.portal.forms.v1.Certificateb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'portal.forms.v1.forms_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_GETCHARTREQUEST']._serialized_start=81
-  _globals['_GETCHARTREQUEST']._serialized_end=118
-  _globals['_CHART']._serialized_start=120
-  _globals['_CHART']._serialized_end=218
-  _globals['_FORMSSERVICE']._serialized_start=220
-  _globals['_FORMSSERVICE']._serialized_end=304
+  _globals['_FORMKIND']._serialized_start=4496
+  _globals['_FORMKIND']._serialized_end=4626
+  _globals['_ITEMTYPE']._serialized_start=4629
+  _globals['_ITEMTYPE']._serialized_end=4961
+  _globals['_CHARTFORMSTATUS']._serialized_start=4964
+  _globals['_CHARTFORMSTATUS']._serialized_end=5246
+  _globals['_REVIEWDECISION']._serialized_start=5248
+  _globals['_REVIEWDECISION']._serialized_end=5353
+  _globals['_GETCHARTREQUEST']._serialized_start=111
+  _globals['_GETCHARTREQUEST']._serialized_end=148
+  _globals['_CHART']._serialized_start=150
+  _globals['_CHART']._serialized_end=248
+  _globals['_OPTION']._serialized_start=250
+  _globals['_OPTION']._serialized_end=290
+  _globals['_ENABLEWHEN']._serialized_start=292
+  _globals['_ENABLEWHEN']._serialized_end=380
+  _globals['_ITEM']._serialized_start=383
+  _globals['_ITEM']._serialized_end=653
+  _globals['_FORMDEFINITION']._serialized_start=656
+  _globals['_FORMDEFINITION']._serialized_end=787
+  _globals['_FORM']._serialized_start=790
+  _globals['_FORM']._serialized_end=1009
+  _globals['_FORMSUMMARY']._serialized_start=1012
+  _globals['_FORMSUMMARY']._serialized_end=1157
+  _globals['_LISTFORMSREQUEST']._serialized_start=1159
+  _globals['_LISTFORMSREQUEST']._serialized_end=1218
+  _globals['_LISTFORMSRESPONSE']._serialized_start=1220
+  _globals['_LISTFORMSRESPONSE']._serialized_end=1284
+  _globals['_GETFORMREQUEST']._serialized_start=1286
+  _globals['_GETFORMREQUEST']._serialized_end=1336
+  _globals['_CREATEFORMREQUEST']._serialized_start=1338
+  _globals['_CREATEFORMREQUEST']._serialized_end=1410
+  _globals['_UPDATEFORMREQUEST']._serialized_start=1412
+  _globals['_UPDATEFORMREQUEST']._serialized_end=1501
+  _globals['_IMPORTQUESTIONNAIREREQUEST']._serialized_start=1503
+  _globals['_IMPORTQUESTIONNAIREREQUEST']._serialized_end=1600
+  _globals['_EXPORTQUESTIONNAIREREQUEST']._serialized_start=1602
+  _globals['_EXPORTQUESTIONNAIREREQUEST']._serialized_end=1664
+  _globals['_EXPORTQUESTIONNAIRERESPONSE']._serialized_start=1666
+  _globals['_EXPORTQUESTIONNAIRERESPONSE']._serialized_end=1723
+  _globals['_SETPORTALFORMSREQUEST']._serialized_start=1725
+  _globals['_SETPORTALFORMSREQUEST']._serialized_end=1766
+  _globals['_GETVISITFORMSREQUEST']._serialized_start=1768
+  _globals['_GETVISITFORMSREQUEST']._serialized_end=1819
+  _globals['_SETVISITFORMSREQUEST']._serialized_start=1821
+  _globals['_SETVISITFORMSREQUEST']._serialized_end=1890
+  _globals['_VISITFORMS']._serialized_start=1892
+  _globals['_VISITFORMS']._serialized_end=1978
+  _globals['_CHARTFORMSUMMARY']._serialized_start=1981
+  _globals['_CHARTFORMSUMMARY']._serialized_end=2516
+  _globals['_CHARTFORMEVENT']._serialized_start=2519
+  _globals['_CHARTFORMEVENT']._serialized_end=2686
+  _globals['_CHARTFORM']._serialized_start=2689
+  _globals['_CHARTFORM']._serialized_end=2927
+  _globals['_LISTCHARTFORMSREQUEST']._serialized_start=2929
+  _globals['_LISTCHARTFORMSREQUEST']._serialized_end=2972
+  _globals['_LISTCHARTFORMSRESPONSE']._serialized_start=2974
+  _globals['_LISTCHARTFORMSRESPONSE']._serialized_end=3048
+  _globals['_GETCHARTFORMREQUEST']._serialized_start=3050
+  _globals['_GETCHARTFORMREQUEST']._serialized_end=3094
+  _globals['_ASSIGNCHARTFORMREQUEST']._serialized_start=3096
+  _globals['_ASSIGNCHARTFORMREQUEST']._serialized_end=3198
+  _globals['_SAVEANSWERSREQUEST']._serialized_start=3200
+  _globals['_SAVEANSWERSREQUEST']._serialized_end=3285
+  _globals['_SUBMITCHARTFORMREQUEST']._serialized_start=3287
+  _globals['_SUBMITCHARTFORMREQUEST']._serialized_end=3334
+  _globals['_REVIEWCHARTFORMREQUEST']._serialized_start=3336
+  _globals['_REVIEWCHARTFORMREQUEST']._serialized_end=3448
+  _globals['_LISTREVIEWQUEUEREQUEST']._serialized_start=3450
+  _globals['_LISTREVIEWQUEUEREQUEST']._serialized_end=3513
+  _globals['_LISTREVIEWQUEUERESPONSE']._serialized_start=3515
+  _globals['_LISTREVIEWQUEUERESPONSE']._serialized_end=3615
+  _globals['_GETSIGNATUREDISCLOSUREREQUEST']._serialized_start=3617
+  _globals['_GETSIGNATUREDISCLOSUREREQUEST']._serialized_end=3648
+  _globals['_SIGNATUREDISCLOSURE']._serialized_start=3650
+  _globals['_SIGNATUREDISCLOSURE']._serialized_end=3702
+  _globals['_SIGNCHARTFORMREQUEST']._serialized_start=3705
+  _globals['_SIGNCHARTFORMREQUEST']._serialized_end=3886
+  _globals['_SIGNATURE']._serialized_start=3889
+  _globals['_SIGNATURE']._serialized_end=4227
+  _globals['_VERIFYSIGNATUREREQUEST']._serialized_start=4229
+  _globals['_VERIFYSIGNATUREREQUEST']._serialized_end=4276
+  _globals['_VERIFICATION']._serialized_start=4278
+  _globals['_VERIFICATION']._serialized_end=4390
+  _globals['_GETSIGNATURECERTIFICATEREQUEST']._serialized_start=4392
+  _globals['_GETSIGNATURECERTIFICATEREQUEST']._serialized_end=4447
+  _globals['_CERTIFICATE']._serialized_start=4449
+  _globals['_CERTIFICATE']._serialized_end=4493
+  _globals['_FORMSSERVICE']._serialized_start=5356
+  _globals['_FORMSSERVICE']._serialized_end=7226
 # @@protoc_insertion_point(module_scope)

@@ -39,6 +39,106 @@ class FormsServiceStub:
                 request_serializer=portal_dot_forms_dot_v1_dot_forms__pb2.GetChartRequest.SerializeToString,
                 response_deserializer=portal_dot_forms_dot_v1_dot_forms__pb2.Chart.FromString,
                 _registered_method=True)
+        self.ListForms = channel.unary_unary(
+                '/portal.forms.v1.FormsService/ListForms',
+                request_serializer=portal_dot_forms_dot_v1_dot_forms__pb2.ListFormsRequest.SerializeToString,
+                response_deserializer=portal_dot_forms_dot_v1_dot_forms__pb2.ListFormsResponse.FromString,
+                _registered_method=True)
+        self.GetForm = channel.unary_unary(
+                '/portal.forms.v1.FormsService/GetForm',
+                request_serializer=portal_dot_forms_dot_v1_dot_forms__pb2.GetFormRequest.SerializeToString,
+                response_deserializer=portal_dot_forms_dot_v1_dot_forms__pb2.Form.FromString,
+                _registered_method=True)
+        self.CreateForm = channel.unary_unary(
+                '/portal.forms.v1.FormsService/CreateForm',
+                request_serializer=portal_dot_forms_dot_v1_dot_forms__pb2.CreateFormRequest.SerializeToString,
+                response_deserializer=portal_dot_forms_dot_v1_dot_forms__pb2.Form.FromString,
+                _registered_method=True)
+        self.UpdateForm = channel.unary_unary(
+                '/portal.forms.v1.FormsService/UpdateForm',
+                request_serializer=portal_dot_forms_dot_v1_dot_forms__pb2.UpdateFormRequest.SerializeToString,
+                response_deserializer=portal_dot_forms_dot_v1_dot_forms__pb2.Form.FromString,
+                _registered_method=True)
+        self.ImportQuestionnaire = channel.unary_unary(
+                '/portal.forms.v1.FormsService/ImportQuestionnaire',
+                request_serializer=portal_dot_forms_dot_v1_dot_forms__pb2.ImportQuestionnaireRequest.SerializeToString,
+                response_deserializer=portal_dot_forms_dot_v1_dot_forms__pb2.Form.FromString,
+                _registered_method=True)
+        self.ExportQuestionnaire = channel.unary_unary(
+                '/portal.forms.v1.FormsService/ExportQuestionnaire',
+                request_serializer=portal_dot_forms_dot_v1_dot_forms__pb2.ExportQuestionnaireRequest.SerializeToString,
+                response_deserializer=portal_dot_forms_dot_v1_dot_forms__pb2.ExportQuestionnaireResponse.FromString,
+                _registered_method=True)
+        self.SetPortalForms = channel.unary_unary(
+                '/portal.forms.v1.FormsService/SetPortalForms',
+                request_serializer=portal_dot_forms_dot_v1_dot_forms__pb2.SetPortalFormsRequest.SerializeToString,
+                response_deserializer=portal_dot_forms_dot_v1_dot_forms__pb2.ListFormsResponse.FromString,
+                _registered_method=True)
+        self.GetVisitForms = channel.unary_unary(
+                '/portal.forms.v1.FormsService/GetVisitForms',
+                request_serializer=portal_dot_forms_dot_v1_dot_forms__pb2.GetVisitFormsRequest.SerializeToString,
+                response_deserializer=portal_dot_forms_dot_v1_dot_forms__pb2.VisitForms.FromString,
+                _registered_method=True)
+        self.SetVisitForms = channel.unary_unary(
+                '/portal.forms.v1.FormsService/SetVisitForms',
+                request_serializer=portal_dot_forms_dot_v1_dot_forms__pb2.SetVisitFormsRequest.SerializeToString,
+                response_deserializer=portal_dot_forms_dot_v1_dot_forms__pb2.VisitForms.FromString,
+                _registered_method=True)
+        self.ListChartForms = channel.unary_unary(
+                '/portal.forms.v1.FormsService/ListChartForms',
+                request_serializer=portal_dot_forms_dot_v1_dot_forms__pb2.ListChartFormsRequest.SerializeToString,
+                response_deserializer=portal_dot_forms_dot_v1_dot_forms__pb2.ListChartFormsResponse.FromString,
+                _registered_method=True)
+        self.GetChartForm = channel.unary_unary(
+                '/portal.forms.v1.FormsService/GetChartForm',
+                request_serializer=portal_dot_forms_dot_v1_dot_forms__pb2.GetChartFormRequest.SerializeToString,
+                response_deserializer=portal_dot_forms_dot_v1_dot_forms__pb2.ChartForm.FromString,
+                _registered_method=True)
+        self.AssignChartForm = channel.unary_unary(
+                '/portal.forms.v1.FormsService/AssignChartForm',
+                request_serializer=portal_dot_forms_dot_v1_dot_forms__pb2.AssignChartFormRequest.SerializeToString,
+                response_deserializer=portal_dot_forms_dot_v1_dot_forms__pb2.ChartForm.FromString,
+                _registered_method=True)
+        self.SaveAnswers = channel.unary_unary(
+                '/portal.forms.v1.FormsService/SaveAnswers',
+                request_serializer=portal_dot_forms_dot_v1_dot_forms__pb2.SaveAnswersRequest.SerializeToString,
+                response_deserializer=portal_dot_forms_dot_v1_dot_forms__pb2.ChartForm.FromString,
+                _registered_method=True)
+        self.SubmitChartForm = channel.unary_unary(
+                '/portal.forms.v1.FormsService/SubmitChartForm',
+                request_serializer=portal_dot_forms_dot_v1_dot_forms__pb2.SubmitChartFormRequest.SerializeToString,
+                response_deserializer=portal_dot_forms_dot_v1_dot_forms__pb2.ChartForm.FromString,
+                _registered_method=True)
+        self.ReviewChartForm = channel.unary_unary(
+                '/portal.forms.v1.FormsService/ReviewChartForm',
+                request_serializer=portal_dot_forms_dot_v1_dot_forms__pb2.ReviewChartFormRequest.SerializeToString,
+                response_deserializer=portal_dot_forms_dot_v1_dot_forms__pb2.ChartForm.FromString,
+                _registered_method=True)
+        self.ListReviewQueue = channel.unary_unary(
+                '/portal.forms.v1.FormsService/ListReviewQueue',
+                request_serializer=portal_dot_forms_dot_v1_dot_forms__pb2.ListReviewQueueRequest.SerializeToString,
+                response_deserializer=portal_dot_forms_dot_v1_dot_forms__pb2.ListReviewQueueResponse.FromString,
+                _registered_method=True)
+        self.GetSignatureDisclosure = channel.unary_unary(
+                '/portal.forms.v1.FormsService/GetSignatureDisclosure',
+                request_serializer=portal_dot_forms_dot_v1_dot_forms__pb2.GetSignatureDisclosureRequest.SerializeToString,
+                response_deserializer=portal_dot_forms_dot_v1_dot_forms__pb2.SignatureDisclosure.FromString,
+                _registered_method=True)
+        self.SignChartForm = channel.unary_unary(
+                '/portal.forms.v1.FormsService/SignChartForm',
+                request_serializer=portal_dot_forms_dot_v1_dot_forms__pb2.SignChartFormRequest.SerializeToString,
+                response_deserializer=portal_dot_forms_dot_v1_dot_forms__pb2.Signature.FromString,
+                _registered_method=True)
+        self.VerifySignature = channel.unary_unary(
+                '/portal.forms.v1.FormsService/VerifySignature',
+                request_serializer=portal_dot_forms_dot_v1_dot_forms__pb2.VerifySignatureRequest.SerializeToString,
+                response_deserializer=portal_dot_forms_dot_v1_dot_forms__pb2.Verification.FromString,
+                _registered_method=True)
+        self.GetSignatureCertificate = channel.unary_unary(
+                '/portal.forms.v1.FormsService/GetSignatureCertificate',
+                request_serializer=portal_dot_forms_dot_v1_dot_forms__pb2.GetSignatureCertificateRequest.SerializeToString,
+                response_deserializer=portal_dot_forms_dot_v1_dot_forms__pb2.Certificate.FromString,
+                _registered_method=True)
 
 
 class FormsServiceServicer:
@@ -51,6 +151,148 @@ class FormsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListForms(self, request, context):
+        """---- Form library (staff) -------------------------------------------------------------
+        Every form with kind, current version, portal availability and position.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetForm(self, request, context):
+        """A form's definition (its current version, or the one asked for).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateForm(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateForm(self, request, context):
+        """Replaces the definition; publishes a new version when the current one has answers.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ImportQuestionnaire(self, request, context):
+        """FHIR R4 Questionnaire JSON in and out.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExportQuestionnaire(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetPortalForms(self, request, context):
+        """---- Portal catalog and visit forms (staff) ----------------------------------------------
+        The Update button: exactly these forms are available in the portal, in this order.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetVisitForms(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetVisitForms(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListChartForms(self, request, context):
+        """---- Chart forms ----------------------------------------------------------------------
+        Staff: a patient's chart forms. Patients: their own (patient_id ignored), in portal order,
+        to-do before done, withdrawn ones left out.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetChartForm(self, request, context):
+        """Definition (the exact version), answers, signature record and history.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AssignChartForm(self, request, context):
+        """Staff add a form to a patient's chart.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SaveAnswers(self, request, context):
+        """Patient: save answers (replaces them; partial allowed; each answer checked for its type).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SubmitChartForm(self, request, context):
+        """Patient: finish a form; every enabled required item must be answered.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReviewChartForm(self, request, context):
+        """Staff: accept a completed or signed form into the chart, or return it with a reason.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListReviewQueue(self, request, context):
+        """Staff: completed and signed forms waiting for review, across patients, newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSignatureDisclosure(self, request, context):
+        """---- eSignature -----------------------------------------------------------------------
+        The current disclosure about signing electronically (versioned text).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SignChartForm(self, request, context):
+        """Patient: sign (and so complete) a chart form. Signer, time and source come from the
+        principal and the server, never from the request.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def VerifySignature(self, request, context):
+        """Recompute the signed document's hash from the stored answers.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSignatureCertificate(self, request, context):
+        """The signature certificate: the form with its answers, then the audit trail (PDF).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_FormsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -58,6 +300,106 @@ def add_FormsServiceServicer_to_server(servicer, server):
                     servicer.GetChart,
                     request_deserializer=portal_dot_forms_dot_v1_dot_forms__pb2.GetChartRequest.FromString,
                     response_serializer=portal_dot_forms_dot_v1_dot_forms__pb2.Chart.SerializeToString,
+            ),
+            'ListForms': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListForms,
+                    request_deserializer=portal_dot_forms_dot_v1_dot_forms__pb2.ListFormsRequest.FromString,
+                    response_serializer=portal_dot_forms_dot_v1_dot_forms__pb2.ListFormsResponse.SerializeToString,
+            ),
+            'GetForm': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetForm,
+                    request_deserializer=portal_dot_forms_dot_v1_dot_forms__pb2.GetFormRequest.FromString,
+                    response_serializer=portal_dot_forms_dot_v1_dot_forms__pb2.Form.SerializeToString,
+            ),
+            'CreateForm': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateForm,
+                    request_deserializer=portal_dot_forms_dot_v1_dot_forms__pb2.CreateFormRequest.FromString,
+                    response_serializer=portal_dot_forms_dot_v1_dot_forms__pb2.Form.SerializeToString,
+            ),
+            'UpdateForm': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateForm,
+                    request_deserializer=portal_dot_forms_dot_v1_dot_forms__pb2.UpdateFormRequest.FromString,
+                    response_serializer=portal_dot_forms_dot_v1_dot_forms__pb2.Form.SerializeToString,
+            ),
+            'ImportQuestionnaire': grpc.unary_unary_rpc_method_handler(
+                    servicer.ImportQuestionnaire,
+                    request_deserializer=portal_dot_forms_dot_v1_dot_forms__pb2.ImportQuestionnaireRequest.FromString,
+                    response_serializer=portal_dot_forms_dot_v1_dot_forms__pb2.Form.SerializeToString,
+            ),
+            'ExportQuestionnaire': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExportQuestionnaire,
+                    request_deserializer=portal_dot_forms_dot_v1_dot_forms__pb2.ExportQuestionnaireRequest.FromString,
+                    response_serializer=portal_dot_forms_dot_v1_dot_forms__pb2.ExportQuestionnaireResponse.SerializeToString,
+            ),
+            'SetPortalForms': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetPortalForms,
+                    request_deserializer=portal_dot_forms_dot_v1_dot_forms__pb2.SetPortalFormsRequest.FromString,
+                    response_serializer=portal_dot_forms_dot_v1_dot_forms__pb2.ListFormsResponse.SerializeToString,
+            ),
+            'GetVisitForms': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetVisitForms,
+                    request_deserializer=portal_dot_forms_dot_v1_dot_forms__pb2.GetVisitFormsRequest.FromString,
+                    response_serializer=portal_dot_forms_dot_v1_dot_forms__pb2.VisitForms.SerializeToString,
+            ),
+            'SetVisitForms': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetVisitForms,
+                    request_deserializer=portal_dot_forms_dot_v1_dot_forms__pb2.SetVisitFormsRequest.FromString,
+                    response_serializer=portal_dot_forms_dot_v1_dot_forms__pb2.VisitForms.SerializeToString,
+            ),
+            'ListChartForms': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListChartForms,
+                    request_deserializer=portal_dot_forms_dot_v1_dot_forms__pb2.ListChartFormsRequest.FromString,
+                    response_serializer=portal_dot_forms_dot_v1_dot_forms__pb2.ListChartFormsResponse.SerializeToString,
+            ),
+            'GetChartForm': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetChartForm,
+                    request_deserializer=portal_dot_forms_dot_v1_dot_forms__pb2.GetChartFormRequest.FromString,
+                    response_serializer=portal_dot_forms_dot_v1_dot_forms__pb2.ChartForm.SerializeToString,
+            ),
+            'AssignChartForm': grpc.unary_unary_rpc_method_handler(
+                    servicer.AssignChartForm,
+                    request_deserializer=portal_dot_forms_dot_v1_dot_forms__pb2.AssignChartFormRequest.FromString,
+                    response_serializer=portal_dot_forms_dot_v1_dot_forms__pb2.ChartForm.SerializeToString,
+            ),
+            'SaveAnswers': grpc.unary_unary_rpc_method_handler(
+                    servicer.SaveAnswers,
+                    request_deserializer=portal_dot_forms_dot_v1_dot_forms__pb2.SaveAnswersRequest.FromString,
+                    response_serializer=portal_dot_forms_dot_v1_dot_forms__pb2.ChartForm.SerializeToString,
+            ),
+            'SubmitChartForm': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubmitChartForm,
+                    request_deserializer=portal_dot_forms_dot_v1_dot_forms__pb2.SubmitChartFormRequest.FromString,
+                    response_serializer=portal_dot_forms_dot_v1_dot_forms__pb2.ChartForm.SerializeToString,
+            ),
+            'ReviewChartForm': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReviewChartForm,
+                    request_deserializer=portal_dot_forms_dot_v1_dot_forms__pb2.ReviewChartFormRequest.FromString,
+                    response_serializer=portal_dot_forms_dot_v1_dot_forms__pb2.ChartForm.SerializeToString,
+            ),
+            'ListReviewQueue': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListReviewQueue,
+                    request_deserializer=portal_dot_forms_dot_v1_dot_forms__pb2.ListReviewQueueRequest.FromString,
+                    response_serializer=portal_dot_forms_dot_v1_dot_forms__pb2.ListReviewQueueResponse.SerializeToString,
+            ),
+            'GetSignatureDisclosure': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSignatureDisclosure,
+                    request_deserializer=portal_dot_forms_dot_v1_dot_forms__pb2.GetSignatureDisclosureRequest.FromString,
+                    response_serializer=portal_dot_forms_dot_v1_dot_forms__pb2.SignatureDisclosure.SerializeToString,
+            ),
+            'SignChartForm': grpc.unary_unary_rpc_method_handler(
+                    servicer.SignChartForm,
+                    request_deserializer=portal_dot_forms_dot_v1_dot_forms__pb2.SignChartFormRequest.FromString,
+                    response_serializer=portal_dot_forms_dot_v1_dot_forms__pb2.Signature.SerializeToString,
+            ),
+            'VerifySignature': grpc.unary_unary_rpc_method_handler(
+                    servicer.VerifySignature,
+                    request_deserializer=portal_dot_forms_dot_v1_dot_forms__pb2.VerifySignatureRequest.FromString,
+                    response_serializer=portal_dot_forms_dot_v1_dot_forms__pb2.Verification.SerializeToString,
+            ),
+            'GetSignatureCertificate': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSignatureCertificate,
+                    request_deserializer=portal_dot_forms_dot_v1_dot_forms__pb2.GetSignatureCertificateRequest.FromString,
+                    response_serializer=portal_dot_forms_dot_v1_dot_forms__pb2.Certificate.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -87,6 +429,546 @@ class FormsService:
             '/portal.forms.v1.FormsService/GetChart',
             portal_dot_forms_dot_v1_dot_forms__pb2.GetChartRequest.SerializeToString,
             portal_dot_forms_dot_v1_dot_forms__pb2.Chart.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListForms(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/portal.forms.v1.FormsService/ListForms',
+            portal_dot_forms_dot_v1_dot_forms__pb2.ListFormsRequest.SerializeToString,
+            portal_dot_forms_dot_v1_dot_forms__pb2.ListFormsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetForm(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/portal.forms.v1.FormsService/GetForm',
+            portal_dot_forms_dot_v1_dot_forms__pb2.GetFormRequest.SerializeToString,
+            portal_dot_forms_dot_v1_dot_forms__pb2.Form.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateForm(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/portal.forms.v1.FormsService/CreateForm',
+            portal_dot_forms_dot_v1_dot_forms__pb2.CreateFormRequest.SerializeToString,
+            portal_dot_forms_dot_v1_dot_forms__pb2.Form.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateForm(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/portal.forms.v1.FormsService/UpdateForm',
+            portal_dot_forms_dot_v1_dot_forms__pb2.UpdateFormRequest.SerializeToString,
+            portal_dot_forms_dot_v1_dot_forms__pb2.Form.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ImportQuestionnaire(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/portal.forms.v1.FormsService/ImportQuestionnaire',
+            portal_dot_forms_dot_v1_dot_forms__pb2.ImportQuestionnaireRequest.SerializeToString,
+            portal_dot_forms_dot_v1_dot_forms__pb2.Form.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportQuestionnaire(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/portal.forms.v1.FormsService/ExportQuestionnaire',
+            portal_dot_forms_dot_v1_dot_forms__pb2.ExportQuestionnaireRequest.SerializeToString,
+            portal_dot_forms_dot_v1_dot_forms__pb2.ExportQuestionnaireResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetPortalForms(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/portal.forms.v1.FormsService/SetPortalForms',
+            portal_dot_forms_dot_v1_dot_forms__pb2.SetPortalFormsRequest.SerializeToString,
+            portal_dot_forms_dot_v1_dot_forms__pb2.ListFormsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetVisitForms(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/portal.forms.v1.FormsService/GetVisitForms',
+            portal_dot_forms_dot_v1_dot_forms__pb2.GetVisitFormsRequest.SerializeToString,
+            portal_dot_forms_dot_v1_dot_forms__pb2.VisitForms.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetVisitForms(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/portal.forms.v1.FormsService/SetVisitForms',
+            portal_dot_forms_dot_v1_dot_forms__pb2.SetVisitFormsRequest.SerializeToString,
+            portal_dot_forms_dot_v1_dot_forms__pb2.VisitForms.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListChartForms(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/portal.forms.v1.FormsService/ListChartForms',
+            portal_dot_forms_dot_v1_dot_forms__pb2.ListChartFormsRequest.SerializeToString,
+            portal_dot_forms_dot_v1_dot_forms__pb2.ListChartFormsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetChartForm(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/portal.forms.v1.FormsService/GetChartForm',
+            portal_dot_forms_dot_v1_dot_forms__pb2.GetChartFormRequest.SerializeToString,
+            portal_dot_forms_dot_v1_dot_forms__pb2.ChartForm.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AssignChartForm(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/portal.forms.v1.FormsService/AssignChartForm',
+            portal_dot_forms_dot_v1_dot_forms__pb2.AssignChartFormRequest.SerializeToString,
+            portal_dot_forms_dot_v1_dot_forms__pb2.ChartForm.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SaveAnswers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/portal.forms.v1.FormsService/SaveAnswers',
+            portal_dot_forms_dot_v1_dot_forms__pb2.SaveAnswersRequest.SerializeToString,
+            portal_dot_forms_dot_v1_dot_forms__pb2.ChartForm.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitChartForm(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/portal.forms.v1.FormsService/SubmitChartForm',
+            portal_dot_forms_dot_v1_dot_forms__pb2.SubmitChartFormRequest.SerializeToString,
+            portal_dot_forms_dot_v1_dot_forms__pb2.ChartForm.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReviewChartForm(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/portal.forms.v1.FormsService/ReviewChartForm',
+            portal_dot_forms_dot_v1_dot_forms__pb2.ReviewChartFormRequest.SerializeToString,
+            portal_dot_forms_dot_v1_dot_forms__pb2.ChartForm.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListReviewQueue(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/portal.forms.v1.FormsService/ListReviewQueue',
+            portal_dot_forms_dot_v1_dot_forms__pb2.ListReviewQueueRequest.SerializeToString,
+            portal_dot_forms_dot_v1_dot_forms__pb2.ListReviewQueueResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSignatureDisclosure(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/portal.forms.v1.FormsService/GetSignatureDisclosure',
+            portal_dot_forms_dot_v1_dot_forms__pb2.GetSignatureDisclosureRequest.SerializeToString,
+            portal_dot_forms_dot_v1_dot_forms__pb2.SignatureDisclosure.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SignChartForm(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/portal.forms.v1.FormsService/SignChartForm',
+            portal_dot_forms_dot_v1_dot_forms__pb2.SignChartFormRequest.SerializeToString,
+            portal_dot_forms_dot_v1_dot_forms__pb2.Signature.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def VerifySignature(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/portal.forms.v1.FormsService/VerifySignature',
+            portal_dot_forms_dot_v1_dot_forms__pb2.VerifySignatureRequest.SerializeToString,
+            portal_dot_forms_dot_v1_dot_forms__pb2.Verification.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSignatureCertificate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/portal.forms.v1.FormsService/GetSignatureCertificate',
+            portal_dot_forms_dot_v1_dot_forms__pb2.GetSignatureCertificateRequest.SerializeToString,
+            portal_dot_forms_dot_v1_dot_forms__pb2.Certificate.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,54 @@
+"""Patient-data access audit: every read and change of a patient's forms is appended here."""
+
+from __future__ import annotations
+
+import uuid
+
+from services.runtime.db import Conn
+from services.runtime.principal import Principal
+
+
+async def record(
+    conn: Conn,
+    principal: Principal,
+    action: str,
+    patient_id: uuid.UUID | None,
+    *,
+    chart_form_id: uuid.UUID | None = None,
+    user_agent: str = "",
+    detail: str = "",
+) -> None:
+    await conn.execute(
+        """INSERT INTO access_log (actor_kind, actor_id, patient_id, action, source_address,
+                                   chart_form_id, user_agent, detail)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)""",
+        principal.kind,
+        actor(principal),
+        patient_id,
+        action,
+        principal.source,
+        chart_form_id,
+        user_agent[:512],
+        detail,
+    )
+
+
+def actor(principal: Principal) -> str:
+    """Who, as the audit trail shows it: a staff member's name, else the principal's subject."""
+    if principal.kind == "staff" and principal.name:
+        return f"{principal.name} ({principal.subject})"
+    return principal.subject
+
+
+async def record_system(
+    conn: Conn, action: str, patient_id: uuid.UUID, chart_form_id: uuid.UUID, detail: str = ""
+) -> None:
+    """A change made by an event handler (no principal): the service itself is the actor."""
+    await conn.execute(
+        """INSERT INTO access_log (actor_kind, actor_id, patient_id, action, chart_form_id, detail)
+           VALUES ('service', 'forms', $1, $2, $3, $4)""",
+        patient_id,
+        action,
+        chart_form_id,
+        detail,
+    )

@@ -1,0 +1,155 @@
+"""Chart forms in the database: a form version placed in a patient's chart, with its answers.
+
+Status after FHIR QuestionnaireResponse plus review: not-started → in-progress → completed or
+signed → accepted, or returned (with a reason) → in-progress again. Withdrawn: the appointment
+it was placed for was cancelled before the patient started it.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime
+
+import asyncpg
+
+from services.forms.definitions import Json
+from services.runtime.db import Conn
+
+EDITABLE = ("not-started", "in-progress", "returned")
+DONE = ("completed", "signed", "accepted")
+REVIEWABLE = ("completed", "signed")
+
+SUMMARY = """cf.*, v.title, f.kind, p.position,
+             cf.status IN ('completed', 'signed', 'accepted') AS done,
+             EXISTS (SELECT 1 FROM signatures s WHERE s.chart_form_id = cf.id) AS signed"""
+JOINS = """chart_forms cf
+           JOIN forms f ON f.id = cf.form_id
+           JOIN form_versions v ON v.form_id = cf.form_id AND v.version = cf.form_version
+           LEFT JOIN portal_forms p ON p.form_id = cf.form_id"""
+
+
+def one(row: asyncpg.Record | None) -> asyncpg.Record:
+    """The row a statement that always returns one did return."""
+    if row is None:
+        raise LookupError("expected a row")
+    return row
+
+
+def answers_of(row: asyncpg.Record) -> dict[str, Json]:
+    loaded: dict[str, Json] = json.loads(row["answers"])
+    return loaded
+
+
+async def list_for_patient(
+    conn: Conn, patient_id: uuid.UUID, *, include_withdrawn: bool
+) -> list[asyncpg.Record]:
+    """To do before done, each in the clinic's portal order (then by due date)."""
+    return await conn.fetch(
+        f"""SELECT {SUMMARY} FROM {JOINS}
+            WHERE cf.patient_id = $1 AND ($2 OR cf.status <> 'withdrawn')
+            ORDER BY done, cf.status = 'withdrawn', p.position NULLS LAST,
+                     cf.due_at NULLS LAST, cf.assigned_at, lower(v.title), cf.id""",
+        patient_id,
+        include_withdrawn,
+    )
+
+
+async def get(
+    conn: Conn, chart_form_id: uuid.UUID, *, patient_id: uuid.UUID | None, lock: bool = False
+) -> asyncpg.Record | None:
+    """One chart form; with patient_id, only that patient's and never a withdrawn one."""
+    return await conn.fetchrow(
+        f"""SELECT {SUMMARY} FROM {JOINS}
+            WHERE cf.id = $1
+              AND ($2::uuid IS NULL OR (cf.patient_id = $2 AND cf.status <> 'withdrawn'))
+            {"FOR UPDATE OF cf" if lock else ""}""",
+        chart_form_id,
+        patient_id,
+    )
+
+
+async def assign(
+    conn: Conn,
+    patient_id: uuid.UUID,
+    form_id: uuid.UUID,
+    *,
+    assigned_by: str,
+    due_at: datetime | None = None,
+) -> uuid.UUID:
+    chart_form_id: uuid.UUID = await conn.fetchval(
+        """INSERT INTO chart_forms (patient_id, form_id, form_version, origin, assigned_by, due_at)
+           SELECT $1, id, current_version, 'staff', $3, $4 FROM forms WHERE id = $2
+           RETURNING id""",
+        patient_id,
+        form_id,
+        assigned_by,
+        due_at,
+    )
+    return chart_form_id
+
+
+async def save_answers(conn: Conn, chart_form_id: uuid.UUID, answers: dict[str, Json]) -> None:
+    await conn.execute(
+        """UPDATE chart_forms SET answers = $2::jsonb, status = 'in-progress', updated_at = now()
+           WHERE id = $1""",
+        chart_form_id,
+        json.dumps(answers),
+    )
+
+
+async def complete(
+    conn: Conn, chart_form_id: uuid.UUID, answers: dict[str, Json], status: str
+) -> asyncpg.Record:
+    """Mark completed or signed with its final answers; returns the updated row."""
+    return one(
+        await conn.fetchrow(
+            """UPDATE chart_forms SET answers = $2::jsonb, status = $3, return_reason = '',
+                      submitted_at = clock_timestamp(), updated_at = now()
+               WHERE id = $1 RETURNING *""",
+            chart_form_id,
+            json.dumps(answers),
+            status,
+        )
+    )
+
+
+async def review(
+    conn: Conn, chart_form_id: uuid.UUID, status: str, reviewer: str, reason: str
+) -> asyncpg.Record:
+    return one(
+        await conn.fetchrow(
+            """UPDATE chart_forms SET status = $2, reviewed_by = $3,
+                      reviewed_at = clock_timestamp(), return_reason = $4, updated_at = now()
+               WHERE id = $1 RETURNING *""",
+            chart_form_id,
+            status,
+            reviewer,
+            reason,
+        )
+    )
+
+
+async def review_queue(
+    conn: Conn, limit: int, after: tuple[datetime, uuid.UUID] | None
+) -> list[asyncpg.Record]:
+    """Completed and signed forms, newest submission first (keyset pagination)."""
+    return await conn.fetch(
+        f"""SELECT {SUMMARY} FROM {JOINS}
+            WHERE cf.status IN ('completed', 'signed')
+              AND ($2::timestamptz IS NULL OR (cf.submitted_at, cf.id) < ($2, $3::uuid))
+            ORDER BY cf.submitted_at DESC, cf.id DESC
+            LIMIT $1""",
+        limit,
+        after[0] if after else None,
+        after[1] if after else None,
+    )
+
+
+async def history(conn: Conn, chart_form_id: uuid.UUID) -> list[asyncpg.Record]:
+    """The chart form's audit trail: every read and change, oldest first."""
+    return await conn.fetch(
+        """SELECT at, action, actor_kind, actor_id, source_address, user_agent, detail
+           FROM access_log WHERE chart_form_id = $1 ORDER BY at, id""",
+        chart_form_id,
+    )
