@@ -16,11 +16,16 @@ from typing import Any, Concatenate, Literal, Protocol, TypeVar
 
 import grpc
 import jwt
+from google.protobuf.message import Message
+
+from services.runtime import request_text
+from services.runtime.errors import abort_invalid
 
 METADATA_KEY = "x-portal-principal"
 _ALGORITHM = "HS256"
 _AUDIENCE = "portal-services"
 DEFAULT_TTL = 120
+TEXT_REFUSED = "The request holds text that is not allowed."
 
 Kind = Literal["staff", "patient", "service"]
 
@@ -111,6 +116,9 @@ def requires(
 ) -> Callable[[Checked[S, Req, Resp]], Handler[S, Req, Resp]]:
     """Decorate a servicer method: verify the principal, check its kind and role, pass it on.
 
+    The request's strings are NFC-normalised in place and checked against the text rule
+    (services.runtime.request_text) after the principal, so no handler sees control characters.
+
     staff=True admits every staff role; staff={"admin"} only those roles. patient=True admits
     signed-in patients; password_change=True also those who must change their password first.
     """
@@ -131,6 +139,11 @@ def requires(
                 raise AssertionError("unreachable") from None
             if not _admitted(principal, staff, patient, service, password_change):
                 await context.abort(grpc.StatusCode.PERMISSION_DENIED, "not allowed")
+            # The text rule for every string of every request, before any handler sees it.
+            if isinstance(request, Message):
+                refused = request_text.check(request)
+                if refused:
+                    await abort_invalid(context, refused, TEXT_REFUSED)
             current.set(principal)
             return await method(self, request, context, principal)
 

@@ -42,6 +42,7 @@ class Identity:
     stub: pb_grpc.IdentityServiceAsyncStub
     codec: PrincipalCodec
     pool: asyncpg.Pool
+    channel: grpc.aio.Channel
 
     def md(self, principal: Principal) -> tuple[tuple[str, str], ...]:
         return self.codec.metadata(principal)
@@ -86,7 +87,7 @@ async def identity(database_url: str) -> AsyncIterator[Identity]:
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
-    yield Identity(pb_grpc.IdentityServiceStub(channel), codec, pool)
+    yield Identity(pb_grpc.IdentityServiceStub(channel), codec, pool, channel)
     await channel.close(grace=None)
     await server.stop(None)
     await pool.close()

@@ -9,7 +9,7 @@ import grpc
 from aiohttp import web
 
 from portal.identity.v1 import identity_pb2 as pb
-from services.gateway import auth
+from services.gateway import auth, form_text
 from services.gateway.context import BACKENDS
 from services.gateway.patient import present
 from services.gateway.patient.session import (
@@ -91,26 +91,32 @@ async def login_form(request: web.Request) -> web.StreamResponse:
 
 
 def _login_page(
-    request: web.Request, username: str = "", error: str = "", status: int = 200
+    request: web.Request,
+    username: str = "",
+    error: str = "",
+    status: int = 200,
+    errors: FieldErrors | None = None,
 ) -> web.Response:
     return aiohttp_jinja2.render_template(
         "patient/login.html",
         request,
-        _context(request, None, username=username, error=error),
+        _context(request, None, username=username, error=error, errors=errors or {}),
         status=status,
     )
 
 
 async def login(request: web.Request) -> web.StreamResponse:
     realm = realm_of(request)
-    form = await request.post()
-    username = str(form.get("username", "")).strip()
-    password = str(form.get("password", ""))
+    form, bad = await form_text.read(request, strip=False)
+    username = form.get("username", "").strip()
+    password = form.get("password", "")
     retry_after = auth.sign_in_retry_after(request)
     if retry_after is not None:
         page = _login_page(request, username, TOO_MANY, status=429)
         page.headers["Retry-After"] = str(retry_after)
         return page
+    if bad:
+        return _login_page(request, username, form_text.CHECK_FORM, status=400, errors=bad)
     if not username or not password:
         return _login_page(request, username, auth.INVALID_SIGN_IN, status=401)
     try:
@@ -170,10 +176,12 @@ async def _password_page(
 async def change_password(request: web.Request) -> web.StreamResponse:
     who = await signed_in(request, allow_pending=True)
     realm = realm_of(request)
-    form = await request.post()
-    current = str(form.get("current_password", ""))
-    new = str(form.get("new_password", ""))
-    confirm = str(form.get("confirm_password", ""))
+    form, bad = await form_text.read(request, strip=False)
+    current = form.get("current_password", "")
+    new = form.get("new_password", "")
+    confirm = form.get("confirm_password", "")
+    if bad:
+        return await _password_page(request, who, bad, status=400)
     if new != confirm:
         return await _password_page(
             request, who, {"confirm_password": [PASSWORDS_DIFFER]}, status=400

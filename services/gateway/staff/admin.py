@@ -147,7 +147,9 @@ async def staff_users(request: web.Request, caller: Caller) -> web.StreamRespons
 
 @admin_page
 async def add_staff_user(request: web.Request, caller: Caller) -> web.StreamResponse:
-    values = await form(request)
+    values, bad = await form(request)
+    if bad:
+        return await _staff_page(request, caller, values, bad)
     role = auth.ROLE_ENUM.get(values.get("role", ""))
     if role is None:
         return await _staff_page(request, caller, values, {"role": ["Choose a role."]})

@@ -18,7 +18,7 @@ import grpc
 from aiohttp import web
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from services.gateway import auth
+from services.gateway import auth, form_text
 from services.gateway.auth import Caller
 from services.gateway.context import SETTINGS
 from services.runtime.errors import FieldErrors, field_errors
@@ -156,10 +156,12 @@ def realm(request: web.Request) -> str:
     return name
 
 
-async def form(request: web.Request) -> dict[str, str]:
-    """The posted form's text fields, stripped (files and repeated names are ignored)."""
-    data = await request.post()
-    return {k: v.strip() for k, v in data.items() if isinstance(v, str)}
+async def form(request: web.Request) -> form_text.Posted:
+    """The posted form's text fields, stripped, and the text rule's messages by field name.
+
+    Handlers re-render their form with a 400 when the messages are not empty.
+    """
+    return await form_text.read(request)
 
 
 def checked(values: Mapping[str, str], name: str) -> bool:
@@ -173,7 +175,11 @@ def invalid(exc: grpc.aio.AioRpcError) -> FieldErrors | None:
     """The field messages of an INVALID_ARGUMENT error, or None for any other error."""
     if exc.code() != grpc.StatusCode.INVALID_ARGUMENT:
         return None
-    return field_errors(exc) or {"_form": [exc.details() or "Please check what you entered."]}
+    errors: FieldErrors = {}
+    for path, messages in field_errors(exc).items():
+        # A service names a nested field by its path (fields.first_name); a page by its name.
+        errors.setdefault(path.rsplit(".", 1)[-1], []).extend(messages)
+    return errors or {"_form": [exc.details() or form_text.CHECK_FORM]}
 
 
 # --- Display --------------------------------------------------------------------------------

@@ -55,12 +55,17 @@ async def generate_form(request: web.Request, caller: Caller) -> web.StreamRespo
 @staff_page
 async def generate(request: web.Request, caller: Caller) -> web.StreamResponse:
     realm_name = realm(request)
-    posted = await form(request)
+    posted, bad = await form(request)
     action = posted.get("action", "save")
     if action not in ("save", "regenerate", "custom"):
         raise web.HTTPBadRequest()
     patient = await fetch_patient(request, caller)
     username = posted.get("username", "")
+    if bad:
+        password = posted.get("password", "")
+        return _generate_page(
+            request, caller, patient, realm_name, username, password, errors=bad, status=400
+        )
     if action == "regenerate":
         return await _suggest(request, caller, patient, realm_name, username=username)
     password = posted.get("password", "")
@@ -276,9 +281,8 @@ async def letter_pdf(request: web.Request, caller: Caller) -> web.StreamResponse
     patient = patient_id(request)  # a malformed id is a 404 here too
     key = letter_token.key_for(request.app[SETTINGS].principal_key)
     try:
-        fields = letter_token.unseal(
-            (await form(request)).get("letter", ""), key, datetime.now(UTC)
-        )
+        posted, _ = await form(request)  # a refused value cannot unseal either
+        fields = letter_token.unseal(posted.get("letter", ""), key, datetime.now(UTC))
     except letter_token.Refused as refused:
         if refused.expired:
             raise web.HTTPGone(

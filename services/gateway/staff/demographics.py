@@ -75,9 +75,9 @@ async def edit_form(request: web.Request, caller: Caller) -> web.StreamResponse:
 @staff_page
 async def save(request: web.Request, caller: Caller) -> web.StreamResponse:
     tab = _tab(request)
-    posted = await form(request)
+    posted, bad = await form(request)
     update = pb.UpdatePatientRequest(patient_id=patient_id(request), update_mask=tab.fields)
-    errors: dict[str, list[str]] = {}
+    errors: dict[str, list[str]] = dict(bad)
     if tab.key == "choices":
         portal = posted.get("allow_patient_portal", "")
         if portal not in ("yes", "no"):

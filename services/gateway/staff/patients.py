@@ -43,7 +43,10 @@ async def search_form(request: web.Request, caller: Caller) -> web.StreamRespons
 
 @staff_page
 async def search(request: web.Request, caller: Caller) -> web.StreamResponse:
-    query = (await form(request)).get("query", "")
+    posted, bad = await form(request)
+    query = posted.get("query", "")
+    if bad:
+        return _search_page(request, caller, query=query, results=None, errors=bad, status=400)
     if not query:
         return _search_page(
             request,
@@ -101,7 +104,9 @@ async def new_form(request: web.Request, caller: Caller) -> web.StreamResponse:
 
 @staff_page
 async def create(request: web.Request, caller: Caller) -> web.StreamResponse:
-    values = await form(request)
+    values, bad = await form(request)
+    if bad:
+        return _new_page(request, caller, values=values, errors=bad, status=400)
     fields = pb.PatientFields(**{name: values.get(name, "") for name in PATIENT_FIELDS})
     confirm = values.get("confirm_duplicate") == "1"
     identity = request.app[BACKENDS].identity

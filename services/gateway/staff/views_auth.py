@@ -6,7 +6,7 @@ import grpc
 from aiohttp import web
 
 from portal.identity.v1 import identity_pb2 as pb
-from services.gateway import auth
+from services.gateway import auth, form_text
 from services.gateway.context import BACKENDS
 from services.gateway.staff.common import HOME_URL, LOGIN_URL, form, redirect, render
 
@@ -28,8 +28,10 @@ async def login(request: web.Request) -> web.StreamResponse:
             text="Too many sign-in attempts. Please wait a minute, then try again.",
             headers={"Retry-After": str(retry_after)},
         )
-    values = await form(request)
+    values, bad = await form(request)
     username, password = values.get("username", ""), values.get("password", "")
+    if bad:
+        return _failed(request, username, form_text.CHECK_FORM, bad, status=400)
     if not username or not password:
         return _failed(request, username, "Enter your username and password.")
     try:
@@ -46,13 +48,20 @@ async def login(request: web.Request) -> web.StreamResponse:
     return response
 
 
-def _failed(request: web.Request, username: str, message: str) -> web.Response:
+def _failed(
+    request: web.Request,
+    username: str,
+    message: str,
+    fields: dict[str, list[str]] | None = None,
+    *,
+    status: int = 401,
+) -> web.Response:
     return render(
         request,
         None,
         "staff/login.html",
-        {"username": username, "errors": {"_form": [message]}},
-        status=401,
+        {"username": username, "errors": {"_form": [message], **(fields or {})}},
+        status=status,
     )
 
 

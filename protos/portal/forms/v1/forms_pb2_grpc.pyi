@@ -11,7 +11,8 @@ Errors, as the JSON API passes them on:
                        (save: wrongly typed answers; submit/sign: also "Required." items)
   FAILED_PRECONDITION  google.rpc.PreconditionFailure type: ALREADY_SIGNED, NOT_EDITABLE,
                        SIGNATURE_REQUIRED (consent forms are completed by signing),
-                       NOT_REVIEWABLE, AGREEMENT_REQUIRED, DISCLOSURE_CHANGED, NOT_SIGNED
+                       NOT_REVIEWABLE, DISCLOSURE_CHANGED, NOT_SIGNED (sign: a missing
+                       agreement or typed name is INVALID_ARGUMENT on that field)
 """
 
 from collections import abc as _abc
