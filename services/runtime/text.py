@@ -25,7 +25,17 @@ SURROGATE_MESSAGE = "Must not contain unpaired surrogate characters."
 
 # Fields that hold free text in any service's requests (may contain newline and tab).
 FREE_TEXT_FIELDS = frozenset(
-    {"address", "note", "notes", "reason", "text", "help_text", "body", "instructions"}
+    {
+        "address",
+        "note",
+        "notes",
+        "reason",
+        "text",
+        "help_text",
+        "body",
+        "instructions",
+        "description",
+    }
 )
 
 

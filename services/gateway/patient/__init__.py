@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from services.gateway.patient import views as views
+from services.gateway.patient import forms, views
 
 # Only the two realms match; any other /portal/<name>/ is a plain 404.
 BASE = "/portal/{realm:onsite|offsite}"
@@ -33,3 +33,4 @@ def setup(app: web.Application) -> None:
             ),
         ]
     )
+    forms.setup(app, BASE)  # the Forms pages (patient/forms.py)

@@ -32,10 +32,6 @@ PASSWORDS_DIFFER = "The new passwords do not match."
 # Sections whose pages arrive later: the navigation links to them, they say so honestly.
 # When a section gets its real pages, drop it here (its route is registered from this dict).
 COMING_SOON: dict[str, tuple[str, str]] = {
-    "forms": (
-        "Forms",
-        "Soon you will be able to complete consent and visit forms here before your visit.",
-    ),
     "appointments": (
         "Appointments",
         "Soon you will be able to find an available time, book an appointment and cancel it here.",

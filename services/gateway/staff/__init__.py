@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from services.gateway.staff import admin, credentials, demographics, patients, practice, views_auth
+from services.gateway.staff import (
+    admin,
+    chart_forms,
+    credentials,
+    demographics,
+    form_builder,
+    patients,
+    portal_forms,
+    practice,
+    review_queue,
+    views_auth,
+)
 
 
 def setup(app: web.Application) -> None:
@@ -15,3 +26,7 @@ def setup(app: web.Application) -> None:
     credentials.setup(app)
     practice.setup(app)
     admin.setup(app)
+    portal_forms.setup(app)
+    form_builder.setup(app)  # /staff/practice/forms/new before /staff/practice/forms/{form_id}
+    chart_forms.setup(app)
+    review_queue.setup(app)

@@ -89,6 +89,15 @@ FLASHES: dict[str, tuple[str, str]] = {
         "Choices saved. Allow Patient Portal is No: the patient cannot use the portal.",
     ),
     "staff-created": ("success", "Staff user added."),
+    # Forms (staff/portal_forms.py, form_builder.py, chart_forms.py)
+    "portal-forms-updated": ("success", "Patient Portal Forms updated."),
+    "visit-forms-saved": ("success", "Visit forms saved."),
+    "form-created": ("success", "Form created."),
+    "form-saved": ("success", "Form saved."),
+    "form-imported": ("success", "Questionnaire imported as a new form."),
+    "chart-form-added": ("success", "Form added to the chart."),
+    "chart-form-accepted": ("success", "Form accepted into the chart."),
+    "chart-form-returned": ("success", "Form returned to the patient."),
 }
 
 
