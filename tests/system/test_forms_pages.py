@@ -258,3 +258,59 @@ async def test_patient_fills_signs_and_staff_reviews(stack: RunningStack, admin:
 def _other_patient(_text: str, patient_id: str) -> str:
     """Any id that is not this patient's."""
     return ("1" if patient_id[0] != "1" else "2") + patient_id[1:]
+
+
+async def test_builder_creates_edits_exports_and_imports(admin: Browser) -> None:
+    await admin.get("/staff/practice/forms/new")
+    base = {"title": "Travel history", "kind": "visit", "rows": "3"}
+    rows = {
+        "link_id-0": "trip",
+        "type-0": "group",
+        "text-0": "Your last trip",
+        "link_id-1": "country",
+        "type-1": "open-choice",
+        "text-1": "Where to?",
+        "options-1": "fr | France\nde | Germany",
+        "parent-1": "trip",
+        "required-1": "1",
+        "link_id-2": "back",
+        "type-2": "date",
+        "text-2": "When did you come back?",
+        "help_text-2": "Roughly is fine.\nA month will do.",
+    }
+    page = await admin.post("/staff/practice/forms/new", {**base, **rows, "parent-2": "nowhere"})
+    assert page.status == 400 and 'href="#f-parent-2"' in page.text  # no such group
+    page = await admin.post("/staff/practice/forms/new", {**base, **rows})
+    assert page.status == 200 and "Form created." in page.text, page.text[:2000]
+    form_url = re.search(r"/staff/practice/forms/[0-9a-f-]{36}", page.url)
+    assert form_url, page.url
+    assert "Version 1" in page.text, page.text[page.text.find("<main") :][:3000]
+    assert "Germany" in page.text, page.text[page.text.find("<h2>Items") :][:3000]
+
+    # Edit (not answered yet: the same version), with a duplicate link_id refused first.
+    page = await admin.get(form_url[0] + "/edit")
+    assert 'value="country"' in page.text and "fr | France" in page.text
+    page = await admin.post(form_url[0] + "/edit", {**base, **rows, "link_id-2": "country"})
+    assert page.status == 400 and "used twice" in page.text
+    page = await admin.post(form_url[0] + "/edit", {**base, **rows, "title": "Travel"})
+    assert "Form saved." in page.text and "Version 1" in page.text
+
+    # FHIR export, then import as a new form.
+    async with admin.http.get(admin.base + form_url[0] + "/questionnaire.json") as reply:
+        assert reply.status == 200 and "attachment" in reply.headers["Content-Disposition"]
+        exported = await reply.read()
+    assert b'"resourceType": "Questionnaire"' in exported
+    await admin.get("/staff/practice/forms")
+    upload = aiohttp.FormData()
+    upload.add_field("csrf_token", admin.csrf)
+    upload.add_field("kind", "visit")
+    upload.add_field("questionnaire", exported, filename="q.json", content_type="application/json")
+    async with admin.http.post(admin.base + "/staff/practice/forms/import", data=upload) as reply:
+        text = await reply.text()
+        assert reply.status == 200, text[text.find("error-summary") :][:800]
+        assert "Questionnaire imported as a new form." in text
+        assert str(reply.url) != admin.base + form_url[0]
+
+    # Visit forms per appointment type: the page renders (types come from scheduling).
+    page = await admin.get("/staff/practice/visit-forms")
+    assert page.status == 200 and "Visit forms per appointment type" in page.text

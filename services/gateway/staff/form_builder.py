@@ -146,8 +146,14 @@ async def import_questionnaire(request: web.Request, caller: Caller) -> web.Stre
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         text = ""
+    try:
+        # One line: raw newlines between tokens are layout, and requests carry no control
+        # characters outside free-text fields (those inside strings stay escaped).
+        text = json.dumps(json.loads(text), ensure_ascii=False, separators=(",", ":"))
+    except (ValueError, RecursionError):
+        text = ""
     if not text or len(raw) > MAX_UPLOAD:
-        message = "The file must be UTF-8 JSON of at most 2 MiB."
+        message = "The file must be FHIR Questionnaire JSON (UTF-8) of at most 2 MiB."
         return await _library(request, caller, {"questionnaire": [message]}, 400)
     try:
         form = await request.app[BACKENDS].forms.ImportQuestionnaire(
