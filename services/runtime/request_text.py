@@ -113,10 +113,10 @@ def _fields(descriptor: Descriptor) -> tuple[_Field, ...]:
 
 def _field(d: FieldDescriptor) -> _Field | None:
     repeated = d.is_repeated
-    # A google.protobuf.Value's text is free-form JSON (e.g. a form's answers): the receiving
-    # service applies the rule that fits it (forms: per item type, newlines in long text).
+    # JSON (a `*_json` document, a google.protobuf.Value such as a form's answers) may hold
+    # newlines; the receiving service applies the rule that fits (forms: per item type).
     owner = d.containing_type.full_name if d.containing_type else ""
-    multiline = d.name in FREE_TEXT_FIELDS or owner in FREE_JSON
+    multiline = d.name in FREE_TEXT_FIELDS or owner in FREE_JSON or d.name.endswith("_json")
     if d.type == _STRING:
         return _Field(d.name, "string", repeated, multiline)
     if d.message_type is None:
