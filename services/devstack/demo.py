@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import grpc
 
+from portal.forms.v1 import forms_pb2, forms_pb2_grpc
 from portal.identity.v1 import identity_pb2 as pb
 from portal.identity.v1 import identity_pb2_grpc as pb_grpc
 from portal.scheduling.v1 import scheduling_pb2, scheduling_pb2_grpc
@@ -126,3 +127,30 @@ async def seed_scheduling(scheduling_address: str, principal_key: SigningKey) ->
                 timeout=10,
             )
         return [name for name, _ in PROVIDERS]
+
+
+# Shipped forms the demo clinic offers in the portal, in this order (Patient Portal Forms).
+PORTAL_FORMS = [
+    "Consent to treatment",
+    "Acknowledgment of the Notice of Privacy Practices (HIPAA)",
+    "Medical history",
+    "Current medications",
+]
+
+
+async def seed_forms(forms_address: str, principal_key: SigningKey) -> list[str]:
+    """Make a few shipped forms available in the portal, unless some already are."""
+    metadata = PrincipalSigner(principal_key).metadata(SEEDER)
+    async with grpc.aio.insecure_channel(forms_address) as channel:
+        stub = forms_pb2_grpc.FormsServiceStub(channel)
+        listed = await stub.ListForms(forms_pb2.ListFormsRequest(), metadata=metadata, timeout=10)
+        if any(f.available_in_portal for f in listed.items):
+            return []
+        ids = {f.title: f.id for f in listed.items}
+        chosen = [title for title in PORTAL_FORMS if title in ids]
+        await stub.SetPortalForms(
+            forms_pb2.SetPortalFormsRequest(form_ids=[ids[t] for t in chosen]),
+            metadata=metadata,
+            timeout=10,
+        )
+        return chosen

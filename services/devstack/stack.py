@@ -28,7 +28,7 @@ from typing import IO
 import grpc
 
 from services.devstack.demo import seed as seed_demo
-from services.devstack.demo import seed_scheduling
+from services.devstack.demo import seed_forms, seed_scheduling
 from services.devstack.embedded import (
     EmbeddedNats,
     EmbeddedPostgres,
@@ -427,6 +427,15 @@ def main() -> int:
                 providers = []
             if providers:
                 demo += f"  Demo providers   {', '.join(providers)}\n"
+            try:
+                offered = asyncio.run(
+                    seed_forms(f"127.0.0.1:{config.service_ports['forms']}", stack.principal_key)
+                )
+            except grpc.aio.AioRpcError as exc:
+                print(f"make run: demo portal forms not set ({exc.code().name})", file=sys.stderr)
+                offered = []
+            if offered:
+                demo += f"  Portal forms     {', '.join(offered)}\n"
         print(
             f"\nReady in {time.monotonic() - started:.1f}s\n"
             f"  Landing page     {stack.gateway_url}/\n"

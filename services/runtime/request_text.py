@@ -25,6 +25,7 @@ from services.runtime.errors import FieldErrors
 from services.runtime.text import FREE_TEXT_FIELDS, TextError, clean
 
 _STRING = FieldDescriptor.TYPE_STRING
+FREE_JSON = frozenset({"google.protobuf.Value"})
 
 
 @dataclass(frozen=True)
@@ -112,7 +113,10 @@ def _fields(descriptor: Descriptor) -> tuple[_Field, ...]:
 
 def _field(d: FieldDescriptor) -> _Field | None:
     repeated = d.is_repeated
-    multiline = d.name in FREE_TEXT_FIELDS
+    # JSON (a `*_json` document, a google.protobuf.Value such as a form's answers) may hold
+    # newlines; the receiving service applies the rule that fits (forms: per item type).
+    owner = d.containing_type.full_name if d.containing_type else ""
+    multiline = d.name in FREE_TEXT_FIELDS or owner in FREE_JSON or d.name.endswith("_json")
     if d.type == _STRING:
         return _Field(d.name, "string", repeated, multiline)
     if d.message_type is None:

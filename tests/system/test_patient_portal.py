@@ -201,7 +201,9 @@ async def test_sign_in_forced_change_home_and_sign_out(
     assert status == 200
     assert f"Welcome, {patient['first_name']}" in html
     assert "Your password has been changed." in html
-    assert "Coming soon" in html and 'aria-label="Portal"' in html
+    assert "Coming soon" not in html and 'aria-label="Portal"' in html
+    for section in ("forms", "appointments", "refills", "records"):
+        assert f'href="{base}{section}"' in html
     status, html, _ = await page(browser, stack.url + base + "profile")
     assert status == 200
     assert issued["username"] in html

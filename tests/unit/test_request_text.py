@@ -7,10 +7,17 @@ import unicodedata
 from typing import Any
 
 import pytest
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, timestamp_pb2
+from google.protobuf import (
+    descriptor_pb2,
+    descriptor_pool,
+    message_factory,
+    struct_pb2,
+    timestamp_pb2,
+)
 from hypothesis import given
 from hypothesis import strategies as st
 
+from portal.forms.v1 import forms_pb2
 from portal.identity.v1 import identity_pb2 as pb
 from services.runtime.request_text import check
 from services.runtime.text import CONTROL_MESSAGE, clean
@@ -182,3 +189,16 @@ def _refused(value: str, multiline: bool) -> bool:
 def test_each_control_is_refused_in_single_line_fields(bad: str) -> None:
     request = pb.SignInRequest(username="ada", password=f"secret{bad}password")
     assert check(request) == {"password": [CONTROL_MESSAGE]}
+
+
+def test_json_may_hold_newlines_but_no_other_controls() -> None:
+    answers = struct_pb2.Struct()
+    answers.update({"history": "Appendix, 1999\nKnee, 2010"})
+    saved = forms_pb2.SaveAnswersRequest(chart_form_id="x", answers=answers)
+    assert check(saved) == {}
+    document = forms_pb2.ImportQuestionnaireRequest(questionnaire_json='{\n  "a": 1\n}')
+    assert check(document) == {}
+    answers.update({"history": "bell\x07"})
+    assert check(forms_pb2.SaveAnswersRequest(answers=answers)) == {
+        'answers.fields["history"].string_value': [CONTROL_MESSAGE]
+    }

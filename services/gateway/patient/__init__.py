@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from services.gateway.patient import appointments, profile, records, refills, views
+from services.gateway.patient import appointments, forms, profile, records, refills, views
 
 # Only the two realms match; any other /portal/<name>/ is a plain 404.
 BASE = "/portal/{realm:onsite|offsite}"
@@ -38,9 +38,6 @@ def setup(app: web.Application) -> None:
             web.get(BASE + "/records/documents/{item_id}", records.document),
             web.get(BASE + "/records/forms/{item_id}", records.form_pdf),
             web.get(BASE + "/records/certificates/{item_id}", records.certificate),
-            *(
-                web.get(f"{BASE}/{section}", views.coming_soon, name=f"portal-{section}")
-                for section in views.COMING_SOON
-            ),
         ]
     )
+    forms.setup(app, BASE)  # the Forms pages (patient/forms.py)

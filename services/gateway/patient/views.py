@@ -29,14 +29,13 @@ from services.runtime.errors import FieldErrors, field_errors, precondition_kind
 TOO_MANY = "Too many sign-in attempts. Please wait a minute, then try again."
 PASSWORDS_DIFFER = "The new passwords do not match."
 
-# Sections whose pages arrive later: the navigation links to them, they say so honestly.
-# When a section gets its real pages, drop it here (its route is registered from this dict).
-COMING_SOON: dict[str, tuple[str, str]] = {
-    "forms": (
-        "Forms",
-        "Soon you will be able to complete consent and visit forms here before your visit.",
-    ),
-}
+# The portal's sections as the home page lists them: (path, title, what the patient does there).
+SECTIONS: tuple[tuple[str, str, str], ...] = (
+    ("forms", "Forms", "Complete and sign consent forms, and fill in visit forms before a visit."),
+    ("appointments", "Appointments", "Find an available time, book, reschedule or cancel."),
+    ("refills", "Refills", "Ask the clinic to refill a prescription and see its answer."),
+    ("records", "Records", "Letters, reports and records the clinic shares, and your forms."),
+)
 
 
 def page_context(
@@ -199,23 +198,9 @@ async def change_password(request: web.Request) -> web.StreamResponse:
 async def home(request: web.Request) -> web.StreamResponse:
     who = await signed_in(request)
     patient = present.profile(await my_profile(request, who))
-    sections = [
-        {"key": key, "title": title, "text": text} for key, (title, text) in COMING_SOON.items()
-    ]
+    sections = [{"key": key, "title": title, "text": text} for key, title, text in SECTIONS]
     return aiohttp_jinja2.render_template(
         "patient/home.html",
         request,
         page_context(request, who, patient, "home", sections=sections),
-    )
-
-
-async def coming_soon(request: web.Request) -> web.StreamResponse:
-    who = await signed_in(request)
-    section = request.path.rstrip("/").rsplit("/", 1)[-1]
-    title, text = COMING_SOON[section]
-    patient = present.profile(await my_profile(request, who))
-    return aiohttp_jinja2.render_template(
-        "patient/coming_soon.html",
-        request,
-        page_context(request, who, patient, section, title=title, text=text),
     )

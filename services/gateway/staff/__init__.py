@@ -10,14 +10,18 @@ from services.gateway.staff import (
     appointment_types,
     appointments,
     calendar,
+    chart_forms,
     chart_records,
     credentials,
     demographics,
+    form_builder,
     patients,
+    portal_forms,
     practice,
     profile_updates,
     providers,
     refill_requests,
+    review_queue,
     views_auth,
 )
 
@@ -37,3 +41,7 @@ def setup(app: web.Application) -> None:
     admin.setup(app)
     chart_records.setup(app)
     refill_requests.setup(app)
+    portal_forms.setup(app)
+    form_builder.setup(app)  # /staff/practice/forms/new before /staff/practice/forms/{form_id}
+    chart_forms.setup(app)
+    review_queue.setup(app)

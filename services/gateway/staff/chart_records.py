@@ -28,6 +28,9 @@ from services.gateway.records_view import (
     document_response,
     refill_status,
 )
+
+# A module import: the chart (patients.py) composes these sections, so names resolve late.
+from services.gateway.staff import patients
 from services.gateway.staff.common import (
     checked,
     form,
@@ -39,7 +42,6 @@ from services.gateway.staff.common import (
     staff_page,
     when,
 )
-from services.gateway.staff.patients import fetch_patient, full_name, patient_context
 from services.runtime.errors import FieldErrors, precondition_text
 
 MAX_FILE_BYTES = 10 * 1024 * 1024
@@ -213,7 +215,7 @@ async def _merge(request: web.Request, patient: Any) -> pb.LetterMerge:
     settings = request.app[SETTINGS]
     today = datetime.now(settings.clinic_timezone)
     return pb.LetterMerge(
-        patient_name=full_name(patient),
+        patient_name=patients.full_name(patient),
         clinic_name=settings.clinic_name,
         date=f"{today:%B} {today.day}, {today.year}",
     )
@@ -227,7 +229,7 @@ async def letter_form(request: web.Request, caller: Caller) -> web.StreamRespons
     values: dict[str, str] = {"template_id": template_id, "share_with_patient": ""}
     errors: FieldErrors = {}
     if template_id:
-        patient = await fetch_patient(request, caller)
+        patient = await patients.fetch_patient(request, caller)
         try:
             preview = await request.app[BACKENDS].forms.PreviewLetter(
                 pb.PreviewLetterRequest(
@@ -248,7 +250,7 @@ async def create_letter(request: web.Request, caller: Caller) -> web.StreamRespo
     values = {k: posted.get(k, "") for k in ("template_id", "title", "body")}
     values["share_with_patient"] = "1" if checked(posted, "share_with_patient") else ""
     if not bad:
-        patient = await fetch_patient(request, caller)
+        patient = await patients.fetch_patient(request, caller)
         try:
             await request.app[BACKENDS].forms.CreateLetter(
                 pb.CreateLetterRequest(
@@ -330,9 +332,9 @@ async def _form_page(
     status: int = 400,
 ) -> web.Response:
     """staff/chart_record_form.html for `which`: medication, upload or letter."""
-    patient = await fetch_patient(request, caller)
+    patient = await patients.fetch_patient(request, caller)
     context: dict[str, Any] = {
-        **patient_context(patient),
+        **patients.patient_context(patient),
         "which": which,
         "values": values,
         "errors": errors,

@@ -115,6 +115,15 @@ FLASHES: dict[str, tuple[str, str]] = {
     "document-shared": ("success", "The document is now shared with the patient."),
     "document-unshared": ("success", "The document is no longer shared with the patient."),
     "refill-decided": ("success", "Decision saved; the patient sees it in the portal."),
+    # Forms (staff/portal_forms.py, form_builder.py, chart_forms.py)
+    "portal-forms-updated": ("success", "Patient Portal Forms updated."),
+    "visit-forms-saved": ("success", "Visit forms saved."),
+    "form-created": ("success", "Form created."),
+    "form-saved": ("success", "Form saved."),
+    "form-imported": ("success", "Questionnaire imported as a new form."),
+    "chart-form-added": ("success", "Form added to the chart."),
+    "chart-form-accepted": ("success", "Form accepted into the chart."),
+    "chart-form-returned": ("success", "Form returned to the patient."),
 }
 
 
