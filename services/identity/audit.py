@@ -96,6 +96,16 @@ async def record(
     )
 
 
+async def record_each(
+    conn: Conn, principal: Principal | None, action: str, patient_ids: list[uuid.UUID]
+) -> None:
+    """One entry per patient (a batch read is as many reads as patients it shows)."""
+    await conn.executemany(
+        f"INSERT INTO audit_log ({INSERT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        [Entry.for_principal(principal, action, patient_id=p).values() for p in patient_ids],
+    )
+
+
 async def search(
     pool: asyncpg.Pool,
     *,

@@ -159,6 +159,13 @@ async def get(conn: Conn, patient_id: uuid.UUID, *, lock: bool = False) -> async
     )
 
 
+async def get_many(conn: Conn, patient_ids: list[uuid.UUID]) -> list[asyncpg.Record]:
+    rows: list[asyncpg.Record] = await conn.fetch(
+        f"SELECT {COLUMNS} FROM patients p WHERE p.id = ANY($1::uuid[])", patient_ids
+    )
+    return rows
+
+
 async def search(conn: Conn, query: str, limit: int) -> list[asyncpg.Record]:
     """By date of birth, chart number or id when the query is one; else typo-tolerant by name."""
     query = " ".join(query.split()).lower()

@@ -168,6 +168,7 @@ async def test_patient_books_staff_see_it_patient_cancels(
         page = await staff.get(f"/staff/practice/calendar?provider={provider_id}&date={day}")
         assert f"/staff/appointments/{appointment_id}" in page.text, page.text[:3000]
         assert f"/staff/patients/{record['id']}" in page.text
+        assert f"{record['last_name']}, {record['first_name']}" in page.text  # one batch lookup
         page = await staff.get(f"/staff/practice/calendar?date={day}")  # every provider
         assert f"/staff/appointments/{appointment_id}" in page.text
         page = await staff.get(

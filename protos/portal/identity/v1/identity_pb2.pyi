@@ -725,6 +725,50 @@ class GetPatientRequest(_message.Message):
 Global___GetPatientRequest: _TypeAlias = GetPatientRequest  # noqa: Y015
 
 @_typing.final
+class GetPatientSummariesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PATIENT_IDS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def patient_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """1..200 ids; repeats count once"""
+
+    def __init__(
+        self,
+        *,
+        patient_ids: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["patient_ids", b"patient_ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetPatientSummariesRequest: _TypeAlias = GetPatientSummariesRequest  # noqa: Y015
+
+@_typing.final
+class GetPatientSummariesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ITEMS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def items(self) -> _containers.RepeatedCompositeFieldContainer[Global___PatientSummary]:
+        """in the order of the first mention of each id"""
+
+    def __init__(
+        self,
+        *,
+        items: _abc.Iterable[Global___PatientSummary] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["items", b"items"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetPatientSummariesResponse: _TypeAlias = GetPatientSummariesResponse  # noqa: Y015
+
+@_typing.final
 class UpdatePatientRequest(_message.Message):
     """Only the fields present in update_mask change."""
 

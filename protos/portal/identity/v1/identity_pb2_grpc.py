@@ -74,6 +74,11 @@ class IdentityServiceStub:
                 request_serializer=portal_dot_identity_dot_v1_dot_identity__pb2.GetPatientRequest.SerializeToString,
                 response_deserializer=portal_dot_identity_dot_v1_dot_identity__pb2.Patient.FromString,
                 _registered_method=True)
+        self.GetPatientSummaries = channel.unary_unary(
+                '/portal.identity.v1.IdentityService/GetPatientSummaries',
+                request_serializer=portal_dot_identity_dot_v1_dot_identity__pb2.GetPatientSummariesRequest.SerializeToString,
+                response_deserializer=portal_dot_identity_dot_v1_dot_identity__pb2.GetPatientSummariesResponse.FromString,
+                _registered_method=True)
         self.UpdatePatient = channel.unary_unary(
                 '/portal.identity.v1.IdentityService/UpdatePatient',
                 request_serializer=portal_dot_identity_dot_v1_dot_identity__pb2.UpdatePatientRequest.SerializeToString,
@@ -196,6 +201,14 @@ class IdentityServiceServicer:
 
     def GetPatient(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetPatientSummaries(self, request, context):
+        """Names for lists that show many patients at once (e.g. a calendar): one call for up to
+        200 ids, audited per patient found like GetPatient. Unknown ids are left out.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -335,6 +348,11 @@ def add_IdentityServiceServicer_to_server(servicer, server):
                     servicer.GetPatient,
                     request_deserializer=portal_dot_identity_dot_v1_dot_identity__pb2.GetPatientRequest.FromString,
                     response_serializer=portal_dot_identity_dot_v1_dot_identity__pb2.Patient.SerializeToString,
+            ),
+            'GetPatientSummaries': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPatientSummaries,
+                    request_deserializer=portal_dot_identity_dot_v1_dot_identity__pb2.GetPatientSummariesRequest.FromString,
+                    response_serializer=portal_dot_identity_dot_v1_dot_identity__pb2.GetPatientSummariesResponse.SerializeToString,
             ),
             'UpdatePatient': grpc.unary_unary_rpc_method_handler(
                     servicer.UpdatePatient,
@@ -623,6 +641,33 @@ class IdentityService:
             '/portal.identity.v1.IdentityService/GetPatient',
             portal_dot_identity_dot_v1_dot_identity__pb2.GetPatientRequest.SerializeToString,
             portal_dot_identity_dot_v1_dot_identity__pb2.Patient.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPatientSummaries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/portal.identity.v1.IdentityService/GetPatientSummaries',
+            portal_dot_identity_dot_v1_dot_identity__pb2.GetPatientSummariesRequest.SerializeToString,
+            portal_dot_identity_dot_v1_dot_identity__pb2.GetPatientSummariesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -42,6 +42,10 @@ class IdentityServiceStub:
     """Patient registry (staff only)."""
     SearchPatients: _grpc.UnaryUnaryMultiCallable[_identity_pb2.SearchPatientsRequest, _identity_pb2.SearchPatientsResponse]
     GetPatient: _grpc.UnaryUnaryMultiCallable[_identity_pb2.GetPatientRequest, _identity_pb2.Patient]
+    GetPatientSummaries: _grpc.UnaryUnaryMultiCallable[_identity_pb2.GetPatientSummariesRequest, _identity_pb2.GetPatientSummariesResponse]
+    """Names for lists that show many patients at once (e.g. a calendar): one call for up to
+    200 ids, audited per patient found like GetPatient. Unknown ids are left out.
+    """
     UpdatePatient: _grpc.UnaryUnaryMultiCallable[_identity_pb2.UpdatePatientRequest, _identity_pb2.Patient]
     SuggestCredentials: _grpc.UnaryUnaryMultiCallable[_identity_pb2.SuggestCredentialsRequest, _identity_pb2.SuggestCredentialsResponse]
     """Portal credentials (staff only). The plain password is returned exactly once."""
@@ -82,6 +86,10 @@ class IdentityServiceAsyncStub(IdentityServiceStub):
     """Patient registry (staff only)."""
     SearchPatients: _aio.UnaryUnaryMultiCallable[_identity_pb2.SearchPatientsRequest, _identity_pb2.SearchPatientsResponse]  # type: ignore[assignment]
     GetPatient: _aio.UnaryUnaryMultiCallable[_identity_pb2.GetPatientRequest, _identity_pb2.Patient]  # type: ignore[assignment]
+    GetPatientSummaries: _aio.UnaryUnaryMultiCallable[_identity_pb2.GetPatientSummariesRequest, _identity_pb2.GetPatientSummariesResponse]  # type: ignore[assignment]
+    """Names for lists that show many patients at once (e.g. a calendar): one call for up to
+    200 ids, audited per patient found like GetPatient. Unknown ids are left out.
+    """
     UpdatePatient: _aio.UnaryUnaryMultiCallable[_identity_pb2.UpdatePatientRequest, _identity_pb2.Patient]  # type: ignore[assignment]
     SuggestCredentials: _aio.UnaryUnaryMultiCallable[_identity_pb2.SuggestCredentialsRequest, _identity_pb2.SuggestCredentialsResponse]  # type: ignore[assignment]
     """Portal credentials (staff only). The plain password is returned exactly once."""
@@ -167,6 +175,16 @@ class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _identity_pb2.GetPatientRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_identity_pb2.Patient, _abc.Awaitable[_identity_pb2.Patient]]: ...
+
+    @_abc_1.abstractmethod
+    def GetPatientSummaries(
+        self,
+        request: _identity_pb2.GetPatientSummariesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.GetPatientSummariesResponse, _abc.Awaitable[_identity_pb2.GetPatientSummariesResponse]]:
+        """Names for lists that show many patients at once (e.g. a calendar): one call for up to
+        200 ids, audited per patient found like GetPatient. Unknown ids are left out.
+        """
 
     @_abc_1.abstractmethod
     def UpdatePatient(
