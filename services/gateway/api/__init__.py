@@ -12,7 +12,15 @@ from typing import Any
 
 from aiohttp import web
 
-from services.gateway.api import credentials, openapi, patients, portal, staff
+from services.gateway.api import (
+    credentials,
+    openapi,
+    patients,
+    portal,
+    scheduling,
+    scheduling_portal,
+    staff,
+)
 from services.gateway.api.models import Document
 from services.gateway.api.operation import Answer, Call, Operation, Reply
 
@@ -21,7 +29,8 @@ DOCUMENT = web.AppKey("openapi_document", Document)
 
 def operations() -> list[Operation]:
     """Every operation of /api/v1, the document's own included."""
-    found = [op for module in (staff, patients, credentials, portal) for op in module.operations()]
+    modules = (staff, patients, credentials, portal, scheduling, scheduling_portal)
+    found = [op for module in modules for op in module.operations()]
     found.append(
         Operation(
             "GET",

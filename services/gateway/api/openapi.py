@@ -63,12 +63,19 @@ PROBLEM_HEADERS = {
     429: ("Retry-After", "Seconds to wait before trying again."),
 }
 # Path parameters by name: their types (a patient id that is no UUID is simply not found).
-PATH_TYPES: dict[str, Any] = {PATIENT_ID: Uuid, "realm": Realm}
+PATH_TYPES: dict[str, Any] = {
+    PATIENT_ID: Uuid,
+    "realm": Realm,
+    "provider_id": Uuid,
+    "appointment_id": Uuid,
+}
 TAGS = {
     "staff": "Staff sessions",
     "patients": "The patient registry (staff token)",
     "credentials": "Portal credentials (staff token)",
     "portal": "The patient's own API (patient token)",
+    "scheduling": "Providers, hours, appointment types and appointments (staff token)",
+    "portal-scheduling": "The patient's own appointments (patient token)",
     "meta": "This description",
 }
 _PATH_REGEX = re.compile(r"\{(\w+)(?::[^}]*)?\}")
@@ -142,6 +149,8 @@ def _operation(op: Operation, refs: dict[Any, Schema]) -> Schema:
     parameters = [_path_parameter(name) for name in _PATH_REGEX.findall(op.path)]
     if op.query is not None:
         parameters += _query_parameters(op.query)
+    if op.headers is not None:
+        parameters += _query_parameters(op.headers, "header")
     if parameters:
         spec["parameters"] = parameters
     if op.body is not None:
@@ -160,6 +169,8 @@ def _answer(answer: Answer, refs: dict[Any, Schema]) -> Schema:
     spec: Schema = {"description": answer.description}
     if answer.model is not None:
         spec["content"] = {JSON: {"schema": refs[answer.model]}}
+    elif answer.media_type:
+        spec["content"] = {answer.media_type: {"schema": _string()}}
     if answer.headers:
         spec["headers"] = {
             name: {
@@ -200,14 +211,14 @@ def _path_parameter(name: str) -> Schema:
     }
 
 
-def _query_parameters(model: type[BaseModel]) -> list[Schema]:
+def _query_parameters(model: type[BaseModel], where: str = "query") -> list[Schema]:
     schema = model.model_json_schema()
     required = set(schema.get("required", []))
     parameters = []
     for name, member in schema["properties"].items():
         member.pop("title", None)
         member.pop("default", None)  # the server's business (see models._no_defaults)
-        parameter: Schema = {"name": name, "in": "query", "required": name in required}
+        parameter: Schema = {"name": name, "in": where, "required": name in required}
         if "description" in member:
             parameter["description"] = member.pop("description")
         parameter["schema"] = member

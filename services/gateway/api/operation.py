@@ -48,6 +48,7 @@ class Answer:
     description: str
     model: type[BaseModel] | None = None
     headers: Mapping[str, Header] = field(default_factory=dict)
+    media_type: str = ""  # a body that is not JSON (e.g. text/calendar), documented as a string
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,8 @@ class Operation:
     body: type[BaseModel] | None = None
     body_required: bool = True
     query: type[BaseModel] | None = None
+    # Request headers, documented as parameters (by alias); the handler reads and checks them.
+    headers: type[BaseModel] | None = None
     problems: tuple[int, ...] = ()  # statuses of the handler's own beyond statuses()
     rate_limited: bool = False
     backend: bool = True

@@ -1,0 +1,331 @@
+"""The staff scheduling API: providers, working hours, time off, appointment types, Find
+Available, and appointments for any patient (book, list, cancel, arrived / no-show / fulfilled).
+
+The patient's own operations are in scheduling_portal.py; both speak scheduling's gRPC API and
+share the conversions of scheduling_convert.py.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable
+from typing import Any, TypeVar
+
+import grpc
+
+from portal.scheduling.v1 import scheduling_pb2 as pb
+from services.gateway import auth
+from services.gateway.api import scheduling_convert as convert
+from services.gateway.api import scheduling_models as m
+from services.gateway.api.operation import Answer, Call, Operation, Reply
+from services.gateway.context import BACKENDS
+from services.gateway.security import Problem
+
+T = TypeVar("T")
+BASE = "/api/v1"
+PROVIDER = BASE + "/providers/{provider_id}"
+APPOINTMENT = BASE + "/appointments/{appointment_id}"
+SLOT_409 = (
+    "409 `code` SLOT_TAKEN (just booked by someone else) or SLOT_UNAVAILABLE (not an offered "
+    "time) carries `alternatives`: free times (the Slot shape of the availability answer) to "
+    "offer instead. Other 409 codes: PROVIDER_INACTIVE, NOT_OFFERED, IDEMPOTENCY_KEY_REUSED."
+)
+STATUS_ENUM = {
+    "arrived": pb.APPOINTMENT_STATUS_ARRIVED,
+    "noshow": pb.APPOINTMENT_STATUS_NOSHOW,
+    "fulfilled": pb.APPOINTMENT_STATUS_FULFILLED,
+}
+
+
+def path_id(call: Call[Any, Any], name: str) -> str:
+    """An id from the URL; anything that is not one names nothing (404)."""
+    try:
+        return str(uuid.UUID(call.params[name]))
+    except ValueError:
+        raise Problem(404, "Not found", "No such resource.") from None
+
+
+async def slots_refused(call: Call[Any, Any], pending: Awaitable[T]) -> T:
+    """The service's answer; a refused time becomes the 409 with alternatives."""
+    try:
+        return await pending
+    except grpc.aio.AioRpcError as exc:
+        problem = convert.slot_problem(exc, convert.zone(call.request))
+        if problem is None:
+            raise
+        raise problem from None
+
+
+def rpc(call: Call[Any, Any]) -> Any:
+    """Scheduling's stub (typed in the .pyi only) and the caller's metadata."""
+    return call.request.app[BACKENDS].scheduling
+
+
+def meta(call: Call[Any, Any]) -> tuple[tuple[str, str], ...]:
+    return auth.metadata(call.request, call.caller)
+
+
+def availability_request(query: m.AvailabilityQuery) -> pb.FindAvailabilityRequest:
+    request = pb.FindAvailabilityRequest(
+        appointment_type_id=query.appointment_type_id,
+        provider_id=query.provider_id,
+        limit=query.limit,
+        page_token=query.cursor,
+    )
+    if query.from_:
+        getattr(request, "from").CopyFrom(convert.to_timestamp(query.from_))
+    return request
+
+
+async def availability(call: Call[None, m.AvailabilityQuery]) -> Reply:
+    found = await rpc(call).FindAvailability(availability_request(call.query), metadata=meta(call))
+    tz = convert.zone(call.request)
+    return Reply(
+        m.SlotList(
+            slots=[convert.slot(s, tz) for s in found.slots],
+            next=found.next_page_token or None,
+            time_zone=found.time_zone,
+        )
+    )
+
+
+def book_request(
+    body: m.MyNewAppointment, key: str, patient_id: str = ""
+) -> pb.BookAppointmentRequest:
+    return pb.BookAppointmentRequest(
+        patient_id=patient_id,
+        appointment_type_id=body.appointment_type_id,
+        provider_id=body.provider_id,
+        start=convert.to_timestamp(body.start),
+        idempotency_key=key,
+    )
+
+
+def one(call: Call[Any, Any], found: pb.Appointment, status: int = 200) -> Reply:
+    return Reply(convert.appointment(found, convert.zone(call.request)), status=status)
+
+
+async def cancel_appointment(call: Call[m.Cancellation, None]) -> Reply:
+    found = await rpc(call).CancelAppointment(
+        pb.CancelAppointmentRequest(
+            appointment_id=path_id(call, "appointment_id"), reason=call.body.reason.strip()
+        ),
+        metadata=meta(call),
+    )
+    return one(call, found)
+
+
+# --- Staff handlers -----------------------------------------------------------------------------
+
+
+async def create_provider(call: Call[m.NewProvider, None]) -> Reply:
+    found = await rpc(call).CreateProvider(
+        pb.CreateProviderRequest(display_name=call.body.display_name.strip()), metadata=meta(call)
+    )
+    return Reply(convert.provider(found), status=201)
+
+
+async def list_providers(call: Call[None, None]) -> Reply:
+    found = await rpc(call).ListProviders(
+        pb.ListProvidersRequest(include_inactive=True), metadata=meta(call)
+    )
+    return Reply(m.ProviderList(items=[convert.provider(p) for p in found.items]))
+
+
+async def replace_hours(call: Call[m.WorkingHoursChange, None]) -> Reply:
+    found = await rpc(call).ReplaceWorkingHours(
+        pb.ReplaceWorkingHoursRequest(
+            provider_id=path_id(call, "provider_id"),
+            weekly=[
+                pb.WeeklyRange(
+                    weekday=convert.WEEKDAY_ENUM[r.weekday],  # type: ignore[arg-type]
+                    start=r.start,
+                    end=r.end,
+                )
+                for r in call.body.weekly
+            ],
+        ),
+        metadata=meta(call),
+    )
+    return Reply(convert.working_hours(found))
+
+
+async def add_time_off(call: Call[m.NewTimeOff, None]) -> Reply:
+    body = call.body
+    found = await rpc(call).AddTimeOff(
+        pb.AddTimeOffRequest(
+            provider_id=path_id(call, "provider_id"),
+            start=convert.to_timestamp(body.start),
+            end=convert.to_timestamp(body.end),
+            reason=body.reason.strip(),
+        ),
+        metadata=meta(call),
+    )
+    return Reply(convert.time_off(found, convert.zone(call.request)), status=201)
+
+
+async def create_type(call: Call[m.NewAppointmentType, None]) -> Reply:
+    found = await rpc(call).CreateAppointmentType(
+        pb.CreateAppointmentTypeRequest(fields=convert.type_fields(call.body)),
+        metadata=meta(call),
+    )
+    return Reply(convert.appointment_type(found), status=201)
+
+
+async def list_types(call: Call[None, None]) -> Reply:
+    found = await rpc(call).ListAppointmentTypes(
+        pb.ListAppointmentTypesRequest(), metadata=meta(call)
+    )
+    return Reply(m.AppointmentTypeList(items=[convert.appointment_type(t) for t in found.items]))
+
+
+async def book(call: Call[m.NewAppointment, None]) -> Reply:
+    request = book_request(call.body, "", call.body.patient_id)
+    found = await slots_refused(call, rpc(call).BookAppointment(request, metadata=meta(call)))
+    return one(call, found, 201)
+
+
+async def list_appointments(call: Call[None, m.AppointmentQuery]) -> Reply:
+    query = call.query
+    request = pb.ListAppointmentsRequest(
+        provider_id=query.provider_id, patient_id=query.patient_id, limit=1000
+    )
+    if query.from_:
+        getattr(request, "from").CopyFrom(convert.to_timestamp(query.from_))
+    if query.to:
+        request.to.CopyFrom(convert.to_timestamp(query.to))
+    found = await rpc(call).ListAppointments(request, metadata=meta(call))
+    tz = convert.zone(call.request)
+    return Reply(m.AppointmentList(items=[convert.appointment(a, tz) for a in found.items]))
+
+
+async def set_status(call: Call[m.StatusChange, None]) -> Reply:
+    found = await rpc(call).SetAppointmentStatus(
+        pb.SetAppointmentStatusRequest(
+            appointment_id=path_id(call, "appointment_id"), status=STATUS_ENUM[call.body.status]
+        ),
+        metadata=meta(call),
+    )
+    return one(call, found)
+
+
+def operations() -> list[Operation]:
+    def staff(
+        method: str, path: str, handler: Any, operation_id: str, summary: str, **rest: Any
+    ) -> Operation:
+        return Operation(
+            method, path, handler, operation_id, summary, "scheduling", "staff", **rest
+        )
+
+    return [
+        staff(
+            "POST",
+            BASE + "/providers",
+            create_provider,
+            "createProvider",
+            "Add a provider",
+            body=m.NewProvider,
+            answers=(Answer(201, "Added (active).", m.Provider),),
+        ),
+        staff(
+            "GET",
+            BASE + "/providers",
+            list_providers,
+            "listProviders",
+            "Every provider, deactivated ones too",
+            answers=(Answer(200, "By name.", m.ProviderList),),
+        ),
+        staff(
+            "PUT",
+            PROVIDER + "/working-hours",
+            replace_hours,
+            "replaceWorkingHours",
+            "Replace a provider's weekly hours (clinic-local times)",
+            body=m.WorkingHoursChange,
+            answers=(Answer(200, "The new weekly hours.", m.WorkingHours),),
+        ),
+        staff(
+            "POST",
+            PROVIDER + "/time-off",
+            add_time_off,
+            "addTimeOff",
+            "Block a provider's time (no times are offered during it)",
+            body=m.NewTimeOff,
+            answers=(Answer(201, "Added.", m.TimeOff),),
+        ),
+        staff(
+            "POST",
+            BASE + "/appointment-types",
+            create_type,
+            "createAppointmentType",
+            "Add an appointment type",
+            body=m.NewAppointmentType,
+            answers=(Answer(201, "Added.", m.AppointmentType),),
+        ),
+        staff(
+            "GET",
+            BASE + "/appointment-types",
+            list_types,
+            "listAppointmentTypes",
+            "Every appointment type",
+            answers=(Answer(200, "By name.", m.AppointmentTypeList),),
+        ),
+        staff(
+            "GET",
+            BASE + "/availability",
+            availability,
+            "findAvailability",
+            "Find Available: the soonest free times of a type, across its providers",
+            description="Soonest first, from now + the type's minimum notice to its horizon. "
+            "`next` pages on (send it as `cursor`).",
+            query=m.AvailabilityQuery,
+            answers=(Answer(200, "Free times.", m.SlotList),),
+            problems=(404,),
+        ),
+        staff(
+            "POST",
+            BASE + "/appointments",
+            book,
+            "bookAppointment",
+            "Book an appointment for a patient",
+            description="Staff may book any time inside the provider's hours and clear of "
+            "time off and other appointments. " + SLOT_409,
+            body=m.NewAppointment,
+            answers=(Answer(201, "Booked.", m.Appointment),),
+            problems=(404, 409),
+        ),
+        staff(
+            "GET",
+            BASE + "/appointments",
+            list_appointments,
+            "listAppointments",
+            "Appointments of a provider and/or a patient in a period (every status)",
+            query=m.AppointmentQuery,
+            answers=(Answer(200, "By start (at most 1000).", m.AppointmentList),),
+            problems=(404,),
+        ),
+        staff(
+            "POST",
+            APPOINTMENT + "/cancel",
+            cancel_appointment,
+            "cancelAppointment",
+            "Cancel an appointment (its time is free again)",
+            description="Cancelling a cancelled appointment changes nothing. 409 "
+            "NOT_CANCELLABLE: it is no longer booked.",
+            body=m.Cancellation,
+            body_required=False,
+            answers=(Answer(200, "Cancelled.", m.Appointment),),
+            problems=(409,),
+        ),
+        staff(
+            "POST",
+            APPOINTMENT + "/status",
+            set_status,
+            "setAppointmentStatus",
+            "Mark an appointment arrived, no-show or fulfilled",
+            description="409 STATUS_TRANSITION: not from its current status.",
+            body=m.StatusChange,
+            answers=(Answer(200, "Changed.", m.Appointment),),
+            problems=(409,),
+        ),
+    ]
