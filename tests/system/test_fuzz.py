@@ -32,6 +32,11 @@ SECONDS = int(os.environ.get("PORTAL_FUZZ_SECONDS", "60"))  # the whole run's ti
 # schema can state: a password policy (common passwords, the username inside it) and the
 # current password itself.
 POLICY_CHECKED = ("changeMyPassword", "issuePortalCredentials")
+# Staff scheduling operations whose rules span members or state: an end after its start, hours
+# of one day that do not overlap, a type name not yet taken, provider ids that exist.
+CROSS_CHECKED = ("replaceWorkingHours", "addTimeOff", "createAppointmentType")
+STAFF_PATHS = "patients|staff|providers|appointment-types|availability|appointments"
+PATIENT_PATHS = "me|appointment-types|availability|appointments"
 
 
 async def tokens(url: str, admin_password: str) -> tuple[str, str]:
@@ -99,12 +104,20 @@ def config(url: str, staff: str, patient: str) -> str:
             "[operations.checks.positive_data_acceptance]",
             'expected-statuses = ["2xx", "400", "401", "403", "404", "409", "429"]',
         ]
+    for operation_id in CROSS_CHECKED:
+        blocks += [
+            "[[operations]]",
+            f'include-operation-id = "{operation_id}"',
+            f'headers = {{ Authorization = "Bearer {staff}" }}',
+            "[operations.checks.positive_data_acceptance]",
+            'expected-statuses = ["2xx", "400", "401", "403", "404", "409"]',
+        ]
     blocks += [
         "[[operations]]",
-        'include-path-regex = "^/api/v1/portal/me$"',
+        f'include-path-regex = "^/api/v1/portal/({PATIENT_PATHS})"',
         f'headers = {{ Authorization = "Bearer {patient}" }}',
         "[[operations]]",
-        'include-path-regex = "^/api/v1/(patients|staff)"',
+        f'include-path-regex = "^/api/v1/({STAFF_PATHS})"',
         f'headers = {{ Authorization = "Bearer {staff}" }}',
     ]
     return "\n".join(blocks) + "\n"
