@@ -48,6 +48,7 @@ class Answer:
     description: str
     model: type[BaseModel] | None = None
     headers: Mapping[str, Header] = field(default_factory=dict)
+    media_type: str = ""  # a body that is not JSON (model None): its media type, e.g. a PDF
 
 
 @dataclass(frozen=True)
@@ -57,8 +58,17 @@ class Reply:
     body: BaseModel | None = None
     status: int = 200
     headers: Mapping[str, str] = field(default_factory=dict)
+    data: bytes = b""  # the body of an answer declared with a media_type
+    content_type: str = ""
 
     def response(self) -> web.Response:
+        if self.content_type:
+            return web.Response(
+                body=self.data,
+                status=self.status,
+                content_type=self.content_type,
+                headers=self.headers,
+            )
         if self.body is None:
             return web.Response(status=self.status, headers=self.headers)
         data = type(self.body).__pydantic_serializer__.to_json(self.body)
