@@ -32,6 +32,17 @@ SECONDS = int(os.environ.get("PORTAL_FUZZ_SECONDS", "60"))  # the whole run's ti
 # schema can state: a password policy (common passwords, the username inside it) and the
 # current password itself.
 POLICY_CHECKED = ("changeMyPassword", "issuePortalCredentials")
+# Bodies no schema can fully state: ids that name no form, link_ids used twice in a definition,
+# a drawn signature that is not a whole PNG image.
+REFERENCE_CHECKED = (
+    "createForm",
+    "updateForm",
+    "setPortalForms",
+    "setVisitForms",
+    "assignPatientForm",
+    "signMyForm",
+)
+STAFF_PATHS = "^/api/v1/(patients|staff|forms|portal-forms|chart-forms|appointment-types)"
 
 
 async def tokens(url: str, admin_password: str) -> tuple[str, str]:
@@ -99,12 +110,21 @@ def config(url: str, staff: str, patient: str) -> str:
             "[operations.checks.positive_data_acceptance]",
             'expected-statuses = ["2xx", "400", "401", "403", "404", "409", "429"]',
         ]
+    for operation_id in REFERENCE_CHECKED:
+        token = patient if operation_id == "signMyForm" else staff
+        blocks += [
+            "[[operations]]",
+            f'include-operation-id = "{operation_id}"',
+            f'headers = {{ Authorization = "Bearer {token}" }}',
+            "[operations.checks.positive_data_acceptance]",
+            'expected-statuses = ["2xx", "400", "401", "403", "404", "409"]',
+        ]
     blocks += [
         "[[operations]]",
-        'include-path-regex = "^/api/v1/portal/me$"',
+        'include-path-regex = "^/api/v1/portal/(me|forms)"',
         f'headers = {{ Authorization = "Bearer {patient}" }}',
         "[[operations]]",
-        'include-path-regex = "^/api/v1/(patients|staff)"',
+        f'include-path-regex = "{STAFF_PATHS}"',
         f'headers = {{ Authorization = "Bearer {staff}" }}',
     ]
     return "\n".join(blocks) + "\n"
