@@ -14,6 +14,7 @@ from aiohttp import web
 
 from services.gateway.api import (
     credentials,
+    forms,
     openapi,
     patients,
     portal,
@@ -29,7 +30,7 @@ DOCUMENT = web.AppKey("openapi_document", Document)
 
 def operations() -> list[Operation]:
     """Every operation of /api/v1, the document's own included."""
-    modules = (staff, patients, credentials, portal, scheduling, scheduling_portal)
+    modules = (staff, patients, credentials, portal, scheduling, scheduling_portal, forms)
     found = [op for module in modules for op in module.operations()]
     found.append(
         Operation(

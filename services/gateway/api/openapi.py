@@ -51,6 +51,11 @@ PROBLEMS = {
         "TEMPORARY_PASSWORD_EXPIRED) and `detail` says it in words.",
     ),
     415: ("UnsupportedMediaType", "The body is not application/json."),
+    422: (
+        "UnprocessableContent",
+        "The request is well formed, but what it refers to is not ready for it (e.g. a form "
+        "submitted with required items unanswered); `errors` names each item.",
+    ),
     429: (
         "TooManyRequests",
         "Too many sign-in attempts from this address; `Retry-After` says when to try again.",
@@ -62,13 +67,9 @@ PROBLEM_HEADERS = {
     401: ("WWW-Authenticate", "Bearer: send a session token (absent on a refused sign-in)."),
     429: ("Retry-After", "Seconds to wait before trying again."),
 }
-# Path parameters by name: their types (a patient id that is no UUID is simply not found).
-PATH_TYPES: dict[str, Any] = {
-    PATIENT_ID: Uuid,
-    "realm": Realm,
-    "provider_id": Uuid,
-    "appointment_id": Uuid,
-}
+# Path parameters by name: their types (a patient id that is no UUID is simply not found);
+# any other `..._id` is a UUID too.
+PATH_TYPES: dict[str, Any] = {PATIENT_ID: Uuid, "realm": Realm}
 TAGS = {
     "staff": "Staff sessions",
     "patients": "The patient registry (staff token)",
@@ -76,6 +77,7 @@ TAGS = {
     "portal": "The patient's own API (patient token)",
     "scheduling": "Providers, hours, appointment types and appointments (staff token)",
     "portal-scheduling": "The patient's own appointments (patient token)",
+    "forms": "Forms: the library, the portal catalog, chart forms and their review (staff token)",
     "meta": "This description",
 }
 _PATH_REGEX = re.compile(r"\{(\w+)(?::[^}]*)?\}")
@@ -170,7 +172,8 @@ def _answer(answer: Answer, refs: dict[Any, Schema]) -> Schema:
     if answer.model is not None:
         spec["content"] = {JSON: {"schema": refs[answer.model]}}
     elif answer.media_type:
-        spec["content"] = {answer.media_type: {"schema": _string()}}
+        binary = {"type": "string", "contentMediaType": answer.media_type}
+        spec["content"] = {answer.media_type: {"schema": binary}}
     if answer.headers:
         spec["headers"] = {
             name: {
@@ -207,7 +210,7 @@ def _path_parameter(name: str) -> Schema:
         "name": name,
         "in": "path",
         "required": True,
-        "schema": TypeAdapter(PATH_TYPES[name]).json_schema(),
+        "schema": TypeAdapter(PATH_TYPES.get(name, Uuid)).json_schema(),
     }
 
 

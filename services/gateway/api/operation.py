@@ -48,7 +48,7 @@ class Answer:
     description: str
     model: type[BaseModel] | None = None
     headers: Mapping[str, Header] = field(default_factory=dict)
-    media_type: str = ""  # a body that is not JSON (e.g. text/calendar), documented as a string
+    media_type: str = ""  # a body that is not JSON (model None): e.g. text/calendar, a PDF
 
 
 @dataclass(frozen=True)
@@ -58,8 +58,17 @@ class Reply:
     body: BaseModel | None = None
     status: int = 200
     headers: Mapping[str, str] = field(default_factory=dict)
+    data: bytes = b""  # the body of an answer declared with a media_type
+    content_type: str = ""
 
     def response(self) -> web.Response:
+        if self.content_type:
+            return web.Response(
+                body=self.data,
+                status=self.status,
+                content_type=self.content_type,
+                headers=self.headers,
+            )
         if self.body is None:
             return web.Response(status=self.status, headers=self.headers)
         data = type(self.body).__pydantic_serializer__.to_json(self.body)
