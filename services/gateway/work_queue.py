@@ -161,7 +161,8 @@ class BadgeCache:
 
 
 BADGE = web.AppKey("work_queue_badge", BadgeCache)
-BADGE_COUNT = "work_queue_count"  # request key: the count the layout shows
+# The count the layout shows (None: not known).
+BADGE_COUNT: web.RequestKey[int | None] = web.RequestKey("work_queue_count", int | None)  # type: ignore[arg-type]
 
 
 async def badge_count(request: web.Request, caller: Caller) -> int | None:

@@ -520,7 +520,7 @@ async def test_openapi_lists_exactly_the_api_routes(api: Api) -> None:
         if method in methods
     }
     assert documented == router_operations()
-    assert len(documented) == 13
+    assert len(documented) == 31
 
     components = document["components"]
     assert components["securitySchemes"]["bearerAuth"] == {

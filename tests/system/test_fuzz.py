@@ -101,10 +101,12 @@ def config(url: str, staff: str, patient: str) -> str:
         ]
     blocks += [
         "[[operations]]",
-        'include-path-regex = "^/api/v1/portal/me$"',
+        'include-path-regex = "^/api/v1/portal/(me|medications|refill-requests|documents|'
+        'profile-updates)"',
         f'headers = {{ Authorization = "Bearer {patient}" }}',
         "[[operations]]",
-        'include-path-regex = "^/api/v1/(patients|staff)"',
+        'include-path-regex = "^/api/v1/(patients|staff|refill-requests|letter-templates|'
+        'profile-updates|work-queue)"',
         f'headers = {{ Authorization = "Bearer {staff}" }}',
     ]
     return "\n".join(blocks) + "\n"

@@ -16,7 +16,7 @@ import grpc
 from portal.forms.v1 import forms_pb2 as pb
 from portal.identity.v1 import identity_pb2
 from services.gateway import auth
-from services.gateway.api.json_io import timestamp
+from services.gateway.api.json_io import invalid, timestamp
 from services.gateway.api.operation import (
     Answer,
     Call,
@@ -53,6 +53,7 @@ from services.gateway.records_view import (
     refill_status,
 )
 from services.gateway.security import Problem
+from services.runtime.errors import field_errors
 
 T = TypeVar("T")
 MAX_UPLOAD_BYTES = 10 * 1024**2
@@ -302,7 +303,14 @@ async def add_document(call: Call[LetterFromTemplate | DocumentUpload, None]) ->
             ),
             metadata=md,
         )
-    added = await found(request, "patient chart")
+    try:
+        added = await found(request, "patient chart")
+    except grpc.aio.AioRpcError as exc:
+        if exc.code() != grpc.StatusCode.INVALID_ARGUMENT:
+            raise
+        # forms names the bytes `content`; the upload's field is `file`.
+        errors = {("file" if k == "content" else k): v for k, v in field_errors(exc).items()}
+        raise invalid(errors, exc.details() or "Some fields are not valid.") from None
     return Reply(document(added), status=201)
 
 
