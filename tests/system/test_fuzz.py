@@ -30,8 +30,8 @@ SEED = os.environ.get("PORTAL_FUZZ_SEED", "")
 SECONDS = int(os.environ.get("PORTAL_FUZZ_SECONDS", "60"))  # the whole run's time budget
 # Operations whose valid-looking bodies the server may still refuse with 400 for reasons no
 # schema can state: a password policy (common passwords, the username inside it) and the
-# current password itself.
-POLICY_CHECKED = ("changeMyPassword", "issuePortalCredentials")
+# current password itself; and an upload's type, read from the file's bytes.
+POLICY_CHECKED = ("changeMyPassword", "issuePortalCredentials", "addDocument")
 
 
 async def tokens(url: str, admin_password: str) -> tuple[str, str]:
@@ -91,7 +91,11 @@ def config(url: str, staff: str, patient: str) -> str:
         "[generation]",
         f"max-examples = {EXAMPLES}",
     ]
-    for operation_id, token in (("changeMyPassword", patient), ("issuePortalCredentials", staff)):
+    for operation_id, token in (
+        ("changeMyPassword", patient),
+        ("issuePortalCredentials", staff),
+        ("addDocument", staff),
+    ):
         blocks += [
             "[[operations]]",
             f'include-operation-id = "{operation_id}"',

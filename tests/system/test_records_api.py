@@ -112,7 +112,7 @@ async def test_refills_documents_profile_updates_and_the_idor_matrix(
     assert refill["id"] in [r["id"] for r in body["items"]]
     decision = f"/api/v1/refill-requests/{refill['id']}/decision"
     status, body, _ = await api.call("POST", decision, staff, {"decision": "denied"})
-    assert status == 400 and "note" in body["errors"], body
+    assert status == 400 and "reason" in body["detail"], body
     status, body, _ = await api.call(
         "POST", decision, staff, {"decision": "approved", "note": "Ok"}
     )

@@ -56,6 +56,7 @@ from services.gateway.security import Problem
 from services.runtime.errors import field_errors
 
 T = TypeVar("T")
+NAME_TAKEN = "A template of this name exists."  # forms' words for a taken name
 MAX_UPLOAD_BYTES = 10 * 1024**2
 # The file plus the form's other fields and the multipart framing.
 UPLOAD_BODY_BYTES = MAX_UPLOAD_BYTES + 256 * 1024
@@ -310,6 +311,8 @@ async def add_document(call: Call[LetterFromTemplate | DocumentUpload, None]) ->
             raise
         # forms names the bytes `content`; the upload's field is `file`.
         errors = {("file" if k == "content" else k): v for k, v in field_errors(exc).items()}
+        if list(errors) == ["template_id"]:  # a well-formed id naming no template
+            raise not_found("letter template") from None
         raise invalid(errors, exc.details() or "Some fields are not valid.") from None
     return Reply(document(added), status=201)
 
@@ -323,10 +326,19 @@ async def letter_templates(call: Call[None, None]) -> Reply:
 
 async def add_letter_template(call: Call[NewLetterTemplate, None]) -> Reply:
     body = call.body
-    created = await call.request.app[BACKENDS].forms.CreateLetterTemplate(
-        pb.CreateLetterTemplateRequest(name=body.name, title=body.title, body=body.body),
-        metadata=auth.metadata(call.request, call.caller),
-    )
+    try:
+        created = await call.request.app[BACKENDS].forms.CreateLetterTemplate(
+            pb.CreateLetterTemplateRequest(name=body.name, title=body.title, body=body.body),
+            metadata=auth.metadata(call.request, call.caller),
+        )
+    except grpc.aio.AioRpcError as exc:
+        if exc.code() == grpc.StatusCode.INVALID_ARGUMENT and NAME_TAKEN in str(
+            field_errors(exc).get("name")
+        ):
+            raise Problem(
+                409, "Not possible now", "A template of this name exists.", code="TEMPLATE_EXISTS"
+            ) from None
+        raise
     return Reply(template(created), status=201)
 
 
@@ -500,11 +512,12 @@ def _staff_operations() -> list[Operation]:
             "/api/v1/letter-templates",
             add_letter_template,
             operation_id="createLetterTemplate",
-            summary="A new form letter template",
+            summary="A new form letter template (409 TEMPLATE_EXISTS when the name is taken)",
             tag="records",
             security="staff",
             body=NewLetterTemplate,
             answers=(Answer(201, "Created.", LetterTemplate),),
+            problems=(409,),
         ),
     ]
 

@@ -4,11 +4,11 @@ profile updates and the staff work queue (issue 9). Bounds follow the services' 
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, model_validator
 
-from services.gateway.api.fields import Address, Email, Phone, Text
+from services.gateway.api.fields import REQUIRED_PATTERN, Address, Email, Phone, Text
 from services.gateway.api.models import (
     Contact,
     Query,
@@ -17,6 +17,7 @@ from services.gateway.api.models import (
     Time,
     Uuid,
     _at_least_one,
+    _no_defaults,
 )
 
 RefillStatus = Literal["requested", "approved", "denied", "needs_appointment", "withdrawn"]
@@ -42,6 +43,19 @@ QueueStatus = Literal[
     "rescheduled",
 ]
 Short = Annotated[str, Text(200)]
+
+# Letter text: braces only as {{, }} or a merge field (forms refuses anything else).
+_MERGE = r"|\{\{|\}\}|\{(?:patient_name|date|clinic_name)\}"
+_REFUSED = "\\u0000-\\u001f\\u007f-\\u009f"
+_LINE_TOKEN = "(?:[^{}" + _REFUSED + "]" + _MERGE + ")"
+_FREE_TOKEN = "(?:[^{}\\u0000-\\u0008\\u000b-\\u001f\\u007f-\\u009f]|\\r\\n" + _MERGE + ")"
+# Linear to match: one alternative per character; the lookaheads refuse blank text.
+MERGE_LINE = f"^(?!\\s+$){_LINE_TOKEN}*$"
+MERGE_LINE_REQUIRED = f"^(?!\\s*$){_LINE_TOKEN}*$"
+MERGE_TEXT_REQUIRED = f"^(?!\\s*$){_FREE_TOKEN}*$"
+MERGE_MESSAGE = (
+    "Use braces only as {{, }} or the merge fields {patient_name}, {date}, {clinic_name}."
+)
 Note = Annotated[str, Text(2000, multiline=True)]
 
 
@@ -62,18 +76,40 @@ class NewMedication(Request):
     instructions: Note = ""
 
 
+def _denial_needs_a_note(schema: dict[str, Any]) -> None:
+    _no_defaults(schema)
+    schema["if"] = {"properties": {"decision": {"const": "denied"}}, "required": ["decision"]}
+    schema["then"] = {"properties": {"note": {"pattern": REQUIRED_PATTERN}}, "required": ["note"]}
+
+
 class RefillDecision(Request):
+    model_config = ConfigDict(json_schema_extra=_denial_needs_a_note)
+
     decision: Literal["approved", "denied", "needs_appointment"]
     note: Annotated[
         str, Text(1000, multiline=True, description="Required to deny: the reason.")
     ] = ""
+
+    @model_validator(mode="after")
+    def _reason(self) -> RefillDecision:
+        if self.decision == "denied" and not self.note.strip():
+            raise ValueError("Give the patient the reason for the denial.")
+        return self
 
 
 class LetterFromTemplate(Request):
     """A form letter: the template's text with the merge fields filled in, kept as PDF."""
 
     template_id: Uuid
-    title: Annotated[str, Text(200, description="Empty or absent: the template's title.")] = ""
+    title: Annotated[
+        str,
+        Text(
+            200,
+            pattern=MERGE_LINE,
+            message=MERGE_MESSAGE,
+            description="Empty or absent: the template's title. Merge fields are filled in.",
+        ),
+    ] = ""
     share_with_patient: bool = False
 
 
@@ -93,14 +129,21 @@ class DocumentUpload(Request):
 
 
 class NewLetterTemplate(Request):
-    name: Annotated[str, Text(120, required=True)]
-    title: Annotated[str, Text(200, description="Empty or absent: the name.")] = ""
+    name: Annotated[
+        str, Text(120, required=True, pattern=MERGE_LINE_REQUIRED, message=MERGE_MESSAGE)
+    ]
+    title: Annotated[
+        str,
+        Text(200, pattern=MERGE_LINE, message=MERGE_MESSAGE, description="Empty: the name."),
+    ] = ""
     body: Annotated[
         str,
         Text(
             20_000,
             multiline=True,
             required=True,
+            pattern=MERGE_TEXT_REQUIRED,
+            message=MERGE_MESSAGE,
             description="Merge fields: {patient_name}, {date}, {clinic_name}; {{ and }} for "
             "braces.",
         ),
@@ -116,6 +159,12 @@ class NewProfileUpdate(Request):
     phone: Phone = ""
     email: Email = ""
     preferred_contact: Contact = ""
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> NewProfileUpdate:
+        if not self.model_fields_set:
+            raise ValueError("Send at least one of address, phone, email, preferred_contact.")
+        return self
 
 
 class ProfileUpdateDecision(Request):

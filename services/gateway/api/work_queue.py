@@ -31,6 +31,7 @@ from services.gateway.api.records_models import (
 )
 from services.gateway.context import BACKENDS
 from services.gateway.security import Problem
+from services.runtime.errors import field_errors
 
 ContactField = Literal["address", "phone", "email", "preferred_contact"]
 CONTACT_FIELDS: tuple[ContactField, ...] = ("address", "phone", "email", "preferred_contact")
@@ -81,6 +82,10 @@ async def propose(call: Call[NewProfileUpdate, None]) -> Reply:
     except grpc.aio.AioRpcError as exc:
         if exc.code() == grpc.StatusCode.NOT_FOUND:  # the patient's record is gone
             raise Problem(404, "Not found", "No such patient.") from None
+        unchanged = field_errors(exc).get("proposed")
+        if exc.code() == grpc.StatusCode.INVALID_ARGUMENT and unchanged:
+            # Valid values that are the patient's already: nothing to propose.
+            raise Problem(409, "Not possible now", unchanged[0], code="NO_CHANGE") from None
         raise
     return Reply(update(created), status=201)
 
@@ -143,11 +148,13 @@ def operations() -> list[Operation]:
             propose,
             operation_id="proposeProfileUpdate",
             summary="Propose changes to the patient's contact details (staff accept or reject)",
-            description="Only the members sent are proposed; a pending proposal is replaced.",
+            description="Only the members sent are proposed; a pending proposal is replaced. "
+            "409 NO_CHANGE when they are the patient's details already.",
             tag="portal",
             security="patient",
             body=NewProfileUpdate,
             answers=(Answer(201, "Proposed: pending.", ProfileUpdate),),
+            problems=(409,),
         ),
         Operation(
             "GET",
