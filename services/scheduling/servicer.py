@@ -26,7 +26,15 @@ from services.runtime.db import Conn
 from services.runtime.errors import FieldErrors, abort_invalid, abort_precondition
 from services.runtime.outbox import emit
 from services.runtime.principal import Principal, PrincipalVerifier, requires
-from services.scheduling import access, appointments, availability, calendars, catalog, convert
+from services.scheduling import (
+    access,
+    appointments,
+    availability,
+    calendars,
+    catalog,
+    convert,
+    work_queue,
+)
 from services.scheduling.calendars import TypeRules
 from services.scheduling.problems import SLOT_TAKEN, SLOT_UNAVAILABLE, abort_slot
 from services.scheduling.settings import SchedulingSettings
@@ -868,6 +876,38 @@ class SchedulingServicer(pb_grpc.SchedulingServiceServicer):
                 conn, principal, f"appointment.{status}", [row["patient_id"]], row["id"]
             )
         return convert.appointment(row)
+
+    @requires(staff=STAFF)
+    async def ListWorkQueue(
+        self, request: pb.ListWorkQueueRequest, context: Context, principal: Principal
+    ) -> pb.ListWorkQueueResponse:
+        # Filters naming another service's kinds or statuses select nothing here.
+        if request.kind not in ("", work_queue.KIND) or (
+            request.status and request.status not in work_queue.STATUSES
+        ):
+            return pb.ListWorkQueueResponse()
+        limit = min(max(request.limit or work_queue.DEFAULT_LIMIT, 1), work_queue.MAX_LIMIT)
+        async with self.pool.acquire() as conn:
+            if request.count_only:
+                return pb.ListWorkQueueResponse(total=await work_queue.count(conn, request.status))
+            found, total = await work_queue.items(conn, request.status, limit, self.tz)
+            await access.record(
+                conn, principal, "work_queue.list", [uuid.UUID(i.patient_id) for i in found]
+            )
+        return pb.ListWorkQueueResponse(
+            items=[
+                pb.WorkQueueItem(
+                    kind=work_queue.KIND,
+                    id=i.id,
+                    patient_id=i.patient_id,
+                    summary=i.summary,
+                    created_at=convert.timestamp(i.created_at),
+                    status=i.status,
+                )
+                for i in found
+            ],
+            total=total,
+        )
 
 
 class _KeyTaken(Exception):

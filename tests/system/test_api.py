@@ -520,7 +520,7 @@ async def test_openapi_lists_exactly_the_api_routes(api: Api) -> None:
         if method in methods
     }
     assert documented == router_operations()
-    assert len(documented) == 47  # 13 of identity, 18 of scheduling, 16 of forms
+    assert len(documented) == 65  # 13 of identity, 18 of scheduling, 16 of forms, 18 of records
 
     components = document["components"]
     assert components["securitySchemes"]["bearerAuth"] == {

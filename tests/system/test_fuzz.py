@@ -30,8 +30,8 @@ SEED = os.environ.get("PORTAL_FUZZ_SEED", "")
 SECONDS = int(os.environ.get("PORTAL_FUZZ_SECONDS", "60"))  # the whole run's time budget
 # Operations whose valid-looking bodies the server may still refuse with 400 for reasons no
 # schema can state: a password policy (common passwords, the username inside it) and the
-# current password itself.
-POLICY_CHECKED = ("changeMyPassword", "issuePortalCredentials")
+# current password itself; and an upload's type, read from the file's bytes.
+POLICY_CHECKED = ("changeMyPassword", "issuePortalCredentials", "addDocument")
 # Bodies whose rules span members, state or bytes no schema can state: an end after its
 # start, hours of one day that do not overlap, a type name not yet taken, ids that name nothing,
 # link_ids used twice in a definition, a drawn signature that is not a whole PNG image.
@@ -49,7 +49,7 @@ CROSS_CHECKED = (
 PATIENT_OPERATIONS = ("signMyForm",)
 STAFF_PATHS = (
     "patients|staff|providers|appointment-types|availability|appointments|forms|portal-forms"
-    "|chart-forms"
+    "|chart-forms|refill-requests|letter-templates|profile-updates|work-queue"
 )
 
 
@@ -110,7 +110,11 @@ def config(url: str, staff: str, patient: str) -> str:
         "[generation]",
         f"max-examples = {EXAMPLES}",
     ]
-    for operation_id, token in (("changeMyPassword", patient), ("issuePortalCredentials", staff)):
+    for operation_id, token in (
+        ("changeMyPassword", patient),
+        ("issuePortalCredentials", staff),
+        ("addDocument", staff),
+    ):
         blocks += [
             "[[operations]]",
             f'include-operation-id = "{operation_id}"',

@@ -18,9 +18,11 @@ from services.gateway.api import (
     openapi,
     patients,
     portal,
+    records,
     scheduling,
     scheduling_portal,
     staff,
+    work_queue,
 )
 from services.gateway.api.models import Document
 from services.gateway.api.operation import Answer, Call, Operation, Reply
@@ -30,7 +32,17 @@ DOCUMENT = web.AppKey("openapi_document", Document)
 
 def operations() -> list[Operation]:
     """Every operation of /api/v1, the document's own included."""
-    modules = (staff, patients, credentials, portal, scheduling, scheduling_portal, forms)
+    modules = (
+        staff,
+        patients,
+        credentials,
+        portal,
+        scheduling,
+        scheduling_portal,
+        forms,
+        records,
+        work_queue,
+    )
     found = [op for module in modules for op in module.operations()]
     found.append(
         Operation(

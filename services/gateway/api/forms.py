@@ -13,6 +13,7 @@ import uuid
 from typing import Any
 
 import grpc
+from aiohttp import web
 
 from portal.forms.v1 import forms_pb2 as pb
 from portal.identity.v1 import identity_pb2
@@ -286,9 +287,11 @@ async def certificate(call: Call[None, None]) -> Reply:
         metadata=_meta(call),
     )
     return Reply(
-        data=found.pdf,
-        content_type=PDF,
-        headers={"Content-Disposition": f'attachment; filename="{found.filename}"'},
+        raw=web.Response(
+            body=found.pdf,
+            content_type=PDF,
+            headers={"Content-Disposition": f'attachment; filename="{found.filename}"'},
+        )
     )
 
 
@@ -509,7 +512,7 @@ def _patient_operations() -> list[Operation]:
                 Answer(
                     200,
                     "The certificate (PDF).",
-                    media_type=PDF,
+                    media_types=(PDF,),
                     headers={"Content-Disposition": Header("attachment; filename=...", True)},
                 ),
             ),

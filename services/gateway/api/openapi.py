@@ -19,7 +19,7 @@ from pydantic.json_schema import JsonSchemaMode, models_json_schema
 from services.gateway.api.dates import birth_date_pattern
 from services.gateway.api.fields import BIRTH_DATE
 from services.gateway.api.models import Problem, Realm, Uuid
-from services.gateway.api.operation import PATIENT_ID, Answer, Operation
+from services.gateway.api.operation import MULTIPART, PATIENT_ID, Answer, Operation
 
 JSON = "application/json"
 PROBLEM = "application/problem+json"
@@ -50,7 +50,11 @@ PROBLEMS = {
         "DUPLICATE_PATIENT, ACCOUNT_EXISTS, PORTAL_NOT_ALLOWED, NO_ACCOUNT, "
         "TEMPORARY_PASSWORD_EXPIRED) and `detail` says it in words.",
     ),
-    415: ("UnsupportedMediaType", "The body is not application/json."),
+    413: ("ContentTooLarge", "The body is larger than the operation's limit."),
+    415: (
+        "UnsupportedMediaType",
+        "The body is not application/json (nor multipart/form-data where an upload is taken).",
+    ),
     422: (
         "UnprocessableContent",
         "The request is well formed, but what it refers to is not ready for it (e.g. a form "
@@ -78,6 +82,8 @@ TAGS = {
     "scheduling": "Providers, hours, appointment types and appointments (staff token)",
     "portal-scheduling": "The patient's own appointments (patient token)",
     "forms": "Forms: the library, the portal catalog, chart forms and their review (staff token)",
+    "records": "Medications, refill requests, chart documents and letter templates (staff token)",
+    "work-queue": "Profile updates and the work queue of what patients did (staff token)",
     "meta": "This description",
 }
 _PATH_REGEX = re.compile(r"\{(\w+)(?::[^}]*)?\}")
@@ -94,6 +100,8 @@ def build(operations: Iterable[Operation]) -> Schema:
     for op in operations:
         if op.body is not None:
             models.append((op.body, "validation"))
+        if op.upload is not None:
+            models.append((op.upload, "validation"))
         models += [(a.model, "serialization") for a in op.answers if a.model is not None]
     keys, definitions = models_json_schema(list(dict.fromkeys(models)), ref_template=REF)
     paths: dict[str, Schema] = {}
@@ -155,11 +163,13 @@ def _operation(op: Operation, refs: dict[Any, Schema]) -> Schema:
         parameters += _query_parameters(op.headers, "header")
     if parameters:
         spec["parameters"] = parameters
+    content: Schema = {}
     if op.body is not None:
-        spec["requestBody"] = {
-            "required": op.body_required,
-            "content": {JSON: {"schema": refs[op.body]}},
-        }
+        content[JSON] = {"schema": refs[op.body]}
+    if op.upload is not None:
+        content[MULTIPART] = {"schema": refs[op.upload]}
+    if content:
+        spec["requestBody"] = {"required": op.body_required, "content": content}
     responses: Schema = {str(a.status): _answer(a, refs) for a in op.answers}
     for status in op.statuses():
         responses[str(status)] = {"$ref": f"#/components/responses/{PROBLEMS[status][0]}"}
@@ -171,9 +181,11 @@ def _answer(answer: Answer, refs: dict[Any, Schema]) -> Schema:
     spec: Schema = {"description": answer.description}
     if answer.model is not None:
         spec["content"] = {JSON: {"schema": refs[answer.model]}}
-    elif answer.media_type:
-        binary = {"type": "string", "contentMediaType": answer.media_type}
-        spec["content"] = {answer.media_type: {"schema": binary}}
+    if answer.media_types:
+        spec["content"] = {
+            media: {"schema": {"type": "string", "contentMediaType": media}}
+            for media in answer.media_types
+        }
     if answer.headers:
         spec["headers"] = {
             name: {

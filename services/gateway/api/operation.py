@@ -10,6 +10,7 @@ declaration (401 for a session, 400/415 for a body, 404 for a patient id, 429 fo
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
@@ -27,6 +28,7 @@ from services.gateway.security import Problem
 
 Security = Literal["staff", "patient", "pending-patient", "none"]
 JSON_TYPES = ("application/json", "application/merge-patch+json")
+MULTIPART = "multipart/form-data"
 B = TypeVar("B", bound=BaseModel | None)
 Q = TypeVar("Q", bound=BaseModel | None)
 
@@ -48,7 +50,8 @@ class Answer:
     description: str
     model: type[BaseModel] | None = None
     headers: Mapping[str, Header] = field(default_factory=dict)
-    media_type: str = ""  # a body that is not JSON (model None): e.g. text/calendar, a PDF
+    # A body that is not JSON (a file): its possible media types, documented as binary.
+    media_types: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -58,17 +61,11 @@ class Reply:
     body: BaseModel | None = None
     status: int = 200
     headers: Mapping[str, str] = field(default_factory=dict)
-    data: bytes = b""  # the body of an answer declared with a media_type
-    content_type: str = ""
+    raw: web.Response | None = None  # a declared non-JSON answer (Answer.media_types)
 
     def response(self) -> web.Response:
-        if self.content_type:
-            return web.Response(
-                body=self.data,
-                status=self.status,
-                content_type=self.content_type,
-                headers=self.headers,
-            )
+        if self.raw is not None:
+            return self.raw
         if self.body is None:
             return web.Response(status=self.status, headers=self.headers)
         data = type(self.body).__pydantic_serializer__.to_json(self.body)
@@ -124,6 +121,10 @@ class Operation:
     # Patient operations that read the caller's own record: identity returns it (read and
     # audited) with the session, saving a round trip (see auth.patient_caller).
     own_profile: bool = False
+    # A multipart/form-data body (an upload) as well as, or instead of, the JSON `body`: the
+    # model of its fields, and its size limit in bytes (the app's 1 MiB holds for the rest).
+    upload: type[BaseModel] | None = None
+    upload_limit: int = 0
 
     def statuses(self) -> list[int]:
         """Every error status this operation can answer with."""
@@ -134,6 +135,8 @@ class Operation:
             found.discard(403)
         if self.body is not None:
             found |= {400, 415}
+        if self.upload is not None:
+            found |= {400, 413, 415}
         if self.query is not None:
             found.add(400)
         if "{" in self.path:
@@ -157,7 +160,13 @@ class Operation:
             if PATIENT_ID in request.match_info:
                 _patient_id(request.match_info[PATIENT_ID])
             query = _query(request, self.query) if self.query is not None else None
-            body = await self._body(request, self.body) if self.body is not None else None
+            body: BaseModel | None = None
+            if self.upload is not None and request.content_type == MULTIPART:
+                body = await _upload(request, self.upload, self.upload_limit)
+            elif self.body is not None:
+                body = await self._body(request, self.body)
+            elif self.upload is not None:
+                raise Problem(415, "Unsupported media type", f"Send the body as {MULTIPART}.")
             reply = await self.handler(Call(request, who, body, query))
         except Problem as problem:
             return problem.response()
@@ -186,7 +195,10 @@ class Operation:
                 raise invalid({}, "The request needs a JSON object body.")
             raw = b"{}"
         elif request.content_type not in JSON_TYPES:
-            raise Problem(415, "Unsupported media type", "Send the body as application/json.")
+            also = f" or {MULTIPART}" if self.upload is not None else ""
+            raise Problem(
+                415, "Unsupported media type", f"Send the body as application/json{also}."
+            )
         try:
             # Python's parser, not pydantic's: it keeps a lone surrogate, so the text rule can
             # refuse it naming the field instead of calling the whole body malformed.
@@ -197,6 +209,37 @@ class Operation:
             return model.model_validate(data)
         except ValidationError as exc:
             raise validation_problem(exc) from None
+
+
+async def _upload(request: web.Request, model: type[BaseModel], limit: int) -> BaseModel:
+    """A multipart/form-data body as `model`: text fields as text, file fields as bytes.
+
+    The body may be `limit` bytes here (the app's 1 MiB limit holds everywhere else); aiohttp
+    spools files to disk while it reads.
+    """
+    try:
+        form = await request.clone(client_max_size=limit).post()
+    except web.HTTPRequestEntityTooLarge:
+        raise Problem(
+            413,
+            "Request too large",
+            f"The body is larger than {limit // 1024**2} MiB; nothing was stored.",
+        ) from None
+    except (ValueError, RuntimeError, TypeError, AssertionError):
+        # aiohttp's multipart parser refuses a malformed body with one of these.
+        raise invalid({}, "The body is not valid multipart/form-data.") from None
+    values: dict[str, object] = {}
+    for name, value in form.items():
+        if name in values:
+            raise invalid({name: ["Send this field once."]})
+        if isinstance(value, web.FileField):
+            values[name] = await asyncio.to_thread(value.file.read)
+        else:
+            values[name] = value
+    try:
+        return model.model_validate(values)
+    except ValidationError as exc:
+        raise validation_problem(exc) from None
 
 
 def _query(request: web.Request, model: type[BaseModel]) -> BaseModel:

@@ -7,7 +7,6 @@ only their appointments and answers NOT_FOUND (404) for anyone else's.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -36,23 +35,6 @@ BASE = "/api/v1/portal"
 APPOINTMENT = BASE + "/appointments/{appointment_id}"
 KEY = "Idempotency-Key"
 CALENDAR = "text/calendar"
-
-
-@dataclass(frozen=True)
-class FileReply(Reply):
-    """A body that is not JSON (the calendar file)."""
-
-    data: bytes = b""
-    content_type: str = ""
-
-    def response(self) -> web.Response:
-        return web.Response(
-            body=self.data,
-            status=self.status,
-            content_type=self.content_type,
-            charset="utf-8",
-            headers=self.headers,
-        )
 
 
 def idempotency_key(request: web.Request) -> str:
@@ -101,10 +83,13 @@ async def calendar_file(call: Call[None, None]) -> Reply:
     data = ics.appointment_ics(
         found, settings.clinic_name, urlsplit(settings.onsite_url).hostname or "portal"
     )
-    return FileReply(
-        data=data,
-        content_type=CALENDAR,
-        headers={"Content-Disposition": 'attachment; filename="appointment.ics"'},
+    return Reply(
+        raw=web.Response(
+            body=data,
+            content_type=CALENDAR,
+            charset="utf-8",
+            headers={"Content-Disposition": 'attachment; filename="appointment.ics"'},
+        )
     )
 
 
@@ -208,7 +193,7 @@ def operations() -> list[Operation]:
                     200,
                     "RFC 5545 iCalendar (text/calendar), one VEVENT in UTC whose UID stays the "
                     "same when the appointment moves.",
-                    media_type=CALENDAR,
+                    media_types=(CALENDAR,),
                     headers={"Content-Disposition": Header("attachment; filename=appointment.ics")},
                 ),
             ),

@@ -23,6 +23,7 @@ from services.gateway.staff import (
     refill_requests,
     review_queue,
     views_auth,
+    work_queue,
 )
 
 
@@ -45,3 +46,4 @@ def setup(app: web.Application) -> None:
     form_builder.setup(app)  # /staff/practice/forms/new before /staff/practice/forms/{form_id}
     chart_forms.setup(app)
     review_queue.setup(app)
+    work_queue.setup(app)

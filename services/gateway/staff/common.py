@@ -18,7 +18,7 @@ import grpc
 from aiohttp import web
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from services.gateway import auth, form_text
+from services.gateway import auth, form_text, work_queue
 from services.gateway.auth import Caller
 from services.gateway.context import SETTINGS
 from services.runtime.errors import FieldErrors, field_errors
@@ -58,6 +58,8 @@ def staff_page(handler: StaffHandler) -> Handler:
         caller = await auth.staff_caller(request)
         if caller is None:
             raise web.HTTPSeeOther(LOGIN_URL)
+        if request.method == "GET":  # a page: the navigation's work queue badge
+            request[work_queue.BADGE_COUNT] = await work_queue.badge_count(request, caller)
         return await handler(request, caller)
 
     return guarded
@@ -164,6 +166,7 @@ def render(
         "staff": staff_view(caller) if caller is not None else None,
         "active_tab": active_tab,
         "messages": messages,
+        "work_queue_count": request.get(work_queue.BADGE_COUNT),
         "format_time": lambda ts: format_when(when(ts), request.app[SETTINGS].clinic_timezone),
     }
     response = aiohttp_jinja2.render_template(template, request, full, status=status)

@@ -1190,3 +1190,109 @@ class SetAppointmentStatusRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SetAppointmentStatusRequest: _TypeAlias = SetAppointmentStatusRequest  # noqa: Y015
+
+@_typing.final
+class ListWorkQueueRequest(_message.Message):
+    """---- Work queue ------------------------------------------------------------------------------------"""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    LIMIT_FIELD_NUMBER: _builtins.int
+    COUNT_ONLY_FIELD_NUMBER: _builtins.int
+    kind: _builtins.str
+    """"" for every kind; a kind this service does not hold gives no items (not an error), so
+    the gateway can send one filter to every service.
+    """
+    status: _builtins.str
+    """"booked", "cancelled" or "rescheduled": that latest change, whenever the appointment is.
+    "": what waits for staff, i.e. changes to appointments that have not started yet. Another
+    status gives no items.
+    """
+    limit: _builtins.int
+    """default 100, at most 500"""
+    count_only: _builtins.bool
+    """Only `total`: no items, so no patient data is read (for a count badge)."""
+    def __init__(
+        self,
+        *,
+        kind: _builtins.str = ...,
+        status: _builtins.str = ...,
+        limit: _builtins.int = ...,
+        count_only: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["count_only", b"count_only", "kind", b"kind", "limit", b"limit", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListWorkQueueRequest: _TypeAlias = ListWorkQueueRequest  # noqa: Y015
+
+@_typing.final
+class WorkQueueItem(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    ID_FIELD_NUMBER: _builtins.int
+    PATIENT_ID_FIELD_NUMBER: _builtins.int
+    SUMMARY_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    kind: _builtins.str
+    """here always "portal_booking" """
+    id: _builtins.str
+    """the appointment's id"""
+    patient_id: _builtins.str
+    summary: _builtins.str
+    """what changed: the type, the provider and the (new) time"""
+    status: _builtins.str
+    """booked, cancelled or rescheduled"""
+    @_builtins.property
+    def created_at(self) -> _timestamp_pb2.Timestamp:
+        """when the patient made the change"""
+
+    def __init__(
+        self,
+        *,
+        kind: _builtins.str = ...,
+        id: _builtins.str = ...,
+        patient_id: _builtins.str = ...,
+        summary: _builtins.str = ...,
+        created_at: _timestamp_pb2.Timestamp | None = ...,
+        status: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "id", b"id", "kind", b"kind", "patient_id", b"patient_id", "status", b"status", "summary", b"summary"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WorkQueueItem: _TypeAlias = WorkQueueItem  # noqa: Y015
+
+@_typing.final
+class ListWorkQueueResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ITEMS_FIELD_NUMBER: _builtins.int
+    TOTAL_FIELD_NUMBER: _builtins.int
+    total: _builtins.int
+    """items matching the filters, beyond the limit too"""
+    @_builtins.property
+    def items(self) -> _containers.RepeatedCompositeFieldContainer[Global___WorkQueueItem]:
+        """newest first"""
+
+    def __init__(
+        self,
+        *,
+        items: _abc.Iterable[Global___WorkQueueItem] | None = ...,
+        total: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["items", b"items", "total", b"total"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListWorkQueueResponse: _TypeAlias = ListWorkQueueResponse  # noqa: Y015

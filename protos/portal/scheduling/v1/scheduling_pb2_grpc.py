@@ -139,6 +139,11 @@ class SchedulingServiceStub:
                 request_serializer=portal_dot_scheduling_dot_v1_dot_scheduling__pb2.SetAppointmentStatusRequest.SerializeToString,
                 response_deserializer=portal_dot_scheduling_dot_v1_dot_scheduling__pb2.Appointment.FromString,
                 _registered_method=True)
+        self.ListWorkQueue = channel.unary_unary(
+                '/portal.scheduling.v1.SchedulingService/ListWorkQueue',
+                request_serializer=portal_dot_scheduling_dot_v1_dot_scheduling__pb2.ListWorkQueueRequest.SerializeToString,
+                response_deserializer=portal_dot_scheduling_dot_v1_dot_scheduling__pb2.ListWorkQueueResponse.FromString,
+                _registered_method=True)
 
 
 class SchedulingServiceServicer:
@@ -283,6 +288,15 @@ class SchedulingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListWorkQueue(self, request, context):
+        """Staff work queue: appointments patients booked, cancelled or rescheduled in the portal
+        (kind "portal_booking"), each with its latest such change (the gateway merges it with the
+        other services' queues).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SchedulingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -390,6 +404,11 @@ def add_SchedulingServiceServicer_to_server(servicer, server):
                     servicer.SetAppointmentStatus,
                     request_deserializer=portal_dot_scheduling_dot_v1_dot_scheduling__pb2.SetAppointmentStatusRequest.FromString,
                     response_serializer=portal_dot_scheduling_dot_v1_dot_scheduling__pb2.Appointment.SerializeToString,
+            ),
+            'ListWorkQueue': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListWorkQueue,
+                    request_deserializer=portal_dot_scheduling_dot_v1_dot_scheduling__pb2.ListWorkQueueRequest.FromString,
+                    response_serializer=portal_dot_scheduling_dot_v1_dot_scheduling__pb2.ListWorkQueueResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -959,6 +978,33 @@ class SchedulingService:
             '/portal.scheduling.v1.SchedulingService/SetAppointmentStatus',
             portal_dot_scheduling_dot_v1_dot_scheduling__pb2.SetAppointmentStatusRequest.SerializeToString,
             portal_dot_scheduling_dot_v1_dot_scheduling__pb2.Appointment.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListWorkQueue(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/portal.scheduling.v1.SchedulingService/ListWorkQueue',
+            portal_dot_scheduling_dot_v1_dot_scheduling__pb2.ListWorkQueueRequest.SerializeToString,
+            portal_dot_scheduling_dot_v1_dot_scheduling__pb2.ListWorkQueueResponse.FromString,
             options,
             channel_credentials,
             insecure,

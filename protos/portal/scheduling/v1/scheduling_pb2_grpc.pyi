@@ -90,6 +90,11 @@ class SchedulingServiceStub:
     """
     SetAppointmentStatus: _grpc.UnaryUnaryMultiCallable[_scheduling_pb2.SetAppointmentStatusRequest, _scheduling_pb2.Appointment]
     """Staff only: arrived, fulfilled or noshow."""
+    ListWorkQueue: _grpc.UnaryUnaryMultiCallable[_scheduling_pb2.ListWorkQueueRequest, _scheduling_pb2.ListWorkQueueResponse]
+    """Staff work queue: appointments patients booked, cancelled or rescheduled in the portal
+    (kind "portal_booking"), each with its latest such change (the gateway merges it with the
+    other services' queues).
+    """
 
 @_typing.type_check_only
 class SchedulingServiceAsyncStub(SchedulingServiceStub):
@@ -129,6 +134,11 @@ class SchedulingServiceAsyncStub(SchedulingServiceStub):
     """
     SetAppointmentStatus: _aio.UnaryUnaryMultiCallable[_scheduling_pb2.SetAppointmentStatusRequest, _scheduling_pb2.Appointment]  # type: ignore[assignment]
     """Staff only: arrived, fulfilled or noshow."""
+    ListWorkQueue: _aio.UnaryUnaryMultiCallable[_scheduling_pb2.ListWorkQueueRequest, _scheduling_pb2.ListWorkQueueResponse]  # type: ignore[assignment]
+    """Staff work queue: appointments patients booked, cancelled or rescheduled in the portal
+    (kind "portal_booking"), each with its latest such change (the gateway merges it with the
+    other services' queues).
+    """
 
 class SchedulingServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -291,5 +301,16 @@ class SchedulingServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_scheduling_pb2.Appointment, _abc.Awaitable[_scheduling_pb2.Appointment]]:
         """Staff only: arrived, fulfilled or noshow."""
+
+    @_abc_1.abstractmethod
+    def ListWorkQueue(
+        self,
+        request: _scheduling_pb2.ListWorkQueueRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_scheduling_pb2.ListWorkQueueResponse, _abc.Awaitable[_scheduling_pb2.ListWorkQueueResponse]]:
+        """Staff work queue: appointments patients booked, cancelled or rescheduled in the portal
+        (kind "portal_booking"), each with its latest such change (the gateway merges it with the
+        other services' queues).
+        """
 
 def add_SchedulingServiceServicer_to_server(servicer: SchedulingServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,0 +1,126 @@
+"""The staff work queue page: what patients did and what waits for staff, from every service.
+
+services/gateway/work_queue.py merges the services' own queues (asked at once; one that is down
+leaves out its part, which the page names). Each row links to the patient's chart and to the
+page where it is decided. Names come from identity in one batch call (GetPatientSummaries)
+for at most NAMED_PATIENTS distinct patients.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from portal.identity.v1 import identity_pb2 as pb
+from services.gateway import auth, work_queue
+from services.gateway.auth import Caller
+from services.gateway.context import BACKENDS, SETTINGS
+from services.gateway.staff.common import format_when, render, staff_page
+
+URL = "/staff/work-queue"
+SHOWN = 100  # rows on the page, newest first
+NAMED_PATIENTS = 200  # identity's limit for one GetPatientSummaries call
+DECISION_PAGES = {
+    "refill_request": "/staff/refills",
+    "profile_update": "/staff/profile-updates",
+    "form_review": "/staff/forms/review",
+}
+STATUS_LEVELS = {
+    "pending": "info",
+    "requested": "info",
+    "completed": "info",
+    "signed": "info",
+    "booked": "success",
+    "approved": "success",
+    "accepted": "success",
+    "rescheduled": "warning",
+    "needs_appointment": "warning",
+    "cancelled": "danger",
+    "denied": "danger",
+    "rejected": "danger",
+}
+
+
+@dataclass(frozen=True)
+class Row:
+    kind: str
+    kind_label: str
+    id: str
+    patient_id: str
+    patient_name: str
+    summary: str
+    when: str
+    status: str
+    status_label: str
+    level: str
+    decision_url: str
+
+
+def decision_url(item: work_queue.Item) -> str:
+    if item.kind == "portal_booking":
+        return f"/staff/appointments/{item.id}"
+    return DECISION_PAGES.get(item.kind, "")
+
+
+async def patient_names(request: web.Request, caller: Caller, ids: list[str]) -> dict[str, str]:
+    """Names of the queue's patients in one batch call (identity audits each read)."""
+    distinct = list(dict.fromkeys(ids))[:NAMED_PATIENTS]
+    if not distinct:
+        return {}
+    reply = await request.app[BACKENDS].identity.GetPatientSummaries(
+        pb.GetPatientSummariesRequest(patient_ids=distinct),
+        metadata=auth.metadata(request, caller),
+    )
+    return {p.id: f"{p.last_name}, {p.first_name}" for p in reply.items}
+
+
+@staff_page
+async def page(request: web.Request, caller: Caller) -> web.StreamResponse:
+    kind = request.query.get("kind", "")
+    kind = kind if kind in work_queue.KINDS else ""
+    status = request.query.get("status", "")
+    status = status if status in work_queue.STATUSES else ""
+    queue = await work_queue.merged(request, caller, kind, status)
+    if not kind and not status:
+        work_queue.remember(request, queue)
+    shown = queue.items[:SHOWN]
+    names = await patient_names(request, caller, [i.patient_id for i in shown])
+    zone = request.app[SETTINGS].clinic_timezone
+    rows = [
+        Row(
+            kind=i.kind,
+            kind_label=work_queue.KIND_LABELS.get(i.kind, i.kind),
+            id=i.id,
+            patient_id=i.patient_id,
+            patient_name=names.get(i.patient_id, ""),
+            summary=i.summary,
+            when=format_when(i.created_at, zone),
+            status=i.status,
+            status_label=i.status.replace("_", " ").capitalize(),
+            level=STATUS_LEVELS.get(i.status, ""),
+            decision_url=decision_url(i),
+        )
+        for i in shown
+    ]
+    return render(
+        request,
+        caller,
+        "staff/work_queue.html",
+        {
+            "rows": rows,
+            "total": len(queue.items),
+            "outages": [o.message for o in queue.outages],
+            "kind": kind,
+            "status": status,
+            "kinds": [("", "Every kind"), *work_queue.KIND_LABELS.items()],
+            "statuses": [("", "Waiting for staff")]
+            + [(s, s.replace("_", " ").capitalize()) for s in work_queue.STATUSES],
+        },
+        active_tab="work-queue",
+    )
+
+
+def setup(app: web.Application) -> None:
+    app[work_queue.BADGE] = work_queue.BadgeCache()
+    app.router.add_get(URL, page)
