@@ -204,6 +204,8 @@ class AnswersIn(Request):
         Field(
             max_length=MAX_ITEMS,
             description="By link_id; replaces the saved answers (a partial set is fine).",
+            # Keys are link_ids: the document says so (patternProperties alone allows others).
+            json_schema_extra={"additionalProperties": False},
         ),
     ]
 
