@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-from services.gateway.api import credentials, openapi, patients, portal, staff
+from services.gateway.api import audit, credentials, openapi, patients, portal, staff
 from services.gateway.api.models import Document
 from services.gateway.api.operation import Answer, Call, Operation, Reply
 
@@ -21,7 +21,9 @@ DOCUMENT = web.AppKey("openapi_document", Document)
 
 def operations() -> list[Operation]:
     """Every operation of /api/v1, the document's own included."""
-    found = [op for module in (staff, patients, credentials, portal) for op in module.operations()]
+    found = [
+        op for module in (staff, patients, credentials, portal, audit) for op in module.operations()
+    ]
     found.append(
         Operation(
             "GET",

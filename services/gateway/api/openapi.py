@@ -69,6 +69,7 @@ TAGS = {
     "patients": "The patient registry (staff token)",
     "credentials": "Portal credentials (staff token)",
     "portal": "The patient's own API (patient token)",
+    "audit": "The audit log (administrators)",
     "meta": "This description",
 }
 _PATH_REGEX = re.compile(r"\{(\w+)(?::[^}]*)?\}")

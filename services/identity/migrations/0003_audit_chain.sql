@@ -23,6 +23,8 @@ ALTER TABLE audit_log ALTER COLUMN prev_hash SET NOT NULL, ALTER COLUMN hash SET
 
 CREATE TRIGGER audit_log_chain BEFORE INSERT ON audit_log
     FOR EACH ROW EXECUTE FUNCTION audit_chain_append();
+-- Ids come from the trigger, under the chain's lock (the sequence stays owned by the column).
+ALTER TABLE audit_log ALTER COLUMN id DROP DEFAULT;
 
 -- The audit page filters by staff username: the actor ids of one staff user.
 CREATE INDEX audit_log_actor_kind ON audit_log (actor_kind, actor_id, id);

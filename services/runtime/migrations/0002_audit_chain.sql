@@ -46,6 +46,13 @@ BEGIN
     RETURN NEW;
 END $$;
 
+-- Statement-level BEFORE UPDATE OR DELETE OR TRUNCATE on a chained table: even the owner has to
+-- switch this off (ALTER TABLE … DISABLE TRIGGER) to change rows.
+CREATE FUNCTION audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION '% is append-only', TG_TABLE_NAME;
+END $$;
+
 -- Used by the services' migrations: chain the rows a table already holds, in id order.
 CREATE FUNCTION audit_chain_backfill(chained text) RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
