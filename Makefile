@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 CHROMIUM ?= /usr/bin/chromium
 PROTO_SRC := $(shell find protos/portal -name '*.proto' | sort)
 
-.PHONY: help install run test lint typecheck pytest protos protos-check bench browser fonts clean fuzz
+.PHONY: help install run test lint typecheck pytest protos protos-check bench browser fonts clean fuzz verify-audit
 
 help:
 	@echo "make run    - start the whole stack (embedded PostgreSQL and NATS unless URLs are set)"
@@ -15,6 +15,7 @@ help:
 	@echo "make bench  - performance measurements (ratios to raw baselines)"
 	@echo "make fuzz   - fuzz /api/v1 longer than make test does (SEED=n, FUZZ_SECONDS=600)"
 	@echo "make protos - regenerate Python code from protos/"
+	@echo "make verify-audit - check the audit logs' hash chains (make run's databases)"
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -71,6 +72,10 @@ FUZZ_SECONDS ?= 600
 fuzz: install
 	PORTAL_FUZZ_SEED=$(SEED) PORTAL_FUZZ_SECONDS=$(FUZZ_SECONDS) PORTAL_FUZZ_EXAMPLES=500 \
 	  $(BIN)/python -m pytest tests/system/test_fuzz.py -s --timeout=$$(( $(FUZZ_SECONDS) * 3 + 300 ))
+
+# Exit 1 and the first broken row when an audit log was tampered with (README: Audit log).
+verify-audit: install
+	$(BIN)/python -m services.devstack.verify_audit
 
 bench: install
 	$(BIN)/python -m tests.bench

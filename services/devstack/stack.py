@@ -38,7 +38,7 @@ from services.devstack.embedded import (
 from services.identity.passwords import generate_password
 from services.runtime import principal_keys
 from services.runtime.backoff import Backoff
-from services.runtime.db import ensure_database, with_database
+from services.runtime.db import ensure_database, ensure_role, with_database, with_user
 from services.runtime.nats_users import authorization
 from services.runtime.principal_keys import SigningKey
 from services.runtime.settings import (
@@ -66,6 +66,8 @@ HANDED_OUT = tuple(
     )
     for suffix in ("", "_FILE")
 )
+# Each service gets its own database URLs (services.devstack.stack.Stack.database_urls).
+DATABASE_URLS = ("PORTAL_DATABASE_URL", "PORTAL_MIGRATION_DATABASE_URL")
 
 # Restart delays of a child that died: 0.5 s, 1 s, 2 s … up to 30 s while it keeps crashing.
 RESTART_FIRST, RESTART_MOST = 0.5, 30.0
@@ -180,9 +182,10 @@ class Stack:
                 for name in SERVICES
             }
         asyncio.run(self._create_databases(server_url))
+        database_urls = {name: self.database_urls(server_url, name) for name in SERVICES}
         key = self.principal_key = self.signing_key()
         common = {
-            **{k: v for k, v in self.env.items() if k not in HANDED_OUT},
+            **{k: v for k, v in self.env.items() if k not in HANDED_OUT + DATABASE_URLS},
             "PORTAL_NATS_URL": nats_url,
             "PORTAL_DATA_DIR": str(c.data_dir),
             **c.extra_env,
@@ -193,7 +196,7 @@ class Stack:
                 # The public key only: a service can check principals, never make one.
                 "PORTAL_PRINCIPAL_PUBLIC_KEYS": principal_keys.public_pem(key.public),
                 **nats_users[name],
-                "PORTAL_DATABASE_URL": with_database(server_url, self.database(name)),
+                **database_urls[name],
                 "PORTAL_GRPC_LISTEN": f"127.0.0.1:{c.service_ports[name]}",
             }
             if name == "identity":
@@ -253,9 +256,27 @@ class Stack:
     def database(self, service: str) -> str:
         return f"{self.config.database_prefix}{service}"
 
+    def database_password(self, service: str) -> str:
+        return secret_file(self.secrets / f"db-{service}.password", secrets.token_urlsafe(24))
+
+    def runtime_role(self, service: str) -> str:
+        return f"{self.database(service)}_app"
+
+    def database_urls(self, server_url: str, service: str) -> dict[str, str]:
+        """A service connects as its runtime role (INSERT and SELECT only on its audit table)
+        and migrates as the server URL's user, the owner."""
+        owner = with_database(server_url, self.database(service))
+        return {
+            "PORTAL_DATABASE_URL": with_user(
+                owner, self.runtime_role(service), self.database_password(service)
+            ),
+            "PORTAL_MIGRATION_DATABASE_URL": owner,
+        }
+
     async def _create_databases(self, server_url: str) -> None:
         for name in SERVICES:
             await ensure_database(server_url, self.database(name))
+            await ensure_role(server_url, self.runtime_role(name), self.database_password(name))
 
     def stop_service(self, name: str, timeout: float = 30) -> int:
         """Stop one child on purpose (SIGTERM); it is not restarted until `start_service`."""

@@ -106,35 +106,61 @@ async def record_each(
     )
 
 
-async def search(
-    pool: asyncpg.Pool,
-    *,
-    patient_id: uuid.UUID | None,
-    actor_id: str | None,
-    action: str | None,
-    since: datetime | None,
-    until: datetime | None,
-    before_id: int | None,
-    limit: int,
-) -> list[asyncpg.Record]:
-    """Newest first; each filter applies only when given."""
+@dataclass(frozen=True)
+class Filters:
+    """Each applies only when given. `patient`: a chart number, or words each starting one of
+    the patient's names; `staff_username`: the events by that staff user."""
+
+    patient_id: uuid.UUID | None = None
+    patient: str | None = None
+    actor_id: str | None = None
+    staff_username: str | None = None
+    action: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    before_id: int | None = None
+
+
+def name_prefixes(text: str) -> list[str]:
+    """The words of a name query as LIKE prefixes (wildcards in them escaped)."""
+    escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return [w + "%" for w in escaped.replace(",", " ").split()]
+
+
+async def search(pool: asyncpg.Pool, filters: Filters, *, limit: int) -> list[asyncpg.Record]:
+    """Newest first, with the patient's name and chart number when the event names one."""
+    f = filters
     rows: list[asyncpg.Record] = await pool.fetch(
-        """SELECT id, at, actor_kind, actor_id, actor_name, patient_id, action, outcome,
-                  source_address, detail
-           FROM audit_log
-           WHERE ($1::uuid IS NULL OR patient_id = $1)
-             AND ($2::text IS NULL OR actor_id = $2)
-             AND ($3::text IS NULL OR action = $3 OR action LIKE $3 || '.%')
-             AND ($4::timestamptz IS NULL OR at >= $4)
-             AND ($5::timestamptz IS NULL OR at < $5)
-             AND ($6::bigint IS NULL OR id < $6)
-           ORDER BY id DESC LIMIT $7""",
-        patient_id,
-        actor_id,
-        action,
-        since,
-        until,
-        before_id,
+        """SELECT a.id, a.at, a.actor_kind, a.actor_id, a.actor_name, a.patient_id, a.action,
+                  a.outcome, a.source_address, a.detail,
+                  coalesce(p.last_name || ', ' || p.first_name, '') AS patient_name,
+                  coalesce(p.chart_number, '') AS chart_number
+           FROM audit_log a LEFT JOIN patients p ON p.id = a.patient_id
+           WHERE ($1::uuid IS NULL OR a.patient_id = $1)
+             AND ($2::text IS NULL OR a.actor_id = $2)
+             AND ($3::text IS NULL OR a.action = $3 OR a.action LIKE $3 || '.%')
+             AND ($4::timestamptz IS NULL OR a.at >= $4)
+             AND ($5::timestamptz IS NULL OR a.at < $5)
+             AND ($6::bigint IS NULL OR a.id < $6)
+             AND ($8::text IS NULL OR a.patient_id IN (
+                   SELECT q.id FROM patients q
+                   WHERE q.chart_number = $8
+                      OR (cardinality($9::text[]) > 0 AND NOT EXISTS (
+                            SELECT 1 FROM unnest($9::text[]) AS w
+                            WHERE NOT (lower(q.first_name) LIKE w OR lower(q.last_name) LIKE w
+                                       OR lower(q.middle_name) LIKE w)))))
+             AND ($10::text IS NULL OR (a.actor_kind = 'staff' AND a.actor_id IN (
+                   SELECT s.id::text FROM staff_users s WHERE lower(s.username) = lower($10))))
+           ORDER BY a.id DESC LIMIT $7""",
+        f.patient_id,
+        f.actor_id,
+        f.action,
+        f.since,
+        f.until,
+        f.before_id,
         limit,
+        f.patient,
+        name_prefixes(f.patient or ""),
+        f.staff_username,
     )
     return rows

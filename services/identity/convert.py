@@ -95,4 +95,6 @@ def audit_event(row: asyncpg.Record) -> pb.AuditEvent:
         outcome=row["outcome"],
         source_address=row["source_address"],
         detail=row["detail"],
+        patient_name=row["patient_name"],
+        chart_number=row["chart_number"],
     )

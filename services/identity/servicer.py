@@ -32,6 +32,7 @@ from services.identity import (
 )
 from services.identity.passwords import PasswordHasher, check_password, generate_password
 from services.identity.settings import IdentitySettings
+from services.runtime import audit_chain
 from services.runtime.db import Conn
 from services.runtime.errors import abort_invalid, abort_precondition
 from services.runtime.outbox import emit
@@ -895,12 +896,32 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
             patient_id = await parse_patient_id(context, request.patient_id)
         rows = await audit.search(
             self.pool,
-            patient_id=patient_id,
-            actor_id=request.actor_id or None,
-            action=request.action or None,
-            since=request.since.ToDatetime(UTC) if request.HasField("since") else None,
-            until=request.until.ToDatetime(UTC) if request.HasField("until") else None,
-            before_id=request.before_id or None,
+            audit.Filters(
+                patient_id=patient_id,
+                patient=request.patient.strip() or None,
+                actor_id=request.actor_id or None,
+                staff_username=request.staff_username.strip() or None,
+                action=request.action or None,
+                since=request.since.ToDatetime(UTC) if request.HasField("since") else None,
+                until=request.until.ToDatetime(UTC) if request.HasField("until") else None,
+                before_id=request.before_id or None,
+            ),
             limit=min(max(request.limit or 50, 1), 500),
         )
         return pb.ListAuditEventsResponse(items=[convert.audit_event(r) for r in rows])
+
+    @requires(staff=ADMIN)
+    async def VerifyAuditLog(
+        self, request: pb.VerifyAuditLogRequest, context: Context, principal: Principal
+    ) -> pb.AuditLogVerification:
+        async with self.pool.acquire() as conn:
+            result = await audit_chain.verify(conn, "audit_log")
+            outcome = "ok" if result.valid else "broken"
+            detail = f"rows={result.rows} first_broken={result.first_broken or ''}"
+            await audit.record(conn, principal, "audit.verify", outcome=outcome, detail=detail)
+        return pb.AuditLogVerification(
+            valid=result.valid,
+            rows=result.rows,
+            first_broken=result.first_broken or 0,
+            head=result.head,
+        )

@@ -69,9 +69,8 @@ class ServiceSpec:
 
 async def serve(spec: ServiceSpec, settings: ServiceSettings) -> int:
     pool = await db.create_pool(settings.database_url, max_size=settings.db_pool_max)
-    async with pool.acquire() as conn:
-        migrations = db.runtime_migrations() + db.load_migrations(spec.name, spec.migrations)
-        await db.migrate(conn, migrations)
+    migrations = db.runtime_migrations() + db.load_migrations(spec.name, spec.migrations)
+    await db.migrate_service(pool, migrations, settings.migration_database_url)
     broker = Broker(
         settings.nats_url,
         name=f"portal-{spec.name}",

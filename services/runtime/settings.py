@@ -138,6 +138,7 @@ class ServiceSettings:
 
     service: str
     database_url: str
+    migration_database_url: str | None  # the owner's; none: migrate with database_url
     nats_url: str
     grpc_listen: str
     principal_public_keys: dict[str, Ed25519PublicKey]  # by key id; no private key, ever
@@ -159,6 +160,7 @@ class ServiceSettings:
             database_url=env_str(
                 env, "PORTAL_DATABASE_URL", f"postgresql://postgres@127.0.0.1:5432/portal_{service}"
             ),
+            migration_database_url=env.get("PORTAL_MIGRATION_DATABASE_URL", "").strip() or None,
             nats_url=env_str(env, "PORTAL_NATS_URL", "nats://127.0.0.1:4222"),
             grpc_listen=env_str(env, "PORTAL_GRPC_LISTEN", f"127.0.0.1:{port}"),
             principal_public_keys=env_public_keys(env),

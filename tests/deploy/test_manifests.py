@@ -55,9 +55,11 @@ PORTAL_SECRET_KEYS = {
     "gateway-secret",
     "admin-password",
     *(f"{name}-database-url" for name in GRPC_SERVICES),
+    *(f"{name}-migration-database-url" for name in GRPC_SERVICES),
     *(f"{name}-nats-password" for name in GRPC_SERVICES),
 }
-OWNER_SECRETS = {f"{name}-db-owner" for name in GRPC_SERVICES}
+# The database owners (initdb) and the services' runtime roles (managed roles).
+OWNER_SECRETS = {f"{name}-db-{who}" for name in GRPC_SERVICES for who in ("owner", "app")}
 OWNER_SECRET_KEYS = {"username", "password"}
 
 # The services' default PORTAL_SHUTDOWN_GRACE (services/runtime/settings.py), in seconds.
@@ -191,6 +193,8 @@ def secret_references(docs: list[Doc]) -> Iterator[tuple[str, str]]:
         secret = cluster["spec"]["bootstrap"]["initdb"].get("secret")
         if secret:
             yield secret["name"], "*"
+        for role in cluster["spec"].get("managed", {}).get("roles", []):
+            yield role["passwordSecret"]["name"], "*"
 
 
 def decoded(secret: Doc) -> dict[str, str]:
@@ -350,8 +354,9 @@ def test_every_container_is_hardened(env: str) -> None:
                 problems.append(f"{name}: no cpu and memory limits")
             if {"cpu", "memory"} - set(resources.get("requests", {})):
                 problems.append(f"{name}: no cpu and memory requests")
+            is_init = container in pod.get("initContainers", [])
             for probe in ("livenessProbe", "readinessProbe"):
-                if probe not in container:
+                if probe not in container and not is_init:
                     problems.append(f"{name}: no {probe}")
     assert problems == []
 
@@ -576,13 +581,18 @@ def test_dev_database_urls_match_the_postgres_clusters() -> None:
     docs = documents("dev")
     urls = decoded(find(docs, "Secret", PORTAL_SECRET))
     for service in GRPC_SERVICES:
-        url = urlsplit(urls[f"{service}-database-url"])
-        owner = decoded(find(docs, "Secret", f"{service}-db-owner"))
-        assert find(docs, "Secret", f"{service}-db-owner")["type"] == "kubernetes.io/basic-auth"
-        assert url.scheme in {"postgresql", "postgres"}
-        assert (url.hostname, url.port, url.path) == (f"{service}-db-rw", 5432, f"/{service}")
-        assert (url.username, url.password) == (owner["username"], owner["password"])
-        assert owner["username"] == service
+        # The service connects as its runtime role; its init container migrates as the owner.
+        for key, who, role in (
+            ("database-url", "app", f"{service}_app"),
+            ("migration-database-url", "owner", service),
+        ):
+            url = urlsplit(urls[f"{service}-{key}"])
+            secret = decoded(find(docs, "Secret", f"{service}-db-{who}"))
+            assert find(docs, "Secret", f"{service}-db-{who}")["type"] == "kubernetes.io/basic-auth"
+            assert url.scheme in {"postgresql", "postgres"}
+            assert (url.hostname, url.port, url.path) == (f"{service}-db-rw", 5432, f"/{service}")
+            assert (url.username, url.password) == (secret["username"], secret["password"])
+            assert secret["username"] == role
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
@@ -623,6 +633,15 @@ def test_environment_is_wired(env: str, component: str) -> None:
         port = GRPC_SERVICES[component][0]
         database_url = ("secret", PORTAL_SECRET, f"{component}-database-url")
         assert variables["PORTAL_DATABASE_URL"] == database_url
+        # The owner's URL only in the init container that migrates.
+        assert "PORTAL_MIGRATION_DATABASE_URL" not in variables
+        pod = template_of(find(docs, "Deployment", component))["spec"]
+        (migrate,) = pod["initContainers"]
+        assert migrate["command"] == ["python", "-m", "services.runtime.migrate", component]
+        init_variables = environment(docs, migrate)
+        owner_url = ("secret", PORTAL_SECRET, f"{component}-migration-database-url")
+        assert init_variables["PORTAL_MIGRATION_DATABASE_URL"] == owner_url
+        assert init_variables["PORTAL_DATABASE_URL"] == database_url
         assert variables["PORTAL_GRPC_LISTEN"] == f"{ALL_INTERFACES}:{port}"
         nats = urlsplit(variables["PORTAL_NATS_URL"])
         assert nats.scheme == "nats"

@@ -13,6 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from services.gateway.api import (
+    audit,
     credentials,
     forms,
     openapi,
@@ -42,6 +43,7 @@ def operations() -> list[Operation]:
         forms,
         records,
         work_queue,
+        audit,
     )
     found = [op for module in modules for op in module.operations()]
     found.append(

@@ -84,6 +84,7 @@ TAGS = {
     "forms": "Forms: the library, the portal catalog, chart forms and their review (staff token)",
     "records": "Medications, refill requests, chart documents and letter templates (staff token)",
     "work-queue": "Profile updates and the work queue of what patients did (staff token)",
+    "audit": "The audit log (administrators)",
     "meta": "This description",
 }
 _PATH_REGEX = re.compile(r"\{(\w+)(?::[^}]*)?\}")

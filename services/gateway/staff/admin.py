@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -15,7 +18,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from portal.identity.v1 import identity_pb2 as pb
 from services.gateway import auth
 from services.gateway.auth import Caller
-from services.gateway.context import BACKENDS
+from services.gateway.context import BACKENDS, SETTINGS
 from services.gateway.staff.common import admin_page, form, invalid, redirect, render
 
 AUDIT_PAGE = 50
@@ -35,27 +38,53 @@ async def index(request: web.Request, caller: Caller) -> web.StreamResponse:
 
 
 # --- Audit log ----------------------------------------------------------------------------------
-# Filters are ids, action names and dates only, so the query string never carries PHI.
+# A patient filter (a name or chart number) is PHI, so the filter form is posted, never put in
+# the address; links (Older, an actor's events) carry only ids, usernames, actions and dates.
+
+AUDIT_FIELDS = ("patient", "staff", "action", "from", "to", "patient_id", "actor_id")
+# The CSV export walks the filtered rows page by page, up to this many.
+CSV_MOST = 50_000
+CSV_PAGE = 500
 
 
 @dataclass(frozen=True)
 class AuditFilters:
-    patient_id: str = ""
-    actor_id: str = ""
+    patient: str = ""  # a name or a chart number
+    staff: str = ""  # a staff username
     action: str = ""
     date_from: str = ""
     date_to: str = ""
+    patient_id: str = ""  # from a chart's link
+    actor_id: str = ""  # from an actor's link
 
-    def query(self, **extra: str) -> str:
-        pairs = {
-            "patient_id": self.patient_id,
-            "actor_id": self.actor_id,
+    @classmethod
+    def read(cls, values: Mapping[str, str]) -> AuditFilters:
+        get = {k: values.get(k, "").strip()[:100] for k in AUDIT_FIELDS}
+        return cls(
+            patient=get["patient"],
+            staff=get["staff"],
+            action=get["action"],
+            date_from=get["from"],
+            date_to=get["to"],
+            patient_id=get["patient_id"],
+            actor_id=get["actor_id"],
+        )
+
+    def pairs(self) -> dict[str, str]:
+        every = {
+            "patient": self.patient,
+            "staff": self.staff,
             "action": self.action,
             "from": self.date_from,
             "to": self.date_to,
-            **extra,
+            "patient_id": self.patient_id,
+            "actor_id": self.actor_id,
         }
-        return urlencode({k: v for k, v in pairs.items() if v})
+        return {k: v for k, v in every.items() if v}
+
+    def query(self, **extra: str) -> str:
+        """For links: never the patient filter (a name), which only travels in a POST body."""
+        return urlencode({k: v for k, v in {**self.pairs(), **extra}.items() if k != "patient"})
 
 
 def _timestamp(day: date) -> Timestamp:
@@ -65,19 +94,15 @@ def _timestamp(day: date) -> Timestamp:
 
 
 def _audit_request(
-    request: web.Request,
-) -> tuple[AuditFilters, pb.ListAuditEventsRequest, dict[str, list[str]]]:
-    q = request.query
-    filters = AuditFilters(
-        patient_id=q.get("patient_id", "").strip(),
-        actor_id=q.get("actor_id", "").strip(),
-        action=q.get("action", "").strip(),
-        date_from=q.get("from", "").strip(),
-        date_to=q.get("to", "").strip(),
-    )
+    filters: AuditFilters, before: str
+) -> tuple[pb.ListAuditEventsRequest, dict[str, list[str]]]:
     errors: dict[str, list[str]] = {}
     rpc = pb.ListAuditEventsRequest(
-        actor_id=filters.actor_id[:100], action=filters.action[:100], limit=AUDIT_PAGE
+        patient=filters.patient,
+        staff_username=filters.staff,
+        actor_id=filters.actor_id,
+        action=filters.action,
+        limit=AUDIT_PAGE,
     )
     if filters.patient_id:
         try:
@@ -96,31 +121,40 @@ def _audit_request(
             rpc.since.CopyFrom(_timestamp(day))
         else:  # the whole "to" day is included
             rpc.until.CopyFrom(_timestamp(day + timedelta(days=1)))
-    before = q.get("before_id", "")
     if before.isdigit():
         rpc.before_id = int(before)
-    return filters, rpc, errors
+    return rpc, errors
 
 
-@admin_page
-async def audit(request: web.Request, caller: Caller) -> web.StreamResponse:
-    filters, rpc, errors = _audit_request(request)
+async def _events(
+    request: web.Request, caller: Caller, rpc: pb.ListAuditEventsRequest
+) -> tuple[list[pb.AuditEvent], dict[str, list[str]]]:
+    try:
+        reply = await request.app[BACKENDS].identity.ListAuditEvents(
+            rpc, metadata=auth.metadata(request, caller)
+        )
+    except grpc.aio.AioRpcError as exc:
+        found = invalid(exc)
+        if found is None:
+            raise
+        return [], found
+    return list(reply.items), {}
+
+
+async def _audit_page(
+    request: web.Request,
+    caller: Caller,
+    values: Mapping[str, str],
+    errors: dict[str, list[str]],
+    verification: pb.AuditLogVerification | None = None,
+) -> web.Response:
+    filters = AuditFilters.read(values)
+    rpc, bad = _audit_request(filters, values.get("before_id", ""))
+    errors = {**errors, **bad}
     items: list[pb.AuditEvent] = []
     if not errors:
-        try:
-            reply = await request.app[BACKENDS].identity.ListAuditEvents(
-                rpc, metadata=auth.metadata(request, caller)
-            )
-        except grpc.aio.AioRpcError as exc:
-            found = invalid(exc)
-            if found is None:
-                raise
-            errors = found
-        else:
-            items = list(reply.items)
-    older = ""
-    if len(items) == AUDIT_PAGE:
-        older = "/staff/admin/audit?" + filters.query(before_id=str(items[-1].id))
+        items, errors = await _events(request, caller, rpc)
+    older = str(items[-1].id) if len(items) == AUDIT_PAGE else ""
     return _render(
         request,
         caller,
@@ -128,13 +162,112 @@ async def audit(request: web.Request, caller: Caller) -> web.StreamResponse:
         {
             "active_nav": "audit",
             "filters": filters,
+            "filter_pairs": filters.pairs(),
             "items": items,
             "errors": errors,
-            "older_url": older,
-            "newest_url": "/staff/admin/audit?" + filters.query() if rpc.before_id else "",
+            "older_id": older,
+            "paging": bool(rpc.before_id),
+            "verification": verification,
         },
         status=400 if errors else 200,
     )
+
+
+@admin_page
+async def audit(request: web.Request, caller: Caller) -> web.StreamResponse:
+    query = {k: v for k, v in request.query.items() if k != "patient"}
+    return await _audit_page(request, caller, query, {})
+
+
+@admin_page
+async def audit_filter(request: web.Request, caller: Caller) -> web.StreamResponse:
+    values, bad = await form(request)
+    return await _audit_page(request, caller, values, bad)
+
+
+@admin_page
+async def audit_verify(request: web.Request, caller: Caller) -> web.StreamResponse:
+    result = await request.app[BACKENDS].identity.VerifyAuditLog(
+        pb.VerifyAuditLogRequest(), metadata=auth.metadata(request, caller)
+    )
+    return await _audit_page(request, caller, {}, {}, verification=result)
+
+
+@admin_page
+async def audit_csv(request: web.Request, caller: Caller) -> web.StreamResponse:
+    values, bad = await form(request)
+    rpc, errors = _audit_request(AuditFilters.read(values), "")
+    if bad or errors:
+        return await _audit_page(request, caller, values, {**bad, **errors})
+    rpc.limit = CSV_PAGE
+    rows: list[pb.AuditEvent] = []
+    while len(rows) < CSV_MOST:
+        page, errors = await _events(request, caller, rpc)
+        if errors:
+            return await _audit_page(request, caller, values, errors)
+        rows += page
+        if len(page) < CSV_PAGE:
+            break
+        rpc.before_id = page[-1].id
+    zone = request.app[SETTINGS].clinic_timezone
+    stamp = datetime.now(zone).strftime("%Y%m%d-%H%M")
+    return web.Response(
+        text=audit_csv_text(rows[:CSV_MOST]),
+        content_type="text/csv",
+        charset="utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="audit-log-{stamp}.csv"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+CSV_COLUMNS = (
+    "id",
+    "time_utc",
+    "actor_kind",
+    "actor_id",
+    "actor_name",
+    "patient_id",
+    "chart_number",
+    "patient_name",
+    "action",
+    "outcome",
+    "source_address",
+    "detail",
+)
+
+
+def csv_cell(value: str) -> str:
+    """Spreadsheets run a cell that starts with = + - @ (or tab, CR) as a formula: OWASP's
+    CSV-injection advice is to prefix such cells with a quote, which shows as text."""
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+
+def audit_csv_text(rows: list[pb.AuditEvent]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(CSV_COLUMNS)
+    for e in rows:
+        at = e.at.ToDatetime(UTC).isoformat(timespec="microseconds") if e.HasField("at") else ""
+        writer.writerow(
+            csv_cell(str(v))
+            for v in (
+                e.id,
+                at,
+                e.actor_kind,
+                e.actor_id,
+                e.actor_name,
+                e.patient_id,
+                e.chart_number,
+                e.patient_name,
+                e.action,
+                e.outcome,
+                e.source_address,
+                e.detail,
+            )
+        )
+    return out.getvalue()
 
 
 # --- Staff users ------------------------------------------------------------------------------
@@ -198,5 +331,8 @@ async def _staff_page(
 def setup(app: web.Application) -> None:
     app.router.add_get("/staff/admin", index)
     app.router.add_get("/staff/admin/audit", audit)
+    app.router.add_post("/staff/admin/audit", audit_filter)
+    app.router.add_post("/staff/admin/audit.csv", audit_csv)
+    app.router.add_post("/staff/admin/audit/verify", audit_verify)
     app.router.add_get("/staff/admin/staff", staff_users)
     app.router.add_post("/staff/admin/staff", add_staff_user)

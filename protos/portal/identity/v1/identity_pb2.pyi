@@ -1040,6 +1040,8 @@ class AuditEvent(_message.Message):
     OUTCOME_FIELD_NUMBER: _builtins.int
     SOURCE_ADDRESS_FIELD_NUMBER: _builtins.int
     DETAIL_FIELD_NUMBER: _builtins.int
+    PATIENT_NAME_FIELD_NUMBER: _builtins.int
+    CHART_NUMBER_FIELD_NUMBER: _builtins.int
     id: _builtins.int
     actor_kind: _builtins.str
     actor_id: _builtins.str
@@ -1049,6 +1051,9 @@ class AuditEvent(_message.Message):
     outcome: _builtins.str
     source_address: _builtins.str
     detail: _builtins.str
+    patient_name: _builtins.str
+    """"Last, First" when the event names a patient"""
+    chart_number: _builtins.str
     @_builtins.property
     def at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -1064,10 +1069,12 @@ class AuditEvent(_message.Message):
         outcome: _builtins.str = ...,
         source_address: _builtins.str = ...,
         detail: _builtins.str = ...,
+        patient_name: _builtins.str = ...,
+        chart_number: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["at", b"at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "actor_id", b"actor_id", "actor_kind", b"actor_kind", "actor_name", b"actor_name", "at", b"at", "detail", b"detail", "id", b"id", "outcome", b"outcome", "patient_id", b"patient_id", "source_address", b"source_address"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "actor_id", b"actor_id", "actor_kind", b"actor_kind", "actor_name", b"actor_name", "at", b"at", "chart_number", b"chart_number", "detail", b"detail", "id", b"id", "outcome", b"outcome", "patient_id", b"patient_id", "patient_name", b"patient_name", "source_address", b"source_address"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1084,11 +1091,17 @@ class ListAuditEventsRequest(_message.Message):
     UNTIL_FIELD_NUMBER: _builtins.int
     LIMIT_FIELD_NUMBER: _builtins.int
     BEFORE_ID_FIELD_NUMBER: _builtins.int
+    PATIENT_FIELD_NUMBER: _builtins.int
+    STAFF_USERNAME_FIELD_NUMBER: _builtins.int
     patient_id: _builtins.str
     actor_id: _builtins.str
     action: _builtins.str
     limit: _builtins.int
     before_id: _builtins.int
+    patient: _builtins.str
+    """Patients whose chart number is this, or whose names start with each of its words."""
+    staff_username: _builtins.str
+    """Events by the staff user with this username (case-insensitive)."""
     @_builtins.property
     def since(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -1103,14 +1116,61 @@ class ListAuditEventsRequest(_message.Message):
         until: _timestamp_pb2.Timestamp | None = ...,
         limit: _builtins.int = ...,
         before_id: _builtins.int = ...,
+        patient: _builtins.str = ...,
+        staff_username: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["since", b"since", "until", b"until"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "actor_id", b"actor_id", "before_id", b"before_id", "limit", b"limit", "patient_id", b"patient_id", "since", b"since", "until", b"until"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "actor_id", b"actor_id", "before_id", b"before_id", "limit", b"limit", "patient", b"patient", "patient_id", b"patient_id", "since", b"since", "staff_username", b"staff_username", "until", b"until"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListAuditEventsRequest: _TypeAlias = ListAuditEventsRequest  # noqa: Y015
+
+@_typing.final
+class VerifyAuditLogRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___VerifyAuditLogRequest: _TypeAlias = VerifyAuditLogRequest  # noqa: Y015
+
+@_typing.final
+class AuditLogVerification(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VALID_FIELD_NUMBER: _builtins.int
+    ROWS_FIELD_NUMBER: _builtins.int
+    FIRST_BROKEN_FIELD_NUMBER: _builtins.int
+    HEAD_FIELD_NUMBER: _builtins.int
+    valid: _builtins.bool
+    rows: _builtins.int
+    first_broken: _builtins.int
+    """0 when valid: the id of the first row that fails"""
+    head: _builtins.str
+    """hex SHA-256 of the last row"""
+    def __init__(
+        self,
+        *,
+        valid: _builtins.bool = ...,
+        rows: _builtins.int = ...,
+        first_broken: _builtins.int = ...,
+        head: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["first_broken", b"first_broken", "head", b"head", "rows", b"rows", "valid", b"valid"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AuditLogVerification: _TypeAlias = AuditLogVerification  # noqa: Y015
 
 @_typing.final
 class ListAuditEventsResponse(_message.Message):

@@ -149,6 +149,11 @@ class IdentityServiceStub:
                 request_serializer=portal_dot_identity_dot_v1_dot_identity__pb2.ListAuditEventsRequest.SerializeToString,
                 response_deserializer=portal_dot_identity_dot_v1_dot_identity__pb2.ListAuditEventsResponse.FromString,
                 _registered_method=True)
+        self.VerifyAuditLog = channel.unary_unary(
+                '/portal.identity.v1.IdentityService/VerifyAuditLog',
+                request_serializer=portal_dot_identity_dot_v1_dot_identity__pb2.VerifyAuditLogRequest.SerializeToString,
+                response_deserializer=portal_dot_identity_dot_v1_dot_identity__pb2.AuditLogVerification.FromString,
+                _registered_method=True)
 
 
 class IdentityServiceServicer:
@@ -306,6 +311,13 @@ class IdentityServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def VerifyAuditLog(self, request, context):
+        """Walk the audit log's hash chain (admin only; audited as audit.verify).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IdentityServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -423,6 +435,11 @@ def add_IdentityServiceServicer_to_server(servicer, server):
                     servicer.ListAuditEvents,
                     request_deserializer=portal_dot_identity_dot_v1_dot_identity__pb2.ListAuditEventsRequest.FromString,
                     response_serializer=portal_dot_identity_dot_v1_dot_identity__pb2.ListAuditEventsResponse.SerializeToString,
+            ),
+            'VerifyAuditLog': grpc.unary_unary_rpc_method_handler(
+                    servicer.VerifyAuditLog,
+                    request_deserializer=portal_dot_identity_dot_v1_dot_identity__pb2.VerifyAuditLogRequest.FromString,
+                    response_serializer=portal_dot_identity_dot_v1_dot_identity__pb2.AuditLogVerification.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1046,6 +1063,33 @@ class IdentityService:
             '/portal.identity.v1.IdentityService/ListAuditEvents',
             portal_dot_identity_dot_v1_dot_identity__pb2.ListAuditEventsRequest.SerializeToString,
             portal_dot_identity_dot_v1_dot_identity__pb2.ListAuditEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def VerifyAuditLog(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/portal.identity.v1.IdentityService/VerifyAuditLog',
+            portal_dot_identity_dot_v1_dot_identity__pb2.VerifyAuditLogRequest.SerializeToString,
+            portal_dot_identity_dot_v1_dot_identity__pb2.AuditLogVerification.FromString,
             options,
             channel_credentials,
             insecure,

@@ -71,6 +71,8 @@ class IdentityServiceStub:
     """
     ListAuditEvents: _grpc.UnaryUnaryMultiCallable[_identity_pb2.ListAuditEventsRequest, _identity_pb2.ListAuditEventsResponse]
     """Audit log (admin only)."""
+    VerifyAuditLog: _grpc.UnaryUnaryMultiCallable[_identity_pb2.VerifyAuditLogRequest, _identity_pb2.AuditLogVerification]
+    """Walk the audit log's hash chain (admin only; audited as audit.verify)."""
 
 @_typing.type_check_only
 class IdentityServiceAsyncStub(IdentityServiceStub):
@@ -115,6 +117,8 @@ class IdentityServiceAsyncStub(IdentityServiceStub):
     """
     ListAuditEvents: _aio.UnaryUnaryMultiCallable[_identity_pb2.ListAuditEventsRequest, _identity_pb2.ListAuditEventsResponse]  # type: ignore[assignment]
     """Audit log (admin only)."""
+    VerifyAuditLog: _aio.UnaryUnaryMultiCallable[_identity_pb2.VerifyAuditLogRequest, _identity_pb2.AuditLogVerification]  # type: ignore[assignment]
+    """Walk the audit log's hash chain (admin only; audited as audit.verify)."""
 
 class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -294,5 +298,13 @@ class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_identity_pb2.ListAuditEventsResponse, _abc.Awaitable[_identity_pb2.ListAuditEventsResponse]]:
         """Audit log (admin only)."""
+
+    @_abc_1.abstractmethod
+    def VerifyAuditLog(
+        self,
+        request: _identity_pb2.VerifyAuditLogRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.AuditLogVerification, _abc.Awaitable[_identity_pb2.AuditLogVerification]]:
+        """Walk the audit log's hash chain (admin only; audited as audit.verify)."""
 
 def add_IdentityServiceServicer_to_server(servicer: IdentityServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

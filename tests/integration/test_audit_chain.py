@@ -1,0 +1,205 @@
+"""Audit tables: the runtime role may only INSERT and SELECT them, and their hash chains show
+tampering (an edited row, a deleted row, rows cut from the end), also under concurrent appends."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from importlib import resources
+
+import asyncpg
+import pytest
+
+from services.identity import audit
+from services.runtime import audit_chain, db
+from services.runtime.db import Conn
+
+SERVICES = ("identity", "forms", "scheduling")
+TABLE = {"identity": "audit_log", "forms": "access_log", "scheduling": "access_log"}
+
+
+def migrations(service: str) -> list[db.Migration]:
+    folder = resources.files(f"services.{service}") / "migrations"
+    return db.runtime_migrations() + db.load_migrations(service, folder)
+
+
+@dataclass
+class Roles:
+    owner: asyncpg.Connection  # the migrating role (a superuser in tests)
+    app: asyncpg.Connection  # the service's runtime role
+    app_url: str
+
+
+@pytest.fixture(params=SERVICES)
+async def roles(
+    request: pytest.FixtureRequest, pg_server_url: str, database_url: str
+) -> AsyncIterator[tuple[str, Roles]]:
+    service: str = request.param
+    role, password = f"t{uuid.uuid4().hex[:12]}_app", uuid.uuid4().hex
+    await db.ensure_role(pg_server_url, role, password)
+    owner = await asyncpg.connect(database_url)
+    await db.migrate(owner, migrations(service), runtime_role=role)
+    app_url = db.with_user(database_url, role, password)
+    app = await asyncpg.connect(app_url)
+    try:
+        yield service, Roles(owner, app, app_url)
+    finally:
+        await app.close()
+        await owner.execute(f'DROP OWNED BY "{role}"')
+        await owner.close()
+        server = await asyncpg.connect(pg_server_url)
+        try:
+            await server.execute(f'DROP ROLE "{role}"')
+        finally:
+            await server.close()
+
+
+async def append(conn: Conn, service: str, n: int = 1) -> None:
+    """n rows as the service writes them."""
+    for i in range(n):
+        if service == "identity":
+            await audit.record(conn, None, "test.append", detail=f"row {i}")
+        else:
+            await conn.execute(
+                "INSERT INTO access_log (actor_kind, actor_id, patient_id, action) "
+                "VALUES ('staff', 'u', $1, 'test.append')",
+                uuid.uuid4(),
+            )
+
+
+async def ids(conn: asyncpg.Connection, table: str) -> list[int]:
+    return [r["id"] for r in await conn.fetch(f"SELECT id FROM {table} ORDER BY id")]
+
+
+async def tamper(owner: asyncpg.Connection, table: str, sql: str, *args: object) -> None:
+    """What only the owner can do: switch the append-only trigger off, change, switch it on."""
+    async with owner.transaction():
+        await owner.execute(f"ALTER TABLE {table} DISABLE TRIGGER {table}_append_only")
+        await owner.execute(sql, *args)
+        await owner.execute(f"ALTER TABLE {table} ENABLE TRIGGER {table}_append_only")
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE {t} SET action = 'forged'",
+        "DELETE FROM {t}",
+        "TRUNCATE {t}",
+        "DROP TRIGGER {t}_append_only ON {t}",
+        "DROP TRIGGER {t}_chain ON {t}",
+        "ALTER TABLE {t} DISABLE TRIGGER ALL",
+        "UPDATE audit_chain_heads SET last_id = 0",
+        "INSERT INTO audit_chain_heads (table_name) VALUES ('x')",
+        "UPDATE schema_migrations SET name = 'x'",
+    ],
+)
+async def test_the_runtime_role_may_only_insert_and_select(
+    roles: tuple[str, Roles], statement: str
+) -> None:
+    service, r = roles
+    table = TABLE[service]
+    await append(r.app, service, 2)
+    assert await r.app.fetchval(f"SELECT count(*) FROM {table}") == 2
+    with pytest.raises(asyncpg.InsufficientPrivilegeError):
+        await r.app.execute(statement.format(t=table))
+    assert (await audit_chain.verify(r.app, table)).valid
+
+
+async def test_the_runtime_role_keeps_normal_rights_elsewhere(roles: tuple[str, Roles]) -> None:
+    _service, r = roles
+    await r.app.execute("DELETE FROM outbox")
+    await r.app.execute("UPDATE dead_letters SET subject = subject")
+    await r.app.execute(
+        "INSERT INTO outbox (id, subject, aggregate_id, event_type, payload) "
+        "VALUES (gen_random_uuid(), 's', 'a', 'e', '\\x00')"
+    )
+
+
+async def test_an_edited_row_breaks_the_chain_there(roles: tuple[str, Roles]) -> None:
+    service, r = roles
+    table = TABLE[service]
+    await append(r.app, service, 5)
+    before = await audit_chain.verify(r.app, table)
+    assert (before.valid, before.rows, before.first_broken) == (True, 5, None)
+    third = (await ids(r.owner, table))[2]
+    await tamper(r.owner, table, f"UPDATE {table} SET action = 'nothing.here' WHERE id = $1", third)
+    after = await audit_chain.verify(r.app, table)
+    assert (after.valid, after.rows, after.first_broken) == (False, 5, third)
+
+
+async def test_a_recomputed_hash_still_breaks_the_next_link(roles: tuple[str, Roles]) -> None:
+    service, r = roles
+    table = TABLE[service]
+    await append(r.app, service, 4)
+    second, third = (await ids(r.owner, table))[1:3]
+    await tamper(r.owner, table, f"UPDATE {table} SET action = 'forged' WHERE id = $1", second)
+    # Re-hash the edited row as a forger would: its own link holds, the next one does not.
+    await tamper(
+        r.owner,
+        table,
+        f"UPDATE {table} t SET hash = sha256(prev_hash || {table}_content(t)) WHERE id = $1",
+        second,
+    )
+    result = await audit_chain.verify(r.app, table)
+    assert (result.valid, result.first_broken) == (False, third)
+
+
+async def test_a_deleted_middle_row_breaks_the_next_one(roles: tuple[str, Roles]) -> None:
+    service, r = roles
+    table = TABLE[service]
+    await append(r.app, service, 5)
+    rows = await ids(r.owner, table)
+    await tamper(r.owner, table, f"DELETE FROM {table} WHERE id = $1", rows[2])
+    result = await audit_chain.verify(r.app, table)
+    assert (result.valid, result.rows, result.first_broken) == (False, 4, rows[3])
+
+
+async def test_rows_cut_from_the_end_are_noticed(roles: tuple[str, Roles]) -> None:
+    service, r = roles
+    table = TABLE[service]
+    await append(r.app, service, 3)
+    rows = await ids(r.owner, table)
+    await tamper(r.owner, table, f"DELETE FROM {table} WHERE id = $1", rows[-1])
+    result = await audit_chain.verify(r.app, table)
+    assert (result.valid, result.rows, result.first_broken) == (False, 2, rows[-1])
+
+
+async def test_concurrent_appends_keep_one_chain(roles: tuple[str, Roles]) -> None:
+    service, r = roles
+    table = TABLE[service]
+    pool = await asyncpg.create_pool(r.app_url, min_size=8, max_size=8)
+    try:
+
+        async def writer() -> None:
+            async with pool.acquire() as conn:
+                for _ in range(10):
+                    async with conn.transaction():
+                        await append(conn, service, 2)
+
+        await asyncio.gather(*(writer() for _ in range(8)))
+    finally:
+        await pool.close()
+    result = await audit_chain.verify(r.app, table)
+    assert (result.valid, result.rows, result.first_broken) == (True, 160, None)
+
+
+async def test_rows_written_before_the_chain_are_chained(database_url: str) -> None:
+    conn = await asyncpg.connect(database_url)
+    try:
+        every = migrations("identity")
+        before = [m for m in every if not (m.component == "identity" and m.version >= 3)]
+        before = [m for m in before if not (m.component == "runtime" and m.version >= 2)]
+        await db.migrate(conn, before)
+        for i in range(3):
+            await conn.execute(
+                "INSERT INTO audit_log (actor_kind, action, detail) VALUES ('system', 'old', $1)",
+                str(i),
+            )
+        await db.migrate(conn, every)
+        await audit.record(conn, None, "new")
+        result = await audit_chain.verify(conn, "audit_log")
+        assert (result.valid, result.rows) == (True, 4)
+    finally:
+        await conn.close()
