@@ -169,7 +169,9 @@ async def wait_for(target: Target) -> None:
 
 
 @asynccontextmanager
-async def running_stack(pg_url: str, nats_url: str) -> AsyncIterator[Stack]:
+async def running_stack(pg_url: str, nats_url: str | None) -> AsyncIterator[Stack]:
+    """The four processes on their own databases; nats_url=None: a NATS server of the stack's
+    own, so the fixed stream and consumer names meet no other run's events."""
     folder = Path(tempfile.mkdtemp(prefix="portal-bench-stack-"))
     config = StackConfig(
         data_dir=folder,
@@ -179,7 +181,7 @@ async def running_stack(pg_url: str, nats_url: str) -> AsyncIterator[Stack]:
         gateway_port=free_port(),
         service_ports={name: free_port() for name in DEFAULT_PORTS},
         pg_port=0,
-        nats_port=0,
+        nats_port=free_port(),
         database_prefix=f"bench{uuid.uuid4().hex[:8]}_",
         extra_env={"PORTAL_SHUTDOWN_DRAIN": "0.1", "PORTAL_ADMIN_PASSWORD": PASSWORD},
     )
