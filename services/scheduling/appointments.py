@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
+from google.protobuf.message import Message
 
+from services.runtime import outbox
 from services.runtime.db import Conn
+from services.runtime.principal import Principal
 
 SELECT = """SELECT a.id, a.patient_id, a.provider_id, a.appointment_type_id, a.starts_at,
        a.ends_at, a.status, a.cancellation_reason, a.created_at, a.updated_at,
@@ -86,6 +90,80 @@ async def set_status(
         status,
         reason,
     )
+
+
+@dataclass(frozen=True)
+class Booking:
+    """One booking as the single statement of `book` writes it."""
+
+    appointment_id: uuid.UUID
+    patient_id: uuid.UUID
+    provider_id: uuid.UUID
+    type_id: uuid.UUID
+    start: datetime
+    end: datetime
+    blocked: asyncpg.Range[datetime]
+
+
+# The key claim, the appointment, its event and the access log row in one statement, so one
+# round trip and one implicit transaction: all of them are written or none (the exclusion
+# constraint's violation, or a key already taken, writes nothing). A taken key inserts no
+# appointment; a key held by a transaction in flight makes this wait for it to end.
+BOOK = """
+WITH claimed AS (
+    INSERT INTO idempotency_keys (caller, key, request_hash, appointment_id)
+    SELECT $8, $9, $10, $1 WHERE $9 <> ''
+    ON CONFLICT DO NOTHING
+    RETURNING true AS ok),
+booked AS (
+    INSERT INTO appointments (id, patient_id, provider_id, appointment_type_id, starts_at,
+                              ends_at, blocked, status)
+    SELECT $1, $2, $3, $4, $5, $6, $7, 'booked'
+    WHERE $9 = '' OR EXISTS (SELECT FROM claimed)
+    RETURNING id, created_at, updated_at),
+event AS (
+    INSERT INTO outbox (id, subject, aggregate_id, event_type, payload, trace_headers)
+    SELECT $11, $12, $13, $14, $15, $16::jsonb FROM booked),
+logged AS (
+    INSERT INTO access_log (actor_kind, actor_id, actor_name, patient_id, appointment_id,
+                            action, source_address)
+    SELECT $17, $18, $19, $2, id, 'appointment.book', $20 FROM booked)
+SELECT created_at, updated_at FROM booked"""
+
+
+async def book(
+    conn: Conn,
+    booking: Booking,
+    principal: Principal,
+    event: Message,
+    *,
+    key: str = "",
+    digest: str = "",
+) -> asyncpg.Record | None:
+    """(created_at, updated_at) of the new appointment; None when `key` is taken already.
+
+    Raises asyncpg.ExclusionViolationError when the provider's time is taken.
+    """
+    b = booking
+    row: asyncpg.Record | None = await conn.fetchrow(
+        BOOK,
+        b.appointment_id,
+        b.patient_id,
+        b.provider_id,
+        b.type_id,
+        b.start,
+        b.end,
+        b.blocked,
+        f"{principal.kind}:{principal.subject}",
+        key,
+        digest,
+        *outbox.event_values("portal.scheduling.appointment.booked", str(b.appointment_id), event),
+        principal.kind,
+        principal.subject,
+        principal.name,
+        principal.source,
+    )
+    return row
 
 
 def request_hash(*parts: object) -> str:

@@ -43,6 +43,7 @@ class TypeRules:
     minimum_notice: int
     horizon: int
     bookable_online: bool
+    cancellation_notice_minutes: int = 0
 
     @classmethod
     def from_row(cls, row: asyncpg.Record) -> TypeRules:
@@ -58,6 +59,7 @@ class TypeRules:
             minimum_notice=row["minimum_notice_minutes"] * 60,
             horizon=row["horizon_days"] * 86400,
             bookable_online=row["bookable_online"],
+            cancellation_notice_minutes=row["cancellation_notice_minutes"],
         )
 
     def window(self, now: int) -> tuple[int, int]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import calendar
 import time
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
 
@@ -558,8 +559,9 @@ class SchedulingServicer(pb_grpc.SchedulingServiceServicer):
         kind: TypeRules,
         provider_id: uuid.UUID,
         start: int,
-    ) -> None:
-        """The provider offers the type and (for patients) `start` is an offered slot.
+    ) -> str:
+        """The provider offers the type and (for patients) `start` is an offered slot; returns
+        the provider's name.
 
         Staff may book any time inside the provider's hours and clear of time off (off the grid,
         inside the minimum notice); the database alone decides whether the time is still free.
@@ -586,6 +588,7 @@ class SchedulingServicer(pb_grpc.SchedulingServiceServicer):
             ok = availability.fits(cal, kind.rules, self.tz, start)
         if not ok:
             await abort_slot(context, SLOT_UNAVAILABLE, await self._alternatives(conn, kind, start))
+        return offering[str(provider_id)]
 
     def _blocked(
         self, kind: TypeRules, start: int
@@ -610,7 +613,19 @@ class SchedulingServicer(pb_grpc.SchedulingServiceServicer):
         principal: Principal,
         previous: asyncpg.Record | None = None,
     ) -> None:
-        payload = events.AppointmentChanged(
+        payload = self._event(row, principal)
+        if previous is not None:
+            payload.previous_status = previous["status"]
+            if event == "rescheduled":
+                payload.previous_start.CopyFrom(convert.timestamp(previous["starts_at"]))
+                payload.previous_end.CopyFrom(convert.timestamp(previous["ends_at"]))
+                payload.previous_provider_id = str(previous["provider_id"])
+        await emit(conn, f"portal.scheduling.appointment.{event}", str(row["id"]), payload)
+
+    def _event(
+        self, row: asyncpg.Record | Mapping[str, Any], principal: Principal
+    ) -> events.AppointmentChanged:
+        return events.AppointmentChanged(
             appointment_id=str(row["id"]),
             patient_id=str(row["patient_id"]),
             provider_id=str(row["provider_id"]),
@@ -623,13 +638,6 @@ class SchedulingServicer(pb_grpc.SchedulingServiceServicer):
             actor_kind=principal.kind,
             actor_id=principal.subject,
         )
-        if previous is not None:
-            payload.previous_status = previous["status"]
-            if event == "rescheduled":
-                payload.previous_start.CopyFrom(convert.timestamp(previous["starts_at"]))
-                payload.previous_end.CopyFrom(convert.timestamp(previous["ends_at"]))
-                payload.previous_provider_id = str(previous["provider_id"])
-        await emit(conn, f"portal.scheduling.appointment.{event}", str(row["id"]), payload)
 
     @requires(staff=STAFF, patient=True)
     async def BookAppointment(
@@ -661,39 +669,41 @@ class SchedulingServicer(pb_grpc.SchedulingServiceServicer):
             ):
                 return replay
             kind = await self._bookable_type(conn, context, principal, request.appointment_type_id)
-            await self._check_time(conn, context, principal, kind, provider_id, start)
-            appointment_id = uuid.uuid4()
+            provider_name = await self._check_time(
+                conn, context, principal, kind, provider_id, start
+            )
             starts, ends, blocked = self._blocked(kind, start)
+            booking = appointments.Booking(
+                uuid.uuid4(), patient_id, provider_id, kind.id, starts, ends, blocked
+            )
+            # Everything the answer and the event hold is known before the write, so the
+            # write is one statement (appointments.BOOK).
+            row = {
+                "id": booking.appointment_id,
+                "patient_id": patient_id,
+                "provider_id": provider_id,
+                "appointment_type_id": kind.id,
+                "appointment_type_name": kind.name,
+                "provider_name": provider_name,
+                "starts_at": starts,
+                "ends_at": ends,
+                "status": "booked",
+                "cancellation_reason": "",
+                "cancellation_notice_minutes": kind.cancellation_notice_minutes,
+            }
             try:
-                async with conn.transaction():
-                    if key and not await appointments.claim_key(
-                        conn, caller, key, digest, appointment_id
-                    ):
-                        raise _KeyTaken
-                    await appointments.insert(
-                        conn,
-                        appointment_id,
-                        patient_id,
-                        provider_id,
-                        kind.id,
-                        starts,
-                        ends,
-                        blocked,
-                    )
-                    row = one(await appointments.get(conn, appointment_id))
-                    await self._emit(conn, "booked", row, principal)
-                    await access.record(
-                        conn, principal, "appointment.book", [patient_id], row["id"]
-                    )
-            except _KeyTaken:
+                written = await appointments.book(
+                    conn, booking, principal, self._event(row, principal), key=key, digest=digest
+                )
+            except asyncpg.ExclusionViolationError:
+                await abort_slot(context, SLOT_TAKEN, await self._alternatives(conn, kind, start))
+            if written is None:
                 # A concurrent request with this key committed first: answer as it did.
                 replay = await self._replay(conn, context, principal, caller, key, digest)
                 if replay is None:
-                    raise  # the key row exists, so a replay is always found
+                    raise LookupError("a taken idempotency key without its row")
                 return replay
-            except asyncpg.ExclusionViolationError:
-                await abort_slot(context, SLOT_TAKEN, await self._alternatives(conn, kind, start))
-        return convert.appointment(row)
+        return convert.appointment({**row, **written})
 
     async def _replay(
         self, conn: Conn, context: Context, principal: Principal, caller: str, key: str, digest: str
@@ -868,10 +878,6 @@ class SchedulingServicer(pb_grpc.SchedulingServiceServicer):
                 conn, principal, f"appointment.{status}", [row["patient_id"]], row["id"]
             )
         return convert.appointment(row)
-
-
-class _KeyTaken(Exception):
-    """Another request holding the same idempotency key committed first."""
 
 
 def parse_page_token(token: str) -> tuple[int, str] | None:
