@@ -105,6 +105,8 @@ class Booking:
     blocked: asyncpg.Range[datetime]
 
 
+DEADLOCK_ATTEMPTS = 5
+
 # The key claim, the appointment, its event and the access log row in one statement, so one
 # round trip and one implicit transaction: all of them are written or none (the exclusion
 # constraint's violation, or a key already taken, writes nothing). A taken key inserts no
@@ -142,11 +144,11 @@ async def book(
 ) -> asyncpg.Record | None:
     """(created_at, updated_at) of the new appointment; None when `key` is taken already.
 
-    Raises asyncpg.ExclusionViolationError when the provider's time is taken.
+    Raises asyncpg.ExclusionViolationError when the provider's time is taken (or
+    DeadlockDetectedError when contention on it outlasts DEADLOCK_ATTEMPTS).
     """
     b = booking
-    row: asyncpg.Record | None = await conn.fetchrow(
-        BOOK,
+    args = (
         b.appointment_id,
         b.patient_id,
         b.provider_id,
@@ -163,7 +165,15 @@ async def book(
         principal.name,
         principal.source,
     )
-    return row
+    for _ in range(DEADLOCK_ATTEMPTS - 1):
+        try:
+            return await conn.fetchrow(BOOK, *args)
+        except asyncpg.DeadlockDetectedError:
+            # Two inserts of overlapping times can each wait for the other in the exclusion
+            # check; PostgreSQL aborts one. Nothing was written: try again, which meets the
+            # winner's row (a clean exclusion violation) or a free time.
+            continue
+    return await conn.fetchrow(BOOK, *args)
 
 
 def request_hash(*parts: object) -> str:

@@ -695,7 +695,7 @@ class SchedulingServicer(pb_grpc.SchedulingServiceServicer):
                 written = await appointments.book(
                     conn, booking, principal, self._event(row, principal), key=key, digest=digest
                 )
-            except asyncpg.ExclusionViolationError:
+            except (asyncpg.ExclusionViolationError, asyncpg.DeadlockDetectedError):
                 await abort_slot(context, SLOT_TAKEN, await self._alternatives(conn, kind, start))
             if written is None:
                 # A concurrent request with this key committed first: answer as it did.
