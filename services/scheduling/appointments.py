@@ -33,31 +33,6 @@ async def get(
     return row
 
 
-async def insert(
-    conn: Conn,
-    appointment_id: uuid.UUID,
-    patient_id: uuid.UUID,
-    provider_id: uuid.UUID,
-    type_id: uuid.UUID,
-    start: datetime,
-    end: datetime,
-    blocked: asyncpg.Range[datetime],
-) -> None:
-    """Raises asyncpg.ExclusionViolationError when the provider's time is taken."""
-    await conn.execute(
-        """INSERT INTO appointments (id, patient_id, provider_id, appointment_type_id, starts_at,
-               ends_at, blocked, status)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, 'booked')""",
-        appointment_id,
-        patient_id,
-        provider_id,
-        type_id,
-        start,
-        end,
-        blocked,
-    )
-
-
 async def move(
     conn: Conn,
     appointment_id: uuid.UUID,
@@ -105,24 +80,22 @@ class Booking:
     blocked: asyncpg.Range[datetime]
 
 
-DEADLOCK_ATTEMPTS = 5
-
-# The key claim, the appointment, its event and the access log row in one statement, so one
-# round trip and one implicit transaction: all of them are written or none (the exclusion
-# constraint's violation, or a key already taken, writes nothing). A taken key inserts no
-# appointment; a key held by a transaction in flight makes this wait for it to end.
+# The appointment, its key, its event and the access log row in one statement: one round trip
+# and one implicit transaction, so all of them are written or none. ON CONFLICT DO NOTHING on
+# the appointment makes PostgreSQL check the exclusion constraint as a speculative insertion:
+# overlapping bookings in flight wait for one another instead of deadlocking, and a taken time
+# writes nothing and returns no row. A key already stored fails the statement (unique
+# violation), after waiting for a transaction in flight that holds it.
 BOOK = """
-WITH claimed AS (
-    INSERT INTO idempotency_keys (caller, key, request_hash, appointment_id)
-    SELECT $8, $9, $10, $1 WHERE $9 <> ''
-    ON CONFLICT DO NOTHING
-    RETURNING true AS ok),
-booked AS (
+WITH booked AS (
     INSERT INTO appointments (id, patient_id, provider_id, appointment_type_id, starts_at,
                               ends_at, blocked, status)
-    SELECT $1, $2, $3, $4, $5, $6, $7, 'booked'
-    WHERE $9 = '' OR EXISTS (SELECT FROM claimed)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, 'booked')
+    ON CONFLICT DO NOTHING
     RETURNING id, created_at, updated_at),
+claimed AS (
+    INSERT INTO idempotency_keys (caller, key, request_hash, appointment_id)
+    SELECT $8, $9, $10, id FROM booked WHERE $9 <> ''),
 event AS (
     INSERT INTO outbox (id, subject, aggregate_id, event_type, payload, trace_headers)
     SELECT $11, $12, $13, $14, $15, $16::jsonb FROM booked),
@@ -142,10 +115,9 @@ async def book(
     key: str = "",
     digest: str = "",
 ) -> asyncpg.Record | None:
-    """(created_at, updated_at) of the new appointment; None when `key` is taken already.
+    """(created_at, updated_at) of the new appointment; None when the time is taken.
 
-    Raises asyncpg.ExclusionViolationError when the provider's time is taken (or
-    DeadlockDetectedError when contention on it outlasts DEADLOCK_ATTEMPTS).
+    Raises asyncpg.UniqueViolationError when `key` is stored already (nothing is written).
     """
     b = booking
     args = (
@@ -165,38 +137,12 @@ async def book(
         principal.name,
         principal.source,
     )
-    for _ in range(DEADLOCK_ATTEMPTS - 1):
-        try:
-            return await conn.fetchrow(BOOK, *args)
-        except asyncpg.DeadlockDetectedError:
-            # Two inserts of overlapping times can each wait for the other in the exclusion
-            # check; PostgreSQL aborts one. Nothing was written: try again, which meets the
-            # winner's row (a clean exclusion violation) or a free time.
-            continue
-    return await conn.fetchrow(BOOK, *args)
+    row: asyncpg.Record | None = await conn.fetchrow(BOOK, *args)
+    return row
 
 
 def request_hash(*parts: object) -> str:
     return hashlib.sha256("|".join(str(p) for p in parts).encode()).hexdigest()
-
-
-async def claim_key(
-    conn: Conn, caller: str, key: str, digest: str, appointment_id: uuid.UUID
-) -> bool:
-    """Record the key in the caller's transaction; False when it is already taken.
-
-    A concurrent transaction holding the same key makes this wait until it ends, so the retry
-    then finds the committed appointment (or, when that booking failed, claims the key itself).
-    """
-    claimed = await conn.fetchval(
-        """INSERT INTO idempotency_keys (caller, key, request_hash, appointment_id)
-           VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING true""",
-        caller,
-        key,
-        digest,
-        appointment_id,
-    )
-    return bool(claimed)
 
 
 async def find_key(conn: Conn, caller: str, key: str) -> asyncpg.Record | None:

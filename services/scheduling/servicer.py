@@ -695,14 +695,15 @@ class SchedulingServicer(pb_grpc.SchedulingServiceServicer):
                 written = await appointments.book(
                     conn, booking, principal, self._event(row, principal), key=key, digest=digest
                 )
-            except (asyncpg.ExclusionViolationError, asyncpg.DeadlockDetectedError):
-                await abort_slot(context, SLOT_TAKEN, await self._alternatives(conn, kind, start))
+            except (asyncpg.UniqueViolationError, asyncpg.DeadlockDetectedError):
+                written = None  # the key is stored (or an unlucky lock order): nothing written
             if written is None:
                 # A concurrent request with this key committed first: answer as it did.
-                replay = await self._replay(conn, context, principal, caller, key, digest)
-                if replay is None:
-                    raise LookupError("a taken idempotency key without its row")
-                return replay
+                if key and (
+                    replay := await self._replay(conn, context, principal, caller, key, digest)
+                ):
+                    return replay
+                await abort_slot(context, SLOT_TAKEN, await self._alternatives(conn, kind, start))
         return convert.appointment({**row, **written})
 
     async def _replay(
