@@ -35,6 +35,7 @@ from tests.bench.portal import running_stack
 from tests.bench.scheduling import DESK, Credentials, make_providers, make_type, stamp, week
 from tests.conftest import principal_signer
 
+ADMIN = Principal(kind="staff", subject=str(uuid.uuid4()), role="admin", name="bench admin")
 CHARTS = 10_000
 SAVES = 300
 SAMPLES = 200
@@ -70,7 +71,7 @@ def answers(n: int) -> Struct:
 
 
 async def visit_form(stub: fpb_grpc.FormsServiceAsyncStub) -> str:
-    md = principal_signer().metadata(DESK)
+    md = principal_signer().metadata(ADMIN)
     made = await stub.CreateForm(
         fpb.CreateFormRequest(
             definition=fpb.FormDefinition(
