@@ -115,34 +115,112 @@ async def load_hours(
     rows = await conn.fetch(
         f"""SELECT p.id::text AS id, w.packed, o.days, o.starts, o.ends
             FROM unnest($1::text[]::uuid[]) AS p(id)
-            CROSS JOIN LATERAL (
-                SELECT array_agg((weekday * {PACK} + start_minute) * {PACK} + end_minute
-                                 ORDER BY weekday, start_minute) AS packed
-                FROM working_hours WHERE provider_id = p.id) AS w
-            CROSS JOIN LATERAL (
-                SELECT array_agg(o.day ORDER BY o.day, r.start_minute) AS days,
-                       array_agg(r.start_minute ORDER BY o.day, r.start_minute) AS starts,
-                       array_agg(r.end_minute ORDER BY o.day, r.start_minute) AS ends
-                FROM date_overrides o LEFT JOIN date_override_ranges r USING (provider_id, day)
-                WHERE o.provider_id = p.id AND o.day BETWEEN $2 AND $3) AS o""",
+            CROSS JOIN LATERAL ({week_sql("p.id")}) AS w
+            CROSS JOIN LATERAL ({overrides_sql("p.id", "$2", "$3")}) AS o""",
         list(provider_ids),
         first,
         last,
     )
-    found = {}
-    for r in rows:
-        overrides: dict[date, list[MinuteRange]] = {}
-        days, starts, ends = r["days"] or (), r["starts"] or (), r["ends"] or ()
-        for day, start, end in zip(days, starts, ends, strict=True):
-            ranges = overrides.setdefault(day, [])
-            if start is not None:
-                ranges.append((start, end))
-        found[r["id"]] = Calendar(
-            provider_id=r["id"],
-            weekly=weekly_hours(tuple(r["packed"] or ())),
-            overrides=overrides,
-        )
+    found = {r["id"]: calendar_of(r["id"], r) for r in rows}
     return [found[p] for p in provider_ids]
+
+
+def week_sql(provider: str) -> str:
+    """A provider's packed week as one row (`packed`); `provider` is an SQL expression."""
+    return f"""SELECT array_agg((weekday * {PACK} + start_minute) * {PACK} + end_minute
+                                ORDER BY weekday, start_minute) AS packed
+               FROM working_hours WHERE provider_id = {provider}"""
+
+
+def overrides_sql(provider: str, first: str, last: str) -> str:
+    """A provider's overrides between two dates as parallel arrays in one row."""
+    return f"""SELECT array_agg(o.day ORDER BY o.day, r.start_minute) AS days,
+                      array_agg(r.start_minute ORDER BY o.day, r.start_minute) AS starts,
+                      array_agg(r.end_minute ORDER BY o.day, r.start_minute) AS ends
+               FROM date_overrides o LEFT JOIN date_override_ranges r USING (provider_id, day)
+               WHERE o.provider_id = {provider} AND o.day BETWEEN {first} AND {last}"""
+
+
+def calendar_of(provider_id: str, row: asyncpg.Record) -> Calendar:
+    """A Calendar from a row with the columns of week_sql and overrides_sql (no busy time)."""
+    overrides: dict[date, list[MinuteRange]] = {}
+    days, starts, ends = row["days"] or (), row["starts"] or (), row["ends"] or ()
+    for day, start, end in zip(days, starts, ends, strict=True):
+        ranges = overrides.setdefault(day, [])
+        if start is not None:
+            ranges.append((start, end))
+    return Calendar(
+        provider_id=provider_id,
+        weekly=weekly_hours(tuple(row["packed"] or ())),
+        overrides=overrides,
+    )
+
+
+@dataclass(frozen=True)
+class BookingContext:
+    """What a booking checks before it writes, read by one statement (booking_context)."""
+
+    kind: TypeRules | None  # None: no such appointment type
+    provider_name: str | None  # None: no such provider
+    provider_active: bool
+    offered: bool  # the provider offers the type
+    calendar: Calendar  # hours around the start and time off (no bookings)
+    key: asyncpg.Record | None  # (request_hash, appointment_id) when the caller's key is stored
+
+
+async def booking_context(
+    conn: Conn,
+    tz: ZoneInfo,
+    type_id: uuid.UUID,
+    provider_id: uuid.UUID,
+    start: int,
+    *,
+    caller: str = "",
+    key: str = "",
+) -> BookingContext:
+    """The type, the provider, its calendar around `start` and the stored key, in one round trip
+    (calendar_for reads the same calendar in three)."""
+    day = availability.local_date(start, tz)
+    type_columns = ", ".join(f"t.{c.strip()}" for c in TYPE_COLUMNS.split(","))
+    row = await conn.fetchrow(
+        f"""SELECT t.id IS NOT NULL AS type_found, {type_columns},
+                   p.display_name, coalesce(p.active, false) AS active,
+                   EXISTS (SELECT FROM appointment_type_providers o
+                           WHERE o.appointment_type_id = $1 AND o.provider_id = $2) AS offered,
+                   w.packed, o.days, o.starts, o.ends, b.los, b.his,
+                   k.request_hash, k.appointment_id AS key_appointment_id
+            FROM (SELECT) AS one
+            LEFT JOIN appointment_types t ON t.id = $1
+            LEFT JOIN providers p ON p.id = $2
+            CROSS JOIN LATERAL ({week_sql("$2")}) AS w
+            CROSS JOIN LATERAL ({overrides_sql("$2", "$3::date", "$4::date")}) AS o
+            CROSS JOIN LATERAL (
+                SELECT array_agg(extract(epoch FROM lower(during))::bigint) AS los,
+                       array_agg(extract(epoch FROM upper(during))::bigint) AS his
+                FROM time_off WHERE provider_id = $2
+                  AND during && tstzrange(to_timestamp($5), to_timestamp($6))) AS b
+            LEFT JOIN idempotency_keys k ON $8 <> '' AND k.caller = $7 AND k.key = $8""",
+        type_id,
+        provider_id,
+        day - timedelta(days=1),
+        day + timedelta(days=1),
+        start - 2 * 86400,
+        start + 2 * 86400,
+        caller,
+        key,
+    )
+    if row is None:
+        raise LookupError("the booking context query returns one row")
+    cal = calendar_of(str(provider_id), row)
+    busy = list(zip(row["los"] or (), row["his"] or (), strict=True))
+    return BookingContext(
+        kind=TypeRules.from_row(row) if row["type_found"] else None,
+        provider_name=row["display_name"],
+        provider_active=row["active"],
+        offered=row["offered"],
+        calendar=replace(cal, busy=busy),
+        key=row if row["key_appointment_id"] is not None else None,
+    )
 
 
 async def load_busy(

@@ -561,24 +561,35 @@ class SchedulingServicer(pb_grpc.SchedulingServiceServicer):
         start: int,
     ) -> str:
         """The provider offers the type and (for patients) `start` is an offered slot; returns
-        the provider's name.
+        the provider's name."""
+        found = await calendars.booking_context(conn, self.tz, kind.id, provider_id, start)
+        return await self._check_context(conn, context, principal, kind, found, start)
+
+    async def _check_context(
+        self,
+        conn: Conn,
+        context: Context,
+        principal: Principal,
+        kind: TypeRules,
+        found: calendars.BookingContext,
+        start: int,
+    ) -> str:
+        """_check_time on what booking_context read.
 
         Staff may book any time inside the provider's hours and clear of time off (off the grid,
         inside the minimum notice); the database alone decides whether the time is still free.
         """
-        offering = await calendars.offering_providers(conn, kind.id, provider_id)
-        if str(provider_id) not in offering:
-            active = await conn.fetchval("SELECT active FROM providers WHERE id = $1", provider_id)
-            if active is None or (principal.is_patient and not active):
+        if found.provider_name is None or not (found.offered and found.provider_active):
+            if found.provider_name is None or (principal.is_patient and not found.provider_active):
                 await not_found(context, "provider")
-            if not active:
+            if not found.provider_active:
                 await abort_precondition(
                     context, "PROVIDER_INACTIVE", "This provider takes no new appointments."
                 )
             await abort_precondition(
                 context, "NOT_OFFERED", "This provider does not offer this appointment type."
             )
-        cal = await calendars.calendar_for(conn, self.tz, str(provider_id), start)
+        cal = found.calendar
         if principal.is_patient:
             earliest, latest = kind.window(now_epoch())
             ok = availability.offers(
@@ -588,7 +599,7 @@ class SchedulingServicer(pb_grpc.SchedulingServiceServicer):
             ok = availability.fits(cal, kind.rules, self.tz, start)
         if not ok:
             await abort_slot(context, SLOT_UNAVAILABLE, await self._alternatives(conn, kind, start))
-        return offering[str(provider_id)]
+        return found.provider_name
 
     def _blocked(
         self, kind: TypeRules, start: int
@@ -663,15 +674,22 @@ class SchedulingServicer(pb_grpc.SchedulingServiceServicer):
         digest = appointments.request_hash(
             patient_id, request.appointment_type_id, provider_id, start
         )
+        type_id = await parse_id(
+            context, request.appointment_type_id, "appointment_type_id", "Appointment type"
+        )
         async with self.pool.acquire() as conn:
-            if key and (
+            # The type, provider, calendar and stored key in one round trip; then one write.
+            found = await calendars.booking_context(
+                conn, self.tz, type_id, provider_id, start, caller=caller, key=key
+            )
+            if found.key is not None and (
                 replay := await self._replay(conn, context, principal, caller, key, digest)
             ):
                 return replay
-            kind = await self._bookable_type(conn, context, principal, request.appointment_type_id)
-            provider_name = await self._check_time(
-                conn, context, principal, kind, provider_id, start
-            )
+            kind = found.kind
+            if kind is None or (principal.is_patient and not kind.bookable_online):
+                await not_found(context, "appointment type")
+            provider_name = await self._check_context(conn, context, principal, kind, found, start)
             starts, ends, blocked = self._blocked(kind, start)
             booking = appointments.Booking(
                 uuid.uuid4(), patient_id, provider_id, kind.id, starts, ends, blocked

@@ -137,7 +137,8 @@ async def visit_form_latency(
         scheduling, md, "Bench visit", [provider], duration_minutes=20, horizon_days=365
     )
     await forms.SetVisitForms(
-        fpb.SetVisitFormsRequest(appointment_type_id=type_id, form_ids=[form_id]), metadata=md
+        fpb.SetVisitFormsRequest(appointment_type_id=type_id, form_ids=[form_id]),
+        metadata=principal_signer().metadata(ADMIN),
     )
     base = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(days=1)
     loop = asyncio.get_running_loop()
