@@ -57,18 +57,6 @@ class Subscription:
     max_deliveries: int = 5
 
 
-# A fetch of a backlog returns at once; it waits only if another instance took the backlog.
-DRAIN_TIMEOUT = 0.1
-
-
-def pending(msg: Msg) -> int:
-    """Messages the consumer still had after this one when it was delivered."""
-    try:
-        return int(msg.metadata.num_pending)
-    except (ValueError, TypeError, nats.errors.Error):
-        return 0
-
-
 class EventConsumer:
     def __init__(
         self,
@@ -97,22 +85,13 @@ class EventConsumer:
                 await self.broker.wait_connected()
                 psub = await self.subscribe()
                 backoff.reset()
-                size = 1
                 while True:
-                    # Idle, fetch one: a waiting fetch of n returns only when n messages came
-                    # or its timeout passed, so a lone event would wait up to fetch_timeout.
-                    # A backlog (the server's count of messages after the last one) is taken
-                    # in batches of what is there, which return at once.
                     try:
-                        msgs = await psub.fetch(
-                            size, timeout=self.fetch_timeout if size == 1 else DRAIN_TIMEOUT
-                        )
+                        msgs = await psub.fetch(self.batch, timeout=self.fetch_timeout)
                     except nats.errors.TimeoutError:
-                        size = 1
                         continue
                     for msg in msgs:
                         await self.handle(msg)
-                    size = max(1, min(self.batch, pending(msgs[-1]))) if msgs else 1
             except asyncio.CancelledError:
                 raise
             except (

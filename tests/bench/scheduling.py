@@ -317,14 +317,17 @@ async def booking_rates(client: Client, setup: Setup, database_url: str) -> tupl
     return median(services), median(raws)
 
 
-async def contested_overlaps(client: Client, setup: Setup, database_url: str) -> tuple[int, int]:
-    """CONTESTED bookings of a few overlapping 5-minute-grid times: (booked, overlapping pairs)."""
+async def contested_overlaps(
+    client: Client, setup: Setup, database_url: str
+) -> tuple[int, int, int]:
+    """CONTESTED bookings of a few overlapping 5-minute-grid times: (booked, failed otherwise
+    than "taken", overlapping pairs)."""
     slots = await client.find(setup.contested_type, 60)
     semaphore = asyncio.Semaphore(CONCURRENCY * 2)
-    booked = 0
+    booked = failed = 0
 
     async def attempt() -> None:
-        nonlocal booked
+        nonlocal booked, failed
         provider, start = random.choice(slots)
         async with semaphore:
             try:
@@ -334,6 +337,8 @@ async def contested_overlaps(client: Client, setup: Setup, database_url: str) ->
                 booked += 1
             except Taken:
                 pass
+            except grpc.aio.AioRpcError:
+                failed += 1  # counted, not raised: it must be 0, and the other figures stand
 
     await asyncio.gather(*(attempt() for _ in range(CONTESTED)))
     conn = await asyncpg.connect(database_url)
@@ -346,19 +351,20 @@ async def contested_overlaps(client: Client, setup: Setup, database_url: str) ->
         )
     finally:
         await conn.close()
-    return booked, overlaps
+    return booked, failed, overlaps
 
 
 async def measure(client: Client, setup: Setup, database_url: str) -> dict[str, float]:
     p95 = await find_latency(client, setup)
     service_rate, raw_rate = await booking_rates(client, setup, database_url)
-    booked, overlaps = await contested_overlaps(client, setup, database_url)
+    booked, failed, overlaps = await contested_overlaps(client, setup, database_url)
     return {
         "find_available_p95_ms": p95,
         "booking_per_s": service_rate,
         "raw_booking_per_s": raw_rate,
         "booking_ratio": service_rate / raw_rate,
         "contested_booked": float(booked),
+        "contested_errors": float(failed),
         "contested_overlaps": float(overlaps),
     }
 
