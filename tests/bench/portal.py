@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -195,6 +196,7 @@ async def running_stack(pg_url: str, nats_url: str | None) -> AsyncIterator[Stac
         await asyncio.to_thread(stack.stop)
         for name in SERVICES:
             await drop_database(pg_url, stack.database(name))
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 async def patient_token(stack: Stack) -> str:
