@@ -23,10 +23,11 @@ REVIEWABLE = ("completed", "signed")
 SUMMARY = """cf.*, v.title, f.kind, p.position,
              cf.status IN ('completed', 'signed', 'accepted') AS done,
              EXISTS (SELECT 1 FROM signatures s WHERE s.chart_form_id = cf.id) AS signed"""
-JOINS = """chart_forms cf
-           JOIN forms f ON f.id = cf.form_id
+# What SUMMARY needs besides the chart form `cf` itself.
+JOINED = """JOIN forms f ON f.id = cf.form_id
            JOIN form_versions v ON v.form_id = cf.form_id AND v.version = cf.form_version
            LEFT JOIN portal_forms p ON p.form_id = cf.form_id"""
+JOINS = f"chart_forms cf {JOINED}"
 
 
 def one(row: asyncpg.Record | None) -> asyncpg.Record:
@@ -89,12 +90,21 @@ async def assign(
     return chart_form_id
 
 
-async def save_answers(conn: Conn, chart_form_id: uuid.UUID, answers: dict[str, Json]) -> None:
-    await conn.execute(
-        """UPDATE chart_forms SET answers = $2::jsonb, status = 'in-progress', updated_at = now()
-           WHERE id = $1""",
-        chart_form_id,
-        json.dumps(answers),
+async def save_answers(
+    conn: Conn, chart_form_id: uuid.UUID, answers: dict[str, Json]
+) -> asyncpg.Record:
+    """Store the answers (in progress); returns the chart form as `get` reads it, from the same
+    statement (one round trip instead of an UPDATE and a SELECT)."""
+    return one(
+        await conn.fetchrow(
+            f"""WITH cf AS (
+                    UPDATE chart_forms SET answers = $2::jsonb, status = 'in-progress',
+                                           updated_at = now()
+                    WHERE id = $1 RETURNING *)
+                SELECT {SUMMARY} FROM cf {JOINED}""",
+            chart_form_id,
+            json.dumps(answers),
+        )
     )
 
 

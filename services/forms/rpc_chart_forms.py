@@ -47,9 +47,22 @@ class ChartFormRpc(ServicerBase):
             await self.audit(conn, principal, "chart_form.read", row)
             return await self.full(conn, principal, row)
 
-    async def full(self, conn: Conn, principal: Principal, row: asyncpg.Record) -> pb.ChartForm:
-        """The chart form with its definition, answers, signature and (staff) history."""
-        form = await catalog.get_form(conn, row["form_id"], row["form_version"])
+    async def full(
+        self,
+        conn: Conn,
+        principal: Principal,
+        row: asyncpg.Record,
+        *,
+        form: asyncpg.Record | None = None,
+        signed: bool = True,
+    ) -> pb.ChartForm:
+        """The chart form with its definition, answers, signature and (staff) history.
+
+        `form`: its version's row when the caller read it already; signed=False: the caller
+        knows there is no signature (both save a round trip).
+        """
+        if form is None:
+            form = await catalog.get_form(conn, row["form_id"], row["form_version"])
         if form is None:
             raise LookupError(row["form_id"])
         out = pb.ChartForm(
@@ -57,7 +70,7 @@ class ChartFormRpc(ServicerBase):
             form=convert.form(form),
             answers=convert.struct(answers_of(row)),
         )
-        signature = await signatures.get(conn, row["id"])
+        signature = await signatures.get(conn, row["id"]) if signed else None
         if signature is not None:
             out.signature.CopyFrom(convert.signature(signature))
         if not principal.is_patient:
@@ -95,14 +108,16 @@ class ChartFormRpc(ServicerBase):
             await self.editable(context, row)
             # Freeze the version before reading it: an edit in flight finishes first.
             await catalog.publish(conn, row["form_id"], row["form_version"])
-            items = await self.items(conn, row)
-            cleaned, errors = answers.check(items, given)
+            form = await catalog.get_form(conn, row["form_id"], row["form_version"])
+            if form is None:
+                raise LookupError(row["form_id"])
+            cleaned, errors = answers.check(catalog.definition(form).items, given)
             if errors:
                 await abort_invalid(context, errors, "Some answers are not valid.")
-            await chart_forms.save_answers(conn, row["id"], cleaned)
+            fresh = await chart_forms.save_answers(conn, row["id"], cleaned)
             await self.audit(conn, principal, "chart_form.answers_saved", row)
-            fresh = one(await chart_forms.get(conn, row["id"], patient_id=None))
-            return await self.full(conn, principal, fresh)
+            # An editable form is never signed (editable() above): no signature to read.
+            return await self.full(conn, principal, fresh, form=form, signed=False)
 
     @requires(patient=True)
     async def SubmitChartForm(

@@ -42,18 +42,28 @@ async def emit(conn: Conn, subject: str, aggregate_id: str, message: Message) ->
     """Write an event in the caller's transaction; it is published only if that commits."""
     if not conn.is_in_transaction():
         raise RuntimeError("emit() must run inside the transaction of the state change")
-    event_id = uuid.uuid4()
+    values = event_values(subject, aggregate_id, message)
     await conn.execute(
         """INSERT INTO outbox (id, subject, aggregate_id, event_type, payload, trace_headers)
            VALUES ($1, $2, $3, $4, $5, $6::jsonb)""",
-        event_id,
+        *values,
+    )
+    return values[0]
+
+
+def event_values(
+    subject: str, aggregate_id: str, message: Message
+) -> tuple[uuid.UUID, str, str, str, bytes, str]:
+    """An outbox row's (id, subject, aggregate_id, event_type, payload, trace_headers), for a
+    statement that writes the event together with its state change (one round trip)."""
+    return (
+        uuid.uuid4(),
         subject,
         aggregate_id,
         message.DESCRIPTOR.full_name,
         message.SerializeToString(),
         json.dumps(telemetry.current_headers()),
     )
-    return event_id
 
 
 class OutboxRelay:

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
+from google.protobuf.message import Message
 
+from services.runtime import outbox
 from services.runtime.db import Conn
+from services.runtime.principal import Principal
 
 SELECT = """SELECT a.id, a.patient_id, a.provider_id, a.appointment_type_id, a.starts_at,
        a.ends_at, a.status, a.cancellation_reason, a.created_at, a.updated_at,
@@ -27,31 +31,6 @@ async def get(
         f"{SELECT} WHERE a.id = $1{suffix}", appointment_id
     )
     return row
-
-
-async def insert(
-    conn: Conn,
-    appointment_id: uuid.UUID,
-    patient_id: uuid.UUID,
-    provider_id: uuid.UUID,
-    type_id: uuid.UUID,
-    start: datetime,
-    end: datetime,
-    blocked: asyncpg.Range[datetime],
-) -> None:
-    """Raises asyncpg.ExclusionViolationError when the provider's time is taken."""
-    await conn.execute(
-        """INSERT INTO appointments (id, patient_id, provider_id, appointment_type_id, starts_at,
-               ends_at, blocked, status)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, 'booked')""",
-        appointment_id,
-        patient_id,
-        provider_id,
-        type_id,
-        start,
-        end,
-        blocked,
-    )
 
 
 async def move(
@@ -88,27 +67,82 @@ async def set_status(
     )
 
 
-def request_hash(*parts: object) -> str:
-    return hashlib.sha256("|".join(str(p) for p in parts).encode()).hexdigest()
+@dataclass(frozen=True)
+class Booking:
+    """One booking as the single statement of `book` writes it."""
+
+    appointment_id: uuid.UUID
+    patient_id: uuid.UUID
+    provider_id: uuid.UUID
+    type_id: uuid.UUID
+    start: datetime
+    end: datetime
+    blocked: asyncpg.Range[datetime]
 
 
-async def claim_key(
-    conn: Conn, caller: str, key: str, digest: str, appointment_id: uuid.UUID
-) -> bool:
-    """Record the key in the caller's transaction; False when it is already taken.
+# The appointment, its key, its event and the access log row in one statement: one round trip
+# and one implicit transaction, so all of them are written or none. ON CONFLICT DO NOTHING on
+# the appointment makes PostgreSQL check the exclusion constraint as a speculative insertion:
+# overlapping bookings in flight wait for one another instead of deadlocking, and a taken time
+# writes nothing and returns no row. A key already stored fails the statement (unique
+# violation), after waiting for a transaction in flight that holds it.
+BOOK = """
+WITH booked AS (
+    INSERT INTO appointments (id, patient_id, provider_id, appointment_type_id, starts_at,
+                              ends_at, blocked, status)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, 'booked')
+    ON CONFLICT DO NOTHING
+    RETURNING id, created_at, updated_at),
+claimed AS (
+    INSERT INTO idempotency_keys (caller, key, request_hash, appointment_id)
+    SELECT $8, $9, $10, id FROM booked WHERE $9 <> ''),
+event AS (
+    INSERT INTO outbox (id, subject, aggregate_id, event_type, payload, trace_headers)
+    SELECT $11, $12, $13, $14, $15, $16::jsonb FROM booked),
+logged AS (
+    INSERT INTO access_log (actor_kind, actor_id, actor_name, patient_id, appointment_id,
+                            action, source_address)
+    SELECT $17, $18, $19, $2, id, 'appointment.book', $20 FROM booked)
+SELECT created_at, updated_at FROM booked"""
 
-    A concurrent transaction holding the same key makes this wait until it ends, so the retry
-    then finds the committed appointment (or, when that booking failed, claims the key itself).
+
+async def book(
+    conn: Conn,
+    booking: Booking,
+    principal: Principal,
+    event: Message,
+    *,
+    key: str = "",
+    digest: str = "",
+) -> asyncpg.Record | None:
+    """(created_at, updated_at) of the new appointment; None when the time is taken.
+
+    Raises asyncpg.UniqueViolationError when `key` is stored already (nothing is written).
     """
-    claimed = await conn.fetchval(
-        """INSERT INTO idempotency_keys (caller, key, request_hash, appointment_id)
-           VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING true""",
-        caller,
+    b = booking
+    args = (
+        b.appointment_id,
+        b.patient_id,
+        b.provider_id,
+        b.type_id,
+        b.start,
+        b.end,
+        b.blocked,
+        f"{principal.kind}:{principal.subject}",
         key,
         digest,
-        appointment_id,
+        *outbox.event_values("portal.scheduling.appointment.booked", str(b.appointment_id), event),
+        principal.kind,
+        principal.subject,
+        principal.name,
+        principal.source,
     )
-    return bool(claimed)
+    row: asyncpg.Record | None = await conn.fetchrow(BOOK, *args)
+    return row
+
+
+def request_hash(*parts: object) -> str:
+    return hashlib.sha256("|".join(str(p) for p in parts).encode()).hexdigest()
 
 
 async def find_key(conn: Conn, caller: str, key: str) -> asyncpg.Record | None:

@@ -102,6 +102,13 @@ def merge(intervals: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
     return merged
 
 
+@functools.lru_cache(maxsize=8192)
+def day_instants(day: date, ranges: tuple[MinuteRange, ...], tz: ZoneInfo) -> tuple[Interval, ...]:
+    """A date's merged ranges as instants. Cached: providers mostly share a few patterns of
+    hours, so a search over many providers converts each pattern once per date."""
+    return tuple((instant(day, s, tz), instant(day, e, tz)) for s, e in merge(ranges))
+
+
 class _Busy:
     """Merged busy intervals with a binary search for the first one ending after a time."""
 
@@ -119,12 +126,10 @@ class _Busy:
 
 
 def _day_slots(
-    cal: Calendar, busy: _Busy, day: date, rules: Rules, tz: ZoneInfo, lo: int, hi: int
-) -> Iterator[int]:
-    """Starts of free slots of one provider on one local date with lo <= start < hi."""
-    for first_minute, last_minute in merge(cal.ranges_on(day)):
-        range_start = instant(day, first_minute, tz)
-        range_end = instant(day, last_minute, tz)
+    ranges: Sequence[Interval], busy: _Busy, provider_id: str, rules: Rules, lo: int, hi: int
+) -> Iterator[tuple[int, str]]:
+    """(start, provider) of one provider's free slots in one date's ranges, lo <= start < hi."""
+    for range_start, range_end in ranges:
         start = range_start
         if start < lo:  # jump to the first grid point at or after lo
             start += -(-(lo - start) // rules.interval) * rules.interval
@@ -132,18 +137,13 @@ def _day_slots(
             blocked_from, blocked_to = rules.blocked(start)
             busy_until = busy.blocking(blocked_from, blocked_to)
             if busy_until is None:
-                yield start
+                yield start, provider_id
                 start += rules.interval
             else:
                 # Jump to the first grid point whose buffer clears the busy time; it lies past
                 # `start` because busy_until > start - buffer_before.
                 needed = busy_until + rules.buffer_before - range_start
                 start = range_start + -(-needed // rules.interval) * rules.interval
-
-
-def _tagged(starts: Iterator[int], provider_id: str) -> Iterator[tuple[int, str]]:
-    for start in starts:
-        yield start, provider_id
 
 
 def find_slots(
@@ -166,10 +166,12 @@ def find_slots(
     while day <= last_day and len(found) < limit:
         # Each provider's starts come sorted and lazily: merging them computes only as many
         # slots as the answer needs, not the whole day of every provider.
-        streams = [
-            _tagged(_day_slots(cal, busy, day, rules, tz, lo, latest), cal.provider_id)
-            for cal, busy in prepared
-        ]
+        # A provider whose hours that date end before `lo` (or who is off) gets no stream.
+        streams = []
+        for cal, busy in prepared:
+            ranges = day_instants(day, tuple(cal.ranges_on(day)), tz)
+            if ranges and ranges[-1][1] - rules.duration >= lo:
+                streams.append(_day_slots(ranges, busy, cal.provider_id, rules, lo, latest))
         for start, provider_id in heapq.merge(*streams):
             if after is not None and (start, provider_id) <= after:
                 continue
@@ -194,7 +196,7 @@ def fits(cal: Calendar, rules: Rules, tz: ZoneInfo, start: int) -> bool:
     """Whether an appointment at `start` (on the grid or not) lies in hours and clear of busy."""
     end = start + rules.duration
     for day in {local_date(start, tz), local_date(start, tz) - timedelta(days=1)}:
-        for first_minute, last_minute in merge(cal.ranges_on(day)):
-            if instant(day, first_minute, tz) <= start and end <= instant(day, last_minute, tz):
+        for range_start, range_end in day_instants(day, tuple(cal.ranges_on(day)), tz):
+            if range_start <= start and end <= range_end:
                 return _Busy(cal.busy).blocking(*rules.blocked(start)) is None
     return False

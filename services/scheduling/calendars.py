@@ -2,15 +2,17 @@
 
 Hours and overrides of the offering providers are read once; busy time (time off and the
 blocked ranges of appointments that hold time, one query through the exclusion constraint's
-GiST index) is read per window, starting with a few days and widening until `limit` slots are
-found or the horizon ends, so "the next 20 times" never reads 90 days of bookings.
+GiST index) is read per window: the span in which the hours alone offer a few times `limit`
+starts, widening until `limit` slots are found or the horizon ends, so "the next 20 times"
+never reads 90 days (nor, after closing time, a whole idle day) of bookings.
 """
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from zoneinfo import ZoneInfo
@@ -22,7 +24,9 @@ from services.scheduling import availability
 from services.scheduling.availability import Calendar, FreeSlot, Interval, MinuteRange, Rules
 from services.scheduling.convert import HOLDING
 
-FIRST_WINDOW = 86400  # seconds; each further window is four times wider
+# The first window holds this many candidate starts per slot asked for; each further window
+# four times as many (a calendar booked beyond 1 - 1/FIRST_CANDIDATES needs a second read).
+FIRST_CANDIDATES = 2
 
 TYPE_COLUMNS = """id, name, duration_minutes, slot_interval_minutes, buffer_before_minutes,
     buffer_after_minutes, minimum_notice_minutes, horizon_days, cancellation_notice_minutes,
@@ -39,6 +43,7 @@ class TypeRules:
     minimum_notice: int
     horizon: int
     bookable_online: bool
+    cancellation_notice_minutes: int = 0
 
     @classmethod
     def from_row(cls, row: asyncpg.Record) -> TypeRules:
@@ -54,6 +59,7 @@ class TypeRules:
             minimum_notice=row["minimum_notice_minutes"] * 60,
             horizon=row["horizon_days"] * 86400,
             bookable_online=row["bookable_online"],
+            cancellation_notice_minutes=row["cancellation_notice_minutes"],
         )
 
     def window(self, now: int) -> tuple[int, int]:
@@ -82,37 +88,139 @@ async def offering_providers(
     return {str(r["id"]): r["display_name"] for r in rows}
 
 
+# A weekly range packed into one integer, (weekday * 1441 + start) * 1441 + end: a provider's
+# week is then one int array, and equal weeks (most providers share a few) parse once.
+PACK = 1441
+
+
+@functools.lru_cache(maxsize=1024)
+def weekly_hours(packed: tuple[int, ...]) -> Mapping[int, tuple[MinuteRange, ...]]:
+    """ISO weekday -> ranges of a packed week (shared between calls: never mutate it)."""
+    week: dict[int, list[MinuteRange]] = defaultdict(list)
+    for value in packed:
+        day_start, end = divmod(value, PACK)
+        day, start = divmod(day_start, PACK)
+        week[day].append((start, end))
+    return {day: tuple(ranges) for day, ranges in week.items()}
+
+
 async def load_hours(
     conn: Conn, provider_ids: Sequence[str], first: date, last: date
 ) -> list[Calendar]:
-    """Weekly hours and the date overrides between first and last, without busy time."""
-    ids = [uuid.UUID(p) for p in provider_ids]
-    weekly: dict[str, dict[int, list[MinuteRange]]] = defaultdict(lambda: defaultdict(list))
-    for r in await conn.fetch(
-        """SELECT provider_id, array_agg(weekday) AS days, array_agg(start_minute) AS starts,
-                  array_agg(end_minute) AS ends
-           FROM working_hours WHERE provider_id = ANY($1::uuid[]) GROUP BY provider_id""",
-        ids,
-    ):
-        hours = weekly[str(r["provider_id"])]
-        for day, start, end in zip(r["days"], r["starts"], r["ends"], strict=True):
-            hours[day].append((start, end))
-    overrides: dict[str, dict[date, list[MinuteRange]]] = defaultdict(dict)
-    for r in await conn.fetch(
-        """SELECT o.provider_id, o.day, r.start_minute, r.end_minute
-           FROM date_overrides o LEFT JOIN date_override_ranges r USING (provider_id, day)
-           WHERE o.provider_id = ANY($1::uuid[]) AND o.day BETWEEN $2 AND $3""",
-        ids,
+    """Weekly hours and the date overrides between first and last, without busy time.
+
+    One statement: a row per provider with its packed week and its overrides as parallel
+    arrays (a closed day has one NULL range).
+    """
+    rows = await conn.fetch(
+        f"""SELECT p.id::text AS id, w.packed, o.days, o.starts, o.ends
+            FROM unnest($1::text[]::uuid[]) AS p(id)
+            CROSS JOIN LATERAL ({week_sql("p.id")}) AS w
+            CROSS JOIN LATERAL ({overrides_sql("p.id", "$2", "$3")}) AS o""",
+        list(provider_ids),
         first,
         last,
-    ):
-        ranges = overrides[str(r["provider_id"])].setdefault(r["day"], [])
-        if r["start_minute"] is not None:
-            ranges.append((r["start_minute"], r["end_minute"]))
-    return [
-        Calendar(provider_id=p, weekly=dict(weekly[p]), overrides=dict(overrides[p]))
-        for p in provider_ids
-    ]
+    )
+    found = {r["id"]: calendar_of(r["id"], r) for r in rows}
+    return [found[p] for p in provider_ids]
+
+
+def week_sql(provider: str) -> str:
+    """A provider's packed week as one row (`packed`); `provider` is an SQL expression."""
+    return f"""SELECT array_agg((weekday * {PACK} + start_minute) * {PACK} + end_minute
+                                ORDER BY weekday, start_minute) AS packed
+               FROM working_hours WHERE provider_id = {provider}"""
+
+
+def overrides_sql(provider: str, first: str, last: str) -> str:
+    """A provider's overrides between two dates as parallel arrays in one row."""
+    return f"""SELECT array_agg(o.day ORDER BY o.day, r.start_minute) AS days,
+                      array_agg(r.start_minute ORDER BY o.day, r.start_minute) AS starts,
+                      array_agg(r.end_minute ORDER BY o.day, r.start_minute) AS ends
+               FROM date_overrides o LEFT JOIN date_override_ranges r USING (provider_id, day)
+               WHERE o.provider_id = {provider} AND o.day BETWEEN {first} AND {last}"""
+
+
+def calendar_of(provider_id: str, row: asyncpg.Record) -> Calendar:
+    """A Calendar from a row with the columns of week_sql and overrides_sql (no busy time)."""
+    overrides: dict[date, list[MinuteRange]] = {}
+    days, starts, ends = row["days"] or (), row["starts"] or (), row["ends"] or ()
+    for day, start, end in zip(days, starts, ends, strict=True):
+        ranges = overrides.setdefault(day, [])
+        if start is not None:
+            ranges.append((start, end))
+    return Calendar(
+        provider_id=provider_id,
+        weekly=weekly_hours(tuple(row["packed"] or ())),
+        overrides=overrides,
+    )
+
+
+@dataclass(frozen=True)
+class BookingContext:
+    """What a booking checks before it writes, read by one statement (booking_context)."""
+
+    kind: TypeRules | None  # None: no such appointment type
+    provider_name: str | None  # None: no such provider
+    provider_active: bool
+    offered: bool  # the provider offers the type
+    calendar: Calendar  # hours around the start and time off (no bookings)
+    key: asyncpg.Record | None  # (request_hash, appointment_id) when the caller's key is stored
+
+
+async def booking_context(
+    conn: Conn,
+    tz: ZoneInfo,
+    type_id: uuid.UUID,
+    provider_id: uuid.UUID,
+    start: int,
+    *,
+    caller: str = "",
+    key: str = "",
+) -> BookingContext:
+    """The type, the provider, its calendar around `start` and the stored key, in one round trip
+    (calendar_for reads the same calendar in three)."""
+    day = availability.local_date(start, tz)
+    type_columns = ", ".join(f"t.{c.strip()}" for c in TYPE_COLUMNS.split(","))
+    row = await conn.fetchrow(
+        f"""SELECT t.id IS NOT NULL AS type_found, {type_columns},
+                   p.display_name, coalesce(p.active, false) AS active,
+                   EXISTS (SELECT FROM appointment_type_providers o
+                           WHERE o.appointment_type_id = $1 AND o.provider_id = $2) AS offered,
+                   w.packed, o.days, o.starts, o.ends, b.los, b.his,
+                   k.request_hash, k.appointment_id AS key_appointment_id
+            FROM (SELECT) AS one
+            LEFT JOIN appointment_types t ON t.id = $1
+            LEFT JOIN providers p ON p.id = $2
+            CROSS JOIN LATERAL ({week_sql("$2")}) AS w
+            CROSS JOIN LATERAL ({overrides_sql("$2", "$3::date", "$4::date")}) AS o
+            CROSS JOIN LATERAL (
+                SELECT array_agg(extract(epoch FROM lower(during))::bigint) AS los,
+                       array_agg(extract(epoch FROM upper(during))::bigint) AS his
+                FROM time_off WHERE provider_id = $2
+                  AND during && tstzrange(to_timestamp($5), to_timestamp($6))) AS b
+            LEFT JOIN idempotency_keys k ON $8 <> '' AND k.caller = $7 AND k.key = $8""",
+        type_id,
+        provider_id,
+        day - timedelta(days=1),
+        day + timedelta(days=1),
+        start - 2 * 86400,
+        start + 2 * 86400,
+        caller,
+        key,
+    )
+    if row is None:
+        raise LookupError("the booking context query returns one row")
+    cal = calendar_of(str(provider_id), row)
+    busy = list(zip(row["los"] or (), row["his"] or (), strict=True))
+    return BookingContext(
+        kind=TypeRules.from_row(row) if row["type_found"] else None,
+        provider_name=row["display_name"],
+        provider_active=row["active"],
+        offered=row["offered"],
+        calendar=replace(cal, busy=busy),
+        key=row if row["key_appointment_id"] is not None else None,
+    )
 
 
 async def load_busy(
@@ -169,17 +277,24 @@ async def search(
     )
     rules = kind.rules
     found: list[FreeSlot] = []
-    window = FIRST_WINDOW
+    wanted = limit * FIRST_CANDIDATES
     while lo < latest and len(found) < limit:
-        hi = min(latest, lo + window)
+        # The window ends where the hours alone (nothing booked) offer `wanted` starts: busy
+        # time is read only for a span the answer can need, whatever the time of day.
+        candidates = availability.find_slots(
+            hours, rules, tz, earliest=lo, latest=latest, limit=wanted, after=after
+        )
+        if not candidates:
+            break  # no hours before the horizon
+        hi = latest if len(candidates) < wanted else candidates[-1].start + 1
         busy = await load_busy(
             conn, providers, lo - rules.buffer_before, hi + rules.duration + rules.buffer_after
         )
-        calendars = [replace(cal, busy=busy.get(cal.provider_id, [])) for cal in hours]
+        calendars = [replace(cal, busy=busy.get(cal.provider_id, ())) for cal in hours]
         found += availability.find_slots(
             calendars, rules, tz, earliest=lo, latest=hi, limit=limit - len(found), after=after
         )
-        lo, window = hi, window * 4
+        lo, wanted = hi, wanted * 4
     return found
 
 

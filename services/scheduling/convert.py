@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import asyncpg
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -74,7 +76,7 @@ def appointment_type(row: asyncpg.Record, provider_ids: list[str]) -> pb.Appoint
     )
 
 
-def appointment(row: asyncpg.Record) -> pb.Appointment:
+def appointment(row: asyncpg.Record | Mapping[str, Any]) -> pb.Appointment:
     notice = timedelta(minutes=row["cancellation_notice_minutes"])
     return pb.Appointment(
         id=str(row["id"]),

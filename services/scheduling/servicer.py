@@ -11,6 +11,7 @@ from __future__ import annotations
 import calendar
 import time
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
 
@@ -566,25 +567,37 @@ class SchedulingServicer(pb_grpc.SchedulingServiceServicer):
         kind: TypeRules,
         provider_id: uuid.UUID,
         start: int,
-    ) -> None:
-        """The provider offers the type and (for patients) `start` is an offered slot.
+    ) -> str:
+        """The provider offers the type and (for patients) `start` is an offered slot; returns
+        the provider's name."""
+        found = await calendars.booking_context(conn, self.tz, kind.id, provider_id, start)
+        return await self._check_context(conn, context, principal, kind, found, start)
+
+    async def _check_context(
+        self,
+        conn: Conn,
+        context: Context,
+        principal: Principal,
+        kind: TypeRules,
+        found: calendars.BookingContext,
+        start: int,
+    ) -> str:
+        """_check_time on what booking_context read.
 
         Staff may book any time inside the provider's hours and clear of time off (off the grid,
         inside the minimum notice); the database alone decides whether the time is still free.
         """
-        offering = await calendars.offering_providers(conn, kind.id, provider_id)
-        if str(provider_id) not in offering:
-            active = await conn.fetchval("SELECT active FROM providers WHERE id = $1", provider_id)
-            if active is None or (principal.is_patient and not active):
+        if found.provider_name is None or not (found.offered and found.provider_active):
+            if found.provider_name is None or (principal.is_patient and not found.provider_active):
                 await not_found(context, "provider")
-            if not active:
+            if not found.provider_active:
                 await abort_precondition(
                     context, "PROVIDER_INACTIVE", "This provider takes no new appointments."
                 )
             await abort_precondition(
                 context, "NOT_OFFERED", "This provider does not offer this appointment type."
             )
-        cal = await calendars.calendar_for(conn, self.tz, str(provider_id), start)
+        cal = found.calendar
         if principal.is_patient:
             earliest, latest = kind.window(now_epoch())
             ok = availability.offers(
@@ -594,6 +607,7 @@ class SchedulingServicer(pb_grpc.SchedulingServiceServicer):
             ok = availability.fits(cal, kind.rules, self.tz, start)
         if not ok:
             await abort_slot(context, SLOT_UNAVAILABLE, await self._alternatives(conn, kind, start))
+        return found.provider_name
 
     def _blocked(
         self, kind: TypeRules, start: int
@@ -618,7 +632,19 @@ class SchedulingServicer(pb_grpc.SchedulingServiceServicer):
         principal: Principal,
         previous: asyncpg.Record | None = None,
     ) -> None:
-        payload = events.AppointmentChanged(
+        payload = self._event(row, principal)
+        if previous is not None:
+            payload.previous_status = previous["status"]
+            if event == "rescheduled":
+                payload.previous_start.CopyFrom(convert.timestamp(previous["starts_at"]))
+                payload.previous_end.CopyFrom(convert.timestamp(previous["ends_at"]))
+                payload.previous_provider_id = str(previous["provider_id"])
+        await emit(conn, f"portal.scheduling.appointment.{event}", str(row["id"]), payload)
+
+    def _event(
+        self, row: asyncpg.Record | Mapping[str, Any], principal: Principal
+    ) -> events.AppointmentChanged:
+        return events.AppointmentChanged(
             appointment_id=str(row["id"]),
             patient_id=str(row["patient_id"]),
             provider_id=str(row["provider_id"]),
@@ -631,13 +657,6 @@ class SchedulingServicer(pb_grpc.SchedulingServiceServicer):
             actor_kind=principal.kind,
             actor_id=principal.subject,
         )
-        if previous is not None:
-            payload.previous_status = previous["status"]
-            if event == "rescheduled":
-                payload.previous_start.CopyFrom(convert.timestamp(previous["starts_at"]))
-                payload.previous_end.CopyFrom(convert.timestamp(previous["ends_at"]))
-                payload.previous_provider_id = str(previous["provider_id"])
-        await emit(conn, f"portal.scheduling.appointment.{event}", str(row["id"]), payload)
 
     @requires(staff=STAFF, patient=True)
     async def BookAppointment(
@@ -663,45 +682,55 @@ class SchedulingServicer(pb_grpc.SchedulingServiceServicer):
         digest = appointments.request_hash(
             patient_id, request.appointment_type_id, provider_id, start
         )
+        type_id = await parse_id(
+            context, request.appointment_type_id, "appointment_type_id", "Appointment type"
+        )
         async with self.pool.acquire() as conn:
-            if key and (
+            # The type, provider, calendar and stored key in one round trip; then one write.
+            found = await calendars.booking_context(
+                conn, self.tz, type_id, provider_id, start, caller=caller, key=key
+            )
+            if found.key is not None and (
                 replay := await self._replay(conn, context, principal, caller, key, digest)
             ):
                 return replay
-            kind = await self._bookable_type(conn, context, principal, request.appointment_type_id)
-            await self._check_time(conn, context, principal, kind, provider_id, start)
-            appointment_id = uuid.uuid4()
+            kind = found.kind
+            if kind is None or (principal.is_patient and not kind.bookable_online):
+                await not_found(context, "appointment type")
+            provider_name = await self._check_context(conn, context, principal, kind, found, start)
             starts, ends, blocked = self._blocked(kind, start)
+            booking = appointments.Booking(
+                uuid.uuid4(), patient_id, provider_id, kind.id, starts, ends, blocked
+            )
+            # Everything the answer and the event hold is known before the write, so the
+            # write is one statement (appointments.BOOK).
+            row = {
+                "id": booking.appointment_id,
+                "patient_id": patient_id,
+                "provider_id": provider_id,
+                "appointment_type_id": kind.id,
+                "appointment_type_name": kind.name,
+                "provider_name": provider_name,
+                "starts_at": starts,
+                "ends_at": ends,
+                "status": "booked",
+                "cancellation_reason": "",
+                "cancellation_notice_minutes": kind.cancellation_notice_minutes,
+            }
             try:
-                async with conn.transaction():
-                    if key and not await appointments.claim_key(
-                        conn, caller, key, digest, appointment_id
-                    ):
-                        raise _KeyTaken
-                    await appointments.insert(
-                        conn,
-                        appointment_id,
-                        patient_id,
-                        provider_id,
-                        kind.id,
-                        starts,
-                        ends,
-                        blocked,
-                    )
-                    row = one(await appointments.get(conn, appointment_id))
-                    await self._emit(conn, "booked", row, principal)
-                    await access.record(
-                        conn, principal, "appointment.book", [patient_id], row["id"]
-                    )
-            except _KeyTaken:
+                written = await appointments.book(
+                    conn, booking, principal, self._event(row, principal), key=key, digest=digest
+                )
+            except (asyncpg.UniqueViolationError, asyncpg.DeadlockDetectedError):
+                written = None  # the key is stored (or an unlucky lock order): nothing written
+            if written is None:
                 # A concurrent request with this key committed first: answer as it did.
-                replay = await self._replay(conn, context, principal, caller, key, digest)
-                if replay is None:
-                    raise  # the key row exists, so a replay is always found
-                return replay
-            except asyncpg.ExclusionViolationError:
+                if key and (
+                    replay := await self._replay(conn, context, principal, caller, key, digest)
+                ):
+                    return replay
                 await abort_slot(context, SLOT_TAKEN, await self._alternatives(conn, kind, start))
-        return convert.appointment(row)
+        return convert.appointment({**row, **written})
 
     async def _replay(
         self, conn: Conn, context: Context, principal: Principal, caller: str, key: str, digest: str
@@ -908,10 +937,6 @@ class SchedulingServicer(pb_grpc.SchedulingServiceServicer):
             ],
             total=total,
         )
-
-
-class _KeyTaken(Exception):
-    """Another request holding the same idempotency key committed first."""
 
 
 def parse_page_token(token: str) -> tuple[int, str] | None:

@@ -1,6 +1,6 @@
 """`make bench`: throughput as ratios to raw baselines measured in the same run.
 
-python -m tests.bench [relay|identity|portal ...]
+python -m tests.bench [relay|identity|portal|scheduling|forms ...]
 """
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from tests.bench import identity, portal, relay, scheduling
+from tests.bench import forms, identity, portal, relay, scheduling
 from tests.bench.common import servers
 
 BENCHES = {
@@ -16,12 +16,16 @@ BENCHES = {
     "identity": identity.run,
     "portal": portal.run,
     "scheduling": scheduling.run,
+    "forms": forms.run,
 }
 TARGETS = {
     "relay": "relay publish rate / raw JetStream publish-with-ack",
     "identity": "sign-in ratio >= 0.8 (vs raw argon2 verify); search p95 <= 20 ms at 100k",
     "portal": "GET /api/v1/portal/me at 32 clients / raw composite >= 0.5; CPU ms per request",
-    "scheduling": "find p95, 100 providers x 90 days 60% booked; booking/raw insert; overlaps 0",
+    "scheduling": "find p95 <= 20 ms (100 providers x 90 days, 60% booked); booking / raw "
+    "booking transactions >= 0.25; 10,000 contested bookings -> 0 overlaps (gRPC to the service)",
+    "forms": "answer save p95 <= 20 ms at 10,000 charts; "
+    "booked -> visit form in the chart p99 <= 100 ms (gRPC to the services)",
 }
 
 

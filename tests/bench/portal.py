@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -169,7 +170,9 @@ async def wait_for(target: Target) -> None:
 
 
 @asynccontextmanager
-async def running_stack(pg_url: str, nats_url: str) -> AsyncIterator[Stack]:
+async def running_stack(pg_url: str, nats_url: str | None) -> AsyncIterator[Stack]:
+    """The four processes on their own databases; nats_url=None: a NATS server of the stack's
+    own, so the fixed stream and consumer names meet no other run's events."""
     folder = Path(tempfile.mkdtemp(prefix="portal-bench-stack-"))
     config = StackConfig(
         data_dir=folder,
@@ -179,7 +182,7 @@ async def running_stack(pg_url: str, nats_url: str) -> AsyncIterator[Stack]:
         gateway_port=free_port(),
         service_ports={name: free_port() for name in DEFAULT_PORTS},
         pg_port=0,
-        nats_port=0,
+        nats_port=free_port(),
         database_prefix=f"bench{uuid.uuid4().hex[:8]}_",
         extra_env={"PORTAL_SHUTDOWN_DRAIN": "0.1", "PORTAL_ADMIN_PASSWORD": PASSWORD},
     )
@@ -193,6 +196,7 @@ async def running_stack(pg_url: str, nats_url: str) -> AsyncIterator[Stack]:
         await asyncio.to_thread(stack.stop)
         for name in SERVICES:
             await drop_database(pg_url, stack.database(name))
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 async def patient_token(stack: Stack) -> str:
