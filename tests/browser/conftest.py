@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import AsyncIterator
+from importlib import resources
 from pathlib import Path
 
 import pytest
@@ -42,8 +44,29 @@ async def page(browser: Browser) -> AsyncIterator[Page]:
     await context.close()
 
 
+AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+
+
+def axe_source() -> str:
+    # axe-core as shipped in the axe-playwright-python wheel (no network at test time).
+    return (resources.files("axe_playwright_python") / "axe.min.js").read_text()
+
+
+async def accessible(page: Page) -> None:
+    """axe-core finds no WCAG 2.1 A/AA violation on the page as it is now."""
+    await page.evaluate(axe_source())
+    result = await page.evaluate(
+        "tags => axe.run(document, {runOnly: {type: 'tag', values: tags}})"
+        ".then(r => r.violations.map(v => ({id: v.id, impact: v.impact,"
+        " nodes: v.nodes.map(n => n.target.join(' '))})))",
+        AXE_TAGS,
+    )
+    assert result == [], f"{page.url}: {json.dumps(result, indent=1)}"
+
+
 class Shots:
-    """Numbered screenshots of one test, kept as test artifacts."""
+    """Numbered screenshots of one test, kept as test artifacts; each page shot is checked
+    with axe-core first, so every page a browser test shows passes WCAG 2.1 A/AA."""
 
     def __init__(self, name: str) -> None:
         self.folder = ARTIFACTS / name
@@ -52,6 +75,7 @@ class Shots:
         self.count = 0
 
     async def take(self, page: Page, label: str) -> None:
+        await accessible(page)
         self.count += 1
         await page.screenshot(path=self.folder / f"{self.count:02d}-{label}.png", full_page=True)
 

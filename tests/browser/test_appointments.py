@@ -7,14 +7,12 @@ Seed: ../shared/seed/patient-portal.txt.
 
 from __future__ import annotations
 
-import json
 import uuid
-from importlib import resources
 from typing import Any
 
 from playwright.async_api import Browser, Page, expect
 
-from tests.browser.conftest import Shots
+from tests.browser.conftest import Shots, accessible
 from tests.browser.test_seed_procedures import NEW_PASSWORD_LABEL, staff_signs_in
 from tests.system.conftest import RunningStack
 from tests.system.test_patient_portal import issue_credentials
@@ -25,24 +23,6 @@ PHONE: dict[str, Any] = {
     "has_touch": True,
 }
 NEW_PASSWORD = "Lantern-orchard-47"
-AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
-
-
-def axe_source() -> str:
-    # axe-core as shipped in the axe-playwright-python wheel (no network at test time).
-    return (resources.files("axe_playwright_python") / "axe.min.js").read_text()
-
-
-async def accessible(page: Page) -> None:
-    """axe-core finds no WCAG 2.1 A/AA violation on the page as it is now."""
-    await page.evaluate(axe_source())
-    result = await page.evaluate(
-        "tags => axe.run(document, {runOnly: {type: 'tag', values: tags}})"
-        ".then(r => r.violations.map(v => ({id: v.id, impact: v.impact,"
-        " nodes: v.nodes.map(n => n.target.join(' '))})))",
-        AXE_TAGS,
-    )
-    assert result == [], f"{page.url}: {json.dumps(result, indent=1)}"
 
 
 async def set_up_clinic(page: Page, shots: Shots) -> tuple[str, str]:
