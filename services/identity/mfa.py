@@ -177,15 +177,17 @@ async def new_challenge(conn: Conn, kind: str, owner_id: uuid.UUID) -> str:
     return challenge
 
 
-async def attempt_challenge(conn: Conn, challenge: str) -> tuple[str, uuid.UUID] | None:
+async def attempt_challenge(conn: Conn, challenge: str, kind: str) -> tuple[str, uuid.UUID] | None:
     """Count one attempt on a live challenge: (owner kind, owner id), or None (unknown,
     expired or out of attempts). Counted in its own statement, so it holds on failure."""
     row = await conn.fetchrow(
         """UPDATE mfa_challenges SET attempts = attempts + 1
             WHERE challenge_hash = $1 AND expires_at > now() AND attempts < $2
+              AND owner_kind = $3
             RETURNING owner_kind, owner_id""",
         _hash(challenge),
         CHALLENGE_ATTEMPTS,
+        kind,
     )
     return None if row is None else (row["owner_kind"], row["owner_id"])
 

@@ -1059,7 +1059,8 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
         self, request: pb.CompleteMfaSignInRequest, context: Context, principal: Principal
     ) -> pb.SessionGrant:
         async with self.pool.acquire() as conn:
-            owner = await mfa.attempt_challenge(conn, request.challenge)
+            kind = "staff" if request.kind == pb.SESSION_KIND_STAFF else "patient"
+            owner = await mfa.attempt_challenge(conn, request.challenge, kind)
             if owner is None:
                 await context.abort(grpc.StatusCode.UNAUTHENTICATED, CODE_REFUSED)
                 raise AssertionError("unreachable")
@@ -1087,7 +1088,8 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
             await mfa.end_challenge(conn, request.challenge)
             if kind == "staff":
                 return await self._staff_session(conn, context, principal, owner_id)
-            return await self._patient_session(conn, context, principal, owner_id)
+            realm = convert.REALM_NAMES.get(request.realm, "")
+            return await self._patient_session(conn, context, principal, owner_id, realm)
 
     async def _staff_session(
         self, conn: Conn, context: Context, principal: Principal, user_id: uuid.UUID
@@ -1126,13 +1128,19 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
         )
 
     async def _patient_session(
-        self, conn: Conn, context: Context, principal: Principal, account_id: uuid.UUID
+        self,
+        conn: Conn,
+        context: Context,
+        principal: Principal,
+        account_id: uuid.UUID,
+        realm: str,
     ) -> pb.SessionGrant:
         account = await conn.fetchrow(
             f"""SELECT {", ".join("a." + c.strip() for c in accounts.COLUMNS.split(","))}
                   FROM portal_accounts a JOIN patients p ON p.id = a.patient_id
-                 WHERE a.id = $1 AND p.allow_patient_portal""",
+                 WHERE a.id = $1 AND a.realm = $2 AND p.allow_patient_portal""",
             account_id,
+            realm,
         )
         if account is None:
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, SIGN_IN_FAILED)

@@ -59,9 +59,19 @@ async def sign_in(identity: Identity, who: Principal) -> pb.SessionGrant:
     return grant
 
 
-async def second_step(identity: Identity, challenge: str, value: str) -> pb.SessionGrant:
+async def second_step(
+    identity: Identity,
+    challenge: str,
+    value: str,
+    kind: pb.SessionKind.ValueType = pb.SESSION_KIND_STAFF,
+) -> pb.SessionGrant:
     grant: pb.SessionGrant = await identity.stub.CompleteMfaSignIn(
-        pb.CompleteMfaSignInRequest(challenge=challenge, code=value),
+        pb.CompleteMfaSignInRequest(
+            challenge=challenge,
+            code=value,
+            kind=kind,
+            realm=pb.REALM_ONSITE,
+        ),
         metadata=identity.md(GATEWAY),
     )
     return grant
@@ -152,7 +162,9 @@ async def test_staff_reset_a_patients_factor_audited(identity: Identity) -> None
         metadata=identity.md(GATEWAY),
     )
     assert first.token == "" and first.mfa_challenge
-    grant = await second_step(identity, first.mfa_challenge, code(secret))
+    with pytest.raises(grpc.aio.AioRpcError):  # a patient's challenge at the staff step
+        await second_step(identity, first.mfa_challenge, code(secret))
+    grant = await second_step(identity, first.mfa_challenge, code(secret), pb.SESSION_KIND_PATIENT)
     assert grant.session.patient_id == patient_id and grant.session.must_change_password
 
     await identity.stub.ResetPatientMfa(

@@ -1683,18 +1683,25 @@ class CompleteMfaSignInRequest(_message.Message):
 
     CHALLENGE_FIELD_NUMBER: _builtins.int
     CODE_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    REALM_FIELD_NUMBER: _builtins.int
     challenge: _builtins.str
     code: _builtins.str
     """A six-digit TOTP code or a recovery code."""
+    kind: Global___SessionKind.ValueType
+    """Where the code was sent: a challenge of another kind (or realm) is refused."""
+    realm: Global___Realm.ValueType
     def __init__(
         self,
         *,
         challenge: _builtins.str = ...,
         code: _builtins.str = ...,
+        kind: Global___SessionKind.ValueType = ...,
+        realm: Global___Realm.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["challenge", b"challenge", "code", b"code"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["challenge", b"challenge", "code", b"code", "kind", b"kind", "realm", b"realm"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
