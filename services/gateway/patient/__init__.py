@@ -23,6 +23,7 @@ def setup(app: web.Application) -> None:
             web.get(BASE + "/", views.realm_root, name="portal-root", allow_head=False),
             web.get(BASE + "/login", views.login_form, name="portal-login"),
             web.post(BASE + "/login", views.login),
+            web.post(BASE + "/login/mfa", views.login_mfa),
             web.get(BASE + "/password", views.password_form, name="portal-password"),
             web.post(BASE + "/password", views.change_password),
             web.get(BASE + "/home", views.home, name="portal-home"),
