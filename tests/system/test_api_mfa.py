@@ -31,7 +31,7 @@ async def test_patient_totp_enrolment_two_step_sign_in_and_staff_reset(api: Api)
     status, problem, _ = await api.call(
         "POST", "/api/v1/portal/mfa/totp/confirm", token, json={"code": "12"}
     )
-    assert status == 400 and "code" in problem["errors"]
+    assert status == 403 and problem["code"] == "INVALID_CODE"
     status, confirmed, _ = await api.call(
         "POST", "/api/v1/portal/mfa/totp/confirm", token, json={"code": code(secret, -1)}
     )

@@ -64,6 +64,14 @@ def too_many() -> Problem:
 def rpc_problem(exc: grpc.aio.AioRpcError) -> Problem | None:
     if exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
         return too_many()
+    if exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
+        # A well-formed request whose proof is wrong: refused, not malformed.
+        return Problem(
+            403,
+            "Code refused",
+            "That code is not correct, or it was used already.",
+            code="INVALID_CODE",
+        )
     return from_rpc(exc)
 
 
@@ -178,7 +186,7 @@ def _own(prefix: str, tag: str, security: Literal["staff", "patient"]) -> list[O
             security=security,
             body=TotpCode,
             answers=(Answer(200, "Two-factor sign-in is on.", RecoveryCodes),),
-            problems=(409, 429),
+            problems=(403, 409, 429),
         ),
         Operation(
             "DELETE",
@@ -190,7 +198,7 @@ def _own(prefix: str, tag: str, security: Literal["staff", "patient"]) -> list[O
             security=security,
             body=TotpCode,
             answers=(Answer(204, "Two-factor sign-in is off."),),
-            problems=(409, 429),
+            problems=(403, 409, 429),
         ),
     ]
 
