@@ -21,8 +21,8 @@ async def test_patient_totp_enrolment_two_step_sign_in_and_staff_reset(api: Api)
     staff = await api.staff_token()
     patient, issued = await api.portal_patient(staff)
     username = issued["username"]
-    first = await api.patient_token("onsite", username, issued["temporary_password"])
-    status, _, token = await api.change_password(first, issued["temporary_password"], NEW_PASSWORD)
+    first = await api.patient_token("onsite", username, issued["password"])
+    status, _, token = await api.change_password(first, issued["password"], NEW_PASSWORD)
     assert status == 204
 
     status, enrolment, _ = await api.call("POST", "/api/v1/portal/mfa/totp", token)
