@@ -23,6 +23,7 @@ from services.identity import (
     audit,
     convert,
     lockout,
+    mfa,
     patients,
     profile,
     profile_updates,
@@ -32,6 +33,7 @@ from services.identity import (
 )
 from services.identity.passwords import PasswordHasher, check_password, generate_password
 from services.identity.settings import IdentitySettings
+from services.identity.totp import otpauth_uri
 from services.runtime import audit_chain
 from services.runtime.db import Conn
 from services.runtime.errors import abort_invalid, abort_precondition
@@ -42,6 +44,8 @@ Context = grpc.aio.ServicerContext[Any, Any]
 STAFF = True  # any staff role
 ADMIN = {"admin"}
 SIGN_IN_FAILED = "Invalid username or password."
+CODE_REFUSED = "That code is not correct, or it was used already."
+MFA_ISSUER = "Patient Portal"
 EVENT_REALMS = {"onsite": events.REALM_ONSITE, "offsite": events.REALM_OFFSITE}
 USERNAME_TAKEN = "That username is already taken."
 SUMMARIES_LIMIT = 200  # ids per GetPatientSummaries call (a week of a busy calendar)
@@ -119,6 +123,16 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
                 )
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, SIGN_IN_FAILED)
         async with self.pool.acquire() as conn:
+            if await mfa.enrolled(conn, "staff", user["id"]):
+                await lockout.rehash_if_needed(
+                    conn,
+                    self.hasher,
+                    "staff_users",
+                    user["id"],
+                    user["password_hash"],
+                    request.password,
+                )
+                return await self._mfa_challenge(conn, principal, "staff", user["id"])
             token, session_id, expires = await sessions.start_after_sign_in(
                 conn,
                 table="staff_users",
@@ -580,6 +594,16 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
                 context, "TEMPORARY_PASSWORD_EXPIRED", refusals.TEMPORARY_PASSWORD_EXPIRED
             )
         async with self.pool.acquire() as conn:
+            if await mfa.enrolled(conn, "patient", account["id"]):
+                await lockout.rehash_if_needed(
+                    conn,
+                    self.hasher,
+                    "portal_accounts",
+                    account["id"],
+                    account["password_hash"],
+                    request.password,
+                )
+                return await self._mfa_challenge(conn, principal, "patient", account["id"])
             token, session_id, expires = await sessions.start_after_sign_in(
                 conn,
                 table="portal_accounts",
@@ -925,3 +949,236 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
             first_broken=result.first_broken or 0,
             head=result.head,
         )
+
+    # ------------------------------------------------------------------ two-factor sign-in
+
+    async def _mfa_challenge(
+        self, conn: Conn, principal: Principal, kind: str, owner_id: uuid.UUID
+    ) -> pb.SessionGrant:
+        challenge = await mfa.new_challenge(conn, kind, owner_id)
+        await audit.record(
+            conn,
+            principal,
+            f"auth.{kind}_sign_in",
+            actor_kind=kind,
+            actor_id=str(owner_id),
+            outcome="mfa_required",
+        )
+        return pb.SessionGrant(mfa_challenge=challenge)
+
+    async def _owner(
+        self, conn: Conn, context: Context, principal: Principal
+    ) -> tuple[str, uuid.UUID, str]:
+        """The caller's (kind, staff user or portal account id, name for the authenticator)."""
+        if not principal.is_patient:
+            row = await conn.fetchrow(
+                "SELECT id, username FROM staff_users WHERE id = $1", uuid.UUID(principal.subject)
+            )
+            kind = "staff"
+        else:
+            row = await accounts.get(conn, uuid.UUID(principal.subject), principal.realm)
+            kind = "patient"
+        if row is None:
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "no account")
+        return kind, row["id"], row["username"]
+
+    async def _mfa_audit(
+        self, conn: Conn, principal: Principal, action: str, outcome: str = "ok"
+    ) -> None:
+        patient_id = uuid.UUID(principal.subject) if principal.is_patient else None
+        await audit.record(conn, principal, action, patient_id=patient_id, outcome=outcome)
+
+    async def _refuse_code(self, context: Context, result: mfa.Check) -> None:
+        if result is mfa.Check.LIMITED:
+            await context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED, "Too many wrong codes; try again later."
+            )
+        await abort_invalid(context, {"code": [CODE_REFUSED]})
+
+    @requires(staff=STAFF, patient=True)
+    async def StartTotpEnrolment(
+        self, request: pb.StartTotpEnrolmentRequest, context: Context, principal: Principal
+    ) -> pb.TotpEnrolment:
+        async with self.pool.acquire() as conn, conn.transaction():
+            kind, owner_id, name = await self._owner(conn, context, principal)
+            secret = await mfa.start_enrolment(conn, kind, owner_id)
+            if secret is None:
+                await abort_precondition(
+                    context, "MFA_ENROLLED", "Two-factor sign-in is on already; remove it first."
+                )
+            await self._mfa_audit(conn, principal, "mfa.enrol_started")
+        return pb.TotpEnrolment(secret=secret, otpauth_uri=otpauth_uri(secret, name, MFA_ISSUER))
+
+    @requires(staff=STAFF, patient=True)
+    async def ConfirmTotp(
+        self, request: pb.ConfirmTotpRequest, context: Context, principal: Principal
+    ) -> pb.RecoveryCodes:
+        async with self.pool.acquire() as conn, conn.transaction():
+            kind, owner_id, _ = await self._owner(conn, context, principal)
+            result = await mfa.check(
+                conn, kind, owner_id, request.code, confirmed=False, recovery=False
+            )
+            if result is mfa.Check.OK:
+                codes = await mfa.confirm(conn, kind, owner_id)
+                await self._mfa_audit(conn, principal, "mfa.enrolled")
+                return pb.RecoveryCodes(codes=codes)
+        if result is mfa.Check.NONE:
+            await abort_precondition(context, "NO_PENDING_ENROLMENT", "Start the enrolment first.")
+        await self._refuse_code(context, result)
+        raise AssertionError("unreachable")
+
+    @requires(staff=STAFF, patient=True)
+    async def RemoveTotp(
+        self, request: pb.RemoveTotpRequest, context: Context, principal: Principal
+    ) -> pb.RemoveTotpResponse:
+        async with self.pool.acquire() as conn, conn.transaction():
+            kind, owner_id, _ = await self._owner(conn, context, principal)
+            result = await mfa.check(
+                conn, kind, owner_id, request.code, confirmed=True, recovery=True
+            )
+            if result is mfa.Check.OK:
+                await mfa.remove(conn, kind, owner_id)
+                await self._mfa_audit(conn, principal, "mfa.removed")
+                return pb.RemoveTotpResponse()
+        if result is mfa.Check.NONE:
+            await abort_precondition(context, "MFA_NOT_ENROLLED", "Two-factor sign-in is off.")
+        await self._refuse_code(context, result)
+        raise AssertionError("unreachable")
+
+    @requires(staff=STAFF, patient=True)
+    async def GetMfaStatus(
+        self, request: pb.GetMfaStatusRequest, context: Context, principal: Principal
+    ) -> pb.MfaStatus:
+        async with self.pool.acquire() as conn:
+            kind, owner_id, _ = await self._owner(conn, context, principal)
+            enrolled, pending, left = await mfa.status(conn, kind, owner_id)
+        return pb.MfaStatus(enrolled=enrolled, pending=pending, recovery_codes_left=left)
+
+    @requires(service=True)
+    async def CompleteMfaSignIn(
+        self, request: pb.CompleteMfaSignInRequest, context: Context, principal: Principal
+    ) -> pb.SessionGrant:
+        async with self.pool.acquire() as conn:
+            kind = "staff" if request.kind == pb.SESSION_KIND_STAFF else "patient"
+            owner = await mfa.attempt_challenge(conn, request.challenge, kind)
+            if owner is None:
+                await context.abort(grpc.StatusCode.UNAUTHENTICATED, CODE_REFUSED)
+                raise AssertionError("unreachable")
+            kind, owner_id = owner
+            async with conn.transaction():
+                result = await mfa.check(
+                    conn, kind, owner_id, request.code, confirmed=True, recovery=True
+                )
+            action = f"auth.{kind}_sign_in"
+            if result is not mfa.Check.OK:
+                await audit.record(
+                    conn,
+                    principal,
+                    action,
+                    actor_kind=kind,
+                    actor_id=str(owner_id),
+                    outcome=f"mfa_{result.value}",
+                )
+                if result is mfa.Check.LIMITED:
+                    await context.abort(
+                        grpc.StatusCode.RESOURCE_EXHAUSTED,
+                        "Too many wrong codes; try again later.",
+                    )
+                await context.abort(grpc.StatusCode.UNAUTHENTICATED, CODE_REFUSED)
+            await mfa.end_challenge(conn, request.challenge)
+            if kind == "staff":
+                return await self._staff_session(conn, context, principal, owner_id)
+            realm = convert.REALM_NAMES.get(request.realm, "")
+            return await self._patient_session(conn, context, principal, owner_id, realm)
+
+    async def _staff_session(
+        self, conn: Conn, context: Context, principal: Principal, user_id: uuid.UUID
+    ) -> pb.SessionGrant:
+        user = await conn.fetchrow(
+            f"SELECT {staff.COLUMNS} FROM staff_users WHERE id = $1 AND NOT disabled", user_id
+        )
+        if user is None:
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, SIGN_IN_FAILED)
+            raise AssertionError("unreachable")
+        token, session_id, expires = await sessions.start_after_sign_in(
+            conn,
+            table="staff_users",
+            row_id=user["id"],
+            lifetime=self.settings.session_lifetime,
+            entry=audit.Entry.for_principal(
+                principal,
+                "auth.staff_sign_in",
+                actor_kind="staff",
+                actor_id=str(user["id"]),
+                actor_name=user["username"],
+                detail="mfa=totp",
+            ),
+        )
+        return self._grant(
+            token,
+            expires,
+            pb.Session(
+                session_id=str(session_id),
+                kind=pb.SESSION_KIND_STAFF,
+                staff_user_id=str(user["id"]),
+                role=convert.ROLES[user["role"]],
+                display_name=user["display_name"],
+                username=user["username"],
+            ),
+        )
+
+    async def _patient_session(
+        self,
+        conn: Conn,
+        context: Context,
+        principal: Principal,
+        account_id: uuid.UUID,
+        realm: str,
+    ) -> pb.SessionGrant:
+        account = await conn.fetchrow(
+            f"""SELECT {", ".join("a." + c.strip() for c in accounts.COLUMNS.split(","))}
+                  FROM portal_accounts a JOIN patients p ON p.id = a.patient_id
+                 WHERE a.id = $1 AND a.realm = $2 AND p.allow_patient_portal""",
+            account_id,
+            realm,
+        )
+        if account is None:
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, SIGN_IN_FAILED)
+            raise AssertionError("unreachable")
+        token, session_id, expires = await sessions.start_after_sign_in(
+            conn,
+            table="portal_accounts",
+            row_id=account["id"],
+            lifetime=self.settings.session_lifetime,
+            entry=audit.Entry.for_principal(
+                principal,
+                "auth.patient_sign_in",
+                actor_kind="patient",
+                actor_id=str(account["id"]),
+                patient_id=account["patient_id"],
+                detail=f"realm={account['realm']} mfa=totp",
+            ),
+        )
+        return self._patient_grant(account, token, session_id, expires)
+
+    @requires(staff=STAFF)
+    async def ResetPatientMfa(
+        self, request: pb.ResetPatientMfaRequest, context: Context, principal: Principal
+    ) -> pb.RemoveTotpResponse:
+        patient_id = await parse_patient_id(context, request.patient_id)
+        realm = await parse_realm(context, request.realm)
+        async with self.pool.acquire() as conn, conn.transaction():
+            account = await accounts.get(conn, patient_id, realm)
+            if account is None:
+                await context.abort(grpc.StatusCode.NOT_FOUND, "no such account")
+                raise AssertionError("unreachable")
+            removed = await mfa.remove(conn, "patient", account["id"])
+            await audit.record(
+                conn,
+                principal,
+                "mfa.reset",
+                patient_id=patient_id,
+                outcome="ok" if removed else "none",
+                detail=f"realm={realm}",
+            )
+        return pb.RemoveTotpResponse()

@@ -520,8 +520,9 @@ async def test_openapi_lists_exactly_the_api_routes(api: Api) -> None:
         if method in methods
     }
     assert documented == router_operations()
-    # 13 of identity, 18 of scheduling, 16 of forms, 18 of records, 1 of the audit log
-    assert len(documented) == 66
+    # 13 of identity, 18 of scheduling, 16 of forms, 18 of records, 1 of the audit log,
+    # 9 of two-factor sign-in
+    assert len(documented) == 75
 
     components = document["components"]
     assert components["securitySchemes"]["bearerAuth"] == {

@@ -16,6 +16,7 @@ from services.gateway.api import (
     audit,
     credentials,
     forms,
+    mfa,
     openapi,
     patients,
     portal,
@@ -44,6 +45,7 @@ def operations() -> list[Operation]:
         records,
         work_queue,
         audit,
+        mfa,
     )
     found = [op for module in modules for op in module.operations()]
     found.append(

@@ -9,7 +9,7 @@ import grpc
 
 from portal.identity.v1 import identity_pb2 as pb
 from services.gateway import auth
-from services.gateway.api import access, serialize
+from services.gateway.api import access, mfa, serialize
 from services.gateway.api.json_io import from_rpc, timestamp
 from services.gateway.api.models import (
     MyProfile,
@@ -43,6 +43,17 @@ async def sign_in(call: Call[PatientSignIn, None]) -> Reply:
         if exc.code() in access.REFUSED:
             raise access.sign_in_refused() from None
         raise
+    if grant.mfa_challenge:
+        return mfa.challenge_answer(grant)
+    return portal_session(grant, realm)
+
+
+async def sign_in_mfa(call: Call[mfa.MfaSignIn, None]) -> Reply:
+    realm = call.params["realm"]
+    return portal_session(await mfa.complete(call, pb.SESSION_KIND_PATIENT, realm), realm)
+
+
+def portal_session(grant: pb.SessionGrant, realm: str) -> Reply:
     answer = PortalSession(
         token=grant.token,
         realm=realm,  # type: ignore[arg-type]
@@ -95,8 +106,21 @@ def operations() -> list[Operation]:
             security="none",
             body=PatientSignIn,
             rate_limited=True,
-            answers=(Answer(201, "Signed in.", PortalSession),),
+            answers=(Answer(201, "Signed in.", PortalSession), mfa.CHALLENGE_ANSWER),
             problems=(401, 409),
+        ),
+        Operation(
+            "POST",
+            "/api/v1/portal/{realm:onsite|offsite}/sessions/mfa",
+            sign_in_mfa,
+            operation_id="patientSignInSecondFactor",
+            summary="Second step of a patient sign-in: the challenge and a code",
+            tag="portal",
+            security="none",
+            body=mfa.MfaSignIn,
+            rate_limited=True,
+            answers=(Answer(201, "Signed in.", PortalSession),),
+            problems=(401,),
         ),
         Operation(
             "POST",

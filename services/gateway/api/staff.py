@@ -6,7 +6,7 @@ import grpc
 
 from portal.identity.v1 import identity_pb2 as pb
 from services.gateway import auth
-from services.gateway.api import access
+from services.gateway.api import access, mfa
 from services.gateway.api.json_io import timestamp
 from services.gateway.api.models import StaffSession, StaffSignIn, StaffUser
 from services.gateway.api.operation import Answer, Call, Operation, Reply
@@ -24,6 +24,16 @@ async def sign_in(call: Call[StaffSignIn, None]) -> Reply:
         if exc.code() in access.REFUSED:
             raise access.sign_in_refused() from None
         raise
+    if grant.mfa_challenge:
+        return mfa.challenge_answer(grant)
+    return staff_session(grant)
+
+
+async def sign_in_mfa(call: Call[mfa.MfaSignIn, None]) -> Reply:
+    return staff_session(await mfa.complete(call, pb.SESSION_KIND_STAFF))
+
+
+def staff_session(grant: pb.SessionGrant) -> Reply:
     session = grant.session
     answer = StaffSession(
         token=grant.token,
@@ -54,6 +64,19 @@ def operations() -> list[Operation]:
             tag="staff",
             security="none",
             body=StaffSignIn,
+            rate_limited=True,
+            answers=(Answer(201, "Signed in.", StaffSession), mfa.CHALLENGE_ANSWER),
+            problems=(401,),
+        ),
+        Operation(
+            "POST",
+            "/api/v1/staff/sessions/mfa",
+            sign_in_mfa,
+            operation_id="staffSignInSecondFactor",
+            summary="Second step of a staff sign-in: the challenge and a code",
+            tag="staff",
+            security="none",
+            body=mfa.MfaSignIn,
             rate_limited=True,
             answers=(Answer(201, "Signed in.", StaffSession),),
             problems=(401,),

@@ -9,7 +9,15 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from services.gateway.patient import appointments, forms, profile, records, refills, views
+from services.gateway.patient import (
+    appointments,
+    forms,
+    profile,
+    records,
+    refills,
+    two_factor,
+    views,
+)
 
 # Only the two realms match; any other /portal/<name>/ is a plain 404.
 BASE = "/portal/{realm:onsite|offsite}"
@@ -23,6 +31,7 @@ def setup(app: web.Application) -> None:
             web.get(BASE + "/", views.realm_root, name="portal-root", allow_head=False),
             web.get(BASE + "/login", views.login_form, name="portal-login"),
             web.post(BASE + "/login", views.login),
+            web.post(BASE + "/login/mfa", views.login_mfa),
             web.get(BASE + "/password", views.password_form, name="portal-password"),
             web.post(BASE + "/password", views.change_password),
             web.get(BASE + "/home", views.home, name="portal-home"),
@@ -30,6 +39,7 @@ def setup(app: web.Application) -> None:
             web.post(BASE + "/profile", profile.propose),
             web.post(BASE + "/logout", views.logout, name="portal-logout"),
             *appointments.routes(BASE),
+            *two_factor.routes(BASE),
             web.get(BASE + "/refills", refills.page, name="portal-refills"),
             web.post(BASE + "/refills", refills.request_refill),
             web.get(BASE + "/refills/{refill_id}", refills.detail),

@@ -28,6 +28,10 @@ from services.runtime.errors import FieldErrors, field_errors, precondition_kind
 
 TOO_MANY = "Too many sign-in attempts. Please wait a minute, then try again."
 PASSWORDS_DIFFER = "The new passwords do not match."
+MFA_REFUSED = (
+    "That code is not correct, or it was used already. If this keeps happening, sign in again."
+)
+MFA_TOO_MANY = "Too many wrong codes. Please wait a few minutes, then sign in again."
 
 # The portal's sections as the home page lists them: (path, title, what the patient does there).
 SECTIONS: tuple[tuple[str, str, str], ...] = (
@@ -119,6 +123,56 @@ async def login(request: web.Request) -> web.StreamResponse:
         if exc.code() in auth.SIGN_IN_REFUSED:
             return _login_page(request, username, auth.INVALID_SIGN_IN, status=401)
         raise
+    if grant.mfa_challenge:
+        return _second_step(request, grant.mfa_challenge)
+    return await _signed_in(request, grant)
+
+
+def _second_step(
+    request: web.Request, challenge: str, message: str = "", status: int = 200
+) -> web.Response:
+    errors = {"code": [message]} if message else {}
+    return aiohttp_jinja2.render_template(
+        "patient/login_mfa.html",
+        request,
+        page_context(request, None, challenge=challenge, errors=errors),
+        status=status,
+    )
+
+
+async def login_mfa(request: web.Request) -> web.StreamResponse:
+    """The sign-in's second step: the challenge of the first step and a code."""
+    realm = realm_of(request)
+    form, bad = await form_text.read(request, strip=False)
+    challenge, code = form.get("challenge", ""), form.get("code", "")
+    retry_after = auth.sign_in_retry_after(request)
+    if retry_after is not None:
+        page = _login_page(request, "", TOO_MANY, status=429)
+        page.headers["Retry-After"] = str(retry_after)
+        return page
+    if bad or not challenge:
+        raise web.HTTPSeeOther(page_url(realm, "login"))
+    try:
+        grant = await request.app[BACKENDS].identity.CompleteMfaSignIn(
+            pb.CompleteMfaSignInRequest(
+                challenge=challenge,
+                code=code,
+                kind=pb.SESSION_KIND_PATIENT,
+                realm=auth.REALM_ENUM[realm],
+            ),
+            metadata=auth.gateway_metadata(request),
+        )
+    except grpc.aio.AioRpcError as exc:
+        if exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
+            return _second_step(request, challenge, MFA_TOO_MANY, status=429)
+        if exc.code() in auth.SIGN_IN_REFUSED:
+            return _second_step(request, challenge, MFA_REFUSED, status=401)
+        raise
+    return await _signed_in(request, grant)
+
+
+async def _signed_in(request: web.Request, grant: pb.SessionGrant) -> web.StreamResponse:
+    realm = realm_of(request)
     previous = request.cookies.get(auth.patient_cookie(realm))
     if previous:
         await auth.end_session(request, previous)  # a new sign-in replaces the old session

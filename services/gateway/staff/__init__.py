@@ -22,6 +22,7 @@ from services.gateway.staff import (
     providers,
     refill_requests,
     review_queue,
+    two_factor,
     views_auth,
     work_queue,
 )
@@ -30,6 +31,7 @@ from services.gateway.staff import (
 def setup(app: web.Application) -> None:
     """Register this section's routes."""
     views_auth.setup(app)
+    two_factor.setup(app)
     patients.setup(app)  # /staff/patients/new before /staff/patients/{patient_id}
     demographics.setup(app)
     credentials.setup(app)

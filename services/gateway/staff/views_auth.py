@@ -10,6 +10,11 @@ from services.gateway import auth, form_text
 from services.gateway.context import BACKENDS
 from services.gateway.staff.common import HOME_URL, LOGIN_URL, form, redirect, render
 
+MFA_REFUSED = (
+    "That code is not correct, or it was used already. If this keeps happening, sign in again."
+)
+MFA_TOO_MANY = "Too many wrong codes. Please wait a few minutes, then sign in again."
+
 
 async def index(request: web.Request) -> web.StreamResponse:
     raise web.HTTPSeeOther(HOME_URL)
@@ -42,6 +47,49 @@ async def login(request: web.Request) -> web.StreamResponse:
     except grpc.aio.AioRpcError as exc:
         if exc.code() in auth.SIGN_IN_REFUSED:
             return _failed(request, username, auth.INVALID_SIGN_IN)
+        raise
+    if grant.mfa_challenge:
+        return _second_step(request, grant.mfa_challenge)
+    response = redirect(request, HOME_URL)
+    auth.set_session_cookie(request, response, auth.STAFF_COOKIE, grant.token, path="/")
+    return response
+
+
+def _second_step(
+    request: web.Request, challenge: str, message: str = "", status: int = 200
+) -> web.Response:
+    errors = {"code": [message]} if message else {}
+    return render(
+        request,
+        None,
+        "staff/login_mfa.html",
+        {"challenge": challenge, "errors": errors},
+        status=status,
+    )
+
+
+async def login_mfa(request: web.Request) -> web.StreamResponse:
+    """The sign-in's second step: the challenge of the first step and a code."""
+    retry_after = auth.sign_in_retry_after(request)
+    if retry_after is not None:
+        raise web.HTTPTooManyRequests(
+            text="Too many sign-in attempts. Please wait a minute, then try again.",
+            headers={"Retry-After": str(retry_after)},
+        )
+    values, bad = await form(request)
+    challenge, code = values.get("challenge", ""), values.get("code", "")
+    if bad or not challenge:
+        raise web.HTTPSeeOther(LOGIN_URL)
+    try:
+        grant = await request.app[BACKENDS].identity.CompleteMfaSignIn(
+            pb.CompleteMfaSignInRequest(challenge=challenge, code=code, kind=pb.SESSION_KIND_STAFF),
+            metadata=auth.gateway_metadata(request),
+        )
+    except grpc.aio.AioRpcError as exc:
+        if exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
+            return _second_step(request, challenge, MFA_TOO_MANY, status=429)
+        if exc.code() in auth.SIGN_IN_REFUSED:
+            return _second_step(request, challenge, MFA_REFUSED, status=401)
         raise
     response = redirect(request, HOME_URL)
     auth.set_session_cookie(request, response, auth.STAFF_COOKIE, grant.token, path="/")
@@ -79,4 +127,5 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/staff/", index)
     app.router.add_get(LOGIN_URL, login_form)
     app.router.add_post(LOGIN_URL, login)
+    app.router.add_post(LOGIN_URL + "/mfa", login_mfa)
     app.router.add_post("/staff/logout", logout)

@@ -154,6 +154,36 @@ class IdentityServiceStub:
                 request_serializer=portal_dot_identity_dot_v1_dot_identity__pb2.VerifyAuditLogRequest.SerializeToString,
                 response_deserializer=portal_dot_identity_dot_v1_dot_identity__pb2.AuditLogVerification.FromString,
                 _registered_method=True)
+        self.StartTotpEnrolment = channel.unary_unary(
+                '/portal.identity.v1.IdentityService/StartTotpEnrolment',
+                request_serializer=portal_dot_identity_dot_v1_dot_identity__pb2.StartTotpEnrolmentRequest.SerializeToString,
+                response_deserializer=portal_dot_identity_dot_v1_dot_identity__pb2.TotpEnrolment.FromString,
+                _registered_method=True)
+        self.ConfirmTotp = channel.unary_unary(
+                '/portal.identity.v1.IdentityService/ConfirmTotp',
+                request_serializer=portal_dot_identity_dot_v1_dot_identity__pb2.ConfirmTotpRequest.SerializeToString,
+                response_deserializer=portal_dot_identity_dot_v1_dot_identity__pb2.RecoveryCodes.FromString,
+                _registered_method=True)
+        self.RemoveTotp = channel.unary_unary(
+                '/portal.identity.v1.IdentityService/RemoveTotp',
+                request_serializer=portal_dot_identity_dot_v1_dot_identity__pb2.RemoveTotpRequest.SerializeToString,
+                response_deserializer=portal_dot_identity_dot_v1_dot_identity__pb2.RemoveTotpResponse.FromString,
+                _registered_method=True)
+        self.GetMfaStatus = channel.unary_unary(
+                '/portal.identity.v1.IdentityService/GetMfaStatus',
+                request_serializer=portal_dot_identity_dot_v1_dot_identity__pb2.GetMfaStatusRequest.SerializeToString,
+                response_deserializer=portal_dot_identity_dot_v1_dot_identity__pb2.MfaStatus.FromString,
+                _registered_method=True)
+        self.CompleteMfaSignIn = channel.unary_unary(
+                '/portal.identity.v1.IdentityService/CompleteMfaSignIn',
+                request_serializer=portal_dot_identity_dot_v1_dot_identity__pb2.CompleteMfaSignInRequest.SerializeToString,
+                response_deserializer=portal_dot_identity_dot_v1_dot_identity__pb2.SessionGrant.FromString,
+                _registered_method=True)
+        self.ResetPatientMfa = channel.unary_unary(
+                '/portal.identity.v1.IdentityService/ResetPatientMfa',
+                request_serializer=portal_dot_identity_dot_v1_dot_identity__pb2.ResetPatientMfaRequest.SerializeToString,
+                response_deserializer=portal_dot_identity_dot_v1_dot_identity__pb2.RemoveTotpResponse.FromString,
+                _registered_method=True)
 
 
 class IdentityServiceServicer:
@@ -318,6 +348,45 @@ class IdentityServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def StartTotpEnrolment(self, request, context):
+        """Two-factor sign-in (TOTP, RFC 6238) of the caller, staff or patient alike.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ConfirmTotp(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveTotp(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetMfaStatus(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CompleteMfaSignIn(self, request, context):
+        """The second step of a sign-in whose first step answered an mfa_challenge.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResetPatientMfa(self, request, context):
+        """Staff remove a patient's second factor of one realm (audited as mfa.reset).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IdentityServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -440,6 +509,36 @@ def add_IdentityServiceServicer_to_server(servicer, server):
                     servicer.VerifyAuditLog,
                     request_deserializer=portal_dot_identity_dot_v1_dot_identity__pb2.VerifyAuditLogRequest.FromString,
                     response_serializer=portal_dot_identity_dot_v1_dot_identity__pb2.AuditLogVerification.SerializeToString,
+            ),
+            'StartTotpEnrolment': grpc.unary_unary_rpc_method_handler(
+                    servicer.StartTotpEnrolment,
+                    request_deserializer=portal_dot_identity_dot_v1_dot_identity__pb2.StartTotpEnrolmentRequest.FromString,
+                    response_serializer=portal_dot_identity_dot_v1_dot_identity__pb2.TotpEnrolment.SerializeToString,
+            ),
+            'ConfirmTotp': grpc.unary_unary_rpc_method_handler(
+                    servicer.ConfirmTotp,
+                    request_deserializer=portal_dot_identity_dot_v1_dot_identity__pb2.ConfirmTotpRequest.FromString,
+                    response_serializer=portal_dot_identity_dot_v1_dot_identity__pb2.RecoveryCodes.SerializeToString,
+            ),
+            'RemoveTotp': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveTotp,
+                    request_deserializer=portal_dot_identity_dot_v1_dot_identity__pb2.RemoveTotpRequest.FromString,
+                    response_serializer=portal_dot_identity_dot_v1_dot_identity__pb2.RemoveTotpResponse.SerializeToString,
+            ),
+            'GetMfaStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetMfaStatus,
+                    request_deserializer=portal_dot_identity_dot_v1_dot_identity__pb2.GetMfaStatusRequest.FromString,
+                    response_serializer=portal_dot_identity_dot_v1_dot_identity__pb2.MfaStatus.SerializeToString,
+            ),
+            'CompleteMfaSignIn': grpc.unary_unary_rpc_method_handler(
+                    servicer.CompleteMfaSignIn,
+                    request_deserializer=portal_dot_identity_dot_v1_dot_identity__pb2.CompleteMfaSignInRequest.FromString,
+                    response_serializer=portal_dot_identity_dot_v1_dot_identity__pb2.SessionGrant.SerializeToString,
+            ),
+            'ResetPatientMfa': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResetPatientMfa,
+                    request_deserializer=portal_dot_identity_dot_v1_dot_identity__pb2.ResetPatientMfaRequest.FromString,
+                    response_serializer=portal_dot_identity_dot_v1_dot_identity__pb2.RemoveTotpResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1090,6 +1189,168 @@ class IdentityService:
             '/portal.identity.v1.IdentityService/VerifyAuditLog',
             portal_dot_identity_dot_v1_dot_identity__pb2.VerifyAuditLogRequest.SerializeToString,
             portal_dot_identity_dot_v1_dot_identity__pb2.AuditLogVerification.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StartTotpEnrolment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/portal.identity.v1.IdentityService/StartTotpEnrolment',
+            portal_dot_identity_dot_v1_dot_identity__pb2.StartTotpEnrolmentRequest.SerializeToString,
+            portal_dot_identity_dot_v1_dot_identity__pb2.TotpEnrolment.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ConfirmTotp(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/portal.identity.v1.IdentityService/ConfirmTotp',
+            portal_dot_identity_dot_v1_dot_identity__pb2.ConfirmTotpRequest.SerializeToString,
+            portal_dot_identity_dot_v1_dot_identity__pb2.RecoveryCodes.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveTotp(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/portal.identity.v1.IdentityService/RemoveTotp',
+            portal_dot_identity_dot_v1_dot_identity__pb2.RemoveTotpRequest.SerializeToString,
+            portal_dot_identity_dot_v1_dot_identity__pb2.RemoveTotpResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetMfaStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/portal.identity.v1.IdentityService/GetMfaStatus',
+            portal_dot_identity_dot_v1_dot_identity__pb2.GetMfaStatusRequest.SerializeToString,
+            portal_dot_identity_dot_v1_dot_identity__pb2.MfaStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CompleteMfaSignIn(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/portal.identity.v1.IdentityService/CompleteMfaSignIn',
+            portal_dot_identity_dot_v1_dot_identity__pb2.CompleteMfaSignInRequest.SerializeToString,
+            portal_dot_identity_dot_v1_dot_identity__pb2.SessionGrant.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResetPatientMfa(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/portal.identity.v1.IdentityService/ResetPatientMfa',
+            portal_dot_identity_dot_v1_dot_identity__pb2.ResetPatientMfaRequest.SerializeToString,
+            portal_dot_identity_dot_v1_dot_identity__pb2.RemoveTotpResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -73,6 +73,15 @@ class IdentityServiceStub:
     """Audit log (admin only)."""
     VerifyAuditLog: _grpc.UnaryUnaryMultiCallable[_identity_pb2.VerifyAuditLogRequest, _identity_pb2.AuditLogVerification]
     """Walk the audit log's hash chain (admin only; audited as audit.verify)."""
+    StartTotpEnrolment: _grpc.UnaryUnaryMultiCallable[_identity_pb2.StartTotpEnrolmentRequest, _identity_pb2.TotpEnrolment]
+    """Two-factor sign-in (TOTP, RFC 6238) of the caller, staff or patient alike."""
+    ConfirmTotp: _grpc.UnaryUnaryMultiCallable[_identity_pb2.ConfirmTotpRequest, _identity_pb2.RecoveryCodes]
+    RemoveTotp: _grpc.UnaryUnaryMultiCallable[_identity_pb2.RemoveTotpRequest, _identity_pb2.RemoveTotpResponse]
+    GetMfaStatus: _grpc.UnaryUnaryMultiCallable[_identity_pb2.GetMfaStatusRequest, _identity_pb2.MfaStatus]
+    CompleteMfaSignIn: _grpc.UnaryUnaryMultiCallable[_identity_pb2.CompleteMfaSignInRequest, _identity_pb2.SessionGrant]
+    """The second step of a sign-in whose first step answered an mfa_challenge."""
+    ResetPatientMfa: _grpc.UnaryUnaryMultiCallable[_identity_pb2.ResetPatientMfaRequest, _identity_pb2.RemoveTotpResponse]
+    """Staff remove a patient's second factor of one realm (audited as mfa.reset)."""
 
 @_typing.type_check_only
 class IdentityServiceAsyncStub(IdentityServiceStub):
@@ -119,6 +128,15 @@ class IdentityServiceAsyncStub(IdentityServiceStub):
     """Audit log (admin only)."""
     VerifyAuditLog: _aio.UnaryUnaryMultiCallable[_identity_pb2.VerifyAuditLogRequest, _identity_pb2.AuditLogVerification]  # type: ignore[assignment]
     """Walk the audit log's hash chain (admin only; audited as audit.verify)."""
+    StartTotpEnrolment: _aio.UnaryUnaryMultiCallable[_identity_pb2.StartTotpEnrolmentRequest, _identity_pb2.TotpEnrolment]  # type: ignore[assignment]
+    """Two-factor sign-in (TOTP, RFC 6238) of the caller, staff or patient alike."""
+    ConfirmTotp: _aio.UnaryUnaryMultiCallable[_identity_pb2.ConfirmTotpRequest, _identity_pb2.RecoveryCodes]  # type: ignore[assignment]
+    RemoveTotp: _aio.UnaryUnaryMultiCallable[_identity_pb2.RemoveTotpRequest, _identity_pb2.RemoveTotpResponse]  # type: ignore[assignment]
+    GetMfaStatus: _aio.UnaryUnaryMultiCallable[_identity_pb2.GetMfaStatusRequest, _identity_pb2.MfaStatus]  # type: ignore[assignment]
+    CompleteMfaSignIn: _aio.UnaryUnaryMultiCallable[_identity_pb2.CompleteMfaSignInRequest, _identity_pb2.SessionGrant]  # type: ignore[assignment]
+    """The second step of a sign-in whose first step answered an mfa_challenge."""
+    ResetPatientMfa: _aio.UnaryUnaryMultiCallable[_identity_pb2.ResetPatientMfaRequest, _identity_pb2.RemoveTotpResponse]  # type: ignore[assignment]
+    """Staff remove a patient's second factor of one realm (audited as mfa.reset)."""
 
 class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -306,5 +324,50 @@ class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_identity_pb2.AuditLogVerification, _abc.Awaitable[_identity_pb2.AuditLogVerification]]:
         """Walk the audit log's hash chain (admin only; audited as audit.verify)."""
+
+    @_abc_1.abstractmethod
+    def StartTotpEnrolment(
+        self,
+        request: _identity_pb2.StartTotpEnrolmentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.TotpEnrolment, _abc.Awaitable[_identity_pb2.TotpEnrolment]]:
+        """Two-factor sign-in (TOTP, RFC 6238) of the caller, staff or patient alike."""
+
+    @_abc_1.abstractmethod
+    def ConfirmTotp(
+        self,
+        request: _identity_pb2.ConfirmTotpRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.RecoveryCodes, _abc.Awaitable[_identity_pb2.RecoveryCodes]]: ...
+
+    @_abc_1.abstractmethod
+    def RemoveTotp(
+        self,
+        request: _identity_pb2.RemoveTotpRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.RemoveTotpResponse, _abc.Awaitable[_identity_pb2.RemoveTotpResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def GetMfaStatus(
+        self,
+        request: _identity_pb2.GetMfaStatusRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.MfaStatus, _abc.Awaitable[_identity_pb2.MfaStatus]]: ...
+
+    @_abc_1.abstractmethod
+    def CompleteMfaSignIn(
+        self,
+        request: _identity_pb2.CompleteMfaSignInRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.SessionGrant, _abc.Awaitable[_identity_pb2.SessionGrant]]:
+        """The second step of a sign-in whose first step answered an mfa_challenge."""
+
+    @_abc_1.abstractmethod
+    def ResetPatientMfa(
+        self,
+        request: _identity_pb2.ResetPatientMfaRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.RemoveTotpResponse, _abc.Awaitable[_identity_pb2.RemoveTotpResponse]]:
+        """Staff remove a patient's second factor of one realm (audited as mfa.reset)."""
 
 def add_IdentityServiceServicer_to_server(servicer: IdentityServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
