@@ -9,8 +9,8 @@ import time
 from playwright.async_api import Page, expect
 
 from services.identity import totp
-from tests.browser.conftest import Shots
-from tests.browser.test_appointments import NEW_PASSWORD, accessible, patient_signs_in
+from tests.browser.conftest import Shots, accessible
+from tests.browser.test_appointments import NEW_PASSWORD, patient_signs_in
 from tests.browser.test_seed_procedures import staff_signs_in
 from tests.system.conftest import RunningStack
 from tests.system.test_patient_portal import issue_credentials
