@@ -132,7 +132,11 @@ def principal_for(request: web.Request, session: pb.Session) -> Principal:
         return Principal(
             kind="staff",
             subject=session.staff_user_id,
-            role=ROLE_NAME.get(session.role, ""),
+            role=(
+                PASSWORD_CHANGE_ONLY
+                if session.must_change_password
+                else ROLE_NAME.get(session.role, "")
+            ),
             session_id=session.session_id,
             source=source,
             name=session.display_name or session.username,
