@@ -48,7 +48,7 @@ CROSS_CHECKED = (
 )
 PATIENT_OPERATIONS = ("signMyForm",)
 STAFF_PATHS = (
-    "patients|staff|providers|appointment-types|availability|appointments|forms|portal-forms"
+    "patients|staff|staff-users|providers|appointment-types|availability|appointments|forms|portal-forms"
     "|chart-forms|refill-requests|letter-templates|profile-updates|work-queue|audit"
 )
 

@@ -34,6 +34,7 @@ async def sign_in(call: Call[StaffSignIn, None]) -> Reply:
             display_name=session.display_name,
             role=auth.ROLE_NAME.get(session.role, ""),  # type: ignore[arg-type]
         ),
+        must_change_password=session.must_change_password,
     )
     return Reply(answer, status=201)
 
