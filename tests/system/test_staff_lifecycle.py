@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import html
+import re
 import uuid
 
+import aiohttp
+
+from tests.system.conftest import RunningStack
 from tests.system.test_api import Api
 from tests.system.test_api import api as api
 from tests.system.test_api import http as http
+from tests.system.test_staff_pages import Browser
+from tests.system.test_staff_pages import admin as admin
+from tests.system.test_staff_pages import browser as browser
 
 CHOSEN = "Quartz-Lantern-Evening-77"
 
@@ -99,3 +107,55 @@ async def test_unknown_or_malformed_staff_user_ids_are_not_found(api: Api) -> No
             "PATCH", f"/api/v1/staff-users/{user}", admin, json={"disabled": True}
         )
         assert status == 404
+
+
+# --- Pages ----------------------------------------------------------------------------------------
+
+TEMPORARY = re.compile(r'id="temporary-password-value">([^<]+)</code>')
+
+
+async def test_staff_pages_temporary_password_forced_change_disable_and_sessions(
+    stack: RunningStack, admin: Browser
+) -> None:
+    username = "clerk" + uuid.uuid4().hex[:8]
+    await admin.get("/staff/admin/staff")
+    page = await admin.post(
+        "/staff/admin/staff",
+        {"username": username, "display_name": "Clerk Kent", "role": "front_desk", "password": ""},
+    )
+    assert page.status == 200, page.text[:1000]
+    found = TEMPORARY.search(page.text)
+    assert found, page.text[:2000]
+    temporary = html.unescape(found[1])
+    row = next(r for r in page.text.split("<tr>")[1:] if f">{username}<" in r)
+    user = re.findall(r'action="/staff/admin/staff/([0-9a-f-]{36})/disable"', row)[0]
+
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        clerk = Browser(http, stack.url)
+        page = await clerk.sign_in(username, temporary)
+        assert page.url.endswith("/staff/password") and "password-required" in page.text
+        # Nothing else until the password is changed.
+        page = await clerk.get("/staff/patients")
+        assert page.url.endswith("/staff/password")
+        page = await clerk.post(
+            "/staff/password",
+            {"current_password": temporary, "new_password": CHOSEN, "confirm_password": CHOSEN},
+        )
+        assert page.status == 200 and page.url.endswith("/staff/patients"), page.text[:1000]
+        assert "Your password was changed." in page.text
+
+        # The admin sees the session, ends it; then disables the user.
+        page = await admin.get("/staff/admin/staff")
+        assert username in page.text and 'id="staff-sessions"' in page.text
+        page = await admin.post(f"/staff/admin/staff/{user}/disable")
+        assert page.status == 200 and "Staff user changed." in page.text
+        page = await clerk.get("/staff/patients")
+        assert page.url.endswith("/staff/login")  # the session ended at once
+        page = await clerk.sign_in(username, CHOSEN)
+        assert page.status == 401
+
+    page = await admin.post(f"/staff/admin/staff/{user}/enable")
+    assert "Staff user changed." in page.text
+    page = await admin.post(f"/staff/admin/staff/{user}/password-reset")
+    found = TEMPORARY.search(page.text)
+    assert found and html.unescape(found[1]) != temporary
