@@ -114,6 +114,8 @@ def config(url: str, staff: str, patient: str) -> str:
         ("changeMyPassword", patient),
         ("issuePortalCredentials", staff),
         ("addDocument", staff),
+        ("changeStaffPassword", staff),
+        ("createStaffUser", staff),  # a username taken or refused by the username policy
     ):
         blocks += [
             "[[operations]]",
