@@ -29,6 +29,9 @@ ROLE_NAME = {
 }
 ROLE_ENUM = {v: k for k, v in ROLE_NAME.items()}
 STAFF_COOKIE = "portal_staff"
+# A device that signed in before (its own failure budget in identity: OWASP "device cookie").
+STAFF_DEVICE_COOKIE = "portal_staff_device"
+DEVICE_COOKIE_AGE = 180 * 24 * 3600
 INVALID_SIGN_IN = "Invalid username or password."
 # Every way identity can refuse a sign-in; pages and API give them all one generic answer.
 SIGN_IN_REFUSED = (
@@ -132,7 +135,11 @@ def principal_for(request: web.Request, session: pb.Session) -> Principal:
         return Principal(
             kind="staff",
             subject=session.staff_user_id,
-            role=ROLE_NAME.get(session.role, ""),
+            role=(
+                PASSWORD_CHANGE_ONLY
+                if session.must_change_password
+                else ROLE_NAME.get(session.role, "")
+            ),
             session_id=session.session_id,
             source=source,
             name=session.display_name or session.username,
@@ -225,3 +232,17 @@ def set_session_cookie(
 
 def clear_session_cookie(response: web.StreamResponse, name: str, path: str = "/") -> None:
     response.del_cookie(name, path=path)
+
+
+def set_device_cookie(request: web.Request, response: web.StreamResponse, token: str) -> None:
+    """Remember this device for sign-in (identity issued `token`; empty: keep the one sent)."""
+    if token:
+        response.set_cookie(
+            STAFF_DEVICE_COOKIE,
+            token,
+            max_age=DEVICE_COOKIE_AGE,
+            httponly=True,
+            samesite="Strict",
+            secure=request.app[SETTINGS].cookie_secure,
+            path="/staff/login",
+        )

@@ -80,6 +80,9 @@ def staff_user(row: asyncpg.Record) -> pb.StaffUser:
         display_name=row["display_name"],
         role=ROLES[row["role"]],
         created_at=timestamp(row["created_at"]),
+        disabled=row["disabled"],
+        must_change_password=row["must_change_password"],
+        locked_until=timestamp(row["locked_until"]),
     )
 
 

@@ -37,3 +37,6 @@ def profile_update_decided(status: str) -> str:
             "one instead."
         )
     return f"This change request has already been {status}."
+
+
+LAST_ADMIN = "At least one enabled admin must remain."

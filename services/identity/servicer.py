@@ -30,6 +30,7 @@ from services.identity import (
     refusals,
     sessions,
     staff,
+    staff_admin,
 )
 from services.identity.passwords import PasswordHasher, check_password, generate_password
 from services.identity.settings import IdentitySettings
@@ -101,17 +102,28 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
 
     # ------------------------------------------------------------------ staff
 
+    async def _guess(
+        self, table: str, row: asyncpg.Record | None, password: str, device_token: str
+    ) -> tuple[lockout.Outcome, lockout.Claim | None, bool]:
+        """Charge and check one guess: (outcome, claim, whether the device cookie was valid)."""
+        async with self.pool.acquire() as conn:
+            spent = None
+            if row is not None:
+                spent = await lockout.budget(conn, table, row["id"], device_token)
+            outcome, claim = await lockout.check(conn, self.hasher, row, spent, password)
+        return outcome, claim, spent is not None and spent.table == "trusted_devices"
+
     @requires(service=True)
     async def StaffSignIn(
         self, request: pb.SignInRequest, context: Context, principal: Principal
     ) -> pb.SessionGrant:
         async with self.pool.acquire() as conn:
             user = await staff.for_sign_in(conn, request.username)
-        outcome = await lockout.verify(self.hasher, user, request.password)
+        outcome, _, trusted = await self._guess(
+            "staff_users", user, request.password, request.device_token
+        )
         if outcome is not lockout.Outcome.OK or user is None:
-            async with self.pool.acquire() as conn, conn.transaction():
-                if outcome is lockout.Outcome.WRONG and user is not None:
-                    outcome, _, _ = await lockout.record_failure(conn, "staff_users", user["id"])
+            async with self.pool.acquire() as conn:
                 await audit.record(
                     conn,
                     principal,
@@ -122,6 +134,27 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
                     outcome=outcome.value,
                 )
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, SIGN_IN_FAILED)
+        entry = audit.Entry.for_principal(
+            principal,
+            "auth.staff_sign_in",
+            actor_kind="staff",
+            actor_id=str(user["id"]),
+            actor_name=user["username"],
+        )
+        if self._temporary_password_expired(user):
+            async with self.pool.acquire() as conn:
+                await audit.record(
+                    conn,
+                    principal,
+                    entry.action,
+                    actor_kind="staff",
+                    actor_id=entry.actor_id,
+                    actor_name=entry.actor_name,
+                    outcome="expired",
+                )
+            await abort_precondition(
+                context, "TEMPORARY_PASSWORD_EXPIRED", refusals.TEMPORARY_PASSWORD_EXPIRED
+            )
         async with self.pool.acquire() as conn:
             if await mfa.enrolled(conn, "staff", user["id"]):
                 await lockout.rehash_if_needed(
@@ -138,14 +171,10 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
                 table="staff_users",
                 row_id=user["id"],
                 lifetime=self.settings.session_lifetime,
-                entry=audit.Entry.for_principal(
-                    principal,
-                    "auth.staff_sign_in",
-                    actor_kind="staff",
-                    actor_id=str(user["id"]),
-                    actor_name=user["username"],
-                ),
+                entry=entry,
+                trusted_device=trusted,
             )
+            device = "" if trusted else await lockout.trust_device(conn, "staff_users", user["id"])
             await lockout.rehash_if_needed(
                 conn,
                 self.hasher,
@@ -154,6 +183,13 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
                 user["password_hash"],
                 request.password,
             )
+        grant = self._staff_grant(user, token, session_id, expires)
+        grant.device_token = device
+        return grant
+
+    def _staff_grant(
+        self, user: asyncpg.Record, token: str, session_id: uuid.UUID, expires: datetime
+    ) -> pb.SessionGrant:
         return self._grant(
             token,
             expires,
@@ -164,6 +200,7 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
                 role=convert.ROLES[user["role"]],
                 display_name=user["display_name"],
                 username=user["username"],
+                must_change_password=user["must_change_password"],
             ),
         )
 
@@ -172,17 +209,31 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
         self, request: pb.CreateStaffUserRequest, context: Context, principal: Principal
     ) -> pb.StaffUser:
         role = convert.ROLE_NAMES.get(request.role, "")
-        errors = staff.validate(request.username, request.display_name, role, request.password)
+        # No password typed: a temporary one, changed at the first sign-in.
+        temporary = "" if request.password else generate_password()
+        password = request.password or temporary
+        errors = staff.validate(request.username, request.display_name, role, password)
         if errors:
             await abort_invalid(context, errors)
         async with self.pool.acquire() as conn, conn.transaction():
             row = await staff.create(
-                conn, self.hasher, request.username, request.display_name, role, request.password
+                conn, self.hasher, request.username, request.display_name, role, password
             )
             if row is None:
                 await abort_invalid(context, {"username": [USERNAME_TAKEN]})
+            if temporary:
+                row = await staff_admin.set_temporary_password(
+                    conn,
+                    row["id"],
+                    row["password_hash"],
+                    self.settings.temporary_password_lifetime,
+                )
+                if row is None:
+                    await context.abort(grpc.StatusCode.NOT_FOUND, "no such staff user")
             await audit.record(conn, principal, "staff.create", detail=f"user={row['id']}")
-        return convert.staff_user(row)
+        created = convert.staff_user(row)
+        created.temporary_password = temporary
+        return created
 
     @requires(staff=ADMIN)
     async def ListStaffUsers(
@@ -190,6 +241,154 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
     ) -> pb.ListStaffUsersResponse:
         rows = await self.pool.fetch(f"SELECT {staff.COLUMNS} FROM staff_users ORDER BY username")
         return pb.ListStaffUsersResponse(items=[convert.staff_user(r) for r in rows])
+
+    async def _staff_user_id(self, context: Context, raw: str, field: str = "id") -> uuid.UUID:
+        try:
+            return uuid.UUID(raw)
+        except ValueError:
+            await abort_invalid(context, {field: ["Staff user id is not valid."]})
+
+    @requires(staff=ADMIN)
+    async def UpdateStaffUser(
+        self, request: pb.UpdateStaffUserRequest, context: Context, principal: Principal
+    ) -> pb.StaffUser:
+        user_id = await self._staff_user_id(context, request.id)
+        role = convert.ROLE_NAMES.get(request.role) if request.role else None
+        if request.role and role is None:
+            await abort_invalid(context, {"role": ["Role must be admin, clinician or front desk."]})
+        disabled = request.disabled if request.HasField("disabled") else None
+        async with self.pool.acquire() as conn, conn.transaction():
+            # Serialise admin changes so two admins cannot demote each other at once.
+            await conn.execute("LOCK TABLE staff_users IN SHARE ROW EXCLUSIVE MODE")
+            current = await staff_admin.get(conn, user_id)
+            if current is None:
+                await context.abort(grpc.StatusCode.NOT_FOUND, "no such staff user")
+            losing_admin = current["role"] == "admin" and not current["disabled"]
+            losing_admin = losing_admin and (disabled is True or role not in (None, "admin"))
+            if losing_admin and await staff_admin.count_active_admins(conn) <= 1:
+                await abort_precondition(context, "LAST_ADMIN", refusals.LAST_ADMIN)
+            row = await staff_admin.update(conn, user_id, disabled=disabled, role=role)
+            if row is None:
+                await context.abort(grpc.StatusCode.NOT_FOUND, "no such staff user")
+            changes = []
+            if disabled is not None:
+                changes.append(f"disabled={str(disabled).lower()}")
+            if role is not None:
+                changes.append(f"role={role}")
+            await audit.record(
+                conn, principal, "staff.update", detail=f"user={user_id} {' '.join(changes)}"
+            )
+        return convert.staff_user(row)
+
+    @requires(staff=ADMIN)
+    async def ResetStaffPassword(
+        self, request: pb.ResetStaffPasswordRequest, context: Context, principal: Principal
+    ) -> pb.TemporaryStaffPassword:
+        user_id = await self._staff_user_id(context, request.id)
+        temporary = generate_password()
+        hashed = await self.hasher.hash(temporary)
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await staff_admin.set_temporary_password(
+                conn, user_id, hashed, self.settings.temporary_password_lifetime
+            )
+            if row is None:
+                await context.abort(grpc.StatusCode.NOT_FOUND, "no such staff user")
+            await lockout.unlock(conn, "staff_users", user_id)
+            await audit.record(conn, principal, "staff.password_reset", detail=f"user={user_id}")
+        return pb.TemporaryStaffPassword(
+            temporary_password=temporary,
+            expires_at=convert.timestamp(row["temporary_expires_at"]),
+        )
+
+    @requires(staff=ADMIN)
+    async def UnlockStaffUser(
+        self, request: pb.UnlockStaffUserRequest, context: Context, principal: Principal
+    ) -> pb.UnlockStaffUserResponse:
+        user_id = await self._staff_user_id(context, request.id)
+        async with self.pool.acquire() as conn, conn.transaction():
+            if await staff_admin.get(conn, user_id) is None:
+                await context.abort(grpc.StatusCode.NOT_FOUND, "no such staff user")
+            await lockout.unlock(conn, "staff_users", user_id)
+            await audit.record(conn, principal, "staff.unlock", detail=f"user={user_id}")
+        return pb.UnlockStaffUserResponse()
+
+    @requires(staff=ADMIN)
+    async def ListStaffSessions(
+        self, request: pb.ListStaffSessionsRequest, context: Context, principal: Principal
+    ) -> pb.ListStaffSessionsResponse:
+        user_id = None
+        if request.staff_user_id:
+            user_id = await self._staff_user_id(context, request.staff_user_id, "staff_user_id")
+        async with self.pool.acquire() as conn:
+            rows = await staff_admin.live_sessions(conn, user_id)
+        return pb.ListStaffSessionsResponse(
+            items=[
+                pb.StaffSession(
+                    id=str(r["id"]),
+                    staff_user_id=str(r["staff_user_id"]),
+                    username=r["username"],
+                    created_at=convert.timestamp(r["created_at"]),
+                    last_seen_at=convert.timestamp(r["last_seen_at"]),
+                    expires_at=convert.timestamp(r["expires_at"]),
+                )
+                for r in rows
+            ]
+        )
+
+    @requires(staff=ADMIN)
+    async def RevokeStaffSession(
+        self, request: pb.RevokeStaffSessionRequest, context: Context, principal: Principal
+    ) -> pb.RevokeStaffSessionResponse:
+        session_id = await self._staff_user_id(context, request.session_id, "session_id")
+        async with self.pool.acquire() as conn, conn.transaction():
+            owner = await staff_admin.revoke_session(conn, session_id)
+            if owner is None:
+                await context.abort(grpc.StatusCode.NOT_FOUND, "no such session")
+            await audit.record(
+                conn, principal, "staff.session_revoke", detail=f"user={owner} session={session_id}"
+            )
+        return pb.RevokeStaffSessionResponse()
+
+    @requires(password_change=True, staff=True)
+    async def ChangeStaffPassword(
+        self, request: pb.ChangePasswordRequest, context: Context, principal: Principal
+    ) -> pb.SessionGrant:
+        user_id = uuid.UUID(principal.subject)
+        async with self.pool.acquire() as conn:
+            user = await staff_admin.get(conn, user_id)
+        if user is None or user["disabled"]:
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "no staff user")
+        # The current password is a guess like any other: charged to the user's budget first.
+        outcome, _, _ = await self._guess("staff_users", user, request.current_password, "")
+        errors: dict[str, list[str]] = {}
+        if outcome is not lockout.Outcome.OK:
+            errors["current_password"] = ["Your current password is not correct."]
+        elif problems := check_password(
+            request.new_password,
+            username=user["username"],
+            email=None,
+            current_password=request.current_password,
+        ):
+            errors["new_password"] = problems
+        if errors:
+            async with self.pool.acquire() as conn:
+                await audit.record(
+                    conn, principal, "auth.staff_password_changed", outcome=outcome.value
+                )
+            await abort_invalid(context, errors)
+        hashed = await self.hasher.hash(request.new_password)
+        async with self.pool.acquire() as conn, conn.transaction():
+            await staff_admin.set_chosen_password(conn, user_id, hashed)
+            # Every session of the user ends; this browser continues with a fresh one.
+            await staff_admin.revoke_sessions(conn, user_id)
+            token, session_id, expires = await sessions.create(
+                conn, lifetime=self.settings.session_lifetime, staff_user_id=user_id
+            )
+            user = await staff_admin.get(conn, user_id)
+            await audit.record(conn, principal, "auth.staff_password_changed")
+        if user is None:
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "no staff user")
+        return self._staff_grant(user, token, session_id, expires)
 
     # ------------------------------------------------------------------ sessions
 
@@ -223,6 +422,7 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
             session.role = convert.ROLES[row["role"]]
             session.display_name = row["display_name"]
             session.username = row["staff_username"]
+            session.must_change_password = row["must_change_password"]
         else:
             session.kind = pb.SESSION_KIND_PATIENT
             session.patient_id = str(row["patient_id"])
@@ -566,9 +766,11 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
             account = await accounts.for_sign_in(conn, realm, request.username)
         if account is not None and not account["allow_patient_portal"]:
             account = None  # portal access withdrawn: as if the account did not exist
-        outcome = await lockout.verify(self.hasher, account, request.password)
+        outcome, claim, trusted = await self._guess(
+            "portal_accounts", account, request.password, request.device_token
+        )
         if outcome is not lockout.Outcome.OK or account is None:
-            await self._patient_sign_in_failed(principal, realm, account, outcome)
+            await self._patient_sign_in_failed(principal, realm, account, outcome, claim)
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, SIGN_IN_FAILED)
         entry = audit.Entry.for_principal(
             principal,
@@ -610,6 +812,12 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
                 row_id=account["id"],
                 lifetime=self.settings.session_lifetime,
                 entry=entry,
+                trusted_device=trusted,
+            )
+            device = (
+                ""
+                if trusted
+                else await lockout.trust_device(conn, "portal_accounts", account["id"])
             )
             await lockout.rehash_if_needed(
                 conn,
@@ -619,7 +827,9 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
                 account["password_hash"],
                 request.password,
             )
-        return self._patient_grant(account, token, session_id, expires)
+        grant = self._patient_grant(account, token, session_id, expires)
+        grant.device_token = device
+        return grant
 
     @staticmethod
     def _temporary_password_expired(account: asyncpg.Record) -> bool:
@@ -634,13 +844,11 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
         realm: str,
         account: asyncpg.Record | None,
         outcome: lockout.Outcome,
+        claim: lockout.Claim | None,
     ) -> None:
-        failures, locked_until = 0, None
+        failures = claim.failures if claim else 0
+        locked_until = claim.locked_until if claim and claim.locks else None
         async with self.pool.acquire() as conn, conn.transaction():
-            if outcome is lockout.Outcome.WRONG and account is not None:
-                outcome, failures, locked_until = await lockout.record_failure(
-                    conn, "portal_accounts", account["id"]
-                )
             await audit.record(
                 conn,
                 principal,
@@ -691,13 +899,17 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
         self, request: pb.ChangePasswordRequest, context: Context, principal: Principal
     ) -> pb.SessionGrant:
         patient_id = uuid.UUID(principal.subject)
+        async with self.pool.acquire() as conn:
+            found = await accounts.get(conn, patient_id, principal.realm)
+        # The current password is a guess like any other: charged (and committed) first.
+        outcome, _, _ = await self._guess("portal_accounts", found, request.current_password, "")
         async with self.pool.acquire() as conn, conn.transaction():
             account = await accounts.get(conn, patient_id, principal.realm)
             patient = await patients.get(conn, patient_id)
             if account is None or patient is None:
                 await context.abort(grpc.StatusCode.UNAUTHENTICATED, "no account")
             errors: dict[str, list[str]] = {}
-            if not await self.hasher.verify(account["password_hash"], request.current_password):
+            if outcome is not lockout.Outcome.OK:
                 errors["current_password"] = ["Your current password is not correct."]
             elif problems := check_password(
                 request.new_password,

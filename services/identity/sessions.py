@@ -54,19 +54,22 @@ async def start_after_sign_in(
     row_id: uuid.UUID,
     lifetime: timedelta,
     entry: audit.Entry,
+    trusted_device: bool = False,
 ) -> tuple[str, uuid.UUID, datetime]:
     """One statement after a right password: clear the failure count, log, open a session.
 
-    Sign-in is argon2-bound; everything else is kept to a single round trip.
+    Sign-in is argon2-bound; everything else is kept to a single round trip. A sign-in from a
+    trusted device leaves the shared count alone: it only cleared that device's own budget.
     """
-    assert table in lockout.TABLES
+    assert table in lockout.OWNERS
     staff = table == "staff_users"
+    reset = "id = id" if trusted_device else lockout.RESET
     token = secrets.token_urlsafe(32)
     session_id = uuid.uuid4()
     last_sign_in = "" if staff else ", last_sign_in_at = now()"
     expires_at: datetime = await conn.fetchval(
         f"""WITH reset AS (
-                UPDATE {table} SET {lockout.RESET}{last_sign_in} WHERE id = $1
+                UPDATE {table} SET {reset}{last_sign_in} WHERE id = $1
             ), logged AS (
                 INSERT INTO audit_log ({audit.INSERT_COLUMNS})
                 VALUES ($6, $7, $8, $9, $10, $11, $12, $13)
@@ -97,7 +100,9 @@ async def resolve(conn: Conn, token: str, *, idle: timedelta, touch: bool) -> as
                SELECT s.id, s.kind, s.staff_user_id, s.account_id, s.last_seen_at,
                       least(s.expires_at, s.last_seen_at + $2::interval) AS ends_at,
                       u.username AS staff_username, u.display_name, u.role,
-                      a.realm, a.username AS account_username, a.must_change_password,
+                      a.realm, a.username AS account_username,
+                      coalesce(u.must_change_password, a.must_change_password)
+                          AS must_change_password,
                       a.patient_id
                FROM sessions s
                LEFT JOIN staff_users u ON u.id = s.staff_user_id

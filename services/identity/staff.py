@@ -15,7 +15,8 @@ from services.runtime.errors import FieldErrors
 log = logging.getLogger(__name__)
 ROLES = ("admin", "clinician", "front_desk")
 COLUMNS = """id, username, display_name, role, password_hash, failed_attempts, lockouts,
-    locked_until, disabled, created_at"""
+    CASE WHEN locked_until > now() THEN locked_until END AS locked_until, disabled,
+    created_at, must_change_password, temporary_expires_at"""
 
 
 def validate(username: str, display_name: str, role: str, password: str) -> FieldErrors:

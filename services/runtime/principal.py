@@ -33,7 +33,7 @@ TEXT_REFUSED = "The request holds text that is not allowed."
 
 Kind = Literal["staff", "patient", "service"]
 
-# The role of a patient principal whose password must change first: admitted only where a
+# The role of a staff or patient principal whose password must change first: admitted only where a
 # handler says so (@requires(password_change=True)).
 PASSWORD_CHANGE_ONLY = "password-change-only"  # noqa: S105 (a role name)
 
@@ -191,6 +191,8 @@ def _admitted(
     password_change: bool,
 ) -> bool:
     if principal.kind == "staff":
+        if principal.role == PASSWORD_CHANGE_ONLY:
+            return password_change
         return staff is True or (not isinstance(staff, bool) and principal.role in staff)
     if principal.kind == "patient":
         if principal.role == PASSWORD_CHANGE_ONLY:

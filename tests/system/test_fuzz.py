@@ -48,7 +48,7 @@ CROSS_CHECKED = (
 )
 PATIENT_OPERATIONS = ("signMyForm",)
 STAFF_PATHS = (
-    "patients|staff|providers|appointment-types|availability|appointments|forms|portal-forms"
+    "patients|staff|staff-users|providers|appointment-types|availability|appointments|forms|portal-forms"
     "|chart-forms|refill-requests|letter-templates|profile-updates|work-queue|audit"
 )
 
@@ -114,6 +114,8 @@ def config(url: str, staff: str, patient: str) -> str:
         ("changeMyPassword", patient),
         ("issuePortalCredentials", staff),
         ("addDocument", staff),
+        ("changeStaffPassword", staff),
+        ("createStaffUser", staff),  # a username taken or refused by the username policy
     ):
         blocks += [
             "[[operations]]",

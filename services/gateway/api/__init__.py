@@ -24,6 +24,7 @@ from services.gateway.api import (
     scheduling,
     scheduling_portal,
     staff,
+    staff_users,
     work_queue,
 )
 from services.gateway.api.models import Document
@@ -36,6 +37,7 @@ def operations() -> list[Operation]:
     """Every operation of /api/v1, the document's own included."""
     modules = (
         staff,
+        staff_users,
         patients,
         credentials,
         portal,

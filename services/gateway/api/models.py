@@ -197,6 +197,10 @@ class StaffSession(Response):
     token: str = Field(description="Send as `Authorization: Bearer <token>`.")
     expires_at: Time = Field(description="When the session ends at the latest.")
     staff: StaffUser
+    must_change_password: bool = Field(
+        default=False,
+        description="Only POST /api/v1/staff/password is allowed until the password changes.",
+    )
 
 
 class PortalAccount(Response):

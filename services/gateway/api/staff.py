@@ -44,6 +44,7 @@ def staff_session(grant: pb.SessionGrant) -> Reply:
             display_name=session.display_name,
             role=auth.ROLE_NAME.get(session.role, ""),  # type: ignore[arg-type]
         ),
+        must_change_password=session.must_change_password,
     )
     return Reply(answer, status=201)
 

@@ -20,6 +20,7 @@ from services.gateway import auth
 from services.gateway.auth import Caller
 from services.gateway.context import BACKENDS, SETTINGS
 from services.gateway.staff.common import admin_page, form, invalid, redirect, render
+from services.runtime.errors import precondition_text
 
 AUDIT_PAGE = 50
 ROLES = [("front_desk", "Front desk"), ("clinician", "Clinician"), ("admin", "Admin")]
@@ -287,7 +288,7 @@ async def add_staff_user(request: web.Request, caller: Caller) -> web.StreamResp
     if role is None:
         return await _staff_page(request, caller, values, {"role": ["Choose a role."]})
     try:
-        await request.app[BACKENDS].identity.CreateStaffUser(
+        created = await request.app[BACKENDS].identity.CreateStaffUser(
             pb.CreateStaffUserRequest(
                 username=values.get("username", ""),
                 display_name=values.get("display_name", ""),
@@ -303,22 +304,131 @@ async def add_staff_user(request: web.Request, caller: Caller) -> web.StreamResp
                 raise
             errors = {"username": ["That username is taken."]}
         return await _staff_page(request, caller, values, errors)
-    return redirect(request, "/staff/admin/staff", flash="staff-created")
+    if created.temporary_password:  # shown on this answer only
+        issued = pb.TemporaryStaffPassword(temporary_password=created.temporary_password)
+        return await _staff_page(
+            request, caller, {"role": "front_desk"}, {}, issued=(created.id, issued)
+        )
+    return redirect(request, STAFF_URL, flash="staff-created")
+
+
+STAFF_URL = "/staff/admin/staff"
+
+
+def _user_id(request: web.Request, name: str = "user_id") -> str:
+    try:
+        return str(uuid.UUID(request.match_info[name]))
+    except ValueError:
+        raise web.HTTPNotFound(text="No such staff user.") from None
+
+
+async def _staff_action(
+    request: web.Request, caller: Caller, call: Any, flash: str
+) -> web.StreamResponse:
+    """Run one admin action from a posted form; refusals show on the staff page."""
+    _, bad = await form(request)
+    if bad:
+        return await _staff_page(request, caller, {"role": "front_desk"}, bad)
+    try:
+        await call
+    except grpc.aio.AioRpcError as exc:
+        if exc.code() == grpc.StatusCode.NOT_FOUND:
+            raise web.HTTPNotFound(text="No such staff user or session.") from None
+        if exc.code() != grpc.StatusCode.FAILED_PRECONDITION:
+            raise
+        return await _staff_page(
+            request, caller, {"role": "front_desk"}, {"_form": [precondition_text(exc)]}
+        )
+    return redirect(request, STAFF_URL, flash=flash)
+
+
+@admin_page
+async def set_disabled(request: web.Request, caller: Caller) -> web.StreamResponse:
+    disabled = request.match_info["action"] == "disable"
+    call = request.app[BACKENDS].identity.UpdateStaffUser(
+        pb.UpdateStaffUserRequest(id=_user_id(request), disabled=disabled),
+        metadata=auth.metadata(request, caller),
+    )
+    return await _staff_action(request, caller, call, "staff-updated")
+
+
+@admin_page
+async def set_role(request: web.Request, caller: Caller) -> web.StreamResponse:
+    values, _ = await form(request)
+    role = auth.ROLE_ENUM.get(values.get("role", ""))
+    if role is None:
+        return await _staff_page(
+            request, caller, {"role": "front_desk"}, {"_form": ["Choose a role."]}
+        )
+    call = request.app[BACKENDS].identity.UpdateStaffUser(
+        pb.UpdateStaffUserRequest(id=_user_id(request), role=role),
+        metadata=auth.metadata(request, caller),
+    )
+    return await _staff_action(request, caller, call, "staff-updated")
+
+
+@admin_page
+async def unlock_staff_user(request: web.Request, caller: Caller) -> web.StreamResponse:
+    call = request.app[BACKENDS].identity.UnlockStaffUser(
+        pb.UnlockStaffUserRequest(id=_user_id(request)), metadata=auth.metadata(request, caller)
+    )
+    return await _staff_action(request, caller, call, "staff-unlocked")
+
+
+@admin_page
+async def revoke_session(request: web.Request, caller: Caller) -> web.StreamResponse:
+    call = request.app[BACKENDS].identity.RevokeStaffSession(
+        pb.RevokeStaffSessionRequest(session_id=_user_id(request, "session_id")),
+        metadata=auth.metadata(request, caller),
+    )
+    return await _staff_action(request, caller, call, "session-revoked")
+
+
+@admin_page
+async def reset_staff_password(request: web.Request, caller: Caller) -> web.StreamResponse:
+    """The temporary password is shown on this answer only (no redirect, nothing stored)."""
+    _, bad = await form(request)
+    if bad:
+        return await _staff_page(request, caller, {"role": "front_desk"}, bad)
+    user_id = _user_id(request)
+    try:
+        issued = await request.app[BACKENDS].identity.ResetStaffPassword(
+            pb.ResetStaffPasswordRequest(id=user_id), metadata=auth.metadata(request, caller)
+        )
+    except grpc.aio.AioRpcError as exc:
+        if exc.code() == grpc.StatusCode.NOT_FOUND:
+            raise web.HTTPNotFound(text="No such staff user.") from None
+        raise
+    return await _staff_page(request, caller, {"role": "front_desk"}, {}, issued=(user_id, issued))
 
 
 async def _staff_page(
-    request: web.Request, caller: Caller, values: dict[str, str], errors: dict[str, list[str]]
+    request: web.Request,
+    caller: Caller,
+    values: dict[str, str],
+    errors: dict[str, list[str]],
+    issued: tuple[str, pb.TemporaryStaffPassword] | None = None,
 ) -> web.Response:
     reply = await request.app[BACKENDS].identity.ListStaffUsers(
         pb.ListStaffUsersRequest(), metadata=auth.metadata(request, caller)
     )
+    live = await request.app[BACKENDS].identity.ListStaffSessions(
+        pb.ListStaffSessionsRequest(), metadata=auth.metadata(request, caller)
+    )
+    users = list(reply.items)
+    issued_to = next((u for u in users if issued and u.id == issued[0]), None)
     return _render(
         request,
         caller,
         "staff/staff_users.html",
         {
             "active_nav": "staff",
-            "users": list(reply.items),
+            "users": users,
+            "sessions": list(live.items),
+            "current_session": caller.session.session_id,
+            "issued": issued[1] if issued else None,
+            "issued_to": issued_to,
+            "locked": lambda u: u.HasField("locked_until"),
             "values": values,
             "errors": errors,
             "roles": ROLES,
@@ -336,3 +446,9 @@ def setup(app: web.Application) -> None:
     app.router.add_post("/staff/admin/audit/verify", audit_verify)
     app.router.add_get("/staff/admin/staff", staff_users)
     app.router.add_post("/staff/admin/staff", add_staff_user)
+    one = STAFF_URL + "/{user_id}"
+    app.router.add_post(one + "/{action:disable|enable}", set_disabled)
+    app.router.add_post(one + "/role", set_role)
+    app.router.add_post(one + "/password-reset", reset_staff_password)
+    app.router.add_post(one + "/unlock", unlock_staff_user)
+    app.router.add_post("/staff/admin/sessions/{session_id}/revoke", revoke_session)

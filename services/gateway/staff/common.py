@@ -25,6 +25,7 @@ from services.runtime.errors import FieldErrors, field_errors
 
 LOGIN_URL = "/staff/login"
 HOME_URL = "/staff/patients"
+PASSWORD_URL = "/staff/password"  # noqa: S105 (a page address)
 
 StaffHandler = Callable[[web.Request, Caller], Awaitable[web.StreamResponse]]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -58,6 +59,8 @@ def staff_page(handler: StaffHandler) -> Handler:
         caller = await auth.staff_caller(request)
         if caller is None:
             raise web.HTTPSeeOther(LOGIN_URL)
+        if caller.must_change_password:  # a temporary password: nothing else until changed
+            raise web.HTTPSeeOther(PASSWORD_URL)
         if request.method == "GET":  # a page: the navigation's work queue badge
             request[work_queue.BADGE_COUNT] = await work_queue.badge_count(request, caller)
         return await handler(request, caller)
@@ -91,6 +94,10 @@ FLASHES: dict[str, tuple[str, str]] = {
         "Choices saved. Allow Patient Portal is No: the patient cannot use the portal.",
     ),
     "staff-created": ("success", "Staff user added."),
+    "staff-updated": ("success", "Staff user changed."),
+    "staff-unlocked": ("success", "Staff user unlocked."),
+    "session-revoked": ("success", "Session ended."),
+    "password-changed": ("success", "Your password was changed."),
     "profile-update-accepted": ("success", "Change accepted: the patient's record now shows it."),
     "profile-update-rejected": ("success", "Change rejected: the patient's record is unchanged."),
     # Scheduling (Practice tab, chart and calendar).

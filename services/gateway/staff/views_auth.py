@@ -1,4 +1,4 @@
-"""Staff sign-in and sign-out."""
+"""Staff sign-in, sign-out, and the own password change (forced after a temporary one)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,15 @@ from aiohttp import web
 from portal.identity.v1 import identity_pb2 as pb
 from services.gateway import auth, form_text
 from services.gateway.context import BACKENDS
-from services.gateway.staff.common import HOME_URL, LOGIN_URL, form, redirect, render
+from services.gateway.staff.common import (
+    HOME_URL,
+    LOGIN_URL,
+    PASSWORD_URL,
+    form,
+    invalid,
+    redirect,
+    render,
+)
 
 MFA_REFUSED = (
     "That code is not correct, or it was used already. If this keeps happening, sign in again."
@@ -41,7 +49,11 @@ async def login(request: web.Request) -> web.StreamResponse:
         return _failed(request, username, "Enter your username and password.")
     try:
         grant = await request.app[BACKENDS].identity.StaffSignIn(
-            pb.SignInRequest(username=username, password=password),
+            pb.SignInRequest(
+                username=username,
+                password=password,
+                device_token=request.cookies.get(auth.STAFF_DEVICE_COOKIE, ""),
+            ),
             metadata=auth.gateway_metadata(request),
         )
     except grpc.aio.AioRpcError as exc:
@@ -50,8 +62,14 @@ async def login(request: web.Request) -> web.StreamResponse:
         raise
     if grant.mfa_challenge:
         return _second_step(request, grant.mfa_challenge)
-    response = redirect(request, HOME_URL)
+    return _signed_in(request, grant)
+
+
+def _signed_in(request: web.Request, grant: pb.SessionGrant) -> web.Response:
+    """Into the staff portal; to the password page first when the password must change."""
+    response = redirect(request, PASSWORD_URL if grant.session.must_change_password else HOME_URL)
     auth.set_session_cookie(request, response, auth.STAFF_COOKIE, grant.token, path="/")
+    auth.set_device_cookie(request, response, grant.device_token)
     return response
 
 
@@ -91,9 +109,7 @@ async def login_mfa(request: web.Request) -> web.StreamResponse:
         if exc.code() in auth.SIGN_IN_REFUSED:
             return _second_step(request, challenge, MFA_REFUSED, status=401)
         raise
-    response = redirect(request, HOME_URL)
-    auth.set_session_cookie(request, response, auth.STAFF_COOKIE, grant.token, path="/")
-    return response
+    return _signed_in(request, grant)
 
 
 def _failed(
@@ -122,6 +138,55 @@ async def logout(request: web.Request) -> web.StreamResponse:
     return response
 
 
+async def password_form(request: web.Request) -> web.StreamResponse:
+    caller = await auth.staff_caller(request)
+    if caller is None:
+        raise web.HTTPSeeOther(LOGIN_URL)
+    return _password_page(request, caller, {})
+
+
+async def change_password(request: web.Request) -> web.StreamResponse:
+    caller = await auth.staff_caller(request)
+    if caller is None:
+        raise web.HTTPSeeOther(LOGIN_URL)
+    values, bad = await form(request)
+    if bad:
+        return _password_page(request, caller, bad, status=400)
+    if values.get("new_password", "") != values.get("confirm_password", ""):
+        return _password_page(
+            request, caller, {"confirm_password": ["The passwords do not match."]}, status=400
+        )
+    try:
+        grant = await request.app[BACKENDS].identity.ChangeStaffPassword(
+            pb.ChangePasswordRequest(
+                current_password=values.get("current_password", ""),
+                new_password=values.get("new_password", ""),
+            ),
+            metadata=auth.metadata(request, caller),
+        )
+    except grpc.aio.AioRpcError as exc:
+        errors = invalid(exc)
+        if errors is None:
+            raise
+        return _password_page(request, caller, errors, status=400)
+    # Every other session ended; this browser continues with the fresh one.
+    response = redirect(request, HOME_URL, flash="password-changed")
+    auth.set_session_cookie(request, response, auth.STAFF_COOKIE, grant.token, path="/")
+    return response
+
+
+def _password_page(
+    request: web.Request, caller: auth.Caller, errors: dict[str, list[str]], *, status: int = 200
+) -> web.Response:
+    return render(
+        request,
+        caller,
+        "staff/change_password.html",
+        {"errors": errors, "forced": caller.must_change_password},
+        status=status,
+    )
+
+
 def setup(app: web.Application) -> None:
     app.router.add_get("/staff", index)
     app.router.add_get("/staff/", index)
@@ -129,3 +194,5 @@ def setup(app: web.Application) -> None:
     app.router.add_post(LOGIN_URL, login)
     app.router.add_post(LOGIN_URL + "/mfa", login_mfa)
     app.router.add_post("/staff/logout", logout)
+    app.router.add_get(PASSWORD_URL, password_form)
+    app.router.add_post(PASSWORD_URL, change_password)

@@ -49,6 +49,36 @@ class IdentityServiceStub:
                 request_serializer=portal_dot_identity_dot_v1_dot_identity__pb2.ListStaffUsersRequest.SerializeToString,
                 response_deserializer=portal_dot_identity_dot_v1_dot_identity__pb2.ListStaffUsersResponse.FromString,
                 _registered_method=True)
+        self.UpdateStaffUser = channel.unary_unary(
+                '/portal.identity.v1.IdentityService/UpdateStaffUser',
+                request_serializer=portal_dot_identity_dot_v1_dot_identity__pb2.UpdateStaffUserRequest.SerializeToString,
+                response_deserializer=portal_dot_identity_dot_v1_dot_identity__pb2.StaffUser.FromString,
+                _registered_method=True)
+        self.ResetStaffPassword = channel.unary_unary(
+                '/portal.identity.v1.IdentityService/ResetStaffPassword',
+                request_serializer=portal_dot_identity_dot_v1_dot_identity__pb2.ResetStaffPasswordRequest.SerializeToString,
+                response_deserializer=portal_dot_identity_dot_v1_dot_identity__pb2.TemporaryStaffPassword.FromString,
+                _registered_method=True)
+        self.UnlockStaffUser = channel.unary_unary(
+                '/portal.identity.v1.IdentityService/UnlockStaffUser',
+                request_serializer=portal_dot_identity_dot_v1_dot_identity__pb2.UnlockStaffUserRequest.SerializeToString,
+                response_deserializer=portal_dot_identity_dot_v1_dot_identity__pb2.UnlockStaffUserResponse.FromString,
+                _registered_method=True)
+        self.ListStaffSessions = channel.unary_unary(
+                '/portal.identity.v1.IdentityService/ListStaffSessions',
+                request_serializer=portal_dot_identity_dot_v1_dot_identity__pb2.ListStaffSessionsRequest.SerializeToString,
+                response_deserializer=portal_dot_identity_dot_v1_dot_identity__pb2.ListStaffSessionsResponse.FromString,
+                _registered_method=True)
+        self.RevokeStaffSession = channel.unary_unary(
+                '/portal.identity.v1.IdentityService/RevokeStaffSession',
+                request_serializer=portal_dot_identity_dot_v1_dot_identity__pb2.RevokeStaffSessionRequest.SerializeToString,
+                response_deserializer=portal_dot_identity_dot_v1_dot_identity__pb2.RevokeStaffSessionResponse.FromString,
+                _registered_method=True)
+        self.ChangeStaffPassword = channel.unary_unary(
+                '/portal.identity.v1.IdentityService/ChangeStaffPassword',
+                request_serializer=portal_dot_identity_dot_v1_dot_identity__pb2.ChangePasswordRequest.SerializeToString,
+                response_deserializer=portal_dot_identity_dot_v1_dot_identity__pb2.SessionGrant.FromString,
+                _registered_method=True)
         self.ResolveSession = channel.unary_unary(
                 '/portal.identity.v1.IdentityService/ResolveSession',
                 request_serializer=portal_dot_identity_dot_v1_dot_identity__pb2.ResolveSessionRequest.SerializeToString,
@@ -203,6 +233,44 @@ class IdentityServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListStaffUsers(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateStaffUser(self, request, context):
+        """Staff lifecycle (admin): disable/enable (ends their sessions), role, temporary password,
+        unlock, sessions; every staff user changes their own password.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResetStaffPassword(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UnlockStaffUser(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListStaffSessions(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeStaffSession(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ChangeStaffPassword(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -404,6 +472,36 @@ def add_IdentityServiceServicer_to_server(servicer, server):
                     servicer.ListStaffUsers,
                     request_deserializer=portal_dot_identity_dot_v1_dot_identity__pb2.ListStaffUsersRequest.FromString,
                     response_serializer=portal_dot_identity_dot_v1_dot_identity__pb2.ListStaffUsersResponse.SerializeToString,
+            ),
+            'UpdateStaffUser': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateStaffUser,
+                    request_deserializer=portal_dot_identity_dot_v1_dot_identity__pb2.UpdateStaffUserRequest.FromString,
+                    response_serializer=portal_dot_identity_dot_v1_dot_identity__pb2.StaffUser.SerializeToString,
+            ),
+            'ResetStaffPassword': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResetStaffPassword,
+                    request_deserializer=portal_dot_identity_dot_v1_dot_identity__pb2.ResetStaffPasswordRequest.FromString,
+                    response_serializer=portal_dot_identity_dot_v1_dot_identity__pb2.TemporaryStaffPassword.SerializeToString,
+            ),
+            'UnlockStaffUser': grpc.unary_unary_rpc_method_handler(
+                    servicer.UnlockStaffUser,
+                    request_deserializer=portal_dot_identity_dot_v1_dot_identity__pb2.UnlockStaffUserRequest.FromString,
+                    response_serializer=portal_dot_identity_dot_v1_dot_identity__pb2.UnlockStaffUserResponse.SerializeToString,
+            ),
+            'ListStaffSessions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListStaffSessions,
+                    request_deserializer=portal_dot_identity_dot_v1_dot_identity__pb2.ListStaffSessionsRequest.FromString,
+                    response_serializer=portal_dot_identity_dot_v1_dot_identity__pb2.ListStaffSessionsResponse.SerializeToString,
+            ),
+            'RevokeStaffSession': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeStaffSession,
+                    request_deserializer=portal_dot_identity_dot_v1_dot_identity__pb2.RevokeStaffSessionRequest.FromString,
+                    response_serializer=portal_dot_identity_dot_v1_dot_identity__pb2.RevokeStaffSessionResponse.SerializeToString,
+            ),
+            'ChangeStaffPassword': grpc.unary_unary_rpc_method_handler(
+                    servicer.ChangeStaffPassword,
+                    request_deserializer=portal_dot_identity_dot_v1_dot_identity__pb2.ChangePasswordRequest.FromString,
+                    response_serializer=portal_dot_identity_dot_v1_dot_identity__pb2.SessionGrant.SerializeToString,
             ),
             'ResolveSession': grpc.unary_unary_rpc_method_handler(
                     servicer.ResolveSession,
@@ -622,6 +720,168 @@ class IdentityService:
             '/portal.identity.v1.IdentityService/ListStaffUsers',
             portal_dot_identity_dot_v1_dot_identity__pb2.ListStaffUsersRequest.SerializeToString,
             portal_dot_identity_dot_v1_dot_identity__pb2.ListStaffUsersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateStaffUser(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/portal.identity.v1.IdentityService/UpdateStaffUser',
+            portal_dot_identity_dot_v1_dot_identity__pb2.UpdateStaffUserRequest.SerializeToString,
+            portal_dot_identity_dot_v1_dot_identity__pb2.StaffUser.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResetStaffPassword(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/portal.identity.v1.IdentityService/ResetStaffPassword',
+            portal_dot_identity_dot_v1_dot_identity__pb2.ResetStaffPasswordRequest.SerializeToString,
+            portal_dot_identity_dot_v1_dot_identity__pb2.TemporaryStaffPassword.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UnlockStaffUser(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/portal.identity.v1.IdentityService/UnlockStaffUser',
+            portal_dot_identity_dot_v1_dot_identity__pb2.UnlockStaffUserRequest.SerializeToString,
+            portal_dot_identity_dot_v1_dot_identity__pb2.UnlockStaffUserResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListStaffSessions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/portal.identity.v1.IdentityService/ListStaffSessions',
+            portal_dot_identity_dot_v1_dot_identity__pb2.ListStaffSessionsRequest.SerializeToString,
+            portal_dot_identity_dot_v1_dot_identity__pb2.ListStaffSessionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeStaffSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/portal.identity.v1.IdentityService/RevokeStaffSession',
+            portal_dot_identity_dot_v1_dot_identity__pb2.RevokeStaffSessionRequest.SerializeToString,
+            portal_dot_identity_dot_v1_dot_identity__pb2.RevokeStaffSessionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ChangeStaffPassword(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/portal.identity.v1.IdentityService/ChangeStaffPassword',
+            portal_dot_identity_dot_v1_dot_identity__pb2.ChangePasswordRequest.SerializeToString,
+            portal_dot_identity_dot_v1_dot_identity__pb2.SessionGrant.FromString,
             options,
             channel_credentials,
             insecure,

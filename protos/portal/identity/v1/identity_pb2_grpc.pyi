@@ -35,6 +35,15 @@ class IdentityServiceStub:
     """Staff authentication and administration."""
     CreateStaffUser: _grpc.UnaryUnaryMultiCallable[_identity_pb2.CreateStaffUserRequest, _identity_pb2.StaffUser]
     ListStaffUsers: _grpc.UnaryUnaryMultiCallable[_identity_pb2.ListStaffUsersRequest, _identity_pb2.ListStaffUsersResponse]
+    UpdateStaffUser: _grpc.UnaryUnaryMultiCallable[_identity_pb2.UpdateStaffUserRequest, _identity_pb2.StaffUser]
+    """Staff lifecycle (admin): disable/enable (ends their sessions), role, temporary password,
+    unlock, sessions; every staff user changes their own password.
+    """
+    ResetStaffPassword: _grpc.UnaryUnaryMultiCallable[_identity_pb2.ResetStaffPasswordRequest, _identity_pb2.TemporaryStaffPassword]
+    UnlockStaffUser: _grpc.UnaryUnaryMultiCallable[_identity_pb2.UnlockStaffUserRequest, _identity_pb2.UnlockStaffUserResponse]
+    ListStaffSessions: _grpc.UnaryUnaryMultiCallable[_identity_pb2.ListStaffSessionsRequest, _identity_pb2.ListStaffSessionsResponse]
+    RevokeStaffSession: _grpc.UnaryUnaryMultiCallable[_identity_pb2.RevokeStaffSessionRequest, _identity_pb2.RevokeStaffSessionResponse]
+    ChangeStaffPassword: _grpc.UnaryUnaryMultiCallable[_identity_pb2.ChangePasswordRequest, _identity_pb2.SessionGrant]
     ResolveSession: _grpc.UnaryUnaryMultiCallable[_identity_pb2.ResolveSessionRequest, _identity_pb2.Session]
     """Sessions of either kind (staff or patient): resolve a bearer/cookie token, end it."""
     EndSession: _grpc.UnaryUnaryMultiCallable[_identity_pb2.EndSessionRequest, _identity_pb2.EndSessionResponse]
@@ -90,6 +99,15 @@ class IdentityServiceAsyncStub(IdentityServiceStub):
     """Staff authentication and administration."""
     CreateStaffUser: _aio.UnaryUnaryMultiCallable[_identity_pb2.CreateStaffUserRequest, _identity_pb2.StaffUser]  # type: ignore[assignment]
     ListStaffUsers: _aio.UnaryUnaryMultiCallable[_identity_pb2.ListStaffUsersRequest, _identity_pb2.ListStaffUsersResponse]  # type: ignore[assignment]
+    UpdateStaffUser: _aio.UnaryUnaryMultiCallable[_identity_pb2.UpdateStaffUserRequest, _identity_pb2.StaffUser]  # type: ignore[assignment]
+    """Staff lifecycle (admin): disable/enable (ends their sessions), role, temporary password,
+    unlock, sessions; every staff user changes their own password.
+    """
+    ResetStaffPassword: _aio.UnaryUnaryMultiCallable[_identity_pb2.ResetStaffPasswordRequest, _identity_pb2.TemporaryStaffPassword]  # type: ignore[assignment]
+    UnlockStaffUser: _aio.UnaryUnaryMultiCallable[_identity_pb2.UnlockStaffUserRequest, _identity_pb2.UnlockStaffUserResponse]  # type: ignore[assignment]
+    ListStaffSessions: _aio.UnaryUnaryMultiCallable[_identity_pb2.ListStaffSessionsRequest, _identity_pb2.ListStaffSessionsResponse]  # type: ignore[assignment]
+    RevokeStaffSession: _aio.UnaryUnaryMultiCallable[_identity_pb2.RevokeStaffSessionRequest, _identity_pb2.RevokeStaffSessionResponse]  # type: ignore[assignment]
+    ChangeStaffPassword: _aio.UnaryUnaryMultiCallable[_identity_pb2.ChangePasswordRequest, _identity_pb2.SessionGrant]  # type: ignore[assignment]
     ResolveSession: _aio.UnaryUnaryMultiCallable[_identity_pb2.ResolveSessionRequest, _identity_pb2.Session]  # type: ignore[assignment]
     """Sessions of either kind (staff or patient): resolve a bearer/cookie token, end it."""
     EndSession: _aio.UnaryUnaryMultiCallable[_identity_pb2.EndSessionRequest, _identity_pb2.EndSessionResponse]  # type: ignore[assignment]
@@ -160,6 +178,51 @@ class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _identity_pb2.ListStaffUsersRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_identity_pb2.ListStaffUsersResponse, _abc.Awaitable[_identity_pb2.ListStaffUsersResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def UpdateStaffUser(
+        self,
+        request: _identity_pb2.UpdateStaffUserRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.StaffUser, _abc.Awaitable[_identity_pb2.StaffUser]]:
+        """Staff lifecycle (admin): disable/enable (ends their sessions), role, temporary password,
+        unlock, sessions; every staff user changes their own password.
+        """
+
+    @_abc_1.abstractmethod
+    def ResetStaffPassword(
+        self,
+        request: _identity_pb2.ResetStaffPasswordRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.TemporaryStaffPassword, _abc.Awaitable[_identity_pb2.TemporaryStaffPassword]]: ...
+
+    @_abc_1.abstractmethod
+    def UnlockStaffUser(
+        self,
+        request: _identity_pb2.UnlockStaffUserRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.UnlockStaffUserResponse, _abc.Awaitable[_identity_pb2.UnlockStaffUserResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ListStaffSessions(
+        self,
+        request: _identity_pb2.ListStaffSessionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.ListStaffSessionsResponse, _abc.Awaitable[_identity_pb2.ListStaffSessionsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def RevokeStaffSession(
+        self,
+        request: _identity_pb2.RevokeStaffSessionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.RevokeStaffSessionResponse, _abc.Awaitable[_identity_pb2.RevokeStaffSessionResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ChangeStaffPassword(
+        self,
+        request: _identity_pb2.ChangePasswordRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.SessionGrant, _abc.Awaitable[_identity_pb2.SessionGrant]]: ...
 
     @_abc_1.abstractmethod
     def ResolveSession(
