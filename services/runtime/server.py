@@ -76,6 +76,7 @@ async def serve(spec: ServiceSpec, settings: ServiceSettings) -> int:
         name=f"portal-{spec.name}",
         user=settings.nats_user,
         password=settings.nats_password,
+        stream_replicas=settings.stream_replicas,
     )
     await broker.start()
     runtime = Runtime(settings, pool, broker, PrincipalVerifier(settings.principal_public_keys))
@@ -91,9 +92,10 @@ async def serve(spec: ServiceSpec, settings: ServiceSettings) -> int:
     health_servicer = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     spec.register(server, runtime)
-    reflection.enable_server_reflection(
-        [spec.grpc_service, health.SERVICE_NAME, reflection.SERVICE_NAME], server
-    )
+    if settings.grpc_reflection:  # development only: it hands anyone the full API
+        reflection.enable_server_reflection(
+            [spec.grpc_service, health.SERVICE_NAME, reflection.SERVICE_NAME], server
+        )
     try:
         server.add_insecure_port(settings.grpc_listen)
     except RuntimeError:

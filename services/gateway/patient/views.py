@@ -97,7 +97,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     form, bad = await form_text.read(request, strip=False)
     username = form.get("username", "").strip()
     password = form.get("password", "")
-    retry_after = auth.sign_in_retry_after(request)
+    retry_after = await auth.sign_in_retry_after(request)
     if retry_after is not None:
         page = _login_page(request, username, TOO_MANY, status=429)
         page.headers["Retry-After"] = str(retry_after)
@@ -119,7 +119,7 @@ async def login(request: web.Request) -> web.StreamResponse:
         if exc.code() in auth.SIGN_IN_REFUSED:
             return _login_page(request, username, auth.INVALID_SIGN_IN, status=401)
         raise
-    previous = request.cookies.get(auth.patient_cookie(realm))
+    previous = auth.session_cookie(request, auth.patient_cookie(realm))
     if previous:
         await auth.end_session(request, previous)  # a new sign-in replaces the old session
     next_page = "password" if grant.session.must_change_password else "home"
@@ -130,7 +130,7 @@ async def login(request: web.Request) -> web.StreamResponse:
 
 async def logout(request: web.Request) -> web.StreamResponse:
     realm = realm_of(request)
-    token = request.cookies.get(auth.patient_cookie(realm))
+    token = auth.session_cookie(request, auth.patient_cookie(realm))
     if token:
         await auth.end_session(request, token)
     response = web.Response(

@@ -73,6 +73,10 @@ class IdentityServiceStub:
     """Audit log (admin only)."""
     VerifyAuditLog: _grpc.UnaryUnaryMultiCallable[_identity_pb2.VerifyAuditLogRequest, _identity_pb2.AuditLogVerification]
     """Walk the audit log's hash chain (admin only; audited as audit.verify)."""
+    CheckSignInRate: _grpc.UnaryUnaryMultiCallable[_identity_pb2.CheckSignInRateRequest, _identity_pb2.SignInRate]
+    """Count one sign-in attempt from a client address (gateway only); every gateway replica
+    shares the count, so the limit holds however many replicas run.
+    """
 
 @_typing.type_check_only
 class IdentityServiceAsyncStub(IdentityServiceStub):
@@ -119,6 +123,10 @@ class IdentityServiceAsyncStub(IdentityServiceStub):
     """Audit log (admin only)."""
     VerifyAuditLog: _aio.UnaryUnaryMultiCallable[_identity_pb2.VerifyAuditLogRequest, _identity_pb2.AuditLogVerification]  # type: ignore[assignment]
     """Walk the audit log's hash chain (admin only; audited as audit.verify)."""
+    CheckSignInRate: _aio.UnaryUnaryMultiCallable[_identity_pb2.CheckSignInRateRequest, _identity_pb2.SignInRate]  # type: ignore[assignment]
+    """Count one sign-in attempt from a client address (gateway only); every gateway replica
+    shares the count, so the limit holds however many replicas run.
+    """
 
 class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -306,5 +314,15 @@ class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_identity_pb2.AuditLogVerification, _abc.Awaitable[_identity_pb2.AuditLogVerification]]:
         """Walk the audit log's hash chain (admin only; audited as audit.verify)."""
+
+    @_abc_1.abstractmethod
+    def CheckSignInRate(
+        self,
+        request: _identity_pb2.CheckSignInRateRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.SignInRate, _abc.Awaitable[_identity_pb2.SignInRate]]:
+        """Count one sign-in attempt from a client address (gateway only); every gateway replica
+        shares the count, so the limit holds however many replicas run.
+        """
 
 def add_IdentityServiceServicer_to_server(servicer: IdentityServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
