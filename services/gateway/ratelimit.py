@@ -20,12 +20,12 @@ class RateLimiter:
 
     async def retry_after(
         self,
-        identity: pb_grpc.IdentityServiceStub,
+        identity: pb_grpc.IdentityServiceAsyncStub,
         address: str,
         metadata: tuple[tuple[str, str], ...],
     ) -> int | None:
         """Count an attempt from `address`; None when allowed, else the seconds to wait."""
-        verdict: pb.SignInRate = await identity.CheckSignInRate(
+        verdict = await identity.CheckSignInRate(
             pb.CheckSignInRateRequest(
                 address=address, limit=self.limit, window_seconds=WINDOW_SECONDS
             ),
