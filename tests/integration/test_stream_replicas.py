@@ -8,6 +8,7 @@ overlay's three-node cluster accepts it.
 from __future__ import annotations
 
 import uuid
+
 import pytest
 from nats.js.errors import APIError
 
