@@ -198,6 +198,8 @@ class Stack:
                 **nats_users[name],
                 **database_urls[name],
                 "PORTAL_GRPC_LISTEN": f"127.0.0.1:{c.service_ports[name]}",
+                # Development: grpcurl can list the API (off by default elsewhere).
+                "PORTAL_GRPC_REFLECTION": self.env.get("PORTAL_GRPC_REFLECTION", "true"),
             }
             if name == "identity":
                 env["PORTAL_ADMIN_PASSWORD"] = self.admin_password()

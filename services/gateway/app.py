@@ -26,6 +26,7 @@ from services.gateway.security import (
 )
 from services.gateway.settings import GatewaySettings
 from services.gateway.staff import chart_records
+from services.gateway.staff_access import staff_guard
 
 STATIC = Path(str(resources.files(__package__) / "static"))
 
@@ -46,7 +47,13 @@ async def _template_context(request: web.Request) -> dict[str, Any]:
 def create_app(settings: GatewaySettings, backends: Backends | None = None) -> web.Application:
     app = web.Application(
         # The document upload route alone reads up to 10 MiB (chart_records.upload_body_limit).
-        middlewares=[security_headers, error_pages, chart_records.upload_body_limit, csrf_protect],
+        middlewares=[
+            security_headers,
+            error_pages,
+            staff_guard,  # before anything reads a staff request's body
+            chart_records.upload_body_limit,
+            csrf_protect,
+        ],
         client_max_size=1024**2,
     )
     app[SETTINGS] = settings

@@ -32,6 +32,9 @@ STAFF_COOKIE = "portal_staff"
 # A device that signed in before (its own failure budget in identity: OWASP "device cookie").
 STAFF_DEVICE_COOKIE = "portal_staff_device"
 DEVICE_COOKIE_AGE = 180 * 24 * 3600
+# Over HTTPS session cookies carry this prefix: browsers then insist on Secure, Path=/ and no
+# Domain, so neither plain http nor a sibling subdomain can plant or shadow a session.
+HOST_PREFIX = "__Host-"
 INVALID_SIGN_IN = "Invalid username or password."
 # Every way identity can refuse a sign-in; pages and API give them all one generic answer.
 SIGN_IN_REFUSED = (
@@ -168,7 +171,7 @@ async def caller(
 async def staff_caller(request: web.Request) -> Caller | None:
     """The signed-in staff member (cookie for pages, Bearer for the API), or None."""
     token = bearer_token(request) if request.path.startswith("/api/") else None
-    token = token or request.cookies.get(STAFF_COOKIE)
+    token = token or session_cookie(request, STAFF_COOKIE)
     found = await caller(request, token)
     if found is None or found.session.kind != pb.SESSION_KIND_STAFF:
         return None
@@ -186,7 +189,7 @@ async def patient_caller(
     if request.path.startswith("/api/"):
         token = bearer_token(request)
     else:
-        token = request.cookies.get(patient_cookie(realm or ""))
+        token = session_cookie(request, patient_cookie(realm or ""))
     found = await caller(request, token, with_own_profile=with_own_profile)
     if found is None or found.session.kind != pb.SESSION_KIND_PATIENT:
         return None
@@ -195,11 +198,11 @@ async def patient_caller(
     return found
 
 
-def sign_in_retry_after(request: web.Request) -> int | None:
+async def sign_in_retry_after(request: web.Request) -> int | None:
     """Count a sign-in attempt from this client; the seconds to wait when over the limit."""
-    limiter = request.app[LOGIN_LIMITER]
-    address = client_address(request)
-    return None if limiter.allow(address) else limiter.retry_after(address)
+    return await request.app[LOGIN_LIMITER].retry_after(
+        request.app[BACKENDS].identity, client_address(request), gateway_metadata(request)
+    )
 
 
 async def end_session(request: web.Request, token: str) -> None:
@@ -217,21 +220,35 @@ def metadata(request: web.Request, who: Caller) -> tuple[tuple[str, str], ...]:
     return request.app[BACKENDS].auth(who.principal)
 
 
+def cookie_name(request: web.Request, base: str) -> str:
+    """`base` as the browser knows it: `__Host-base` when cookies are Secure."""
+    return HOST_PREFIX + base if request.app[SETTINGS].cookie_secure else base
+
+
+def session_cookie(request: web.Request, base: str) -> str | None:
+    return request.cookies.get(cookie_name(request, base))
+
+
 def set_session_cookie(
     request: web.Request, response: web.StreamResponse, name: str, token: str, path: str = "/"
 ) -> None:
+    """Set session cookie `name` (a base name); `path` applies over plain http only, since a
+    `__Host-` cookie must be Path=/ (the names differ per realm, so realms stay apart)."""
+    secure = request.app[SETTINGS].cookie_secure
     response.set_cookie(
-        name,
+        cookie_name(request, name),
         token,
         httponly=True,
         samesite="Strict",
-        secure=request.app[SETTINGS].cookie_secure,
-        path=path,
+        secure=secure,
+        path="/" if secure else path,
     )
 
 
 def clear_session_cookie(response: web.StreamResponse, name: str, path: str = "/") -> None:
+    """Expire both forms of the cookie (the caller need not know which one the browser has)."""
     response.del_cookie(name, path=path)
+    response.del_cookie(HOST_PREFIX + name, path="/", secure=True)
 
 
 def set_device_cookie(request: web.Request, response: web.StreamResponse, token: str) -> None:

@@ -1,30 +1,34 @@
-"""Per-client sign-in rate limit at the gateway (identity's lockout protects each account)."""
+"""Per-client sign-in rate limit (identity's lockout protects each account).
+
+The count lives in identity's database (CheckSignInRate), so every gateway replica draws on the
+same budget; this side only holds the policy: `rate` attempts per client address per minute.
+"""
 
 from __future__ import annotations
 
-import time
-from collections import OrderedDict
+from portal.identity.v1 import identity_pb2 as pb
+from portal.identity.v1 import identity_pb2_grpc as pb_grpc
+
+WINDOW_SECONDS = 60
 
 
 class RateLimiter:
-    """A token bucket per key: `rate` attempts per minute, bursts up to `rate`."""
+    """`rate_per_minute` sign-in attempts per client address, shared by all replicas."""
 
-    def __init__(self, rate_per_minute: int, *, max_keys: int = 100_000) -> None:
-        self.capacity = float(rate_per_minute)
-        self.refill_per_second = rate_per_minute / 60.0
-        self.max_keys = max_keys
-        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+    def __init__(self, rate_per_minute: int) -> None:
+        self.limit = rate_per_minute
 
-    def allow(self, key: str, now: float | None = None) -> bool:
-        now = time.monotonic() if now is None else now
-        tokens, last = self._buckets.pop(key, (self.capacity, now))
-        tokens = min(self.capacity, tokens + (now - last) * self.refill_per_second)
-        allowed = tokens >= 1.0
-        self._buckets[key] = (tokens - 1.0 if allowed else tokens, now)
-        while len(self._buckets) > self.max_keys:
-            self._buckets.popitem(last=False)  # forget the least recently seen client
-        return allowed
-
-    def retry_after(self, key: str) -> int:
-        tokens, _ = self._buckets.get(key, (self.capacity, 0.0))
-        return max(1, int((1.0 - tokens) / self.refill_per_second) + 1)
+    async def retry_after(
+        self,
+        identity: pb_grpc.IdentityServiceAsyncStub,
+        address: str,
+        metadata: tuple[tuple[str, str], ...],
+    ) -> int | None:
+        """Count an attempt from `address`; None when allowed, else the seconds to wait."""
+        verdict = await identity.CheckSignInRate(
+            pb.CheckSignInRateRequest(
+                address=address, limit=self.limit, window_seconds=WINDOW_SECONDS
+            ),
+            metadata=metadata,
+        )
+        return None if verdict.allowed else max(1, verdict.retry_after_seconds)

@@ -31,6 +31,7 @@ CSRF_FIELD = "csrf_token"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 CSRF_KEY = web.AppKey("csrf_key", bytes)
 COOKIE_SECURE = web.AppKey("cookie_secure", bool)
+HSTS = "max-age=31536000"  # a year; no includeSubDomains: other hosts of the domain are not ours
 
 
 @web.middleware
@@ -52,15 +53,23 @@ def _add_security_headers(request: web.Request, response: web.StreamResponse) ->
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("Referrer-Policy", "no-referrer")
     headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+    if request.app[COOKIE_SECURE]:
+        # Served over HTTPS (Secure cookies): browsers must never fall back to plain http.
+        headers.setdefault("Strict-Transport-Security", HSTS)
     if not request.path.startswith("/static/"):
         # Pages carry PHI or credentials: never cache them anywhere.
         headers["Cache-Control"] = "no-store"
         headers["Pragma"] = "no-cache"
 
 
+def csrf_cookie(request: web.Request) -> str:
+    """The CSRF cookie's name: `__Host-` prefixed when cookies are Secure (as sessions are)."""
+    return f"__Host-{CSRF_COOKIE}" if request.app[COOKIE_SECURE] else CSRF_COOKIE
+
+
 def csrf_token(request: web.Request) -> str:
     """The token forms must send back; sets the cookie on first use."""
-    seed = request.cookies.get(CSRF_COOKIE) or request.get("csrf_seed")
+    seed = request.cookies.get(csrf_cookie(request)) or request.get("csrf_seed")
     if not seed:
         seed = secrets.token_urlsafe(32)
         request["csrf_seed"] = seed
@@ -74,7 +83,7 @@ async def csrf_protect(request: web.Request, handler: Handler) -> web.StreamResp
     if routed and request.method not in ("GET", "HEAD", "OPTIONS") and not wants_json(request):
         form = await request.post()
         sent = form.get(CSRF_FIELD)
-        seed = request.cookies.get(CSRF_COOKIE)
+        seed = request.cookies.get(csrf_cookie(request))
         expected = (
             hmac.new(request.app[CSRF_KEY], seed.encode(), hashlib.sha256).hexdigest()
             if seed
@@ -86,7 +95,7 @@ async def csrf_protect(request: web.Request, handler: Handler) -> web.StreamResp
     seed = request.get("csrf_seed")
     if seed and not response.prepared:
         response.set_cookie(
-            CSRF_COOKIE,
+            csrf_cookie(request),
             seed,
             httponly=True,
             samesite="Strict",

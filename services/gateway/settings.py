@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import tzinfo
@@ -22,6 +23,7 @@ from services.runtime.settings import (
 
 # The gateway's own secret keys CSRF tokens and credentials letters; shared by its replicas.
 SECRET_MIN_LENGTH = 32
+HOST_NAME = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*")
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,10 @@ class GatewaySettings:
     otlp_endpoint: str | None
     login_rate_per_minute: int
     trusted_proxies: tuple[IPv4Network | IPv6Network, ...]
+    # The staff portal and staff API answer only on this host / from these networks (404
+    # elsewhere); None / empty: anywhere.
+    staff_host: str | None
+    staff_allowed_networks: tuple[IPv4Network | IPv6Network, ...]
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> GatewaySettings:
@@ -66,7 +72,9 @@ class GatewaySettings:
             trace_file=env.get("PORTAL_TRACE_FILE") or None,
             otlp_endpoint=env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or None,
             login_rate_per_minute=env_int(env, "PORTAL_LOGIN_RATE_PER_MINUTE", 20),
-            trusted_proxies=_networks(env.get("PORTAL_TRUSTED_PROXIES", "")),
+            trusted_proxies=_networks(env, "PORTAL_TRUSTED_PROXIES"),
+            staff_host=_host(env.get("PORTAL_STAFF_HOST", "")),
+            staff_allowed_networks=_networks(env, "PORTAL_STAFF_ALLOWED_NETWORKS"),
         )
 
 
@@ -77,13 +85,25 @@ def _secret(env: Mapping[str, str]) -> str:
     return secret
 
 
-def _networks(text: str) -> tuple[IPv4Network | IPv6Network, ...]:
+def _networks(env: Mapping[str, str], name: str) -> tuple[IPv4Network | IPv6Network, ...]:
+    text = env.get(name, "")
     try:
         return tuple(ip_network(part.strip()) for part in text.split(",") if part.strip())
     except ValueError:
         raise ConfigError(
-            f"PORTAL_TRUSTED_PROXIES must be comma-separated addresses or CIDRs, got {text!r}"
+            f"{name} must be comma-separated addresses or CIDRs, got {text!r}"
         ) from None
+
+
+def _host(text: str) -> str | None:
+    host = text.strip().lower().rstrip(".")
+    if not host:
+        return None
+    if not HOST_NAME.fullmatch(host):
+        raise ConfigError(
+            f"PORTAL_STAFF_HOST must be a host name like staff.example.org, got {text!r}"
+        )
+    return host
 
 
 def _zone(name: str) -> tzinfo:

@@ -27,6 +27,7 @@ from services.identity import (
     patients,
     profile,
     profile_updates,
+    rate_limit,
     refusals,
     sessions,
     staff,
@@ -442,6 +443,18 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
             if session_id is not None:
                 await audit.record(conn, principal, "auth.sign_out", detail=f"session={session_id}")
         return pb.EndSessionResponse()
+
+    @requires(service=True)
+    async def CheckSignInRate(
+        self, request: pb.CheckSignInRateRequest, context: Context, principal: Principal
+    ) -> pb.SignInRate:
+        if request.limit < 1 or request.window_seconds < 1:
+            await abort_invalid(context, {"limit": ["Limit and window must be at least 1."]})
+        async with self.pool.acquire() as conn:
+            verdict = await rate_limit.attempt(
+                conn, request.address, limit=request.limit, window_seconds=request.window_seconds
+            )
+        return pb.SignInRate(allowed=verdict.allowed, retry_after_seconds=verdict.retry_after)
 
     # ------------------------------------------------------------------ patient registry
 

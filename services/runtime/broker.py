@@ -39,10 +39,17 @@ class BrokerUnavailable(Exception):
 
 class Broker:
     def __init__(
-        self, url: str, *, name: str, user: str | None = None, password: str | None = None
+        self,
+        url: str,
+        *,
+        name: str,
+        user: str | None = None,
+        password: str | None = None,
+        stream_replicas: int = 1,
     ) -> None:
         self.url = url
         self.name = name
+        self.stream_replicas = stream_replicas
         self.user = user
         self._password = password
         self._nc: Client | None = None
@@ -107,12 +114,14 @@ class Broker:
         return self.nc.jetstream()
 
     async def ensure_stream(self, name: str, subjects: list[str]) -> None:
-        """Create the stream, or bring its subjects and de-duplication window up to date."""
+        """Create the stream, or bring its subjects, de-duplication window and replicas up to
+        date (JetStream can change a stream's replica count in place)."""
         config = StreamConfig(
             name=name,
             subjects=subjects,
             storage=StorageType.FILE,
             duplicate_window=DUPLICATE_WINDOW_SECONDS,
+            num_replicas=self.stream_replicas,
         )
         try:
             await self.js.add_stream(config)

@@ -67,6 +67,15 @@ class ServiceSpec:
         return [f"portal.{self.name}.>"]
 
 
+def reflect(server: grpc.aio.Server, grpc_service: str, *, enabled: bool) -> None:
+    """gRPC server reflection, for development only (PORTAL_GRPC_REFLECTION): it hands anyone
+    who reaches the port the full API description."""
+    if enabled:
+        reflection.enable_server_reflection(
+            [grpc_service, health.SERVICE_NAME, reflection.SERVICE_NAME], server
+        )
+
+
 async def serve(spec: ServiceSpec, settings: ServiceSettings) -> int:
     pool = await db.create_pool(settings.database_url, max_size=settings.db_pool_max)
     migrations = db.runtime_migrations() + db.load_migrations(spec.name, spec.migrations)
@@ -76,6 +85,7 @@ async def serve(spec: ServiceSpec, settings: ServiceSettings) -> int:
         name=f"portal-{spec.name}",
         user=settings.nats_user,
         password=settings.nats_password,
+        stream_replicas=settings.stream_replicas,
     )
     await broker.start()
     runtime = Runtime(settings, pool, broker, PrincipalVerifier(settings.principal_public_keys))
@@ -91,9 +101,7 @@ async def serve(spec: ServiceSpec, settings: ServiceSettings) -> int:
     health_servicer = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     spec.register(server, runtime)
-    reflection.enable_server_reflection(
-        [spec.grpc_service, health.SERVICE_NAME, reflection.SERVICE_NAME], server
-    )
+    reflect(server, spec.grpc_service, enabled=settings.grpc_reflection)
     try:
         server.add_insecure_port(settings.grpc_listen)
     except RuntimeError:

@@ -130,6 +130,7 @@ def env_log_level(env: Mapping[str, str]) -> str:
 
 # Default gRPC ports; `make run` and the gateway use the same table.
 DEFAULT_PORTS = {"identity": 50051, "forms": 50052, "scheduling": 50053}
+MAX_STREAM_REPLICAS = 5  # JetStream refuses more
 
 
 @dataclass(frozen=True)
@@ -150,6 +151,8 @@ class ServiceSettings:
     db_pool_max: int
     shutdown_grace: float
     shutdown_drain: float
+    stream_replicas: int  # copies of the service's JetStream stream (3 on a 3-node cluster)
+    grpc_reflection: bool  # lets grpcurl list the API; development only
 
     @classmethod
     def from_env(cls, service: str, env: Mapping[str, str] | None = None) -> ServiceSettings:
@@ -172,7 +175,19 @@ class ServiceSettings:
             db_pool_max=env_int(env, "PORTAL_DB_POOL_MAX", 10, minimum=1),
             shutdown_grace=env_float(env, "PORTAL_SHUTDOWN_GRACE", 20.0, minimum=0),
             shutdown_drain=env_float(env, "PORTAL_SHUTDOWN_DRAIN", 1.0, minimum=0),
+            stream_replicas=_stream_replicas(env),
+            grpc_reflection=env_bool(env, "PORTAL_GRPC_REFLECTION", False),
         )
+
+
+def _stream_replicas(env: Mapping[str, str]) -> int:
+    replicas = env_int(env, "PORTAL_STREAM_REPLICAS", 1, minimum=1)
+    if replicas > MAX_STREAM_REPLICAS:
+        raise ConfigError(
+            f"PORTAL_STREAM_REPLICAS must be at most {MAX_STREAM_REPLICAS} (JetStream's limit), "
+            f"got {replicas}"
+        )
+    return replicas
 
 
 def _nats_password(env: Mapping[str, str]) -> str | None:

@@ -13,6 +13,7 @@ import base64
 import functools
 import re
 from collections.abc import Iterator
+from ipaddress import ip_network
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -680,3 +681,94 @@ def test_portal_image_is_set_by_the_overlay(env: str) -> None:
     for workload in workloads(docs):
         for container in containers(workload):
             assert split_image(container["image"])[1] not in {None, "latest"}, container["image"]
+
+
+# --- 5. edges: ingress and hosts, trusted proxies, the NATS cluster ------------------------------
+
+REALM_URLS = {"onsite": "PORTAL_ONSITE_URL", "offsite": "PORTAL_OFFSITE_URL"}
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_realm_addresses_name_the_realm_routes(env: str) -> None:
+    variables = environment(documents(env), only_container(documents(env), "gateway"))
+    for realm, name in REALM_URLS.items():
+        # Credentials letters print these; the realm's pages live under /portal/<realm>/.
+        assert urlsplit(variables[name]).path == f"/portal/{realm}/", name
+
+
+def test_prod_ingress_serves_the_configured_hosts_over_tls() -> None:
+    docs = documents("prod")
+    variables = environment(docs, only_container(docs, "gateway"))
+    (ingress,) = of_kind(docs, "Ingress")
+    spec = ingress["spec"]
+    hosts = {rule["host"] for rule in spec["rules"]}
+    expected = {str(urlsplit(variables[name]).hostname) for name in REALM_URLS.values()}
+    expected.add(variables["PORTAL_STAFF_HOST"])
+    assert hosts == expected
+    assert {host for tls in spec["tls"] for host in tls["hosts"]} >= hosts
+    assert all(tls["secretName"] for tls in spec["tls"])
+    gateway_ports = {p["name"] for p in find(docs, "Service", "gateway")["spec"]["ports"]}
+    for rule in spec["rules"]:
+        for path in rule["http"]["paths"]:
+            backend = path["backend"]["service"]
+            assert backend["name"] == "gateway"
+            assert backend["port"]["name"] in gateway_ports
+    annotations = ingress["metadata"]["annotations"]
+    assert annotations["nginx.ingress.kubernetes.io/force-ssl-redirect"] == "true"
+    assert variables["PORTAL_COOKIE_SECURE"] == "true"  # so the gateway sends HSTS
+
+
+def test_prod_trusts_only_the_ingress_controller_as_a_proxy() -> None:
+    docs = documents("prod")
+    variables = environment(docs, only_container(docs, "gateway"))
+    networks = [ip_network(part.strip()) for part in variables["PORTAL_TRUSTED_PROXIES"].split(",")]
+    assert networks and all(network.is_private for network in networks)
+    # Only the controller's namespace reaches the gateway, so no other pod can forge the header.
+    (rule,) = ingress_rules(docs, labels_of(docs, "gateway"))
+    assert rule["from"] == [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}}
+    ]
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+@pytest.mark.parametrize("service", GRPC_SERVICES)
+def test_reflection_is_off_and_stream_replicas_match_the_nats_nodes(env: str, service: str) -> None:
+    docs = documents(env)
+    variables = environment(docs, only_container(docs, service))
+    assert variables.get("PORTAL_GRPC_REFLECTION", "false") == "false"
+    nodes = find(docs, "StatefulSet", "nats")["spec"]["replicas"]
+    assert int(variables["PORTAL_STREAM_REPLICAS"]) == nodes
+    assert nodes == (3 if env == "prod" else 1)
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_nats_nodes_route_to_each_other(env: str) -> None:
+    docs = documents(env)
+    statefulset = find(docs, "StatefulSet", "nats")
+    data = find(docs, "ConfigMap", "nats-config")["data"]
+    assert "include ./cluster.conf" in data["nats.conf"]
+    nodes = statefulset["spec"]["replicas"]
+    routes = re.findall(r"nats://([\w.-]+):(\d+)", data["cluster.conf"])
+    if nodes == 1:
+        assert not routes
+        return
+    headless = statefulset["spec"]["serviceName"]
+    assert routes == [(f"nats-{i}.{headless}", "6222") for i in range(nodes)]
+    (container,) = template_of(statefulset)["spec"]["containers"]
+    assert probe_port(container, "cluster") == 6222
+    peers = [
+        r
+        for r in ingress_rules(docs, {"app.kubernetes.io/name": "nats"})
+        if r["ports"][0]["port"] == 6222
+    ]
+    assert peers == [
+        {
+            "from": [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "nats"}}}],
+            "ports": [{"port": 6222, "protocol": "TCP"}],
+        }
+    ]
+    budget = find(docs, "PodDisruptionBudget", "nats")["spec"]
+    assert selects(budget["selector"], dict(template_of(statefulset)["metadata"]["labels"]))
+    assert budget["maxUnavailable"] == 1 and nodes - 1 > nodes // 2  # a quorum survives a drain
+    spread = template_of(statefulset)["spec"]["topologySpreadConstraints"]
+    assert spread[0]["topologyKey"] == "kubernetes.io/hostname"

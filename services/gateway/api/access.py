@@ -49,9 +49,9 @@ async def patient(
 REFUSED = auth.SIGN_IN_REFUSED
 
 
-def sign_in_allowed(request: web.Request) -> None:
+async def sign_in_allowed(request: web.Request) -> None:
     """Count a sign-in attempt against the client's rate limit; 429 when it is used up."""
-    retry_after = auth.sign_in_retry_after(request)
+    retry_after = await auth.sign_in_retry_after(request)
     if retry_after is not None:
         raise Problem(
             429,

@@ -155,7 +155,7 @@ class Operation:
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         try:
             if self.rate_limited:
-                access.sign_in_allowed(request)
+                await access.sign_in_allowed(request)
             who = await self._caller(request)
             if PATIENT_ID in request.match_info:
                 _patient_id(request.match_info[PATIENT_ID])

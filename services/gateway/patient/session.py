@@ -93,7 +93,7 @@ async def signed_in(request: web.Request, *, allow_pending: bool = False) -> aut
     realm = realm_of(request)
     who = await auth.patient_caller(request, realm)
     if who is None:
-        had_cookie = bool(request.cookies.get(cookie_name(realm)))
+        had_cookie = bool(auth.session_cookie(request, cookie_name(realm)))
         raise to_login(realm, "session-ended" if had_cookie else None, clear=had_cookie)
     if who.must_change_password and not allow_pending:
         raise web.HTTPFound(page_url(realm, "password"))

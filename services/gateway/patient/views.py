@@ -101,7 +101,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     form, bad = await form_text.read(request, strip=False)
     username = form.get("username", "").strip()
     password = form.get("password", "")
-    retry_after = auth.sign_in_retry_after(request)
+    retry_after = await auth.sign_in_retry_after(request)
     if retry_after is not None:
         page = _login_page(request, username, TOO_MANY, status=429)
         page.headers["Retry-After"] = str(retry_after)
@@ -145,7 +145,7 @@ async def login_mfa(request: web.Request) -> web.StreamResponse:
     realm = realm_of(request)
     form, bad = await form_text.read(request, strip=False)
     challenge, code = form.get("challenge", ""), form.get("code", "")
-    retry_after = auth.sign_in_retry_after(request)
+    retry_after = await auth.sign_in_retry_after(request)
     if retry_after is not None:
         page = _login_page(request, "", TOO_MANY, status=429)
         page.headers["Retry-After"] = str(retry_after)
@@ -173,7 +173,7 @@ async def login_mfa(request: web.Request) -> web.StreamResponse:
 
 async def _signed_in(request: web.Request, grant: pb.SessionGrant) -> web.StreamResponse:
     realm = realm_of(request)
-    previous = request.cookies.get(auth.patient_cookie(realm))
+    previous = auth.session_cookie(request, auth.patient_cookie(realm))
     if previous:
         await auth.end_session(request, previous)  # a new sign-in replaces the old session
     next_page = "password" if grant.session.must_change_password else "home"
@@ -184,7 +184,7 @@ async def _signed_in(request: web.Request, grant: pb.SessionGrant) -> web.Stream
 
 async def logout(request: web.Request) -> web.StreamResponse:
     realm = realm_of(request)
-    token = request.cookies.get(auth.patient_cookie(realm))
+    token = auth.session_cookie(request, auth.patient_cookie(realm))
     if token:
         await auth.end_session(request, token)
     response = web.Response(

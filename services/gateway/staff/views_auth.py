@@ -35,7 +35,7 @@ async def login_form(request: web.Request) -> web.StreamResponse:
 
 
 async def login(request: web.Request) -> web.StreamResponse:
-    retry_after = auth.sign_in_retry_after(request)
+    retry_after = await auth.sign_in_retry_after(request)
     if retry_after is not None:
         raise web.HTTPTooManyRequests(
             text="Too many sign-in attempts. Please wait a minute, then try again.",
@@ -88,7 +88,7 @@ def _second_step(
 
 async def login_mfa(request: web.Request) -> web.StreamResponse:
     """The sign-in's second step: the challenge of the first step and a code."""
-    retry_after = auth.sign_in_retry_after(request)
+    retry_after = await auth.sign_in_retry_after(request)
     if retry_after is not None:
         raise web.HTTPTooManyRequests(
             text="Too many sign-in attempts. Please wait a minute, then try again.",
@@ -130,7 +130,7 @@ def _failed(
 
 
 async def logout(request: web.Request) -> web.StreamResponse:
-    token = request.cookies.get(auth.STAFF_COOKIE)
+    token = auth.session_cookie(request, auth.STAFF_COOKIE)
     if token:
         await auth.end_session(request, token)
     response = redirect(request, LOGIN_URL)

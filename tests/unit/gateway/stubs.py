@@ -94,8 +94,18 @@ class Identity:
     """identity's stub: `replies[name]` is a message, an exception or a function of the request."""
 
     def __init__(self) -> None:
-        self.replies: dict[str, Any] = {"ResolveSession": self._resolve}
+        self.replies: dict[str, Any] = {
+            "ResolveSession": self._resolve,
+            "CheckSignInRate": self._rate,
+        }
         self.calls: list[tuple[str, Any]] = []
+        self.attempts: dict[str, int] = {}  # sign-in attempts per address (one endless window)
+
+    def _rate(self, request: pb.CheckSignInRateRequest) -> pb.SignInRate:
+        count = self.attempts[request.address] = self.attempts.get(request.address, 0) + 1
+        if count <= request.limit:
+            return pb.SignInRate(allowed=True)
+        return pb.SignInRate(allowed=False, retry_after_seconds=request.window_seconds)
 
     @staticmethod
     def _resolve(request: pb.ResolveSessionRequest) -> pb.Session:

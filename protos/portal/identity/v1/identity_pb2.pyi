@@ -1970,3 +1970,54 @@ class ResetPatientMfaRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ResetPatientMfaRequest: _TypeAlias = ResetPatientMfaRequest  # noqa: Y015
+
+@_typing.final
+class CheckSignInRateRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ADDRESS_FIELD_NUMBER: _builtins.int
+    LIMIT_FIELD_NUMBER: _builtins.int
+    WINDOW_SECONDS_FIELD_NUMBER: _builtins.int
+    address: _builtins.str
+    """the client's address as the gateway determined it"""
+    limit: _builtins.int
+    """attempts allowed per window (at least 1)"""
+    window_seconds: _builtins.int
+    """the fixed window's length (at least 1)"""
+    def __init__(
+        self,
+        *,
+        address: _builtins.str = ...,
+        limit: _builtins.int = ...,
+        window_seconds: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "limit", b"limit", "window_seconds", b"window_seconds"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CheckSignInRateRequest: _TypeAlias = CheckSignInRateRequest  # noqa: Y015
+
+@_typing.final
+class SignInRate(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ALLOWED_FIELD_NUMBER: _builtins.int
+    RETRY_AFTER_SECONDS_FIELD_NUMBER: _builtins.int
+    allowed: _builtins.bool
+    retry_after_seconds: _builtins.int
+    """when refused: until the window ends (at least 1)"""
+    def __init__(
+        self,
+        *,
+        allowed: _builtins.bool = ...,
+        retry_after_seconds: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allowed", b"allowed", "retry_after_seconds", b"retry_after_seconds"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SignInRate: _TypeAlias = SignInRate  # noqa: Y015

@@ -214,6 +214,11 @@ class IdentityServiceStub:
                 request_serializer=portal_dot_identity_dot_v1_dot_identity__pb2.ResetPatientMfaRequest.SerializeToString,
                 response_deserializer=portal_dot_identity_dot_v1_dot_identity__pb2.RemoveTotpResponse.FromString,
                 _registered_method=True)
+        self.CheckSignInRate = channel.unary_unary(
+                '/portal.identity.v1.IdentityService/CheckSignInRate',
+                request_serializer=portal_dot_identity_dot_v1_dot_identity__pb2.CheckSignInRateRequest.SerializeToString,
+                response_deserializer=portal_dot_identity_dot_v1_dot_identity__pb2.SignInRate.FromString,
+                _registered_method=True)
 
 
 class IdentityServiceServicer:
@@ -455,6 +460,14 @@ class IdentityServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CheckSignInRate(self, request, context):
+        """Count one sign-in attempt from a client address (gateway only); every gateway replica
+        shares the count, so the limit holds however many replicas run.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IdentityServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -637,6 +650,11 @@ def add_IdentityServiceServicer_to_server(servicer, server):
                     servicer.ResetPatientMfa,
                     request_deserializer=portal_dot_identity_dot_v1_dot_identity__pb2.ResetPatientMfaRequest.FromString,
                     response_serializer=portal_dot_identity_dot_v1_dot_identity__pb2.RemoveTotpResponse.SerializeToString,
+            ),
+            'CheckSignInRate': grpc.unary_unary_rpc_method_handler(
+                    servicer.CheckSignInRate,
+                    request_deserializer=portal_dot_identity_dot_v1_dot_identity__pb2.CheckSignInRateRequest.FromString,
+                    response_serializer=portal_dot_identity_dot_v1_dot_identity__pb2.SignInRate.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1611,6 +1629,33 @@ class IdentityService:
             '/portal.identity.v1.IdentityService/ResetPatientMfa',
             portal_dot_identity_dot_v1_dot_identity__pb2.ResetPatientMfaRequest.SerializeToString,
             portal_dot_identity_dot_v1_dot_identity__pb2.RemoveTotpResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CheckSignInRate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/portal.identity.v1.IdentityService/CheckSignInRate',
+            portal_dot_identity_dot_v1_dot_identity__pb2.CheckSignInRateRequest.SerializeToString,
+            portal_dot_identity_dot_v1_dot_identity__pb2.SignInRate.FromString,
             options,
             channel_credentials,
             insecure,

@@ -91,6 +91,10 @@ class IdentityServiceStub:
     """The second step of a sign-in whose first step answered an mfa_challenge."""
     ResetPatientMfa: _grpc.UnaryUnaryMultiCallable[_identity_pb2.ResetPatientMfaRequest, _identity_pb2.RemoveTotpResponse]
     """Staff remove a patient's second factor of one realm (audited as mfa.reset)."""
+    CheckSignInRate: _grpc.UnaryUnaryMultiCallable[_identity_pb2.CheckSignInRateRequest, _identity_pb2.SignInRate]
+    """Count one sign-in attempt from a client address (gateway only); every gateway replica
+    shares the count, so the limit holds however many replicas run.
+    """
 
 @_typing.type_check_only
 class IdentityServiceAsyncStub(IdentityServiceStub):
@@ -155,6 +159,10 @@ class IdentityServiceAsyncStub(IdentityServiceStub):
     """The second step of a sign-in whose first step answered an mfa_challenge."""
     ResetPatientMfa: _aio.UnaryUnaryMultiCallable[_identity_pb2.ResetPatientMfaRequest, _identity_pb2.RemoveTotpResponse]  # type: ignore[assignment]
     """Staff remove a patient's second factor of one realm (audited as mfa.reset)."""
+    CheckSignInRate: _aio.UnaryUnaryMultiCallable[_identity_pb2.CheckSignInRateRequest, _identity_pb2.SignInRate]  # type: ignore[assignment]
+    """Count one sign-in attempt from a client address (gateway only); every gateway replica
+    shares the count, so the limit holds however many replicas run.
+    """
 
 class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -432,5 +440,15 @@ class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_identity_pb2.RemoveTotpResponse, _abc.Awaitable[_identity_pb2.RemoveTotpResponse]]:
         """Staff remove a patient's second factor of one realm (audited as mfa.reset)."""
+
+    @_abc_1.abstractmethod
+    def CheckSignInRate(
+        self,
+        request: _identity_pb2.CheckSignInRateRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.SignInRate, _abc.Awaitable[_identity_pb2.SignInRate]]:
+        """Count one sign-in attempt from a client address (gateway only); every gateway replica
+        shares the count, so the limit holds however many replicas run.
+        """
 
 def add_IdentityServiceServicer_to_server(servicer: IdentityServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
