@@ -61,9 +61,10 @@ class Request(BaseModel):
 
 
 class Query(BaseModel):
-    """Query parameters: unknown ones are ignored, as is usual for query strings."""
+    """Query parameters: an unknown one is a 400 naming it (a misspelt filter must not silently
+    widen a list of patient data)."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="forbid")
 
 
 class Response(BaseModel):
