@@ -40,7 +40,7 @@ async def test_admin_creates_resets_disables_and_unlocks_staff(api: Api) -> None
     )
     assert status == 201 and session["must_change_password"] is True, session
     pending = session["token"]
-    status, _, _ = await api.call("GET", "/api/v1/patients?query=x", pending)
+    status, _, _ = await api.call("GET", "/api/v1/patients?q=x", pending)
     assert status == 403
     status, _, _ = await api.call(
         "POST",
@@ -54,7 +54,7 @@ async def test_admin_creates_resets_disables_and_unlocks_staff(api: Api) -> None
     )
     assert status == 201 and session["must_change_password"] is False
     token = session["token"]
-    status, _, _ = await api.call("GET", "/api/v1/patients?query=x", token)
+    status, _, _ = await api.call("GET", "/api/v1/patients?q=x", token)
     assert status == 200
 
     # Only admins manage staff users.
@@ -66,7 +66,7 @@ async def test_admin_creates_resets_disables_and_unlocks_staff(api: Api) -> None
         "PATCH", f"/api/v1/staff-users/{user}", admin, json={"disabled": True}
     )
     assert status == 200 and body["disabled"] is True
-    status, _, _ = await api.call("GET", "/api/v1/patients?query=x", token)
+    status, _, _ = await api.call("GET", "/api/v1/patients?q=x", token)
     assert status == 401
     status, body, _ = await api.call(
         "PATCH",
