@@ -135,6 +135,7 @@ PORTAL_FORMS = [
     "Acknowledgment of the Notice of Privacy Practices (HIPAA)",
     "Medical history",
     "Current medications",
+    "Prescription refill request",  # offers the portal's Refills page
 ]
 
 
