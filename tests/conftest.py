@@ -13,6 +13,7 @@ import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import asyncpg
 import pytest
@@ -22,6 +23,9 @@ from services.runtime import db
 from services.runtime.broker import Broker
 from services.runtime.principal import PrincipalSigner, PrincipalVerifier
 from services.runtime.principal_keys import load_public_keys, load_signing_key
+
+if TYPE_CHECKING:
+    from tests.system.conftest import RunningStack
 
 # A fixed Ed25519 pair for tests only: the gateway signs with the private key, services verify
 # with the public one (services/runtime/principal.py).
@@ -119,6 +123,16 @@ async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
         await db.migrate(conn, db.runtime_migrations())
     yield pool
     await pool.close()
+
+
+@pytest.fixture(scope="session")
+def shared_stack(pg_server_url: str) -> Iterator[RunningStack]:
+    """One whole stack for every system and browser module that needs none of its own
+    (tests/system/conftest.py: `stack`); here so that every package shares the same one."""
+    from tests.system.conftest import running_stack
+
+    with running_stack(pg_server_url) as running:
+        yield running
 
 
 @pytest.fixture

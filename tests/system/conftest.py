@@ -1,4 +1,11 @@
-"""The whole stack as real processes: four services, real PostgreSQL, a real nats-server."""
+"""The whole stack as real processes: four services, real PostgreSQL, a real nats-server.
+
+Starting a stack takes seconds of a 2-core machine, so the modules share one (the `stack`
+fixture hands each module the session's stack, with the sign-in budgets and admin's lockout a
+fresh stack has). A module that stops services or needs a clean stack of its own says
+`pytestmark = pytest.mark.private_stack`. Tests on the shared stack make their own data
+(unique names, the ids they created) and never rely on what other modules left behind.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +14,15 @@ import os
 import tempfile
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from services.devstack.stack import SERVICES, Stack, StackConfig
+from services.runtime.db import with_database
 from services.runtime.settings import DEFAULT_PORTS
 from tests.conftest import TEST_GATEWAY_ENV, drop_database, free_port
 
@@ -25,8 +35,9 @@ class RunningStack:
     admin_password: str
 
 
-@pytest.fixture(scope="module")
-def stack(pg_server_url: str) -> Iterator[RunningStack]:
+@contextmanager
+def running_stack(pg_server_url: str) -> Iterator[RunningStack]:
+    """A whole stack on databases of its own and a nats-server of its own, removed after."""
     folder = Path(tempfile.mkdtemp(prefix="portal-stack-"))
     trace_file = folder / "spans.jsonl"
     admin_password = "Admin-" + uuid.uuid4().hex[:16]
@@ -57,3 +68,30 @@ def stack(pg_server_url: str) -> Iterator[RunningStack]:
         stack.stop()
         for name in SERVICES:
             asyncio.run(drop_database(pg_server_url, stack.database(name)))
+
+
+async def fresh_sign_in_state(pg_server_url: str, running: RunningStack) -> None:
+    """What a new stack starts with: every address's full sign-in budget, admin not locked
+    (a module may spend 127.0.0.1's budget or lock admin on purpose, as a test of them)."""
+    url = with_database(pg_server_url, running.stack.database("identity"))
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute("DELETE FROM sign_in_rate")
+        await conn.execute(
+            "UPDATE staff_users SET failed_attempts = 0, lockouts = 0, locked_until = NULL"
+            " WHERE username = 'admin'"
+        )
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="module")
+def stack(request: pytest.FixtureRequest, pg_server_url: str) -> Iterator[RunningStack]:
+    """The whole stack for one module: the session's shared one, or (private_stack) its own."""
+    if request.node.get_closest_marker("private_stack"):
+        with running_stack(pg_server_url) as own:
+            yield own
+        return
+    shared: RunningStack = request.getfixturevalue("shared_stack")
+    asyncio.run(fresh_sign_in_state(pg_server_url, shared))
+    yield shared

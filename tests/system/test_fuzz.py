@@ -22,7 +22,9 @@ import pytest
 
 from tests.system.conftest import RunningStack
 
-pytestmark = pytest.mark.system
+# A stack of its own: the fuzzer's data, sign-ins and clinic-wide changes stay out of the
+# shared stack the other modules use.
+pytestmark = [pytest.mark.system, pytest.mark.private_stack]
 
 NEW_PASSWORD = "Juniper-Kettle-Morning-42"
 EXAMPLES = int(os.environ.get("PORTAL_FUZZ_EXAMPLES", "25"))

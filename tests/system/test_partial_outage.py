@@ -1,7 +1,7 @@
 """Forms down, everything else up: sign-in, search and credentials keep working.
 
-The stack is this module's own (the `stack` fixture is module-scoped), so stopping forms here
-affects no other test. What needs forms today is the staff chart's forms section and the
+The stack is this module's own (private_stack), so stopping forms here affects no other
+test. What needs forms today is the staff chart's forms section and the
 gateway's readiness report; no API operation calls forms yet, so the 503 problem naming a down
 service is asserted here for identity's operations (test_readiness) and in process for forms
 (tests/unit/test_outage_errors.py).
@@ -20,6 +20,8 @@ import pytest
 
 from tests.integration.events import eventually
 from tests.system.conftest import RunningStack
+
+pytestmark = pytest.mark.private_stack
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 FORMS_DOWN = "The forms service is unavailable right now"

@@ -1,4 +1,6 @@
-"""The gateway's liveness and readiness, and the landing page."""
+"""The gateway's liveness and readiness, and the landing page.
+
+The stack is this module's own (private_stack): its tests stop and start services."""
 
 from __future__ import annotations
 
@@ -6,9 +8,12 @@ import json
 import re
 
 import aiohttp
+import pytest
 
 from tests.integration.events import eventually
 from tests.system.conftest import RunningStack
+
+pytestmark = pytest.mark.private_stack
 
 
 async def test_landing_page_links_both_portals(stack: RunningStack) -> None:

@@ -1,7 +1,10 @@
 """The staff work queue through the real stack: a patient asks for a refill, proposes a profile
 update and books an appointment in the portal; staff see all three on the work queue page with
 the navigation's count badge, filter by kind, approve the refill over the API, and the patient
-reads "approved" over the API."""
+reads "approved" over the API.
+
+The stack is this module's own (private_stack): the queue and its badge count are the whole
+clinic's, so the test knows every item on them only on a clinic no other module has used."""
 
 from __future__ import annotations
 
@@ -22,6 +25,8 @@ from tests.system.test_staff_pages import Browser, Page
 
 ROW = re.compile(r'<tr data-kind="([a-z_]+)" data-id="([0-9a-f-]{36})">')
 BADGE = re.compile(r'id="work-queue-count">(\d+)<')
+
+pytestmark = pytest.mark.private_stack
 
 
 @pytest.fixture
