@@ -69,7 +69,7 @@ def pg_server_url() -> Iterator[str]:
         yield given
         return
     folder = Path(tempfile.mkdtemp(prefix="portal-test-pg-"))
-    server = EmbeddedPostgres(folder / "data", port=free_port())
+    server = EmbeddedPostgres(folder / "data", port=free_port(), durable=False)
     try:
         yield server.start()
     finally:

@@ -145,6 +145,15 @@ class EmbeddedPostgres(_Child):
     port_variable = "PORTAL_EMBEDDED_PG_PORT"
     url_variable = "PORTAL_DATABASE_URL"
 
+    def __init__(
+        self, data_dir: Path, *, port: int, host: str = "127.0.0.1", durable: bool = True
+    ) -> None:
+        super().__init__(data_dir, port=port, host=host)
+        # durable=False (tests' throwaway servers): no fsync, so creating a database per test
+        # does not wait for the disk. A crash of PostgreSQL alone still loses nothing; a crash
+        # of the machine may, which a folder removed after the tests does not mind.
+        self.durable = durable
+
     @property
     def url(self) -> str:
         return f"postgresql://postgres@{self.host}:{self.port}/postgres"
@@ -180,7 +189,9 @@ class EmbeddedPostgres(_Child):
             "-c",
             "max_connections=200",
             "-c",
-            "fsync=on",
+            "fsync=on" if self.durable else "fsync=off",
+            "-c",
+            "full_page_writes=on" if self.durable else "full_page_writes=off",
             "-c",
             "shared_buffers=128MB",
         ]
