@@ -71,8 +71,9 @@ def running_stack(pg_server_url: str) -> Iterator[RunningStack]:
 
 
 async def fresh_sign_in_state(pg_server_url: str, running: RunningStack) -> None:
-    """What a new stack starts with: every address's full sign-in budget, admin not locked
-    (a module may spend 127.0.0.1's budget or lock admin on purpose, as a test of them)."""
+    """What a new stack starts with: every address's full sign-in budget, admin not locked and
+    without two-factor sign-in (a module may spend 127.0.0.1's budget or lock admin on purpose,
+    as a test of them; a test that fails half-way may leave admin's second factor on)."""
     url = with_database(pg_server_url, running.stack.database("identity"))
     conn = await asyncpg.connect(url)
     try:
@@ -80,6 +81,10 @@ async def fresh_sign_in_state(pg_server_url: str, running: RunningStack) -> None
         await conn.execute(
             "UPDATE staff_users SET failed_attempts = 0, lockouts = 0, locked_until = NULL"
             " WHERE username = 'admin'"
+        )
+        await conn.execute(
+            "DELETE FROM mfa_totp WHERE owner_kind = 'staff'"
+            " AND owner_id IN (SELECT id FROM staff_users WHERE username = 'admin')"
         )
     finally:
         await conn.close()
