@@ -170,6 +170,26 @@ async def test_refill_letter_records_and_idor(
         assert ">Approved<" in text and "Sent to your pharmacy." in text
         assert "Withdraw" not in text
 
+        # A typed medicine; staff ask for an appointment; the patient is sent to Find Available.
+        status, _, _ = await submit(
+            alice_http, stack, BASE + "refills", BASE + "refills", medication="Metformin 500 mg"
+        )
+        assert status == 303
+        status, text, _ = await page(alice_http, stack.url + BASE + "refills")
+        second = re.search(r'data-refill="([0-9a-f-]{36})"', text)
+        assert second and second[1] != refill_id[1]
+        decided = await admin.post(
+            f"/staff/refills/{second[1]}/decision",
+            {"decision": "needs_appointment", "note": "Please come in for a review first."},
+        )
+        assert decided.status == 200 and "Decision saved" in decided.text
+        for url in (BASE + "refills", BASE + f"refills/{second[1]}"):
+            status, text, _ = await page(alice_http, stack.url + url)
+            assert "Needs an appointment" in text and "Please come in for a review" in text
+            assert f'href="{BASE}appointments#find-title"' in text, url
+        status, text, _ = await page(alice_http, stack.url + BASE + "appointments")
+        assert status == 200 and 'id="find-title"' in text
+
         # Staff write a letter from a template and share it.
         letter_page = await admin.get(f"/staff/patients/{alice}/documents/letter")
         template = re.search(
