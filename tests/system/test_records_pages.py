@@ -258,5 +258,11 @@ async def test_refill_letter_records_and_idor(
             bob_http, stack, BASE + "refills", BASE + f"refills/{refill_id[1]}/withdraw"
         )
         assert status == 404
+        # Nor can Bob ask for a refill of Alice's medication.
+        status, text, _ = await submit(
+            bob_http, stack, BASE + "refills", BASE + "refills", medication_id=med_id[1]
+        )
+        assert status == 400 and "Choose one of your current medications." in text
+        assert ">Lisinopril 10 mg<" not in text  # not offered to Bob
         status, bob_records, _ = await page(bob_http, stack.url + BASE + "records")
         assert other not in bob_records and refill_id[1] not in bob_page
