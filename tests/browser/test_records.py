@@ -19,7 +19,7 @@ from typing import Any
 import aiohttp
 import grpc
 import pytest
-from playwright.async_api import Browser, Page, expect
+from playwright.async_api import Browser, Locator, Page, expect
 
 from portal.forms.v1 import forms_pb2_grpc as pb_grpc
 from tests.browser.conftest import ARTIFACTS, Shots, accessible
@@ -64,7 +64,7 @@ async def badge(page: Page, count: int) -> None:
     await expect(tab.locator("#work-queue-count")).to_have_text(re.compile(rf"^{count}\s+waiting"))
 
 
-def queue_row(page: Page, kind: str, name: str) -> Any:
+def queue_row(page: Page, kind: str, name: str) -> Locator:
     return page.locator("#work-queue tbody tr").filter(has_text=kind).filter(has_text=name)
 
 
@@ -85,6 +85,7 @@ async def test_refill_letter_and_profile_update_between_a_phone_and_staff(
     await staff_signs_in(page, stack)
     await page.get_by_label("Find a patient").fill(last)
     await page.get_by_role("button", name="Search").click()
+    await accessible(page)
     await page.get_by_role("link", name=full_name).click()
     await expect(page.get_by_role("heading", name=full_name, level=1)).to_be_visible()
     medications = page.get_by_role("region", name="Medications")
@@ -103,10 +104,12 @@ async def test_refill_letter_and_profile_update_between_a_phone_and_staff(
     try:
         # The patient, on a phone: Refills, choose the medication from the list, send.
         await mobile.goto(f"{stack.url}/portal/onsite/login")
+        await accessible(mobile)
         await mobile.get_by_label("Username").fill(username)
         await mobile.get_by_label("Password").fill(NEW_PASSWORD)
         await mobile.get_by_role("button", name="Sign in").click()
         await expect(mobile.get_by_role("heading", name=re.compile("^Welcome"))).to_be_visible()
+        await accessible(mobile)
         portal_nav = mobile.get_by_role("navigation", name="Portal")
         await portal_nav.get_by_role("link", name="Refills").click()
         await mobile.get_by_label("One of your medications").select_option(
@@ -163,6 +166,7 @@ async def test_refill_letter_and_profile_update_between_a_phone_and_staff(
             .get_by_role("link", name="Letter from template")
             .click()
         )
+        await accessible(page)
         await page.get_by_label("Template").select_option(label=TEMPLATE)
         await page.get_by_role("button", name="Use this template").click()
         await expect(page.get_by_label("Letter")).to_contain_text(f"Dear {full_name},")
