@@ -190,6 +190,21 @@ async def test_refill_letter_records_and_idor(
         status, text, _ = await page(alice_http, stack.url + BASE + "appointments")
         assert status == 200 and 'id="find-title"' in text
 
+        # A third request, withdrawn by the patient while it is pending.
+        status, _, _ = await submit(
+            alice_http, stack, BASE + "refills", BASE + "refills", medication="Salbutamol inhaler"
+        )
+        assert status == 303
+        status, text, _ = await page(alice_http, stack.url + BASE + "refills")
+        third = re.search(r'data-refill="([0-9a-f-]{36})"', text)
+        assert third and third[1] not in (refill_id[1], second[1])
+        status, _, location = await submit(
+            alice_http, stack, BASE + "refills", BASE + f"refills/{third[1]}/withdraw"
+        )
+        assert (status, location) == (303, BASE + "refills?notice=refill-withdrawn")
+        status, text, _ = await page(alice_http, stack.url + BASE + f"refills/{third[1]}")
+        assert "Withdrawn" in text and "Withdraw this request" not in text
+
         # Staff write a letter from a template and share it.
         letter_page = await admin.get(f"/staff/patients/{alice}/documents/letter")
         template = re.search(
