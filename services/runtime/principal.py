@@ -29,6 +29,9 @@ METADATA_KEY = "x-portal-principal"
 _ALGORITHM = "EdDSA"  # the only one accepted: an HS256 token is refused whatever its key
 _AUDIENCE = "portal-services"
 DEFAULT_TTL = 120
+# Signed and verified tokens are kept (per process) so a busy caller signs and verifies each
+# principal about once a minute instead of on every call; bounded, emptied when full.
+CACHE_LIMIT = 10_000
 TEXT_REFUSED = "The request holds text that is not allowed."
 
 Kind = Literal["staff", "patient", "service"]
@@ -63,13 +66,27 @@ class PrincipalSigner:
     def __init__(self, key: SigningKey, *, ttl: int = DEFAULT_TTL) -> None:
         self._key = key
         self._ttl = ttl
+        # principal -> (reuse until, token): a token is reused for the first half of its life,
+        # so every token sent still has at least ttl/2 seconds to live. Safe to share: the
+        # claims are the principal's own, and the gateway resolves the session before it asks.
+        self._signed: dict[Principal, tuple[float, str]] = {}
 
     @property
     def kid(self) -> str:
         return self._key.kid
 
     def encode(self, principal: Principal) -> str:
-        now = int(time.time())
+        now = time.time()
+        found = self._signed.get(principal)
+        if found is not None and now < found[0]:
+            return found[1]
+        token = self._sign(principal, int(now))
+        if len(self._signed) >= CACHE_LIMIT:
+            self._signed.clear()
+        self._signed[principal] = (now + self._ttl / 2, token)
+        return token
+
+    def _sign(self, principal: Principal, now: int) -> str:
         claims: dict[str, Any] = {k: v for k, v in asdict(principal).items() if v}
         claims.update(iat=now, exp=now + self._ttl, aud=_AUDIENCE)
         return jwt.encode(
@@ -87,12 +104,25 @@ class PrincipalVerifier:
         if not keys:
             raise ValueError("at least one public key is needed to verify principals")
         self._keys = dict(keys)
+        # token -> (exp, principal) of tokens that passed every check: a token's validity
+        # depends only on its text, the (fixed) keys and the clock, so a hit checks exp alone.
+        self._verified: dict[str, tuple[int, Principal]] = {}
 
     @property
     def kids(self) -> frozenset[str]:
         return frozenset(self._keys)
 
     def decode(self, token: str) -> Principal:
+        found = self._verified.get(token)
+        if found is not None and time.time() < found[0]:
+            return found[1]
+        principal, expires = self._verify(token)
+        if len(self._verified) >= CACHE_LIMIT:
+            self._verified.clear()
+        self._verified[token] = (expires, principal)
+        return principal
+
+    def _verify(self, token: str) -> tuple[Principal, int]:
         try:
             kid = jwt.get_unverified_header(token).get("kid")
         except jwt.PyJWTError as exc:
@@ -113,7 +143,7 @@ class PrincipalVerifier:
         if claims["kind"] not in ("staff", "patient", "service"):
             raise InvalidPrincipal("unknown principal kind")
         fields = {f: str(claims.get(f, "")) for f in Principal.__dataclass_fields__}
-        return Principal(**fields)  # type: ignore[arg-type]
+        return Principal(**fields), int(claims["exp"])  # type: ignore[arg-type]
 
 
 # The principal of the call being handled, for code far from the handler (the audit log).
