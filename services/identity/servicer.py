@@ -24,6 +24,7 @@ from services.identity import (
     convert,
     lockout,
     mfa,
+    mfa_policy,
     patients,
     profile,
     profile_updates,
@@ -47,6 +48,10 @@ STAFF = True  # any staff role
 ADMIN = {"admin"}
 SIGN_IN_FAILED = "Invalid username or password."
 CODE_REFUSED = "That code is not correct, or it was used already."
+MFA_REQUIRED = (
+    "Two-factor sign-in is required for your role, so it cannot be turned off. "
+    "An administrator can change that setting."
+)
 MFA_ISSUER = "Patient Portal"
 EVENT_REALMS = {"onsite": events.REALM_ONSITE, "offsite": events.REALM_OFFSITE}
 USERNAME_TAKEN = "That username is already taken."
@@ -175,7 +180,9 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
                 entry=entry,
                 trusted_device=trusted,
             )
-            device = "" if trusted else await lockout.trust_device(conn, "staff_users", user["id"])
+            device = ""
+            if request.remember_device and not trusted:
+                device = await lockout.trust_device(conn, "staff_users", user["id"])
             await lockout.rehash_if_needed(
                 conn,
                 self.hasher,
@@ -184,12 +191,19 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
                 user["password_hash"],
                 request.password,
             )
-        grant = self._staff_grant(user, token, session_id, expires)
+            enrol = await mfa_policy.must_enrol(conn, user["id"])
+        grant = self._staff_grant(user, token, session_id, expires, must_enrol_mfa=enrol)
         grant.device_token = device
         return grant
 
     def _staff_grant(
-        self, user: asyncpg.Record, token: str, session_id: uuid.UUID, expires: datetime
+        self,
+        user: asyncpg.Record,
+        token: str,
+        session_id: uuid.UUID,
+        expires: datetime,
+        *,
+        must_enrol_mfa: bool = False,
     ) -> pb.SessionGrant:
         return self._grant(
             token,
@@ -202,8 +216,33 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
                 display_name=user["display_name"],
                 username=user["username"],
                 must_change_password=user["must_change_password"],
+                must_enrol_mfa=must_enrol_mfa,
             ),
         )
+
+    @requires(staff=ADMIN)
+    async def GetStaffMfaPolicy(
+        self, request: pb.GetStaffMfaPolicyRequest, context: Context, principal: Principal
+    ) -> pb.StaffMfaPolicy:
+        async with self.pool.acquire() as conn:
+            roles = await mfa_policy.required_roles(conn)
+        return pb.StaffMfaPolicy(required_roles=[convert.ROLES[r] for r in roles])
+
+    @requires(staff=ADMIN)
+    async def SetStaffMfaPolicy(
+        self, request: pb.SetStaffMfaPolicyRequest, context: Context, principal: Principal
+    ) -> pb.StaffMfaPolicy:
+        wanted = {convert.ROLE_NAMES.get(r, "") for r in request.required_roles}
+        if "" in wanted:
+            await abort_invalid(
+                context, {"required_roles": ["Roles must be admin, clinician or front desk."]}
+            )
+        async with self.pool.acquire() as conn, conn.transaction():
+            roles = await mfa_policy.set_required_roles(conn, wanted)
+            await audit.record(
+                conn, principal, "staff.mfa_policy", detail=f"required={','.join(roles) or '-'}"
+            )
+        return pb.StaffMfaPolicy(required_roles=[convert.ROLES[r] for r in roles])
 
     @requires(staff=ADMIN)
     async def CreateStaffUser(
@@ -321,6 +360,8 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
         if request.staff_user_id:
             user_id = await self._staff_user_id(context, request.staff_user_id, "staff_user_id")
         async with self.pool.acquire() as conn:
+            if user_id is not None and await staff_admin.get(conn, user_id) is None:
+                await context.abort(grpc.StatusCode.NOT_FOUND, "no such staff user")
             rows = await staff_admin.live_sessions(conn, user_id)
         return pb.ListStaffSessionsResponse(
             items=[
@@ -342,7 +383,12 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
     ) -> pb.RevokeStaffSessionResponse:
         session_id = await self._staff_user_id(context, request.session_id, "session_id")
         async with self.pool.acquire() as conn, conn.transaction():
-            owner = await staff_admin.revoke_session(conn, session_id)
+            owner_filter = None
+            if request.staff_user_id:
+                owner_filter = await self._staff_user_id(
+                    context, request.staff_user_id, "staff_user_id"
+                )
+            owner = await staff_admin.revoke_session(conn, session_id, owner_filter)
             if owner is None:
                 await context.abort(grpc.StatusCode.NOT_FOUND, "no such session")
             await audit.record(
@@ -386,10 +432,11 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
                 conn, lifetime=self.settings.session_lifetime, staff_user_id=user_id
             )
             user = await staff_admin.get(conn, user_id)
+            enrol = await mfa_policy.must_enrol(conn, user_id)
             await audit.record(conn, principal, "auth.staff_password_changed")
         if user is None:
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, "no staff user")
-        return self._staff_grant(user, token, session_id, expires)
+        return self._staff_grant(user, token, session_id, expires, must_enrol_mfa=enrol)
 
     # ------------------------------------------------------------------ sessions
 
@@ -424,6 +471,7 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
             session.display_name = row["display_name"]
             session.username = row["staff_username"]
             session.must_change_password = row["must_change_password"]
+            session.must_enrol_mfa = row["must_enrol_mfa"]
         else:
             session.kind = pb.SESSION_KIND_PATIENT
             session.patient_id = str(row["patient_id"])
@@ -827,11 +875,9 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
                 entry=entry,
                 trusted_device=trusted,
             )
-            device = (
-                ""
-                if trusted
-                else await lockout.trust_device(conn, "portal_accounts", account["id"])
-            )
+            device = ""
+            if request.remember_device and not trusted:
+                device = await lockout.trust_device(conn, "portal_accounts", account["id"])
             await lockout.rehash_if_needed(
                 conn,
                 self.hasher,
@@ -1220,7 +1266,7 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
             )
         await abort_invalid(context, {"code": [CODE_REFUSED]})
 
-    @requires(staff=STAFF, patient=True)
+    @requires(staff=STAFF, patient=True, mfa_enrolment=True)
     async def StartTotpEnrolment(
         self, request: pb.StartTotpEnrolmentRequest, context: Context, principal: Principal
     ) -> pb.TotpEnrolment:
@@ -1234,7 +1280,7 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
             await self._mfa_audit(conn, principal, "mfa.enrol_started")
         return pb.TotpEnrolment(secret=secret, otpauth_uri=otpauth_uri(secret, name, MFA_ISSUER))
 
-    @requires(staff=STAFF, patient=True)
+    @requires(staff=STAFF, patient=True, mfa_enrolment=True)
     async def ConfirmTotp(
         self, request: pb.ConfirmTotpRequest, context: Context, principal: Principal
     ) -> pb.RecoveryCodes:
@@ -1258,6 +1304,8 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
     ) -> pb.RemoveTotpResponse:
         async with self.pool.acquire() as conn, conn.transaction():
             kind, owner_id, _ = await self._owner(conn, context, principal)
+            if kind == "staff" and await mfa_policy.required_for(conn, owner_id):
+                await abort_precondition(context, "MFA_REQUIRED", MFA_REQUIRED)
             result = await mfa.check(
                 conn, kind, owner_id, request.code, confirmed=True, recovery=True
             )
@@ -1270,7 +1318,7 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
         await self._refuse_code(context, result)
         raise AssertionError("unreachable")
 
-    @requires(staff=STAFF, patient=True)
+    @requires(staff=STAFF, patient=True, mfa_enrolment=True)
     async def GetMfaStatus(
         self, request: pb.GetMfaStatusRequest, context: Context, principal: Principal
     ) -> pb.MfaStatus:
@@ -1339,18 +1387,7 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
                 detail="mfa=totp",
             ),
         )
-        return self._grant(
-            token,
-            expires,
-            pb.Session(
-                session_id=str(session_id),
-                kind=pb.SESSION_KIND_STAFF,
-                staff_user_id=str(user["id"]),
-                role=convert.ROLES[user["role"]],
-                display_name=user["display_name"],
-                username=user["username"],
-            ),
-        )
+        return self._staff_grant(user, token, session_id, expires)
 
     async def _patient_session(
         self,

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 import asyncpg
 
-from services.identity import audit, lockout
+from services.identity import audit, lockout, mfa_policy
 from services.runtime.db import Conn
 
 # Don't write last_seen_at on every request: once per interval is precise enough.
@@ -96,14 +96,15 @@ async def resolve(conn: Conn, token: str, *, idle: timedelta, touch: bool) -> as
     TOUCH_INTERVAL (the row returned is the one found, before the touch).
     """
     row: asyncpg.Record | None = await conn.fetchrow(
-        """WITH live AS (
+        f"""WITH live AS (
                SELECT s.id, s.kind, s.staff_user_id, s.account_id, s.last_seen_at,
                       least(s.expires_at, s.last_seen_at + $2::interval) AS ends_at,
                       u.username AS staff_username, u.display_name, u.role,
                       a.realm, a.username AS account_username,
                       coalesce(u.must_change_password, a.must_change_password)
                           AS must_change_password,
-                      a.patient_id
+                      a.patient_id,
+                      {mfa_policy.MUST_ENROL} AS must_enrol_mfa
                FROM sessions s
                LEFT JOIN staff_users u ON u.id = s.staff_user_id
                LEFT JOIN portal_accounts a ON a.id = s.account_id

@@ -88,11 +88,17 @@ async def live_sessions(conn: Conn, user_id: uuid.UUID | None) -> list[asyncpg.R
     )
 
 
-async def revoke_session(conn: Conn, session_id: uuid.UUID) -> uuid.UUID | None:
-    """End one staff session; the staff user's id, or None when there was no live one."""
-    owner: uuid.UUID | None = await conn.fetchval(
+async def revoke_session(
+    conn: Conn, session_id: uuid.UUID, owner: uuid.UUID | None = None
+) -> uuid.UUID | None:
+    """End one staff session (of `owner` only, when given); the staff user's id, or None when
+    there was no such live one."""
+    ended: uuid.UUID | None = await conn.fetchval(
         """UPDATE sessions SET revoked_at = now()
-           WHERE id = $1 AND kind = 'staff' AND revoked_at IS NULL RETURNING staff_user_id""",
+           WHERE id = $1 AND kind = 'staff' AND revoked_at IS NULL
+             AND ($2::uuid IS NULL OR staff_user_id = $2)
+           RETURNING staff_user_id""",
         session_id,
+        owner,
     )
-    return owner
+    return ended
