@@ -84,6 +84,7 @@ def staff_user(row: asyncpg.Record) -> pb.StaffUser:
         disabled=row["disabled"],
         must_change_password=row["must_change_password"],
         locked_until=timestamp(row["locked_until"]),
+        mfa_enrolled=bool(row.get("mfa_enrolled", False)),
     )
 
 

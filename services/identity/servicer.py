@@ -245,6 +245,24 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
         return pb.StaffMfaPolicy(required_roles=[convert.ROLES[r] for r in roles])
 
     @requires(staff=ADMIN)
+    async def ResetStaffMfa(
+        self, request: pb.ResetStaffMfaRequest, context: Context, principal: Principal
+    ) -> pb.RemoveTotpResponse:
+        user_id = await self._staff_user_id(context, request.id)
+        async with self.pool.acquire() as conn, conn.transaction():
+            if await staff_admin.get(conn, user_id) is None:
+                await context.abort(grpc.StatusCode.NOT_FOUND, "no such staff user")
+            removed = await mfa.remove(conn, "staff", user_id)
+            await audit.record(
+                conn,
+                principal,
+                "staff.mfa_reset",
+                outcome="ok" if removed else "none",
+                detail=f"user={user_id}",
+            )
+        return pb.RemoveTotpResponse()
+
+    @requires(staff=ADMIN)
     async def CreateStaffUser(
         self, request: pb.CreateStaffUserRequest, context: Context, principal: Principal
     ) -> pb.StaffUser:
@@ -279,7 +297,13 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
     async def ListStaffUsers(
         self, request: pb.ListStaffUsersRequest, context: Context, principal: Principal
     ) -> pb.ListStaffUsersResponse:
-        rows = await self.pool.fetch(f"SELECT {staff.COLUMNS} FROM staff_users ORDER BY username")
+        rows = await self.pool.fetch(
+            f"""SELECT {staff.COLUMNS}, EXISTS (
+                    SELECT 1 FROM mfa_totp t WHERE t.owner_kind = 'staff'
+                       AND t.owner_id = staff_users.id AND t.confirmed_at IS NOT NULL
+                ) AS mfa_enrolled
+                FROM staff_users ORDER BY username"""
+        )
         return pb.ListStaffUsersResponse(items=[convert.staff_user(r) for r in rows])
 
     async def _staff_user_id(self, context: Context, raw: str, field: str = "id") -> uuid.UUID:

@@ -239,6 +239,21 @@ async def test_a_role_that_requires_two_factor_admits_only_enrolment_api(api: Ap
         for method, body in (("GET", None), ("PUT", {"required_roles": []})):
             status, _, _ = await api.call(method, "/api/v1/staff-mfa-policy", token, json=body)
             assert status == 403
+
+        # A lost phone: an admin removes the factor; the role still requires one, so the
+        # user's session is back to enrolment only.
+        status, listed, _ = await api.call("GET", "/api/v1/staff-users", admin)
+        assert next(u for u in listed["items"] if u["id"] == created["id"])["mfa_enrolled"]
+        status, _, _ = await api.call("DELETE", f"/api/v1/staff-users/{created['id']}/mfa", token)
+        assert status == 403  # not an admin
+        status, _, _ = await api.call("DELETE", f"/api/v1/staff-users/{created['id']}/mfa", admin)
+        assert status == 204
+        status, listed, _ = await api.call("GET", "/api/v1/staff-users", admin)
+        assert not next(u for u in listed["items"] if u["id"] == created["id"])["mfa_enrolled"]
+        status, problem, _ = await api.call("GET", "/api/v1/patients?q=x", token)
+        assert status == 403 and problem["code"] == "MFA_ENROLMENT_REQUIRED"
+        status, _, _ = await api.call("DELETE", f"/api/v1/staff-users/{uuid.uuid4()}/mfa", admin)
+        assert status == 404
     finally:
         status, _, _ = await api.call(
             "PUT", "/api/v1/staff-mfa-policy", admin, json={"required_roles": []}
@@ -288,6 +303,18 @@ async def test_a_role_that_requires_two_factor_sends_its_staff_to_enrol_pages(
             assert 'id="mfa-continue"' in page.text
             page = await clerk.get("/staff/patients")
             assert page.status == 200 and page.url.endswith("/staff/patients")
+
+            # The admin sees the factor and removes it: the clerk must enrol again.
+            page = await admin.get("/staff/admin/staff")
+            assert f'id="mfa-reset-{username}"' in page.text
+            user = re.findall(r'action="/staff/admin/staff/([0-9a-f-]{36})/mfa-reset"', page.text)
+            row = next(r for r in page.text.split("<tr>")[1:] if f">{username}<" in r)
+            (user_id,) = [u for u in user if u in row]
+            page = await admin.post(f"/staff/admin/staff/{user_id}/mfa-reset")
+            assert page.status == 200 and "Two-factor sign-in removed" in page.text
+            assert f'id="mfa-reset-{username}"' not in page.text
+            page = await clerk.get("/staff/patients")
+            assert page.url.endswith("/staff/account/two-factor")
     finally:
         page = await admin.post("/staff/admin/staff/mfa-policy", {})
         assert "Two-factor sign-in setting saved." in page.text

@@ -71,6 +71,9 @@ class StaffAccount(Response):
     must_change_password: bool
     locked_until: Time = Field(description="Set while sign-ins without a device cookie are locked.")
     created_at: Time
+    mfa_enrolled: bool = Field(
+        default=False, description="Two-factor sign-in is on (listed users only)."
+    )
 
 
 class CreatedStaffUser(StaffAccount):
@@ -122,6 +125,7 @@ def account(user: pb.StaffUser) -> dict[str, Any]:
         "must_change_password": user.must_change_password,
         "locked_until": timestamp(user.locked_until),
         "created_at": timestamp(user.created_at),
+        "mfa_enrolled": user.mfa_enrolled,
     }
 
 
@@ -179,6 +183,14 @@ async def reset_password(call: Call[NoBody, None]) -> Reply:
 async def unlock(call: Call[NoBody, None]) -> Reply:
     await call.request.app[BACKENDS].identity.UnlockStaffUser(
         pb.UnlockStaffUserRequest(id=user_id(call)),
+        metadata=auth.metadata(call.request, call.caller),
+    )
+    return Reply(status=204)
+
+
+async def reset_mfa(call: Call[None, None]) -> Reply:
+    await call.request.app[BACKENDS].identity.ResetStaffMfa(
+        pb.ResetStaffMfaRequest(id=user_id(call)),
         metadata=auth.metadata(call.request, call.caller),
     )
     return Reply(status=204)
@@ -315,6 +327,18 @@ def operations() -> list[Operation]:
             body=NoBody,
             body_required=False,
             answers=(Answer(204, "Unlocked."),),
+        ),
+        Operation(
+            "DELETE",
+            ONE + "/mfa",
+            reset_mfa,
+            operation_id="resetStaffUserMfa",
+            summary="Remove the staff user's second factor (a lost phone; admin, audited)",
+            description="If their role requires two-factor sign-in, their sessions admit only "
+            "enrolment again until they set it up anew.",
+            tag="staff-users",
+            security="staff",
+            answers=(Answer(204, "Removed."),),
         ),
         Operation(
             "GET",

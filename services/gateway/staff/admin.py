@@ -376,6 +376,14 @@ async def unlock_staff_user(request: web.Request, caller: Caller) -> web.StreamR
 
 
 @admin_page
+async def reset_staff_mfa(request: web.Request, caller: Caller) -> web.StreamResponse:
+    call = request.app[BACKENDS].identity.ResetStaffMfa(
+        pb.ResetStaffMfaRequest(id=_user_id(request)), metadata=auth.metadata(request, caller)
+    )
+    return await _staff_action(request, caller, call, "staff-mfa-reset")
+
+
+@admin_page
 async def revoke_session(request: web.Request, caller: Caller) -> web.StreamResponse:
     call = request.app[BACKENDS].identity.RevokeStaffSession(
         pb.RevokeStaffSessionRequest(session_id=_user_id(request, "session_id")),
@@ -468,4 +476,5 @@ def setup(app: web.Application) -> None:
     app.router.add_post(one + "/role", set_role)
     app.router.add_post(one + "/password-reset", reset_staff_password)
     app.router.add_post(one + "/unlock", unlock_staff_user)
+    app.router.add_post(one + "/mfa-reset", reset_staff_mfa)
     app.router.add_post("/staff/admin/sessions/{session_id}/revoke", revoke_session)

@@ -110,6 +110,11 @@ FLASHES: dict[str, tuple[str, str]] = {
     "staff-unlocked": ("success", "Staff user unlocked."),
     "session-revoked": ("success", "Session ended."),
     "mfa-policy-saved": ("success", "Two-factor sign-in setting saved."),
+    "staff-mfa-reset": (
+        "success",
+        "Two-factor sign-in removed: the user signs in with the password and sets it up again "
+        "(at once if their role requires it).",
+    ),
     "patient-mfa-reset": (
         "success",
         "Two-factor sign-in removed: the patient signs in with the password alone and can set "

@@ -356,6 +356,7 @@ class StaffUser(_message.Message):
     MUST_CHANGE_PASSWORD_FIELD_NUMBER: _builtins.int
     LOCKED_UNTIL_FIELD_NUMBER: _builtins.int
     TEMPORARY_PASSWORD_FIELD_NUMBER: _builtins.int
+    MFA_ENROLLED_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     username: _builtins.str
     display_name: _builtins.str
@@ -364,6 +365,8 @@ class StaffUser(_message.Message):
     must_change_password: _builtins.bool
     temporary_password: _builtins.str
     """Only in CreateStaffUser's answer when the admin typed no password."""
+    mfa_enrolled: _builtins.bool
+    """ListStaffUsers: two-factor sign-in is on."""
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -382,14 +385,34 @@ class StaffUser(_message.Message):
         must_change_password: _builtins.bool = ...,
         locked_until: _timestamp_pb2.Timestamp | None = ...,
         temporary_password: _builtins.str = ...,
+        mfa_enrolled: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "locked_until", b"locked_until"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "disabled", b"disabled", "display_name", b"display_name", "id", b"id", "locked_until", b"locked_until", "must_change_password", b"must_change_password", "role", b"role", "temporary_password", b"temporary_password", "username", b"username"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "disabled", b"disabled", "display_name", b"display_name", "id", b"id", "locked_until", b"locked_until", "mfa_enrolled", b"mfa_enrolled", "must_change_password", b"must_change_password", "role", b"role", "temporary_password", b"temporary_password", "username", b"username"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___StaffUser: _TypeAlias = StaffUser  # noqa: Y015
+
+@_typing.final
+class ResetStaffMfaRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResetStaffMfaRequest: _TypeAlias = ResetStaffMfaRequest  # noqa: Y015
 
 @_typing.final
 class UpdateStaffUserRequest(_message.Message):

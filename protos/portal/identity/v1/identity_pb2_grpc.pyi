@@ -49,6 +49,8 @@ class IdentityServiceStub:
     user of such a role without a confirmed factor gets sessions that admit only enrolment.
     """
     SetStaffMfaPolicy: _grpc.UnaryUnaryMultiCallable[_identity_pb2.SetStaffMfaPolicyRequest, _identity_pb2.StaffMfaPolicy]
+    ResetStaffMfa: _grpc.UnaryUnaryMultiCallable[_identity_pb2.ResetStaffMfaRequest, _identity_pb2.RemoveTotpResponse]
+    """Remove a staff user's second factor (a lost phone; admin, audited as staff.mfa_reset)."""
     ResolveSession: _grpc.UnaryUnaryMultiCallable[_identity_pb2.ResolveSessionRequest, _identity_pb2.Session]
     """Sessions of either kind (staff or patient): resolve a bearer/cookie token, end it."""
     EndSession: _grpc.UnaryUnaryMultiCallable[_identity_pb2.EndSessionRequest, _identity_pb2.EndSessionResponse]
@@ -122,6 +124,8 @@ class IdentityServiceAsyncStub(IdentityServiceStub):
     user of such a role without a confirmed factor gets sessions that admit only enrolment.
     """
     SetStaffMfaPolicy: _aio.UnaryUnaryMultiCallable[_identity_pb2.SetStaffMfaPolicyRequest, _identity_pb2.StaffMfaPolicy]  # type: ignore[assignment]
+    ResetStaffMfa: _aio.UnaryUnaryMultiCallable[_identity_pb2.ResetStaffMfaRequest, _identity_pb2.RemoveTotpResponse]  # type: ignore[assignment]
+    """Remove a staff user's second factor (a lost phone; admin, audited as staff.mfa_reset)."""
     ResolveSession: _aio.UnaryUnaryMultiCallable[_identity_pb2.ResolveSessionRequest, _identity_pb2.Session]  # type: ignore[assignment]
     """Sessions of either kind (staff or patient): resolve a bearer/cookie token, end it."""
     EndSession: _aio.UnaryUnaryMultiCallable[_identity_pb2.EndSessionRequest, _identity_pb2.EndSessionResponse]  # type: ignore[assignment]
@@ -258,6 +262,14 @@ class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _identity_pb2.SetStaffMfaPolicyRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_identity_pb2.StaffMfaPolicy, _abc.Awaitable[_identity_pb2.StaffMfaPolicy]]: ...
+
+    @_abc_1.abstractmethod
+    def ResetStaffMfa(
+        self,
+        request: _identity_pb2.ResetStaffMfaRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.RemoveTotpResponse, _abc.Awaitable[_identity_pb2.RemoveTotpResponse]]:
+        """Remove a staff user's second factor (a lost phone; admin, audited as staff.mfa_reset)."""
 
     @_abc_1.abstractmethod
     def ResolveSession(
