@@ -183,6 +183,12 @@ def requires(
             return await method(self, request, context, principal)
 
         checked.__portal_requires__ = True  # type: ignore[attr-defined]
+        # Who a pending principal may reach, for the test that lists every such RPC.
+        checked.__portal_pending__ = frozenset(  # type: ignore[attr-defined]
+            name
+            for name, on in (("password_change", password_change), ("mfa_enrolment", mfa_enrolment))
+            if on
+        )
         return checked
 
     return decorate
