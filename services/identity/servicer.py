@@ -396,6 +396,7 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
                     created_at=convert.timestamp(r["created_at"]),
                     last_seen_at=convert.timestamp(r["last_seen_at"]),
                     expires_at=convert.timestamp(r["expires_at"]),
+                    address=r["address"],
                 )
                 for r in rows
             ]
@@ -453,7 +454,10 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
             # Every session of the user ends; this browser continues with a fresh one.
             await staff_admin.revoke_sessions(conn, user_id)
             token, session_id, expires = await sessions.create(
-                conn, lifetime=self.settings.session_lifetime, staff_user_id=user_id
+                conn,
+                lifetime=self.settings.session_lifetime,
+                staff_user_id=user_id,
+                address=principal.source,
             )
             user = await staff_admin.get(conn, user_id)
             enrol = await mfa_policy.must_enrol(conn, user_id)
@@ -1009,7 +1013,10 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
             # Every session of the account ends; this browser continues with a fresh one.
             await sessions.revoke_account(conn, account["id"])
             token, session_id, expires = await sessions.create(
-                conn, lifetime=self.settings.session_lifetime, account_id=account["id"]
+                conn,
+                lifetime=self.settings.session_lifetime,
+                account_id=account["id"],
+                address=principal.source,
             )
             grant = self._patient_grant(account, token, session_id, expires)
             await emit(

@@ -30,19 +30,22 @@ async def create(
     lifetime: timedelta,
     staff_user_id: uuid.UUID | None = None,
     account_id: uuid.UUID | None = None,
+    address: str = "",
 ) -> tuple[str, uuid.UUID, datetime]:
     """A new session; returns (token, session id, absolute expiry)."""
     token = secrets.token_urlsafe(32)
     session_id = uuid.uuid4()
     expires_at = await conn.fetchval(
-        """INSERT INTO sessions (id, token_hash, kind, staff_user_id, account_id, expires_at)
-           VALUES ($1, $2, $3, $4, $5, now() + $6::interval) RETURNING expires_at""",
+        """INSERT INTO sessions (id, token_hash, kind, staff_user_id, account_id, expires_at,
+                                 address)
+           VALUES ($1, $2, $3, $4, $5, now() + $6::interval, $7) RETURNING expires_at""",
         session_id,
         token_hash(token),
         "staff" if staff_user_id else "patient",
         staff_user_id,
         account_id,
         lifetime,
+        address,
     )
     return token, session_id, expires_at
 
@@ -74,8 +77,9 @@ async def start_after_sign_in(
                 INSERT INTO audit_log ({audit.INSERT_COLUMNS})
                 VALUES ($6, $7, $8, $9, $10, $11, $12, $13)
             )
-            INSERT INTO sessions (id, token_hash, kind, staff_user_id, account_id, expires_at)
-            VALUES ($2, $3, $4, $5, $14, now() + $15::interval)
+            INSERT INTO sessions (id, token_hash, kind, staff_user_id, account_id, expires_at,
+                                  address)
+            VALUES ($2, $3, $4, $5, $14, now() + $15::interval, $16)
             RETURNING expires_at""",
         row_id,
         session_id,
@@ -85,6 +89,7 @@ async def start_after_sign_in(
         *entry.values(),
         None if staff else row_id,
         lifetime,
+        entry.source,
     )
     return token, session_id, expires_at
 

@@ -355,6 +355,7 @@ async def test_admin_lists_and_ends_a_staff_users_sessions_api(api: Api) -> None
     assert status == 200
     (mine,) = [s for s in listed["items"] if s["id"] not in before]
     assert mine["created_at"] and mine["last_seen_at"] and mine["expires_at"]
+    assert mine["address"].startswith("127.0.0.")  # this test client's own loopback address
     assert not any("token" in key for s in listed["items"] for key in s)  # never a token
 
     # Another user's id in the path does not reach this session.

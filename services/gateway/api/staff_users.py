@@ -91,6 +91,11 @@ class StaffSessionInfo(Response):
     created_at: Time = Field(description="When the user signed in.")
     last_seen_at: Time = Field(description="The session's last use (to within 15 seconds).")
     expires_at: Time = Field(description="Its absolute end (it ends sooner when left idle).")
+    address: str = Field(
+        description="The client address at sign-in, as the gateway established it (behind "
+        "PORTAL_TRUSTED_PROXIES: from X-Forwarded-For); empty for sessions from before it "
+        "was recorded."
+    )
 
 
 class StaffSessionList(Response):
@@ -209,6 +214,7 @@ async def list_sessions(call: Call[None, None]) -> Reply:
                     created_at=timestamp(s.created_at),
                     last_seen_at=timestamp(s.last_seen_at),
                     expires_at=timestamp(s.expires_at),
+                    address=s.address,
                 )
                 for s in found.items
             ]

@@ -4,3 +4,7 @@ CREATE TABLE staff_mfa_required_roles (
     role   text PRIMARY KEY CHECK (role IN ('admin', 'clinician', 'front_desk')),
     set_at timestamptz NOT NULL DEFAULT now()
 );
+
+-- Where a session was opened from (the client address the gateway established), so admins
+-- can tell staff sessions apart when they end one.
+ALTER TABLE sessions ADD COLUMN address text NOT NULL DEFAULT '';
