@@ -39,6 +39,9 @@ Kind = Literal["staff", "patient", "service"]
 # The role of a staff or patient principal whose password must change first: admitted only where a
 # handler says so (@requires(password_change=True)).
 PASSWORD_CHANGE_ONLY = "password-change-only"  # noqa: S105 (a role name)
+# The role of a staff principal whose role requires two-factor sign-in they have not set up yet:
+# admitted only where a handler says so (@requires(mfa_enrolment=True)), i.e. to enrol.
+MFA_ENROLMENT_ONLY = "mfa-enrolment-only"
 
 
 class InvalidPrincipal(Exception):
@@ -173,6 +176,7 @@ def requires(
     patient: bool = False,
     service: bool = False,
     password_change: bool = False,
+    mfa_enrolment: bool = False,
 ) -> Callable[[Checked[S, Req, Resp]], Handler[S, Req, Resp]]:
     """Decorate a servicer method: verify the principal, check its kind and role, pass it on.
 
@@ -180,7 +184,8 @@ def requires(
     (services.runtime.request_text) after the principal, so no handler sees control characters.
 
     staff=True admits every staff role; staff={"admin"} only those roles. patient=True admits
-    signed-in patients; password_change=True also those who must change their password first.
+    signed-in patients; password_change=True also those who must change their password first;
+    mfa_enrolment=True also staff who must set up two-factor sign-in first.
     """
 
     def decorate(method: Checked[S, Req, Resp]) -> Handler[S, Req, Resp]:
@@ -197,7 +202,7 @@ def requires(
             except InvalidPrincipal:
                 await context.abort(grpc.StatusCode.UNAUTHENTICATED, "invalid principal")
                 raise AssertionError("unreachable") from None
-            if not _admitted(principal, staff, patient, service, password_change):
+            if not _admitted(principal, staff, patient, service, password_change, mfa_enrolment):
                 await context.abort(grpc.StatusCode.PERMISSION_DENIED, "not allowed")
             # The text rule for every string of every request, before any handler sees it.
             if isinstance(request, Message):
@@ -208,6 +213,12 @@ def requires(
             return await method(self, request, context, principal)
 
         checked.__portal_requires__ = True  # type: ignore[attr-defined]
+        # Who a pending principal may reach, for the test that lists every such RPC.
+        checked.__portal_pending__ = frozenset(  # type: ignore[attr-defined]
+            name
+            for name, on in (("password_change", password_change), ("mfa_enrolment", mfa_enrolment))
+            if on
+        )
         return checked
 
     return decorate
@@ -219,10 +230,13 @@ def _admitted(
     patient: bool,
     service: bool,
     password_change: bool,
+    mfa_enrolment: bool,
 ) -> bool:
     if principal.kind == "staff":
         if principal.role == PASSWORD_CHANGE_ONLY:
             return password_change
+        if principal.role == MFA_ENROLMENT_ONLY:
+            return mfa_enrolment
         return staff is True or (not isinstance(staff, bool) and principal.role in staff)
     if principal.kind == "patient":
         if principal.role == PASSWORD_CHANGE_ONLY:
