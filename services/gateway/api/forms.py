@@ -505,7 +505,8 @@ def _patient_operations() -> list[Operation]:
             certificate,
             operation_id="getMyFormCertificate",
             summary="The signature certificate: the form with its answers, then the audit trail",
-            description=STATUS_409 + "NOT_SIGNED.",
+            description=STATUS_409 + "NOT_SIGNED, FONTS_MISSING (a font the PDF embeds is not "
+            "installed on the server).",
             tag="portal",
             security="patient",
             answers=(
