@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
@@ -37,6 +38,11 @@ SERVICE_NAMES = {
 GATEWAY = Principal(kind="service", subject="gateway")
 
 # Codes that mean "the backend did not answer", as opposed to an answer that refuses.
+# A signed principal is reused for the same principal (same session, address ...) this long:
+# well inside its lifetime (principal.DEFAULT_TTL), it saves an Ed25519 signature per call, and
+# a service sees one token per session for a while rather than a new one per call.
+REUSE_SIGNED_SECONDS = 5.0
+MAX_REUSED = 10_000  # principals kept; past it the store starts again
 OUTAGE_CODES = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
 
 
@@ -114,10 +120,20 @@ class Backends:
         self.forms = forms_pb2_grpc.FormsServiceStub(self.channels["forms"])
         self.scheduling = scheduling_pb2_grpc.SchedulingServiceStub(self.channels["scheduling"])
         self.signer = PrincipalSigner(principal_key)
+        self._signed: dict[Principal, tuple[float, tuple[tuple[str, str], ...]]] = {}
 
     def auth(self, principal: Principal) -> tuple[tuple[str, str], ...]:
-        """Metadata that carries `principal` to a backend, signed."""
-        return self.signer.metadata(principal)
+        """Metadata that carries `principal` to a backend, signed (at most
+        REUSE_SIGNED_SECONDS ago)."""
+        now = time.monotonic()
+        found = self._signed.get(principal)
+        if found is not None and now - found[0] < REUSE_SIGNED_SECONDS:
+            return found[1]
+        metadata = self.signer.metadata(principal)
+        if len(self._signed) >= MAX_REUSED:
+            self._signed.clear()
+        self._signed[principal] = (now, metadata)
+        return metadata
 
     async def health(self) -> dict[str, dict[str, str]]:
         """Each backend's serving status and its overall status (database and broker)."""
