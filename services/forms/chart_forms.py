@@ -45,16 +45,25 @@ def answers_of(row: asyncpg.Record) -> dict[str, Json]:
 
 
 async def list_for_patient(
-    conn: Conn, patient_id: uuid.UUID, *, include_withdrawn: bool
+    conn: Conn, patient_id: uuid.UUID, *, include_withdrawn: bool, audit: Entry
 ) -> list[asyncpg.Record]:
-    """To do before done, each in the clinic's portal order (then by due date)."""
+    """To do before done, each in the clinic's portal order (then by due date); the read's
+    access-log row is appended by the same statement (one round trip, never one without the
+    other)."""
     return await conn.fetch(
-        f"""SELECT {SUMMARY} FROM {JOINS}
+        f"""WITH logged AS (
+                INSERT INTO access_log (actor_kind, actor_id, patient_id, action, source_address)
+                VALUES ($3, $4, $1, $5, $6))
+            SELECT {SUMMARY} FROM {JOINS}
             WHERE cf.patient_id = $1 AND ($2 OR cf.status <> 'withdrawn')
             ORDER BY done, cf.status = 'withdrawn', p.position NULLS LAST,
                      cf.due_at NULLS LAST, cf.assigned_at, lower(v.title), cf.id""",
         patient_id,
         include_withdrawn,
+        audit.actor_kind,
+        audit.actor_id,
+        audit.action,
+        audit.source_address,
     )
 
 

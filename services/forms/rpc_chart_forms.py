@@ -35,9 +35,11 @@ class ChartFormRpc(ServicerBase):
         patient_id = await self.patient_of(context, principal, request.patient_id)
         async with self.pool.acquire() as conn:
             rows = await chart_forms.list_for_patient(
-                conn, patient_id, include_withdrawn=not principal.is_patient
+                conn,
+                patient_id,
+                include_withdrawn=not principal.is_patient,
+                audit=access.entry(principal, "chart_forms.list"),
             )
-            await access.record(conn, principal, "chart_forms.list", patient_id)
         return pb.ListChartFormsResponse(items=[convert.chart_form_summary(r) for r in rows])
 
     @requires(staff=STAFF, patient=True)

@@ -231,6 +231,25 @@ async def test_a_save_without_a_lock_never_overwrites_a_form_that_changed(forms:
     assert len(await saves_logged(forms, cf_id)) == 2  # no audit row for a save not made
 
 
+async def test_every_list_of_a_chart_is_in_the_access_log(forms: Forms) -> None:
+    patient_id, patient = await forms.chart()
+    await forms.assign(patient_id, "phq-9")
+    for who in (patient, ADMIN):
+        listed = await forms.stub.ListChartForms(
+            pb.ListChartFormsRequest(patient_id=patient_id), metadata=forms.md(who)
+        )
+        assert len(listed.items) == 1
+    logged = await forms.pool.fetch(
+        """SELECT actor_kind, actor_id, source_address FROM access_log
+           WHERE patient_id = $1 AND action = 'chart_forms.list' ORDER BY id""",
+        uuid.UUID(patient_id),
+    )
+    assert [tuple(r) for r in logged] == [
+        ("patient", patient_id, "198.51.100.7"),
+        ("staff", f"admin ({ADMIN.subject})", ""),
+    ]
+
+
 async def test_a_patient_cannot_touch_another_patients_form(forms: Forms) -> None:
     owner_id, owner = await forms.chart()
     _, other = await forms.chart()
