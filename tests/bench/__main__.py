@@ -24,8 +24,8 @@ TARGETS = {
     "portal": "GET /api/v1/portal/me at 32 clients / raw composite >= 0.5; CPU ms per request",
     "scheduling": "find p95 <= 20 ms (100 providers x 90 days, 60% booked); booking / raw "
     "booking transactions >= 0.25; 10,000 contested bookings -> 0 overlaps (gRPC to the service)",
-    "forms": "answer save p95 <= 20 ms at 10,000 charts; "
-    "booked -> visit form in the chart p99 <= 100 ms (gRPC to the services)",
+    "forms": "answer save p95 <= 20 ms at 10,000 charts through the gateway (PUT .../answers); "
+    "booked -> visit form in the patient's GET /api/v1/portal/forms p99 <= 100 ms",
 }
 
 
