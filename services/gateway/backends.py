@@ -43,6 +43,9 @@ GATEWAY = Principal(kind="service", subject="gateway")
 # a service sees one token per session for a while rather than a new one per call.
 REUSE_SIGNED_SECONDS = 5.0
 MAX_REUSED = 10_000  # principals kept; past it the store starts again
+# Calls whose answer is a PDF rendered on the way (certificates, letters, completed forms):
+# embedding a CJK font takes CPU-seconds on a busy machine, past the default deadline.
+PDF_DEADLINE = 30.0
 OUTAGE_CODES = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
 
 
