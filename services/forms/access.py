@@ -38,8 +38,8 @@ async def record(
 
 @dataclass(frozen=True)
 class Entry:
-    """Who did what, for a statement that appends its access-log row itself (with the change
-    it logs); the patient and chart form come from the changed row."""
+    """Who did what, for a statement that appends its access-log row itself, with the read or
+    change it logs (the statement supplies the patient and chart form)."""
 
     actor_kind: str
     actor_id: str
