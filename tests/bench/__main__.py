@@ -25,8 +25,8 @@ TARGETS = {
     "scheduling": "through the gateway: find p95 <= 20 ms (100 providers x 90 days, 60% "
     "booked); booking / raw booking transactions >= 0.25; 10,000 contested bookings -> 0 "
     "overlaps (grpc_: straight to the service)",
-    "forms": "answer save p95 <= 20 ms at 10,000 charts; "
-    "booked -> visit form in the chart p99 <= 100 ms (gRPC to the services)",
+    "forms": "answer save p95 <= 20 ms at 10,000 charts through the gateway (PUT .../answers); "
+    "booked -> visit form in the patient's GET /api/v1/portal/forms p99 <= 100 ms",
 }
 
 
