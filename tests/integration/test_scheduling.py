@@ -18,12 +18,12 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from portal.events.v1 import scheduling_pb2 as events
 from portal.scheduling.v1 import scheduling_pb2 as pb
 from portal.scheduling.v1 import scheduling_pb2_grpc as pb_grpc
+from services.gateway.schedule_view import alternatives
 from services.runtime import db
 from services.runtime.broker import Broker
 from services.runtime.errors import field_errors, precondition_kind
 from services.runtime.outbox import OutboxRelay
 from services.runtime.principal import Principal, PrincipalSigner
-from services.scheduling.problems import alternatives
 from services.scheduling.servicer import SchedulingServicer
 from services.scheduling.settings import SchedulingSettings
 from tests.conftest import principal_signer, principal_verifier
