@@ -581,7 +581,7 @@ async def test_records_list_shared_documents_and_completed_forms_newest_first(
     counted = await forms.stub.ListWorkQueue(
         pb.ListWorkQueueRequest(count_only=True), metadata=forms.md(NURSE)
     )
-    assert (counted.items, counted.total) == ([], work.total)
+    assert (list(counted.items), counted.total) == ([], work.total)
     assert work.total == len(work.items) >= 2
     logged = await forms.pool.fetchval(
         "SELECT detail FROM access_log WHERE action = 'work_queue.list' ORDER BY id DESC LIMIT 1"
