@@ -3,6 +3,9 @@ through the services themselves."""
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 import grpc
 
 from portal.forms.v1 import forms_pb2, forms_pb2_grpc
@@ -155,3 +158,78 @@ async def seed_forms(forms_address: str, principal_key: SigningKey) -> list[str]
             timeout=10,
         )
         return chosen
+
+
+# Current medications of the demo patients who may use the portal, kept in their charts as staff
+# would, so a newcomer can choose one on the portal's Refills page: (name, dose, instructions).
+MEDICATIONS = {
+    ("Ada", "Lovelace"): [
+        ("Lisinopril", "10 mg", "One tablet each morning."),
+        ("Atorvastatin", "20 mg", "One tablet at bedtime."),
+    ],
+    ("Grace", "Hopper"): [
+        ("Metformin", "500 mg", "One tablet twice a day with meals."),
+        ("Levothyroxine", "50 mcg", "One tablet before breakfast."),
+    ],
+}
+CHART_WAIT = 15.0  # seconds; a chart opens when portal access reaches forms as an event
+
+
+async def seed_medications(
+    identity_address: str, forms_address: str, principal_key: SigningKey
+) -> list[str]:
+    """Add MEDICATIONS to each demo patient of that name whose chart has none yet (discontinued
+    ones count, so a clinic's own changes are kept); return "Name: medicine, …" lines."""
+    metadata = PrincipalSigner(principal_key).metadata(SEEDER)
+    added = []
+    async with (
+        grpc.aio.insecure_channel(identity_address) as identity_channel,
+        grpc.aio.insecure_channel(forms_address) as forms_channel,
+    ):
+        identity = pb_grpc.IdentityServiceStub(identity_channel)
+        forms = forms_pb2_grpc.FormsServiceStub(forms_channel)
+        for (first, last), medicines in MEDICATIONS.items():
+            found = await identity.SearchPatients(
+                pb.SearchPatientsRequest(query=f"{first} {last}", limit=20),
+                metadata=metadata,
+                timeout=10,
+            )
+            for patient in found.items:
+                if (patient.first_name, patient.last_name) != (first, last):
+                    continue
+                listed = await forms.ListMedications(
+                    forms_pb2.ListMedicationsRequest(
+                        patient_id=patient.id, include_discontinued=True
+                    ),
+                    metadata=metadata,
+                    timeout=10,
+                )
+                if listed.items:
+                    continue
+                for name, dose, instructions in medicines:
+                    await _add_when_charted(
+                        forms,
+                        forms_pb2.AddMedicationRequest(
+                            patient_id=patient.id, name=name, dose=dose, instructions=instructions
+                        ),
+                        metadata,
+                    )
+                added.append(f"{first} {last}: {', '.join(m for m, _, _ in medicines)}")
+    return added
+
+
+async def _add_when_charted(
+    forms: forms_pb2_grpc.FormsServiceAsyncStub,
+    request: forms_pb2.AddMedicationRequest,
+    metadata: tuple[tuple[str, str], ...],
+) -> None:
+    """AddMedication, retried while the patient's chart is not open yet (NOT_FOUND)."""
+    deadline = time.monotonic() + CHART_WAIT
+    while True:
+        try:
+            await forms.AddMedication(request, metadata=metadata, timeout=10)
+            return
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() != grpc.StatusCode.NOT_FOUND or time.monotonic() > deadline:
+                raise
+        await asyncio.sleep(0.2)  # the event that opens the chart is on its way

@@ -28,7 +28,7 @@ from typing import IO
 import grpc
 
 from services.devstack.demo import seed as seed_demo
-from services.devstack.demo import seed_forms, seed_scheduling
+from services.devstack.demo import seed_forms, seed_medications, seed_scheduling
 from services.devstack.embedded import (
     EmbeddedNats,
     EmbeddedPostgres,
@@ -459,6 +459,17 @@ def main() -> int:
                 offered = []
             if offered:
                 demo += f"  Portal forms     {', '.join(offered)}\n"
+            try:
+                medicated = asyncio.run(
+                    seed_medications(
+                        identity, f"127.0.0.1:{config.service_ports['forms']}", stack.principal_key
+                    )
+                )
+            except grpc.aio.AioRpcError as exc:
+                print(f"make run: demo medications not added ({exc.code().name})", file=sys.stderr)
+                medicated = []
+            for line in medicated:
+                demo += f"  Medications      {line} (try Refills)\n"
         print(
             f"\nReady in {time.monotonic() - started:.1f}s\n"
             f"  Landing page     {stack.gateway_url}/\n"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 
 from services.runtime.db import Conn
 from services.runtime.principal import Principal
@@ -33,6 +34,21 @@ async def record(
         detail,
         document_id,
     )
+
+
+@dataclass(frozen=True)
+class Entry:
+    """Who did what, for a statement that appends its access-log row itself, with the read or
+    change it logs (the statement supplies the patient and chart form)."""
+
+    actor_kind: str
+    actor_id: str
+    action: str
+    source_address: str
+
+
+def entry(principal: Principal, action: str) -> Entry:
+    return Entry(principal.kind, actor(principal), action, principal.source)
 
 
 def actor(principal: Principal) -> str:

@@ -1,18 +1,19 @@
 """The signature certificate: the form with its answers, then the audit trail, as PDF bytes.
 
-fpdf2's core fonts exist everywhere but cover only latin-1, so text is folded to its closest
-latin-1 spelling; the record itself (and the hash) keep the exact text.
+Both PDFs here embed the Unicode fonts the letters use (services.runtime.fonts: DejaVu, and
+Droid Sans Fallback only when a text needs it), so names and answers print as typed in any
+script. Rendering subsets fonts (CPU-bound for a fraction of a second): call it in a thread.
 """
 
 from __future__ import annotations
 
-import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from fpdf import FPDF
 
 from services.forms.definitions import NO_ANSWER_TYPES, Definition, Item, Json
+from services.runtime.fonts import add_fonts
 
 
 @dataclass(frozen=True)
@@ -39,11 +40,6 @@ class TrailEntry:
     source_address: str
 
 
-def latin1(text: str) -> str:
-    folded = unicodedata.normalize("NFKD", text).encode("latin-1", "ignore").decode("latin-1")
-    return unicodedata.normalize("NFC", folded) if folded.strip() or not text else "?"
-
-
 def _when(value: datetime) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S %Z")
 
@@ -61,23 +57,44 @@ def answer_text(item: Item, value: Json) -> str:
     return str(value)
 
 
-class _Pdf:
-    def __init__(self, title: str) -> None:
-        self.pdf = FPDF(format="letter", unit="mm")
-        self.pdf.set_title(latin1(title))
-        self.pdf.set_creator("patient-portal forms")
-        self.pdf.set_auto_page_break(auto=True, margin=15)
-        self.pdf.add_page()
-        self.width = self.pdf.w - self.pdf.l_margin - self.pdf.r_margin
+@dataclass(frozen=True)
+class _Line:
+    text: str
+    size: int
+    style: str
+    font: str
 
-    def line(self, text: str, *, size: int = 10, style: str = "", font: str = "Helvetica") -> None:
-        self.pdf.set_font(font, style, size)
-        self.pdf.multi_cell(
-            self.width, size * 0.5, latin1(text), align="L", new_x="LMARGIN", new_y="NEXT"
-        )
+
+@dataclass
+class _Doc:
+    """The lines first, then the PDF: the fonts a document embeds depend on all of its text."""
+
+    title: str
+    lines: list[_Line | float] = field(default_factory=list)  # a float: a gap in mm
+
+    def line(self, text: str, *, size: int = 10, style: str = "", font: str = "Sans") -> None:
+        self.lines.append(_Line(text, size, style, font))
 
     def gap(self, mm: float = 3) -> None:
-        self.pdf.ln(mm)
+        self.lines.append(mm)
+
+    def pdf(self) -> bytes:
+        pdf = FPDF(format="letter", unit="mm")
+        add_fonts(pdf, [line.text for line in self.lines if isinstance(line, _Line)])
+        # The title is document metadata: it names the form, never the patient.
+        pdf.set_title(self.title)
+        pdf.set_creator("patient-portal forms")
+        pdf.set_auto_page_break(auto=True, margin=15)
+        pdf.add_page()
+        for line in self.lines:
+            if isinstance(line, _Line):
+                pdf.set_font(line.font, line.style, line.size)
+                pdf.multi_cell(
+                    pdf.epw, line.size * 0.5, line.text, align="L", new_x="LMARGIN", new_y="NEXT"
+                )
+            else:
+                pdf.ln(line)
+        return bytes(pdf.output())
 
 
 def render(
@@ -86,7 +103,7 @@ def render(
     facts: SignatureFacts,
     trail: list[TrailEntry],
 ) -> bytes:
-    doc = _Pdf(f"Signature certificate - {definition.title}")
+    doc = _Doc(f"Signature certificate - {definition.title}")
     doc.line(definition.title, size=16, style="B")
     doc.line(f"Form {facts.form_id}, version {facts.form_version}", size=9)
     if definition.description:
@@ -111,7 +128,7 @@ def render(
         "Document SHA-256 (RFC 8785 canonical JSON of answers, form_id, form_version, typed_name):",
         size=9,
     )
-    doc.line(facts.document_sha256, size=9, font="Courier", style="B")
+    doc.line(facts.document_sha256, size=9, font="Mono", style="B")
     verdict = "match" if facts.valid_now else "DO NOT MATCH - the answers were altered"
     doc.line(f"The answers stored when this certificate was made {verdict}.", size=9, style="B")
 
@@ -120,22 +137,22 @@ def render(
     for entry in trail:
         where = f" from {entry.source_address}" if entry.source_address else ""
         doc.line(f"{_when(entry.at)}  {entry.action}  by {entry.actor}{where}", size=8)
-    return bytes(doc.pdf.output())
+    return doc.pdf()
 
 
 def render_form(definition: Definition, answers: dict[str, Json], submitted_at: datetime) -> bytes:
     """A completed (unsigned) form with its answers, for the patient's records."""
-    doc = _Pdf(definition.title)
+    doc = _Doc(definition.title)
     doc.line(definition.title, size=16, style="B")
     doc.line(f"Submitted {_when(submitted_at)}", size=9)
     if definition.description:
         doc.line(definition.description)
     doc.gap()
     _items(doc, definition.items, answers, depth=0)
-    return bytes(doc.pdf.output())
+    return doc.pdf()
 
 
-def _items(doc: _Pdf, items: tuple[Item, ...], answers: dict[str, Json], depth: int) -> None:
+def _items(doc: _Doc, items: tuple[Item, ...], answers: dict[str, Json], depth: int) -> None:
     indent = "    " * depth
     for item in items:
         if item.type == "group":

@@ -13,6 +13,8 @@ from datetime import datetime
 
 import asyncpg
 
+from services.forms.access import Entry
+from services.forms.catalog import FORM_COLUMNS
 from services.forms.definitions import Json
 from services.runtime.db import Conn
 
@@ -43,16 +45,25 @@ def answers_of(row: asyncpg.Record) -> dict[str, Json]:
 
 
 async def list_for_patient(
-    conn: Conn, patient_id: uuid.UUID, *, include_withdrawn: bool
+    conn: Conn, patient_id: uuid.UUID, *, include_withdrawn: bool, audit: Entry
 ) -> list[asyncpg.Record]:
-    """To do before done, each in the clinic's portal order (then by due date)."""
+    """To do before done, each in the clinic's portal order (then by due date); the read's
+    access-log row is appended by the same statement (one round trip, never one without the
+    other)."""
     return await conn.fetch(
-        f"""SELECT {SUMMARY} FROM {JOINS}
+        f"""WITH logged AS (
+                INSERT INTO access_log (actor_kind, actor_id, patient_id, action, source_address)
+                VALUES ($3, $4, $1, $5, $6))
+            SELECT {SUMMARY} FROM {JOINS}
             WHERE cf.patient_id = $1 AND ($2 OR cf.status <> 'withdrawn')
             ORDER BY done, cf.status = 'withdrawn', p.position NULLS LAST,
                      cf.due_at NULLS LAST, cf.assigned_at, lower(v.title), cf.id""",
         patient_id,
         include_withdrawn,
+        audit.actor_kind,
+        audit.actor_id,
+        audit.action,
+        audit.source_address,
     )
 
 
@@ -105,6 +116,62 @@ async def save_answers(
             chart_form_id,
             json.dumps(answers),
         )
+    )
+
+
+async def form_of(
+    conn: Conn, chart_form_id: uuid.UUID, patient_id: uuid.UUID
+) -> asyncpg.Record | None:
+    """The patient's chart form's form version (columns of catalog.get_form) with the chart
+    form's `status` and `signed`; None if it is not theirs or withdrawn. One read for a save."""
+    return await conn.fetchrow(
+        f"""SELECT {FORM_COLUMNS}, cf.status AS chart_status,
+                   EXISTS (SELECT 1 FROM signatures s WHERE s.chart_form_id = cf.id) AS signed
+            FROM chart_forms cf
+            JOIN forms f ON f.id = cf.form_id
+            JOIN form_versions v ON v.form_id = cf.form_id AND v.version = cf.form_version
+            LEFT JOIN portal_forms p ON p.form_id = cf.form_id
+            WHERE cf.id = $1 AND cf.patient_id = $2 AND cf.status <> 'withdrawn'""",
+        chart_form_id,
+        patient_id,
+    )
+
+
+async def save_answers_if_editable(
+    conn: Conn,
+    chart_form_id: uuid.UUID,
+    form_version: int,
+    answers: dict[str, Json],
+    audit: Entry,
+) -> asyncpg.Record | None:
+    """Store the answers (in progress) and the access-log row in one statement, if the chart
+    form still answers `form_version` and is editable and unsigned; returns it as `get` reads it,
+    or None when it changed since it was read (the caller then takes the locked path).
+
+    One statement commits atomically on its own: no transaction, row lock or round trips of
+    BEGIN/COMMIT. A concurrent signature or submission holds the row until it commits, and the
+    WHERE is checked again against the row it leaves (so a signed form is never overwritten).
+    """
+    return await conn.fetchrow(
+        f"""WITH cf AS (
+                UPDATE chart_forms SET answers = $3::jsonb, status = 'in-progress',
+                                       updated_at = now()
+                WHERE id = $1 AND form_version = $2 AND status = ANY($4::text[])
+                  AND NOT EXISTS (SELECT 1 FROM signatures s WHERE s.chart_form_id = $1)
+                RETURNING *),
+            logged AS (
+                INSERT INTO access_log (actor_kind, actor_id, patient_id, action,
+                                        source_address, chart_form_id)
+                SELECT $5, $6, cf.patient_id, $7, $8, cf.id FROM cf)
+            SELECT {SUMMARY} FROM cf {JOINED}""",
+        chart_form_id,
+        form_version,
+        json.dumps(answers),
+        list(EDITABLE),
+        audit.actor_kind,
+        audit.actor_id,
+        audit.action,
+        audit.source_address,
     )
 
 

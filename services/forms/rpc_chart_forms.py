@@ -5,7 +5,9 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
 import grpc
@@ -14,7 +16,7 @@ from portal.forms.v1 import forms_pb2 as pb
 from services.forms import access, answers, catalog, chart_forms, convert, events, signatures
 from services.forms.chart_forms import EDITABLE, REVIEWABLE, answers_of, one
 from services.forms.definitions import Item, Json
-from services.forms.rpc_common import STAFF, Context, ServicerBase, parse_id
+from services.forms.rpc_common import NOT_FOUND, STAFF, Context, ServicerBase, parse_id
 from services.runtime.db import Conn
 from services.runtime.errors import abort_invalid, abort_precondition
 from services.runtime.principal import Principal, requires
@@ -33,9 +35,11 @@ class ChartFormRpc(ServicerBase):
         patient_id = await self.patient_of(context, principal, request.patient_id)
         async with self.pool.acquire() as conn:
             rows = await chart_forms.list_for_patient(
-                conn, patient_id, include_withdrawn=not principal.is_patient
+                conn,
+                patient_id,
+                include_withdrawn=not principal.is_patient,
+                audit=access.entry(principal, "chart_forms.list"),
             )
-            await access.record(conn, principal, "chart_forms.list", patient_id)
         return pb.ListChartFormsResponse(items=[convert.chart_form_summary(r) for r in rows])
 
     @requires(staff=STAFF, patient=True)
@@ -103,6 +107,11 @@ class ChartFormRpc(ServicerBase):
         self, request: pb.SaveAnswersRequest, context: Context, principal: Principal
     ) -> pb.ChartForm:
         given = convert.answers_in(request.answers)
+        async with self.pool.acquire() as conn:
+            saved = await self.save_published(conn, context, principal, request, given)
+            if saved is not None:
+                return saved
+        # The version is not published yet (its first answers), or the form changed meanwhile.
         async with self.pool.acquire() as conn, conn.transaction():
             row = await self.chart_form(conn, context, principal, request.chart_form_id, lock=True)
             await self.editable(context, row)
@@ -118,6 +127,42 @@ class ChartFormRpc(ServicerBase):
             await self.audit(conn, principal, "chart_form.answers_saved", row)
             # An editable form is never signed (editable() above): no signature to read.
             return await self.full(conn, principal, fresh, form=form, signed=False)
+
+    async def save_published(
+        self,
+        conn: Conn,
+        context: Context,
+        principal: Principal,
+        request: pb.SaveAnswersRequest,
+        given: dict[str, Json],
+    ) -> pb.ChartForm | None:
+        """The common save in two statements (read, then write with its audit row) and no
+        transaction: a published version never changes, so the answers are checked against it
+        without a lock, and the write happens only if the chart form still answers it and is
+        still editable. None: take the locked path."""
+        try:
+            chart_form_id = uuid.UUID(request.chart_form_id)
+        except ValueError:
+            await context.abort(grpc.StatusCode.NOT_FOUND, NOT_FOUND)
+        form = await chart_forms.form_of(conn, chart_form_id, uuid.UUID(principal.subject))
+        if form is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, NOT_FOUND)
+        if form["published_at"] is None:
+            return None
+        await self.editable(context, {"signed": form["signed"], "status": form["chart_status"]})
+        cleaned, errors = answers.check(catalog.definition(form).items, given)
+        if errors:
+            await abort_invalid(context, errors, "Some answers are not valid.")
+        fresh = await chart_forms.save_answers_if_editable(
+            conn,
+            chart_form_id,
+            form["version"],
+            cleaned,
+            access.entry(principal, "chart_form.answers_saved"),
+        )
+        if fresh is None:
+            return None
+        return await self.full(conn, principal, fresh, form=form, signed=False)
 
     @requires(patient=True)
     async def SubmitChartForm(
@@ -157,7 +202,7 @@ class ChartFormRpc(ServicerBase):
             raise LookupError(row["form_id"])
         return catalog.definition(form).items
 
-    async def editable(self, context: Context, row: asyncpg.Record) -> None:
+    async def editable(self, context: Context, row: asyncpg.Record | Mapping[str, Any]) -> None:
         if row["signed"]:
             await abort_precondition(context, "ALREADY_SIGNED", "This form is signed already.")
         if row["status"] not in EDITABLE:

@@ -336,9 +336,15 @@ class RecordsRpc(ServicerBase):
             form = await catalog.get_form(conn, row["form_id"], row["form_version"])
             if form is None:
                 raise LookupError(row["form_id"])
-        pdf = await asyncio.to_thread(
-            certificate.render_form, catalog.definition(form), answers_of(row), row["submitted_at"]
-        )
+        try:
+            pdf = await asyncio.to_thread(
+                certificate.render_form,
+                catalog.definition(form),
+                answers_of(row),
+                row["submitted_at"],
+            )
+        except FontsMissing as missing:
+            await abort_precondition(context, "FONTS_MISSING", str(missing))
         return pb.DocumentContent(
             content=pdf,
             content_type="application/pdf",

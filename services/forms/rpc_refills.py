@@ -184,9 +184,16 @@ class RefillRpc(ServicerBase):
         if request.kind and request.kind not in work_queue.KINDS:
             await abort_invalid(context, {"kind": ["Unknown kind."]})
         async with self.pool.acquire() as conn:
+            if request.count_only:
+                total = await work_queue.count(conn, request.kind, request.status)
+                return pb.ListWorkQueueResponse(total=total)
             found = await work_queue.items(conn, request.kind, request.status)
-            await access.record(conn, principal, "work_queue.list", None)
+            total = await work_queue.count(conn, request.kind, request.status)
+            # One row names every patient the list showed.
+            patients = sorted({i.patient_id for i in found})
+            await access.record(conn, principal, "work_queue.list", None, detail=",".join(patients))
         return pb.ListWorkQueueResponse(
+            total=total,
             items=[
                 pb.WorkQueueItem(
                     kind=i.kind,
@@ -197,5 +204,5 @@ class RefillRpc(ServicerBase):
                     status=i.status,
                 )
                 for i in found
-            ]
+            ],
         )

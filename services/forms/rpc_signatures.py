@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import asyncpg
 
 from portal.forms.v1 import forms_pb2 as pb
@@ -11,6 +13,7 @@ from services.forms.rpc_chart_forms import ChartFormRpc
 from services.forms.rpc_common import STAFF, Context
 from services.runtime.db import Conn
 from services.runtime.errors import abort_invalid, abort_precondition
+from services.runtime.fonts import FontsMissing
 from services.runtime.principal import Principal, requires
 
 
@@ -114,15 +117,16 @@ class SignatureRpc(ChartFormRpc):
             drawn_signature_sha256=signature["drawn_signature_sha256"],
             valid_now=signatures.verify(row, signature).valid,
         )
-        pdf = certificate.render(
-            catalog.definition(form),
-            answers_of(row),
-            facts,
-            [
-                certificate.TrailEntry(e["at"], e["action"], e["actor_id"], e["source_address"])
-                for e in trail
-            ],
-        )
+        entries = [
+            certificate.TrailEntry(e["at"], e["action"], e["actor_id"], e["source_address"])
+            for e in trail
+        ]
+        try:
+            pdf = await asyncio.to_thread(
+                certificate.render, catalog.definition(form), answers_of(row), facts, entries
+            )
+        except FontsMissing as missing:
+            await abort_precondition(context, "FONTS_MISSING", str(missing))
         return pb.Certificate(pdf=pdf, filename=f"signature-certificate-{row['id']}.pdf")
 
     async def _signed(

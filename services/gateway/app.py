@@ -19,8 +19,8 @@ from services.gateway.ratelimit import RateLimiter
 from services.gateway.security import (
     COOKIE_SECURE,
     CSRF_KEY,
+    LazyCsrfToken,
     csrf_protect,
-    csrf_token,
     error_pages,
     security_headers,
 )
@@ -39,7 +39,7 @@ def _static_url() -> Any:
 
 async def _template_context(request: web.Request) -> dict[str, Any]:
     return {
-        "csrf_token": csrf_token(request),
+        "csrf_token": LazyCsrfToken(request),
         "clinic_name": request.app[SETTINGS].clinic_name,
     }
 

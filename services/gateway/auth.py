@@ -17,7 +17,7 @@ from aiohttp import web
 from portal.identity.v1 import identity_pb2 as pb
 from services.gateway.backends import GATEWAY, Backends
 from services.gateway.context import BACKENDS, LOGIN_LIMITER, SETTINGS
-from services.runtime.principal import PASSWORD_CHANGE_ONLY, Principal
+from services.runtime.principal import MFA_ENROLMENT_ONLY, PASSWORD_CHANGE_ONLY, Principal
 
 REALMS = ("onsite", "offsite")
 REALM_ENUM = {"onsite": pb.REALM_ONSITE, "offsite": pb.REALM_OFFSITE}
@@ -30,7 +30,9 @@ ROLE_NAME = {
 ROLE_ENUM = {v: k for k, v in ROLE_NAME.items()}
 STAFF_COOKIE = "portal_staff"
 # A device that signed in before (its own failure budget in identity: OWASP "device cookie").
+# Set only by a sign-in page's answer and sent back only to that sign-in page (its Path).
 STAFF_DEVICE_COOKIE = "portal_staff_device"
+STAFF_LOGIN_PATH = "/staff/login"
 DEVICE_COOKIE_AGE = 180 * 24 * 3600
 # Over HTTPS session cookies carry this prefix: browsers then insist on Secure, Path=/ and no
 # Domain, so neither plain http nor a sibling subdomain can plant or shadow a session.
@@ -50,6 +52,14 @@ def patient_cookie(realm: str) -> str:
     return f"portal_{realm}"
 
 
+def patient_device_cookie(realm: str) -> str:
+    return f"portal_{realm}_device"
+
+
+def patient_login_path(realm: str) -> str:
+    return f"/portal/{realm}/login"
+
+
 @dataclass(frozen=True)
 class Caller:
     """A resolved session and the principal to call backends with."""
@@ -61,6 +71,12 @@ class Caller:
     @property
     def must_change_password(self) -> bool:
         return bool(self.session.must_change_password)
+
+    @property
+    def must_enrol_mfa(self) -> bool:
+        """Staff whose role requires two-factor sign-in they have not set up (identity says);
+        a pending password change comes first."""
+        return bool(self.session.must_enrol_mfa) and not self.must_change_password
 
 
 def client_address(request: web.Request) -> str:
@@ -135,14 +151,15 @@ async def resolve(
 def principal_for(request: web.Request, session: pb.Session) -> Principal:
     source = client_address(request)
     if session.kind == pb.SESSION_KIND_STAFF:
+        role = ROLE_NAME.get(session.role, "")
+        if session.must_change_password:
+            role = PASSWORD_CHANGE_ONLY
+        elif session.must_enrol_mfa:
+            role = MFA_ENROLMENT_ONLY  # every service admits only the enrolment calls
         return Principal(
             kind="staff",
             subject=session.staff_user_id,
-            role=(
-                PASSWORD_CHANGE_ONLY
-                if session.must_change_password
-                else ROLE_NAME.get(session.role, "")
-            ),
+            role=role,
             session_id=session.session_id,
             source=source,
             name=session.display_name or session.username,
@@ -251,15 +268,26 @@ def clear_session_cookie(response: web.StreamResponse, name: str, path: str = "/
     response.del_cookie(HOST_PREFIX + name, path="/", secure=True)
 
 
-def set_device_cookie(request: web.Request, response: web.StreamResponse, token: str) -> None:
-    """Remember this device for sign-in (identity issued `token`; empty: keep the one sent)."""
+def set_device_cookie(
+    request: web.Request,
+    response: web.StreamResponse,
+    token: str,
+    *,
+    name: str = STAFF_DEVICE_COOKIE,
+    path: str = STAFF_LOGIN_PATH,
+) -> None:
+    """Remember this device for sign-in (identity issued `token`; empty: keep the one sent).
+
+    Only the sign-in pages call this, and the cookie's Path is their own, so no other page or
+    API answer sets it and browsers send it nowhere else.
+    """
     if token:
         response.set_cookie(
-            STAFF_DEVICE_COOKIE,
+            name,
             token,
             max_age=DEVICE_COOKIE_AGE,
             httponly=True,
             samesite="Strict",
             secure=request.app[SETTINGS].cookie_secure,
-            path="/staff/login",
+            path=path,
         )

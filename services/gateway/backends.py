@@ -36,6 +36,10 @@ SERVICE_NAMES = {
 # Calls the gateway makes on its own behalf (signing in, resolving sessions).
 GATEWAY = Principal(kind="service", subject="gateway")
 
+# Calls whose answer is a PDF rendered on the way (certificates, letters, completed forms):
+# embedding a CJK font takes CPU-seconds on a busy machine, past the default deadline.
+PDF_DEADLINE = 30.0
+
 # Codes that mean "the backend did not answer", as opposed to an answer that refuses.
 OUTAGE_CODES = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
 
@@ -116,7 +120,8 @@ class Backends:
         self.signer = PrincipalSigner(principal_key)
 
     def auth(self, principal: Principal) -> tuple[tuple[str, str], ...]:
-        """Metadata that carries `principal` to a backend, signed."""
+        """Metadata that carries `principal` to a backend, signed (the signer reuses a token
+        for the first half of its life)."""
         return self.signer.metadata(principal)
 
     async def health(self) -> dict[str, dict[str, str]]:

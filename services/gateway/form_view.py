@@ -21,6 +21,7 @@ from google.protobuf.struct_pb2 import Struct
 
 from portal.forms.v1 import forms_pb2 as pb
 from services.gateway import auth
+from services.gateway.backends import PDF_DEADLINE
 from services.gateway.context import BACKENDS
 from services.runtime.errors import FieldErrors
 
@@ -114,6 +115,7 @@ async def certificate_response(
         certificate = await request.app[BACKENDS].forms.GetSignatureCertificate(
             pb.GetSignatureCertificateRequest(chart_form_id=chart_form_id),
             metadata=auth.metadata(request, caller),
+            timeout=PDF_DEADLINE,
         )
     except grpc.aio.AioRpcError as exc:
         if exc.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.FAILED_PRECONDITION):

@@ -10,15 +10,13 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, tzinfo
-from typing import Any
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
-from google.rpc import status_pb2
 
 from portal.scheduling.v1 import scheduling_pb2 as pb
 from services.gateway.clinic_time import When, long_day, when
-from services.runtime.errors import precondition_kind
+from services.runtime.errors import detail_of, precondition_kind
 
 STATUS_LABEL: dict[int, str] = {
     pb.APPOINTMENT_STATUS_PROPOSED: "Proposed",
@@ -191,15 +189,8 @@ def slot_refusal(exc: grpc.aio.AioRpcError) -> str:
 
 def alternatives(exc: grpc.aio.AioRpcError) -> list[pb.Slot]:
     """The fresh times a slot refusal carries in its status details."""
-    metadata: Any = exc.trailing_metadata() or ()
-    for key, value in metadata:
-        if key == "grpc-status-details-bin" and isinstance(value, bytes):
-            for detail in status_pb2.Status.FromString(value).details:
-                if detail.Is(pb.SlotTaken.DESCRIPTOR):
-                    taken = pb.SlotTaken()
-                    detail.Unpack(taken)
-                    return list(taken.alternatives)
-    return []
+    taken = detail_of(exc, pb.SlotTaken)
+    return list(taken.alternatives) if taken else []
 
 
 SLOT_TAKEN_TEXT = (

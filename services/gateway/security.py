@@ -76,6 +76,21 @@ def csrf_token(request: web.Request) -> str:
     return hmac.new(request.app[CSRF_KEY], seed.encode(), hashlib.sha256).hexdigest()
 
 
+class LazyCsrfToken:
+    """The CSRF token for templates, made only when a template writes it: a page without a
+    form, an API answer or a static file then sets no CSRF cookie (templates' context is built
+    for every request)."""
+
+    def __init__(self, request: web.Request) -> None:
+        self._request = request
+
+    def __str__(self) -> str:
+        return csrf_token(self._request)
+
+    def __html__(self) -> str:
+        return str(self)  # hex digits: nothing to escape
+
+
 @web.middleware
 async def csrf_protect(request: web.Request, handler: Handler) -> web.StreamResponse:
     # No route (404) or no such method (405): no handler runs, so there is nothing to protect.

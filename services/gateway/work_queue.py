@@ -98,9 +98,9 @@ def _calls(
             metadata=md,
         )
     if "forms" in wanted:
-        # forms has no count_only: its answer is counted (at most LIMIT per kind).
         calls["forms"] = backends.forms.ListWorkQueue(
-            forms_pb2.ListWorkQueueRequest(kind=kind, status=status), metadata=md
+            forms_pb2.ListWorkQueueRequest(kind=kind, status=status, count_only=count_only),
+            metadata=md,
         )
     if "scheduling" in wanted:
         calls["scheduling"] = backends.scheduling.ListWorkQueue(
@@ -139,9 +139,9 @@ async def count(request: web.Request, caller: Caller) -> int:
     """How many items wait (the parts of services that are down are left out)."""
     replies = await _gather(_calls(request, caller, "", "", count_only=True))
     total = 0
-    for name, reply in replies.items():
+    for reply in replies.values():
         if not isinstance(reply, Outage):
-            total += len(reply.items) if name == "forms" else reply.total
+            total += reply.total
     return total
 
 

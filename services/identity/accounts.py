@@ -21,7 +21,12 @@ class UsernameTaken(Exception):
 
 async def by_patient(conn: Conn, patient_id: uuid.UUID) -> list[asyncpg.Record]:
     return await conn.fetch(
-        f"SELECT {COLUMNS} FROM portal_accounts WHERE patient_id = $1 ORDER BY realm", patient_id
+        f"""SELECT {COLUMNS}, EXISTS (
+                SELECT 1 FROM mfa_totp t WHERE t.owner_kind = 'patient'
+                   AND t.owner_id = portal_accounts.id AND t.confirmed_at IS NOT NULL
+            ) AS mfa_enrolled
+            FROM portal_accounts WHERE patient_id = $1 ORDER BY realm""",
+        patient_id,
     )
 
 

@@ -70,6 +70,7 @@ def account(row: asyncpg.Record) -> pb.PortalAccount:
         locked_until=timestamp(row["locked_until"]),
         created_at=timestamp(row["created_at"]),
         last_sign_in_at=timestamp(row["last_sign_in_at"]),
+        mfa_enrolled=bool(row.get("mfa_enrolled", False)),
     )
 
 
@@ -83,6 +84,7 @@ def staff_user(row: asyncpg.Record) -> pb.StaffUser:
         disabled=row["disabled"],
         must_change_password=row["must_change_password"],
         locked_until=timestamp(row["locked_until"]),
+        mfa_enrolled=bool(row.get("mfa_enrolled", False)),
     )
 
 

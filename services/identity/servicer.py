@@ -24,6 +24,7 @@ from services.identity import (
     convert,
     lockout,
     mfa,
+    mfa_policy,
     patients,
     profile,
     profile_updates,
@@ -47,6 +48,10 @@ STAFF = True  # any staff role
 ADMIN = {"admin"}
 SIGN_IN_FAILED = "Invalid username or password."
 CODE_REFUSED = "That code is not correct, or it was used already."
+MFA_REQUIRED = (
+    "Two-factor sign-in is required for your role, so it cannot be turned off. "
+    "An administrator can change that setting."
+)
 MFA_ISSUER = "Patient Portal"
 EVENT_REALMS = {"onsite": events.REALM_ONSITE, "offsite": events.REALM_OFFSITE}
 USERNAME_TAKEN = "That username is already taken."
@@ -175,7 +180,9 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
                 entry=entry,
                 trusted_device=trusted,
             )
-            device = "" if trusted else await lockout.trust_device(conn, "staff_users", user["id"])
+            device = ""
+            if request.remember_device and not trusted:
+                device = await lockout.trust_device(conn, "staff_users", user["id"])
             await lockout.rehash_if_needed(
                 conn,
                 self.hasher,
@@ -184,12 +191,19 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
                 user["password_hash"],
                 request.password,
             )
-        grant = self._staff_grant(user, token, session_id, expires)
+            enrol = await mfa_policy.must_enrol(conn, user["id"])
+        grant = self._staff_grant(user, token, session_id, expires, must_enrol_mfa=enrol)
         grant.device_token = device
         return grant
 
     def _staff_grant(
-        self, user: asyncpg.Record, token: str, session_id: uuid.UUID, expires: datetime
+        self,
+        user: asyncpg.Record,
+        token: str,
+        session_id: uuid.UUID,
+        expires: datetime,
+        *,
+        must_enrol_mfa: bool = False,
     ) -> pb.SessionGrant:
         return self._grant(
             token,
@@ -202,8 +216,51 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
                 display_name=user["display_name"],
                 username=user["username"],
                 must_change_password=user["must_change_password"],
+                must_enrol_mfa=must_enrol_mfa,
             ),
         )
+
+    @requires(staff=ADMIN)
+    async def GetStaffMfaPolicy(
+        self, request: pb.GetStaffMfaPolicyRequest, context: Context, principal: Principal
+    ) -> pb.StaffMfaPolicy:
+        async with self.pool.acquire() as conn:
+            roles = await mfa_policy.required_roles(conn)
+        return pb.StaffMfaPolicy(required_roles=[convert.ROLES[r] for r in roles])
+
+    @requires(staff=ADMIN)
+    async def SetStaffMfaPolicy(
+        self, request: pb.SetStaffMfaPolicyRequest, context: Context, principal: Principal
+    ) -> pb.StaffMfaPolicy:
+        wanted = {convert.ROLE_NAMES.get(r, "") for r in request.required_roles}
+        if "" in wanted:
+            await abort_invalid(
+                context, {"required_roles": ["Roles must be admin, clinician or front desk."]}
+            )
+        async with self.pool.acquire() as conn, conn.transaction():
+            roles = await mfa_policy.set_required_roles(conn, wanted)
+            await audit.record(
+                conn, principal, "staff.mfa_policy", detail=f"required={','.join(roles) or '-'}"
+            )
+        return pb.StaffMfaPolicy(required_roles=[convert.ROLES[r] for r in roles])
+
+    @requires(staff=ADMIN)
+    async def ResetStaffMfa(
+        self, request: pb.ResetStaffMfaRequest, context: Context, principal: Principal
+    ) -> pb.RemoveTotpResponse:
+        user_id = await self._staff_user_id(context, request.id)
+        async with self.pool.acquire() as conn, conn.transaction():
+            if await staff_admin.get(conn, user_id) is None:
+                await context.abort(grpc.StatusCode.NOT_FOUND, "no such staff user")
+            removed = await mfa.remove(conn, "staff", user_id)
+            await audit.record(
+                conn,
+                principal,
+                "staff.mfa_reset",
+                outcome="ok" if removed else "none",
+                detail=f"user={user_id}",
+            )
+        return pb.RemoveTotpResponse()
 
     @requires(staff=ADMIN)
     async def CreateStaffUser(
@@ -240,7 +297,13 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
     async def ListStaffUsers(
         self, request: pb.ListStaffUsersRequest, context: Context, principal: Principal
     ) -> pb.ListStaffUsersResponse:
-        rows = await self.pool.fetch(f"SELECT {staff.COLUMNS} FROM staff_users ORDER BY username")
+        rows = await self.pool.fetch(
+            f"""SELECT {staff.COLUMNS}, EXISTS (
+                    SELECT 1 FROM mfa_totp t WHERE t.owner_kind = 'staff'
+                       AND t.owner_id = staff_users.id AND t.confirmed_at IS NOT NULL
+                ) AS mfa_enrolled
+                FROM staff_users ORDER BY username"""
+        )
         return pb.ListStaffUsersResponse(items=[convert.staff_user(r) for r in rows])
 
     async def _staff_user_id(self, context: Context, raw: str, field: str = "id") -> uuid.UUID:
@@ -321,6 +384,8 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
         if request.staff_user_id:
             user_id = await self._staff_user_id(context, request.staff_user_id, "staff_user_id")
         async with self.pool.acquire() as conn:
+            if user_id is not None and await staff_admin.get(conn, user_id) is None:
+                await context.abort(grpc.StatusCode.NOT_FOUND, "no such staff user")
             rows = await staff_admin.live_sessions(conn, user_id)
         return pb.ListStaffSessionsResponse(
             items=[
@@ -331,6 +396,7 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
                     created_at=convert.timestamp(r["created_at"]),
                     last_seen_at=convert.timestamp(r["last_seen_at"]),
                     expires_at=convert.timestamp(r["expires_at"]),
+                    address=r["address"],
                 )
                 for r in rows
             ]
@@ -342,7 +408,12 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
     ) -> pb.RevokeStaffSessionResponse:
         session_id = await self._staff_user_id(context, request.session_id, "session_id")
         async with self.pool.acquire() as conn, conn.transaction():
-            owner = await staff_admin.revoke_session(conn, session_id)
+            owner_filter = None
+            if request.staff_user_id:
+                owner_filter = await self._staff_user_id(
+                    context, request.staff_user_id, "staff_user_id"
+                )
+            owner = await staff_admin.revoke_session(conn, session_id, owner_filter)
             if owner is None:
                 await context.abort(grpc.StatusCode.NOT_FOUND, "no such session")
             await audit.record(
@@ -383,13 +454,17 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
             # Every session of the user ends; this browser continues with a fresh one.
             await staff_admin.revoke_sessions(conn, user_id)
             token, session_id, expires = await sessions.create(
-                conn, lifetime=self.settings.session_lifetime, staff_user_id=user_id
+                conn,
+                lifetime=self.settings.session_lifetime,
+                staff_user_id=user_id,
+                address=principal.source,
             )
             user = await staff_admin.get(conn, user_id)
+            enrol = await mfa_policy.must_enrol(conn, user_id)
             await audit.record(conn, principal, "auth.staff_password_changed")
         if user is None:
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, "no staff user")
-        return self._staff_grant(user, token, session_id, expires)
+        return self._staff_grant(user, token, session_id, expires, must_enrol_mfa=enrol)
 
     # ------------------------------------------------------------------ sessions
 
@@ -424,6 +499,7 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
             session.display_name = row["display_name"]
             session.username = row["staff_username"]
             session.must_change_password = row["must_change_password"]
+            session.must_enrol_mfa = row["must_enrol_mfa"]
         else:
             session.kind = pb.SESSION_KIND_PATIENT
             session.patient_id = str(row["patient_id"])
@@ -827,11 +903,9 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
                 entry=entry,
                 trusted_device=trusted,
             )
-            device = (
-                ""
-                if trusted
-                else await lockout.trust_device(conn, "portal_accounts", account["id"])
-            )
+            device = ""
+            if request.remember_device and not trusted:
+                device = await lockout.trust_device(conn, "portal_accounts", account["id"])
             await lockout.rehash_if_needed(
                 conn,
                 self.hasher,
@@ -939,7 +1013,10 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
             # Every session of the account ends; this browser continues with a fresh one.
             await sessions.revoke_account(conn, account["id"])
             token, session_id, expires = await sessions.create(
-                conn, lifetime=self.settings.session_lifetime, account_id=account["id"]
+                conn,
+                lifetime=self.settings.session_lifetime,
+                account_id=account["id"],
+                address=principal.source,
             )
             grant = self._patient_grant(account, token, session_id, expires)
             await emit(
@@ -1220,7 +1297,7 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
             )
         await abort_invalid(context, {"code": [CODE_REFUSED]})
 
-    @requires(staff=STAFF, patient=True)
+    @requires(staff=STAFF, patient=True, mfa_enrolment=True)
     async def StartTotpEnrolment(
         self, request: pb.StartTotpEnrolmentRequest, context: Context, principal: Principal
     ) -> pb.TotpEnrolment:
@@ -1234,7 +1311,7 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
             await self._mfa_audit(conn, principal, "mfa.enrol_started")
         return pb.TotpEnrolment(secret=secret, otpauth_uri=otpauth_uri(secret, name, MFA_ISSUER))
 
-    @requires(staff=STAFF, patient=True)
+    @requires(staff=STAFF, patient=True, mfa_enrolment=True)
     async def ConfirmTotp(
         self, request: pb.ConfirmTotpRequest, context: Context, principal: Principal
     ) -> pb.RecoveryCodes:
@@ -1258,6 +1335,8 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
     ) -> pb.RemoveTotpResponse:
         async with self.pool.acquire() as conn, conn.transaction():
             kind, owner_id, _ = await self._owner(conn, context, principal)
+            if kind == "staff" and await mfa_policy.required_for(conn, owner_id):
+                await abort_precondition(context, "MFA_REQUIRED", MFA_REQUIRED)
             result = await mfa.check(
                 conn, kind, owner_id, request.code, confirmed=True, recovery=True
             )
@@ -1270,7 +1349,7 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
         await self._refuse_code(context, result)
         raise AssertionError("unreachable")
 
-    @requires(staff=STAFF, patient=True)
+    @requires(staff=STAFF, patient=True, mfa_enrolment=True)
     async def GetMfaStatus(
         self, request: pb.GetMfaStatusRequest, context: Context, principal: Principal
     ) -> pb.MfaStatus:
@@ -1339,18 +1418,7 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
                 detail="mfa=totp",
             ),
         )
-        return self._grant(
-            token,
-            expires,
-            pb.Session(
-                session_id=str(session_id),
-                kind=pb.SESSION_KIND_STAFF,
-                staff_user_id=str(user["id"]),
-                role=convert.ROLES[user["role"]],
-                display_name=user["display_name"],
-                username=user["username"],
-            ),
-        )
+        return self._staff_grant(user, token, session_id, expires)
 
     async def _patient_session(
         self,

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 import asyncpg
 
-from services.identity import audit, lockout
+from services.identity import audit, lockout, mfa_policy
 from services.runtime.db import Conn
 
 # Don't write last_seen_at on every request: once per interval is precise enough.
@@ -30,19 +30,22 @@ async def create(
     lifetime: timedelta,
     staff_user_id: uuid.UUID | None = None,
     account_id: uuid.UUID | None = None,
+    address: str = "",
 ) -> tuple[str, uuid.UUID, datetime]:
     """A new session; returns (token, session id, absolute expiry)."""
     token = secrets.token_urlsafe(32)
     session_id = uuid.uuid4()
     expires_at = await conn.fetchval(
-        """INSERT INTO sessions (id, token_hash, kind, staff_user_id, account_id, expires_at)
-           VALUES ($1, $2, $3, $4, $5, now() + $6::interval) RETURNING expires_at""",
+        """INSERT INTO sessions (id, token_hash, kind, staff_user_id, account_id, expires_at,
+                                 address)
+           VALUES ($1, $2, $3, $4, $5, now() + $6::interval, $7) RETURNING expires_at""",
         session_id,
         token_hash(token),
         "staff" if staff_user_id else "patient",
         staff_user_id,
         account_id,
         lifetime,
+        address,
     )
     return token, session_id, expires_at
 
@@ -74,8 +77,9 @@ async def start_after_sign_in(
                 INSERT INTO audit_log ({audit.INSERT_COLUMNS})
                 VALUES ($6, $7, $8, $9, $10, $11, $12, $13)
             )
-            INSERT INTO sessions (id, token_hash, kind, staff_user_id, account_id, expires_at)
-            VALUES ($2, $3, $4, $5, $14, now() + $15::interval)
+            INSERT INTO sessions (id, token_hash, kind, staff_user_id, account_id, expires_at,
+                                  address)
+            VALUES ($2, $3, $4, $5, $14, now() + $15::interval, $16)
             RETURNING expires_at""",
         row_id,
         session_id,
@@ -85,6 +89,7 @@ async def start_after_sign_in(
         *entry.values(),
         None if staff else row_id,
         lifetime,
+        entry.source,
     )
     return token, session_id, expires_at
 
@@ -96,14 +101,15 @@ async def resolve(conn: Conn, token: str, *, idle: timedelta, touch: bool) -> as
     TOUCH_INTERVAL (the row returned is the one found, before the touch).
     """
     row: asyncpg.Record | None = await conn.fetchrow(
-        """WITH live AS (
+        f"""WITH live AS (
                SELECT s.id, s.kind, s.staff_user_id, s.account_id, s.last_seen_at,
                       least(s.expires_at, s.last_seen_at + $2::interval) AS ends_at,
                       u.username AS staff_username, u.display_name, u.role,
                       a.realm, a.username AS account_username,
                       coalesce(u.must_change_password, a.must_change_password)
                           AS must_change_password,
-                      a.patient_id
+                      a.patient_id,
+                      {mfa_policy.MUST_ENROL} AS must_enrol_mfa
                FROM sessions s
                LEFT JOIN staff_users u ON u.id = s.staff_user_id
                LEFT JOIN portal_accounts a ON a.id = s.account_id

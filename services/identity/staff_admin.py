@@ -79,7 +79,8 @@ async def revoke_sessions(conn: Conn, user_id: uuid.UUID) -> int:
 
 async def live_sessions(conn: Conn, user_id: uuid.UUID | None) -> list[asyncpg.Record]:
     return await conn.fetch(
-        """SELECT s.id, s.staff_user_id, u.username, s.created_at, s.last_seen_at, s.expires_at
+        """SELECT s.id, s.staff_user_id, u.username, s.created_at, s.last_seen_at, s.expires_at,
+                  s.address
            FROM sessions s JOIN staff_users u ON u.id = s.staff_user_id
            WHERE s.kind = 'staff' AND s.revoked_at IS NULL AND s.expires_at > now()
              AND ($1::uuid IS NULL OR s.staff_user_id = $1)
@@ -88,11 +89,17 @@ async def live_sessions(conn: Conn, user_id: uuid.UUID | None) -> list[asyncpg.R
     )
 
 
-async def revoke_session(conn: Conn, session_id: uuid.UUID) -> uuid.UUID | None:
-    """End one staff session; the staff user's id, or None when there was no live one."""
-    owner: uuid.UUID | None = await conn.fetchval(
+async def revoke_session(
+    conn: Conn, session_id: uuid.UUID, owner: uuid.UUID | None = None
+) -> uuid.UUID | None:
+    """End one staff session (of `owner` only, when given); the staff user's id, or None when
+    there was no such live one."""
+    ended: uuid.UUID | None = await conn.fetchval(
         """UPDATE sessions SET revoked_at = now()
-           WHERE id = $1 AND kind = 'staff' AND revoked_at IS NULL RETURNING staff_user_id""",
+           WHERE id = $1 AND kind = 'staff' AND revoked_at IS NULL
+             AND ($2::uuid IS NULL OR staff_user_id = $2)
+           RETURNING staff_user_id""",
         session_id,
+        owner,
     )
-    return owner
+    return ended

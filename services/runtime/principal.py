@@ -29,6 +29,9 @@ METADATA_KEY = "x-portal-principal"
 _ALGORITHM = "EdDSA"  # the only one accepted: an HS256 token is refused whatever its key
 _AUDIENCE = "portal-services"
 DEFAULT_TTL = 120
+# Signed and verified tokens are kept (per process) so a busy caller signs and verifies each
+# principal about once a minute instead of on every call; bounded, emptied when full.
+CACHE_LIMIT = 10_000
 TEXT_REFUSED = "The request holds text that is not allowed."
 
 Kind = Literal["staff", "patient", "service"]
@@ -36,6 +39,9 @@ Kind = Literal["staff", "patient", "service"]
 # The role of a staff or patient principal whose password must change first: admitted only where a
 # handler says so (@requires(password_change=True)).
 PASSWORD_CHANGE_ONLY = "password-change-only"  # noqa: S105 (a role name)
+# The role of a staff principal whose role requires two-factor sign-in they have not set up yet:
+# admitted only where a handler says so (@requires(mfa_enrolment=True)), i.e. to enrol.
+MFA_ENROLMENT_ONLY = "mfa-enrolment-only"
 
 
 class InvalidPrincipal(Exception):
@@ -63,13 +69,27 @@ class PrincipalSigner:
     def __init__(self, key: SigningKey, *, ttl: int = DEFAULT_TTL) -> None:
         self._key = key
         self._ttl = ttl
+        # principal -> (reuse until, token): a token is reused for the first half of its life,
+        # so every token sent still has at least ttl/2 seconds to live. Safe to share: the
+        # claims are the principal's own, and the gateway resolves the session before it asks.
+        self._signed: dict[Principal, tuple[float, str]] = {}
 
     @property
     def kid(self) -> str:
         return self._key.kid
 
     def encode(self, principal: Principal) -> str:
-        now = int(time.time())
+        now = time.time()
+        found = self._signed.get(principal)
+        if found is not None and now < found[0]:
+            return found[1]
+        token = self._sign(principal, int(now))
+        if len(self._signed) >= CACHE_LIMIT:
+            self._signed.clear()
+        self._signed[principal] = (now + self._ttl / 2, token)
+        return token
+
+    def _sign(self, principal: Principal, now: int) -> str:
         claims: dict[str, Any] = {k: v for k, v in asdict(principal).items() if v}
         claims.update(iat=now, exp=now + self._ttl, aud=_AUDIENCE)
         return jwt.encode(
@@ -87,12 +107,25 @@ class PrincipalVerifier:
         if not keys:
             raise ValueError("at least one public key is needed to verify principals")
         self._keys = dict(keys)
+        # token -> (exp, principal) of tokens that passed every check: a token's validity
+        # depends only on its text, the (fixed) keys and the clock, so a hit checks exp alone.
+        self._verified: dict[str, tuple[int, Principal]] = {}
 
     @property
     def kids(self) -> frozenset[str]:
         return frozenset(self._keys)
 
     def decode(self, token: str) -> Principal:
+        found = self._verified.get(token)
+        if found is not None and time.time() < found[0]:
+            return found[1]
+        principal, expires = self._verify(token)
+        if len(self._verified) >= CACHE_LIMIT:
+            self._verified.clear()
+        self._verified[token] = (expires, principal)
+        return principal
+
+    def _verify(self, token: str) -> tuple[Principal, int]:
         try:
             kid = jwt.get_unverified_header(token).get("kid")
         except jwt.PyJWTError as exc:
@@ -113,7 +146,7 @@ class PrincipalVerifier:
         if claims["kind"] not in ("staff", "patient", "service"):
             raise InvalidPrincipal("unknown principal kind")
         fields = {f: str(claims.get(f, "")) for f in Principal.__dataclass_fields__}
-        return Principal(**fields)  # type: ignore[arg-type]
+        return Principal(**fields), int(claims["exp"])  # type: ignore[arg-type]
 
 
 # The principal of the call being handled, for code far from the handler (the audit log).
@@ -143,6 +176,7 @@ def requires(
     patient: bool = False,
     service: bool = False,
     password_change: bool = False,
+    mfa_enrolment: bool = False,
 ) -> Callable[[Checked[S, Req, Resp]], Handler[S, Req, Resp]]:
     """Decorate a servicer method: verify the principal, check its kind and role, pass it on.
 
@@ -150,7 +184,8 @@ def requires(
     (services.runtime.request_text) after the principal, so no handler sees control characters.
 
     staff=True admits every staff role; staff={"admin"} only those roles. patient=True admits
-    signed-in patients; password_change=True also those who must change their password first.
+    signed-in patients; password_change=True also those who must change their password first;
+    mfa_enrolment=True also staff who must set up two-factor sign-in first.
     """
 
     def decorate(method: Checked[S, Req, Resp]) -> Handler[S, Req, Resp]:
@@ -167,7 +202,7 @@ def requires(
             except InvalidPrincipal:
                 await context.abort(grpc.StatusCode.UNAUTHENTICATED, "invalid principal")
                 raise AssertionError("unreachable") from None
-            if not _admitted(principal, staff, patient, service, password_change):
+            if not _admitted(principal, staff, patient, service, password_change, mfa_enrolment):
                 await context.abort(grpc.StatusCode.PERMISSION_DENIED, "not allowed")
             # The text rule for every string of every request, before any handler sees it.
             if isinstance(request, Message):
@@ -178,6 +213,12 @@ def requires(
             return await method(self, request, context, principal)
 
         checked.__portal_requires__ = True  # type: ignore[attr-defined]
+        # Who a pending principal may reach, for the test that lists every such RPC.
+        checked.__portal_pending__ = frozenset(  # type: ignore[attr-defined]
+            name
+            for name, on in (("password_change", password_change), ("mfa_enrolment", mfa_enrolment))
+            if on
+        )
         return checked
 
     return decorate
@@ -189,10 +230,13 @@ def _admitted(
     patient: bool,
     service: bool,
     password_change: bool,
+    mfa_enrolment: bool,
 ) -> bool:
     if principal.kind == "staff":
         if principal.role == PASSWORD_CHANGE_ONLY:
             return password_change
+        if principal.role == MFA_ENROLMENT_ONLY:
+            return mfa_enrolment
         return staff is True or (not isinstance(staff, bool) and principal.role in staff)
     if principal.kind == "patient":
         if principal.role == PASSWORD_CHANGE_ONLY:

@@ -48,16 +48,3 @@ async def abort_slot(
     )
     await context.abort_with_status(rpc_status.to_status(status))  # type: ignore[attr-defined]
     raise AssertionError("unreachable")
-
-
-def alternatives(error: grpc.aio.AioRpcError) -> list[pb.Slot]:
-    """The alternatives a SLOT_TAKEN or SLOT_UNAVAILABLE error carries (empty when none)."""
-    metadata: Any = error.trailing_metadata() or ()
-    for key, value in metadata:
-        if key == "grpc-status-details-bin" and isinstance(value, bytes):
-            for detail in status_pb2.Status.FromString(value).details:
-                if detail.Is(pb.SlotTaken.DESCRIPTOR):
-                    taken = pb.SlotTaken()
-                    detail.Unpack(taken)
-                    return list(taken.alternatives)
-    return []

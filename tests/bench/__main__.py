@@ -22,10 +22,11 @@ TARGETS = {
     "relay": "relay publish rate / raw JetStream publish-with-ack",
     "identity": "sign-in ratio >= 0.8 (vs raw argon2 verify); search p95 <= 20 ms at 100k",
     "portal": "GET /api/v1/portal/me at 32 clients / raw composite >= 0.5; CPU ms per request",
-    "scheduling": "find p95 <= 20 ms (100 providers x 90 days, 60% booked); booking / raw "
-    "booking transactions >= 0.25; 10,000 contested bookings -> 0 overlaps (gRPC to the service)",
-    "forms": "answer save p95 <= 20 ms at 10,000 charts; "
-    "booked -> visit form in the chart p99 <= 100 ms (gRPC to the services)",
+    "scheduling": "through the gateway: find p95 <= 20 ms (100 providers x 90 days, 60% "
+    "booked); booking / raw booking transactions >= 0.25; 10,000 contested bookings -> 0 "
+    "overlaps (grpc_: straight to the service)",
+    "forms": "answer save p95 <= 20 ms at 10,000 charts through the gateway (PUT .../answers); "
+    "booked -> visit form in the patient's GET /api/v1/portal/forms p99 <= 100 ms",
 }
 
 

@@ -170,9 +170,12 @@ async def wait_for(target: Target) -> None:
 
 
 @asynccontextmanager
-async def running_stack(pg_url: str, nats_url: str | None) -> AsyncIterator[Stack]:
+async def running_stack(
+    pg_url: str, nats_url: str | None, extra_env: dict[str, str] | None = None
+) -> AsyncIterator[Stack]:
     """The four processes on their own databases; nats_url=None: a NATS server of the stack's
-    own, so the fixed stream and consumer names meet no other run's events."""
+    own, so the fixed stream and consumer names meet no other run's events. extra_env: more
+    settings for every process."""
     folder = Path(tempfile.mkdtemp(prefix="portal-bench-stack-"))
     config = StackConfig(
         data_dir=folder,
@@ -184,7 +187,11 @@ async def running_stack(pg_url: str, nats_url: str | None) -> AsyncIterator[Stac
         pg_port=0,
         nats_port=free_port(),
         database_prefix=f"bench{uuid.uuid4().hex[:8]}_",
-        extra_env={"PORTAL_SHUTDOWN_DRAIN": "0.1", "PORTAL_ADMIN_PASSWORD": PASSWORD},
+        extra_env={
+            "PORTAL_SHUTDOWN_DRAIN": "0.1",
+            "PORTAL_ADMIN_PASSWORD": PASSWORD,
+            **(extra_env or {}),
+        },
     )
     stack = Stack(config, {**os.environ, **TEST_GATEWAY_ENV})
     try:

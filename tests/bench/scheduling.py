@@ -1,16 +1,19 @@
-"""Scheduling through the real service process (the stack of portal.running_stack).
+"""Scheduling through the real processes (the stack of portal.running_stack).
 
 * Find Available p95 at 100 providers x 90-day horizon with 60% of the times booked, as a
   patient asks it (the portal's Find Available button: first page, 20 times).
 * Booking throughput vs raw PostgreSQL booking transactions under the same exclusion
-  constraint on the same table: rounds alternate between the two and the medians are compared,
-  so the noise of a shared machine hits both.
-* CONTESTED bookings of overlapping times on a 5-minute grid, then a SQL self-join counts
-  overlapping appointments that hold time (must be 0).
+  constraint on the same table, at the same concurrency: rounds alternate between raw and the
+  clients (raw, gateway, gRPC, raw, ...) and the medians are compared, so the noise of a shared
+  machine hits all of them.
+* CONTESTED bookings of overlapping times on a 5-minute grid through the gateway, then a SQL
+  self-join counts overlapping appointments that hold time (must be 0).
 
-Calls reach the service through a `Client`; `GrpcClient` calls the scheduling process directly.
-A through-the-gateway variant is one more `Client` (HTTP to /api/v1/availability and
-/api/v1/appointments with a staff or patient token) passed to `measure`.
+Calls reach scheduling through a `Client`. `GatewayClient` is the product's path: HTTP with
+keep-alive to the gateway (a patient's Bearer token for GET /api/v1/portal/availability; a
+staff Bearer token and an Idempotency-Key for POST /api/v1/appointments), which resolves the
+session with identity and calls scheduling over gRPC. `GrpcClient` calls the
+scheduling process directly with signed principals (the service alone, labelled "grpc_").
 """
 
 from __future__ import annotations
@@ -19,13 +22,16 @@ import asyncio
 import random
 import time
 import uuid
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
+import aiohttp
 import asyncpg
 import grpc
+import psutil
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from portal.scheduling.v1 import scheduling_pb2 as pb
@@ -34,7 +40,13 @@ from services.devstack.stack import Stack
 from services.runtime import db
 from services.runtime.principal import Principal, PrincipalSigner
 from tests.bench.common import median, percentile
-from tests.bench.portal import running_stack
+from tests.bench.portal import (
+    PASSWORD,
+    cpu_seconds,
+    patient_token,
+    postgres_backends,
+    running_stack,
+)
 from tests.conftest import principal_signer
 
 DESK = Principal(kind="staff", subject=str(uuid.uuid4()), role="front_desk", name="bench")
@@ -69,6 +81,10 @@ class Credentials:
 
 class Taken(Exception):
     """The time was taken (the service's SLOT_TAKEN, a 409 through the gateway)."""
+
+
+class Refused(Exception):
+    """Any other refusal or failure (must not happen in the bench)."""
 
 
 class Client(Protocol):
@@ -120,7 +136,65 @@ class GrpcClient:
         except grpc.aio.AioRpcError as exc:
             if exc.code() == grpc.StatusCode.FAILED_PRECONDITION:
                 raise Taken from None
-            raise
+            raise Refused(f"{exc.code().name}: {exc.details()}") from None
+
+
+class GatewayClient:
+    """HTTP to the gateway on pooled keep-alive connections, as the portal and API clients call
+    it: the patient's Bearer token for Find Available, a staff one for booking."""
+
+    def __init__(self, base: str, http: aiohttp.ClientSession, staff: str, patient: str) -> None:
+        self.base = base
+        self.http = http
+        self.staff = {"Authorization": f"Bearer {staff}"}
+        self.patient = {"Authorization": f"Bearer {patient}"}
+
+    async def find(self, type_id: str, limit: int) -> list[tuple[str, datetime]]:
+        async with self.http.get(
+            f"{self.base}/api/v1/portal/availability",
+            params={"appointment_type_id": type_id, "limit": str(limit)},
+            headers=self.patient,
+        ) as reply:
+            found = await reply.json()
+            if reply.status != 200:
+                raise Refused(f"availability answered {reply.status}: {found}")
+        return [(s["provider_id"], datetime.fromisoformat(s["start"])) for s in found["slots"]]
+
+    async def book(
+        self, patient_id: str, type_id: str, provider_id: str, start: datetime, key: str
+    ) -> None:
+        async with self.http.post(
+            f"{self.base}/api/v1/appointments",
+            json={
+                "patient_id": patient_id,
+                "appointment_type_id": type_id,
+                "provider_id": provider_id,
+                "start": start.isoformat(),
+            },
+            headers={**self.staff, "Idempotency-Key": key},
+        ) as reply:
+            answer = await reply.read()
+            if reply.status == 201:
+                return
+            if reply.status == 409 and b'"SLOT_TAKEN"' in answer:
+                raise Taken
+            raise Refused(f"booking answered {reply.status}: {answer[:300]!r}")
+
+    @classmethod
+    @asynccontextmanager
+    async def signed_in(cls, stack: Stack) -> AsyncIterator[GatewayClient]:
+        """Signed in through the gateway: the admin's staff session and a portal patient's."""
+        base = stack.gateway_url
+        patient = await patient_token(stack)
+        connector = aiohttp.TCPConnector(limit=2 * CONCURRENCY)
+        async with aiohttp.ClientSession(connector=connector) as http:
+            async with http.post(
+                f"{base}/api/v1/staff/sessions", json={"username": "admin", "password": PASSWORD}
+            ) as reply:
+                session = await reply.json()
+                if reply.status != 201:
+                    raise RuntimeError(f"staff sign-in answered {reply.status}: {session}")
+            yield cls(base, http, session["token"], patient)
 
 
 @dataclass
@@ -130,6 +204,11 @@ class Setup:
     service_providers: list[str]  # booked through the service
     raw_providers: list[str]  # booked by raw transactions
     contested_type: str  # 30 minutes on a 5-minute grid, three providers
+    # Where each side's next booking goes (kept across clients, so none books a taken time).
+    times: dict[str, Times] = field(default_factory=dict)
+
+    def next_times(self, side: str, providers: list[str]) -> Times:
+        return self.times.setdefault(side, Times(providers))
 
 
 async def make_providers(
@@ -260,8 +339,31 @@ class Times:
         return provider, start
 
 
-async def rate_round(book_one: Callable[[], Awaitable[None]]) -> float:
-    """Bookings per second of CONCURRENCY loops for ROUND_SECONDS."""
+@dataclass
+class Processes:
+    """Whose CPU time a round counts: the stack's processes, this one (the clients, and the raw
+    side's own Python) and the PostgreSQL backends serving the stack's databases."""
+
+    stack: dict[str, psutil.Process]
+    databases: list[str]
+
+    async def groups(self) -> dict[str, list[psutil.Process]]:
+        found = {name: [p] for name, p in self.stack.items()}
+        found["bench"] = [psutil.Process()]
+        found["postgres"] = [p for url in self.databases for p in await postgres_backends(url)]
+        return found
+
+
+@dataclass
+class Round:
+    rate: float
+    cpu_ms: dict[str, float]  # per booking, by process group
+
+
+async def rate_round(book_one: Callable[[], Awaitable[None]], processes: Processes) -> Round:
+    """Bookings per second of CONCURRENCY loops for ROUND_SECONDS, and CPU ms per booking."""
+    groups = await processes.groups()
+    before = {name: cpu_seconds(ps) for name, ps in groups.items()}
     done = 0
     loop = asyncio.get_running_loop()
     deadline = loop.time() + ROUND_SECONDS
@@ -274,17 +376,26 @@ async def rate_round(book_one: Callable[[], Awaitable[None]]) -> float:
 
     began = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
-    return done / (time.perf_counter() - began)
+    elapsed = time.perf_counter() - began
+    cpu = {name: (cpu_seconds(ps) - before[name]) * 1000 / done for name, ps in groups.items()}
+    return Round(done / elapsed, cpu)
 
 
-async def booking_rates(client: Client, setup: Setup, database_url: str) -> tuple[float, float]:
-    """Median bookings per second through the service, and of raw booking transactions."""
-    service_times = Times(setup.service_providers)
-    raw_times = Times(setup.raw_providers)
+async def booking_rates(
+    clients: dict[str, Client], setup: Setup, database_url: str, processes: Processes
+) -> dict[str, list[Round]]:
+    """Rounds of bookings through each client, and of raw booking transactions."""
+    service_times = setup.next_times("service", setup.service_providers)
+    raw_times = setup.next_times("raw", setup.raw_providers)
 
-    async def service_booking() -> None:
-        provider, start = service_times.next()
-        await client.book(str(uuid.uuid4()), setup.book_type, provider, start, key=uuid.uuid4().hex)
+    def service_booking(client: Client) -> Callable[[], Awaitable[None]]:
+        async def book_one() -> None:
+            provider, start = service_times.next()
+            await client.book(
+                str(uuid.uuid4()), setup.book_type, provider, start, key=uuid.uuid4().hex
+            )
+
+        return book_one
 
     pool = await db.create_pool(database_url, max_size=CONCURRENCY)
     type_id = uuid.UUID(setup.book_type)
@@ -305,16 +416,20 @@ async def booking_rates(client: Client, setup: Setup, database_url: str) -> tupl
                 start + SLOT,
             )
 
+    sides = {name: service_booking(client) for name, client in clients.items()}
+    rounds: dict[str, list[Round]] = {"raw": [], **{name: [] for name in sides}}
     try:
-        await rate_round(raw_booking)  # warm-up: connections, prepared statements, caches
-        await rate_round(service_booking)
-        raws, services = [], []
+        # Warm-up: connections, prepared statements, caches.
+        await rate_round(raw_booking, processes)
+        for book_one in sides.values():
+            await rate_round(book_one, processes)
         for _ in range(ROUNDS):
-            raws.append(await rate_round(raw_booking))
-            services.append(await rate_round(service_booking))
+            rounds["raw"].append(await rate_round(raw_booking, processes))
+            for name, book_one in sides.items():
+                rounds[name].append(await rate_round(book_one, processes))
     finally:
         await pool.close()
-    return median(services), median(raws)
+    return rounds
 
 
 async def contested_overlaps(
@@ -337,7 +452,7 @@ async def contested_overlaps(
                 booked += 1
             except Taken:
                 pass
-            except grpc.aio.AioRpcError:
+            except Refused:
                 failed += 1  # counted, not raised: it must be 0, and the other figures stand
 
     await asyncio.gather(*(attempt() for _ in range(CONTESTED)))
@@ -354,29 +469,56 @@ async def contested_overlaps(
     return booked, failed, overlaps
 
 
-async def measure(client: Client, setup: Setup, database_url: str) -> dict[str, float]:
-    p95 = await find_latency(client, setup)
-    service_rate, raw_rate = await booking_rates(client, setup, database_url)
-    booked, failed, overlaps = await contested_overlaps(client, setup, database_url)
-    return {
+async def measure(
+    gateway: Client, grpc_client: Client, setup: Setup, database_url: str, processes: Processes
+) -> dict[str, float]:
+    """The issue's figures through the gateway; the service's own over gRPC alongside."""
+    p95 = await find_latency(gateway, setup)
+    grpc_p95 = await find_latency(grpc_client, setup)
+    rounds = await booking_rates(
+        {"gateway": gateway, "grpc": grpc_client}, setup, database_url, processes
+    )
+    rate = {side: median([r.rate for r in found]) for side, found in rounds.items()}
+    booked, failed, overlaps = await contested_overlaps(gateway, setup, database_url)
+    results = {
         "find_available_p95_ms": p95,
-        "booking_per_s": service_rate,
-        "raw_booking_per_s": raw_rate,
-        "booking_ratio": service_rate / raw_rate,
+        "booking_per_s": rate["gateway"],
+        "raw_booking_per_s": rate["raw"],
+        "booking_ratio": rate["gateway"] / rate["raw"],
         "contested_booked": float(booked),
         "contested_errors": float(failed),
         "contested_overlaps": float(overlaps),
+        "grpc_find_p95_ms": grpc_p95,
+        "grpc_booking_per_s": rate["grpc"],
+        "grpc_booking_ratio": rate["grpc"] / rate["raw"],
     }
+    # CPU ms per booking by process (medians over the rounds); what the ratio is made of.
+    for side, found in rounds.items():
+        for name in found[0].cpu_ms:
+            ms = median([r.cpu_ms[name] for r in found])
+            if ms >= 0.005:
+                results[f"{side}_cpu_ms_{name}"] = ms
+    return results
 
 
-def database_url(stack: Stack) -> str:
-    return db.with_database(stack.config.database_url or "", stack.database("scheduling"))
+def database_url(stack: Stack, service: str = "scheduling") -> str:
+    return db.with_database(stack.config.database_url or "", stack.database(service))
 
 
 async def run(pg_url: str, nats_url: str) -> dict[str, float]:
     async with running_stack(pg_url, None) as stack:
         address = f"127.0.0.1:{stack.config.service_ports['scheduling']}"
+        processes = Processes(
+            {
+                name: psutil.Process(stack.children[name].pid)
+                for name in ("gateway", "identity", "scheduling")
+            },
+            [database_url(stack), database_url(stack, "identity")],
+        )
         async with grpc.aio.insecure_channel(address) as channel:
             stub = pb_grpc.SchedulingServiceStub(channel)
             made = await setup(stub, database_url(stack))
-            return await measure(GrpcClient(stub), made, database_url(stack))
+            async with GatewayClient.signed_in(stack) as gateway:
+                return await measure(
+                    gateway, GrpcClient(stub), made, database_url(stack), processes
+                )

@@ -1,10 +1,13 @@
 """Two-factor sign-in in Chromium: staff and a patient enrol by the settings page (the test
 reads the manual key from the page and computes codes with it), sign out, and sign in with the
-second step. Every page visited has no WCAG 2.1 A/AA violation (axe-core)."""
+second step; staff remove a patient's factor from the chart; a role that requires two-factor
+sign-in sends its staff to enrol first. Every page visited has no WCAG 2.1 A/AA violation
+(axe-core)."""
 
 from __future__ import annotations
 
 import time
+import uuid
 
 from playwright.async_api import Page, expect
 
@@ -79,7 +82,7 @@ async def test_staff_enrol_and_sign_in_with_a_code(
 async def test_patient_enrol_and_sign_in_with_a_code(
     stack: RunningStack, page: Page, shots: Shots
 ) -> None:
-    _, issued = await issue_credentials(stack)
+    record, issued = await issue_credentials(stack)
     base = f"{stack.url}/portal/onsite/"
     await patient_signs_in(page, base, issued["username"], issued["password"])
     await page.goto(base + "two-factor")
@@ -93,3 +96,57 @@ async def test_patient_enrol_and_sign_in_with_a_code(
     await second_step(page, shots, "patient", secret)
     await expect(page.get_by_role("heading", name="Welcome", exact=False)).to_be_visible()
     await accessible(page)
+
+    # The patient lost the phone: staff remove the factor from the chart, after confirming.
+    await staff_signs_in(page, stack)
+    await page.goto(f"{stack.url}/staff/patients/{record['id']}")
+    await expect(page.get_by_text("Two-factor sign-in on")).to_be_visible()
+    await page.locator("#mfa-reset-onsite").click()
+    await expect(
+        page.get_by_role("heading", name="Reset Onsite Two-Factor Sign-in")
+    ).to_be_visible()
+    await accessible(page)
+    await shots.take(page, "staff-patient-mfa-reset")
+    await page.get_by_role("button", name="Remove two-factor sign-in").click()
+    await expect(page.get_by_text("Two-factor sign-in removed", exact=False)).to_be_visible()
+    await expect(page.locator("#mfa-reset-onsite")).to_have_count(0)
+    await accessible(page)
+
+
+async def test_a_role_that_requires_two_factor_sends_its_staff_to_enrol(
+    stack: RunningStack, page: Page, shots: Shots
+) -> None:
+    await staff_signs_in(page, stack)
+    await page.goto(f"{stack.url}/staff/admin/staff")
+    username = "nurse" + uuid.uuid4().hex[:6]
+    await page.get_by_label("Username").fill(username)
+    await page.get_by_label("Display name").fill("Nurse Joy")
+    await page.locator("#f-role").select_option("clinician")
+    await page.get_by_label("Password (optional)").fill(NEW_PASSWORD)
+    await page.get_by_role("button", name="Add staff user").click()
+    await expect(page.get_by_text("Staff user added.")).to_be_visible()
+    await page.locator("#mfa-required-clinician").check()
+    await page.get_by_role("button", name="Save two-factor setting").click()
+    await expect(page.get_by_text("Two-factor sign-in setting saved.")).to_be_visible()
+    await expect(page.locator("#mfa-required-clinician")).to_be_checked()
+    await accessible(page)
+    await shots.take(page, "staff-mfa-policy")
+    try:
+        await page.get_by_role("button", name="Sign out").first.click()
+        await page.get_by_label("Username").fill(username)
+        await page.get_by_label("Password").fill(NEW_PASSWORD)
+        await page.get_by_role("button", name="Sign in").click()
+        await expect(page.locator("#mfa-required")).to_be_visible()
+        await shots.take(page, "staff-mfa-required")
+        await page.goto(f"{stack.url}/staff/patients")  # nothing else opens yet
+        await expect(page.locator("#mfa-required")).to_be_visible()
+        await enrol(page, shots, "staff-required")
+        await page.get_by_role("link", name="Continue to the staff portal").click()
+        await expect(page.get_by_role("heading", name="Patient Search/Add")).to_be_visible()
+    finally:
+        await page.get_by_role("button", name="Sign out").first.click()
+        await staff_signs_in(page, stack)
+        await page.goto(f"{stack.url}/staff/admin/staff")
+        await page.locator("#mfa-required-clinician").uncheck()
+        await page.get_by_role("button", name="Save two-factor setting").click()
+        await expect(page.get_by_text("Two-factor sign-in setting saved.")).to_be_visible()

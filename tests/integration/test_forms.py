@@ -174,6 +174,82 @@ async def test_submit_names_the_missing_required_items_then_completes(forms: For
     ]
 
 
+async def saves_logged(forms: Forms, chart_form_id: str) -> list[str]:
+    rows = await forms.pool.fetch(
+        """SELECT source_address FROM access_log
+           WHERE chart_form_id = $1 AND action = 'chart_form.answers_saved' ORDER BY id""",
+        uuid.UUID(chart_form_id),
+    )
+    return [r["source_address"] for r in rows]
+
+
+async def test_a_save_without_a_lock_never_overwrites_a_form_that_changed(forms: Forms) -> None:
+    """Saves to a published version are one read and one conditional write (with its audit
+    row); a submission that commits in between wins, and the save then says why it failed."""
+    patient_id, patient = await forms.chart()
+    cf_id = (await forms.assign(patient_id, "phq-9")).summary.id
+    full = {f"phq9_{n}": str(n % 4) for n in range(1, 10)}
+    for given in ({"phq9_1": "1"}, full):  # the first publishes the version, the second not
+        saved = await forms.stub.SaveAnswers(
+            pb.SaveAnswersRequest(chart_form_id=cf_id, answers=answers(**given)),
+            metadata=forms.md(patient),
+        )
+        assert dict(saved.answers) == given
+        assert saved.summary.status == pb.CHART_FORM_STATUS_IN_PROGRESS
+        assert saved.form.published and len(saved.form.definition.items) > 9
+    assert await saves_logged(forms, cf_id) == ["198.51.100.7", "198.51.100.7"]
+
+    # The submission holds the row while the save's write waits for it, then commits.
+    async with forms.pool.acquire() as conn:
+        submitting = conn.transaction()
+        await submitting.start()
+        await conn.execute(
+            "UPDATE chart_forms SET status = 'completed' WHERE id = $1", uuid.UUID(cf_id)
+        )
+        save = asyncio.ensure_future(
+            forms.stub.SaveAnswers(
+                pb.SaveAnswersRequest(chart_form_id=cf_id, answers=answers(phq9_1="3")),
+                metadata=forms.md(patient),
+            )
+        )
+        await eventually(
+            lambda: forms.pool.fetchval(
+                """SELECT count(*) FROM pg_stat_activity
+                   WHERE datname = current_database() AND wait_event_type = 'Lock'
+                     AND query LIKE '%UPDATE chart_forms%'"""
+            ),
+            lambda waiting: waiting == 1,
+        )
+        await submitting.commit()
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await save
+    assert precondition_kind(refused.value) == "NOT_EDITABLE"
+    stored = await forms.pool.fetchval(
+        "SELECT answers->>'phq9_1' FROM chart_forms WHERE id = $1", uuid.UUID(cf_id)
+    )
+    assert stored == full["phq9_1"]
+    assert len(await saves_logged(forms, cf_id)) == 2  # no audit row for a save not made
+
+
+async def test_every_list_of_a_chart_is_in_the_access_log(forms: Forms) -> None:
+    patient_id, patient = await forms.chart()
+    await forms.assign(patient_id, "phq-9")
+    for who in (patient, ADMIN):
+        listed = await forms.stub.ListChartForms(
+            pb.ListChartFormsRequest(patient_id=patient_id), metadata=forms.md(who)
+        )
+        assert len(listed.items) == 1
+    logged = await forms.pool.fetch(
+        """SELECT actor_kind, actor_id, source_address FROM access_log
+           WHERE patient_id = $1 AND action = 'chart_forms.list' ORDER BY id""",
+        uuid.UUID(patient_id),
+    )
+    assert [tuple(r) for r in logged] == [
+        ("patient", patient_id, "198.51.100.7"),
+        ("staff", f"admin ({ADMIN.subject})", ""),
+    ]
+
+
 async def test_a_patient_cannot_touch_another_patients_form(forms: Forms) -> None:
     owner_id, owner = await forms.chart()
     _, other = await forms.chart()

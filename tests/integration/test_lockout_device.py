@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 
 import grpc
 
@@ -32,11 +33,16 @@ async def new_staff(identity: Identity, username: str) -> str:
 
 
 async def sign_in(
-    identity: Identity, username: str, password: str, device: str = ""
+    identity: Identity, username: str, password: str, device: str = "", *, remember: bool = True
 ) -> pb.SessionGrant | None:
     try:
         return await identity.stub.StaffSignIn(
-            pb.SignInRequest(username=username, password=password, device_token=device),
+            pb.SignInRequest(
+                username=username,
+                password=password,
+                device_token=device,
+                remember_device=remember,
+            ),
             metadata=identity.md(GATEWAY),
         )
     except grpc.aio.AioRpcError as exc:
@@ -75,6 +81,19 @@ async def test_attacker_without_cookie_cannot_lock_the_trusted_device(identity: 
     await new_staff(identity, "other")
     assert await sign_in(identity, "other", PASSWORD, device) is not None  # fresh, own budget
     assert await sign_in(identity, "victim", PASSWORD, "forged-cookie") is None
+
+
+async def test_a_client_that_keeps_no_cookie_gets_no_device(identity: Identity) -> None:
+    """API sign-ins ask for no device: none is issued, and none is stored."""
+    user_id = await new_staff(identity, "apiclient")
+    grant = await sign_in(identity, "apiclient", PASSWORD, remember=False)
+    assert grant is not None and grant.token and grant.device_token == ""
+    stored = await identity.pool.fetchval(
+        "SELECT count(*) FROM trusted_devices WHERE staff_user_id = $1", uuid.UUID(user_id)
+    )
+    assert stored == 0
+    grant = await sign_in(identity, "apiclient", PASSWORD)
+    assert grant is not None and grant.device_token
 
 
 async def test_the_device_budget_locks_only_that_device(identity: Identity) -> None:

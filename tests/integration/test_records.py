@@ -577,6 +577,16 @@ async def test_records_list_shared_documents_and_completed_forms_newest_first(
     work = await forms.stub.ListWorkQueue(pb.ListWorkQueueRequest(), metadata=forms.md(NURSE))
     mine = [(i.kind, i.status) for i in work.items if i.patient_id == patient_id]
     assert mine == [("refill_request", "requested"), ("form_review", "signed")]
+    # The badge's count: every item, none of their data; the list names its patients in the log.
+    counted = await forms.stub.ListWorkQueue(
+        pb.ListWorkQueueRequest(count_only=True), metadata=forms.md(NURSE)
+    )
+    assert (list(counted.items), counted.total) == ([], work.total)
+    assert work.total == len(work.items) >= 2
+    logged = await forms.pool.fetchval(
+        "SELECT detail FROM access_log WHERE action = 'work_queue.list' ORDER BY id DESC LIMIT 1"
+    )
+    assert patient_id in logged.split(",")
     with pytest.raises(grpc.aio.AioRpcError) as bad_kind:
         await forms.stub.ListWorkQueue(pb.ListWorkQueueRequest(kind="x"), metadata=forms.md(NURSE))
     assert bad_kind.value.code() == grpc.StatusCode.INVALID_ARGUMENT

@@ -18,12 +18,12 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from portal.events.v1 import scheduling_pb2 as events
 from portal.scheduling.v1 import scheduling_pb2 as pb
 from portal.scheduling.v1 import scheduling_pb2_grpc as pb_grpc
+from services.gateway.schedule_view import alternatives
 from services.runtime import db
 from services.runtime.broker import Broker
 from services.runtime.errors import field_errors, precondition_kind
 from services.runtime.outbox import OutboxRelay
 from services.runtime.principal import Principal, PrincipalSigner
-from services.scheduling.problems import alternatives
 from services.scheduling.servicer import SchedulingServicer
 from services.scheduling.settings import SchedulingSettings
 from tests.conftest import principal_signer, principal_verifier
@@ -429,3 +429,56 @@ async def test_events_reach_the_stream_with_complete_payloads(
     )
     assert payload.appointment_type_id == kind.id and payload.status == "booked"
     assert payload.start == slot.start and payload.end == slot.end
+
+
+async def test_work_queue_holds_what_patients_changed_online(scheduling: Scheduling) -> None:
+    """Bookings, cancellations and reschedules made in the portal wait for staff; staff's own
+    changes do not, and a staff change to a patient's booking takes it out of the queue."""
+    kind = await scheduling.kind([await scheduling.provider()])
+    first, second, third, fourth, fifth = await scheduling.slots(kind, limit=5)
+    me = patient()
+    booked = await scheduling.book(me, kind, first)
+    cancelled = await scheduling.book(me, kind, second)
+    await scheduling.stub.CancelAppointment(
+        pb.CancelAppointmentRequest(appointment_id=cancelled.id), metadata=scheduling.md(me)
+    )
+    moved = await scheduling.book(me, kind, third)
+    await scheduling.stub.RescheduleAppointment(
+        pb.RescheduleAppointmentRequest(appointment_id=moved.id, start=fourth.start),
+        metadata=scheduling.md(me),
+    )
+    await scheduling.book(DESK, kind, fifth, patient_id=me.subject)  # booked by staff
+
+    async def queue(status: str = "", kind_filter: str = "") -> list[tuple[str, str]]:
+        reply = await scheduling.stub.ListWorkQueue(
+            pb.ListWorkQueueRequest(status=status, kind=kind_filter), metadata=scheduling.md(DESK)
+        )
+        assert reply.total == len(reply.items)
+        assert all(i.kind == "portal_booking" and i.patient_id == me.subject for i in reply.items)
+        return [(i.id, i.status) for i in reply.items]
+
+    waiting = [(moved.id, "rescheduled"), (cancelled.id, "cancelled"), (booked.id, "booked")]
+    assert await queue() == waiting  # newest first
+    assert await queue(kind_filter="portal_booking") == waiting
+    assert await queue("cancelled") == [(cancelled.id, "cancelled")]
+    assert await queue(kind_filter="refill_request") == []  # another service's kind
+    assert await queue("approved") == []  # another service's status
+    counted = await scheduling.stub.ListWorkQueue(
+        pb.ListWorkQueueRequest(count_only=True), metadata=scheduling.md(DESK)
+    )
+    assert (counted.total, list(counted.items)) == (3, [])
+    listed = await scheduling.stub.ListWorkQueue(
+        pb.ListWorkQueueRequest(status="rescheduled"), metadata=scheduling.md(DESK)
+    )
+    assert listed.items[0].summary.startswith(f"Rescheduled online: {kind.name} with Dr. Rivera, ")
+
+    # Staff move the patient's booking: it no longer waits for them.
+    await scheduling.stub.RescheduleAppointment(
+        pb.RescheduleAppointmentRequest(appointment_id=booked.id, start=second.start),
+        metadata=scheduling.md(DESK),
+    )
+    assert await queue() == waiting[:2]
+
+    # Patients cannot read the queue.
+    denied = scheduling.stub.ListWorkQueue(pb.ListWorkQueueRequest(), metadata=scheduling.md(me))
+    assert await outcome(denied) == "PERMISSION_DENIED"

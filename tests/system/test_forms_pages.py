@@ -227,6 +227,20 @@ async def test_patient_fills_signs_and_staff_reviews(stack: RunningStack, admin:
             assert (await b.post(url + "/autosave", {"q-x": "1"})).status == 404
             assert (await b.get(url + "/certificate.pdf")).status == 404
 
+        # Records: A's completed form and the signed one's certificate, as PDFs (a signed form
+        # is listed once, by its certificate, though its answers' PDF is there too); B: 404.
+        records = await a.get("/portal/onsite/records")
+        history_id, consent_id = history_url.rsplit("/", 1)[1], consent_url.rsplit("/", 1)[1]
+        listed = [f"records/forms/{history_id}", f"records/certificates/{consent_id}"]
+        for path in (*listed, f"records/forms/{consent_id}"):
+            assert (f'href="/portal/onsite/{path}"' in records.text) == (path in listed), path
+            async with http_a.get(f"{stack.url}/portal/onsite/{path}") as reply:
+                assert reply.status == 200 and reply.content_type == "application/pdf", path
+                assert reply.headers["Content-Security-Policy"] == "sandbox"
+                assert (await reply.read()).startswith(b"%PDF-")
+            assert (await b.get(f"/portal/onsite/{path}")).status == 404, path
+        assert "records/" not in (await b.get("/portal/onsite/records")).text
+
         # Staff: the review queue lists both; accept the signed consent, return the visit form.
         page = await admin.get("/staff/forms/review")
         consent_id, history_id = consent_url.rsplit("/", 1)[1], history_url.rsplit("/", 1)[1]

@@ -90,9 +90,12 @@ def test_make_run_from_a_clean_copy_then_ctrl_c(pg_server_url: str) -> None:
         deadline = time.monotonic() + 120
         for line in make.stdout:
             output.append(line)
-            if line.startswith("Ready in") or time.monotonic() > deadline:
+            # The ready message ends with this line, after the addresses and the demo data.
+            if line.startswith("Press Ctrl-C") or time.monotonic() > deadline:
                 break
         assert any(line.startswith("Ready in") for line in output), "".join(output)
+        # The demo clinic's charts have medications to choose from on Refills.
+        assert "  Medications      Ada Lovelace: Lisinopril, Atorvastatin" in "".join(output)
         with urllib.request.urlopen(f"http://127.0.0.1:{gateway_port}/readyz", timeout=5) as r:
             assert r.status == 200
         assert len(processes_using(str(data_dir))) >= 6  # 4 services, postgres, nats

@@ -12,6 +12,7 @@ import grpc
 import pytest
 
 from portal.forms.v1 import forms_pb2_grpc as pb_grpc
+from services.devstack import demo
 from tests.system.conftest import RunningStack
 from tests.system.test_api import NEW_PASSWORD, Api, unique_letters
 from tests.system.test_records_pages import PNG_1x1, chart_opened, offer_refills, pdf_bytes
@@ -179,6 +180,9 @@ async def test_refills_documents_profile_updates_and_the_idor_matrix(
     ):
         status, body = await upload(api, staff, alice, content_bytes, filename, mime)
         assert status == 400 and "file" in body["errors"], (filename, body)
+        assert body["errors"]["file"] == [
+            "Only PDF files and PNG, JPEG, GIF or WebP images can be added."
+        ], body
     status, body = await upload(
         api,
         staff,
@@ -266,3 +270,29 @@ async def test_refills_documents_profile_updates_and_the_idor_matrix(
     # Staff routes refuse a patient's token.
     status, body, _ = await api.call("GET", "/api/v1/work-queue", alice_token)
     assert status == 401, body
+
+
+async def test_the_demo_clinic_gives_its_portal_patients_current_medications(
+    api: Api, stack: RunningStack, forms: pb_grpc.FormsServiceAsyncStub
+) -> None:
+    """`make run`'s demo data: Ada Lovelace gets her medications once (her chart opens through
+    events, which seeding waits for), so Refills has something to choose from."""
+    staff = await api.staff_token()
+    ada = await api.new_patient(staff, first_name="Ada", last_name="Lovelace")
+    status, body, _ = await api.call(
+        "PATCH", f"/api/v1/patients/{ada['id']}", staff, json={"allow_patient_portal": True}
+    )
+    assert status == 200, body
+    identity = f"127.0.0.1:{stack.stack.config.service_ports['identity']}"
+    forms_address = f"127.0.0.1:{stack.stack.config.service_ports['forms']}"
+    key = stack.stack.principal_key
+    assert key is not None
+    added = await demo.seed_medications(identity, forms_address, key)
+    assert added == ["Ada Lovelace: Lisinopril, Atorvastatin"]
+    assert await demo.seed_medications(identity, forms_address, key) == []  # only once
+    status, body, _ = await api.call("GET", f"/api/v1/patients/{ada['id']}/medications", staff)
+    assert status == 200
+    assert [(m["name"], m["dose"], m["current"]) for m in body["items"]] == [
+        ("Atorvastatin", "20 mg", True),
+        ("Lisinopril", "10 mg", True),
+    ], body

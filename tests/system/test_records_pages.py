@@ -170,6 +170,41 @@ async def test_refill_letter_records_and_idor(
         assert ">Approved<" in text and "Sent to your pharmacy." in text
         assert "Withdraw" not in text
 
+        # A typed medicine; staff ask for an appointment; the patient is sent to Find Available.
+        status, _, _ = await submit(
+            alice_http, stack, BASE + "refills", BASE + "refills", medication="Metformin 500 mg"
+        )
+        assert status == 303
+        status, text, _ = await page(alice_http, stack.url + BASE + "refills")
+        second = re.search(r'data-refill="([0-9a-f-]{36})"', text)
+        assert second and second[1] != refill_id[1]
+        decided = await admin.post(
+            f"/staff/refills/{second[1]}/decision",
+            {"decision": "needs_appointment", "note": "Please come in for a review first."},
+        )
+        assert decided.status == 200 and "Decision saved" in decided.text
+        for url in (BASE + "refills", BASE + f"refills/{second[1]}"):
+            status, text, _ = await page(alice_http, stack.url + url)
+            assert "Needs an appointment" in text and "Please come in for a review" in text
+            assert f'href="{BASE}appointments#find-title"' in text, url
+        status, text, _ = await page(alice_http, stack.url + BASE + "appointments")
+        assert status == 200 and 'id="find-title"' in text
+
+        # A third request, withdrawn by the patient while it is pending.
+        status, _, _ = await submit(
+            alice_http, stack, BASE + "refills", BASE + "refills", medication="Salbutamol inhaler"
+        )
+        assert status == 303
+        status, text, _ = await page(alice_http, stack.url + BASE + "refills")
+        third = re.search(r'data-refill="([0-9a-f-]{36})"', text)
+        assert third and third[1] not in (refill_id[1], second[1])
+        status, _, location = await submit(
+            alice_http, stack, BASE + "refills", BASE + f"refills/{third[1]}/withdraw"
+        )
+        assert (status, location) == (303, BASE + "refills?notice=refill-withdrawn")
+        status, text, _ = await page(alice_http, stack.url + BASE + f"refills/{third[1]}")
+        assert "Withdrawn" in text and "Withdraw this request" not in text
+
         # Staff write a letter from a template and share it.
         letter_page = await admin.get(f"/staff/patients/{alice}/documents/letter")
         template = re.search(
@@ -238,5 +273,11 @@ async def test_refill_letter_records_and_idor(
             bob_http, stack, BASE + "refills", BASE + f"refills/{refill_id[1]}/withdraw"
         )
         assert status == 404
+        # Nor can Bob ask for a refill of Alice's medication.
+        status, text, _ = await submit(
+            bob_http, stack, BASE + "refills", BASE + "refills", medication_id=med_id[1]
+        )
+        assert status == 400 and "Choose one of your current medications." in text
+        assert ">Lisinopril 10 mg<" not in text  # not offered to Bob
         status, bob_records, _ = await page(bob_http, stack.url + BASE + "records")
         assert other not in bob_records and refill_id[1] not in bob_page

@@ -185,8 +185,19 @@ async def test_staff_book_list_mark_and_cancel(api: Api) -> None:
         "provider_id": provider["id"],
         "start": start,
     }
-    status, booked, _ = await api.call("POST", "/api/v1/appointments", staff, json=body)
+    key = {"Idempotency-Key": str(uuid.uuid4())}
+    status, booked, _ = await api.call(
+        "POST", "/api/v1/appointments", staff, json=body, headers=key
+    )
     assert status == 201 and booked["status"] == "booked" and booked["patient_id"] == patient["id"]
+    # A retry with the key (a lost answer) is the same appointment; the key is for this body.
+    status, again, _ = await api.call("POST", "/api/v1/appointments", staff, json=body, headers=key)
+    assert status == 201 and again["id"] == booked["id"]
+    other = {**body, "start": found["slots"][0]["start"]}
+    status, problem, _ = await api.call(
+        "POST", "/api/v1/appointments", staff, json=other, headers=key
+    )
+    assert status == 409 and problem["code"] == "IDEMPOTENCY_KEY_REUSED", problem
 
     # Times need an offset; staff booking needs the patient.
     naive = {**body, "start": start[:19]}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import re
 import uuid
+from typing import Any
 
 import aiohttp
 
@@ -12,6 +13,7 @@ from tests.system.conftest import RunningStack
 from tests.system.test_api import Api
 from tests.system.test_api import api as api
 from tests.system.test_api import http as http
+from tests.system.test_api_mfa import code
 from tests.system.test_staff_pages import Browser
 from tests.system.test_staff_pages import admin as admin
 from tests.system.test_staff_pages import browser as browser
@@ -159,3 +161,279 @@ async def test_staff_pages_temporary_password_forced_change_disable_and_sessions
     page = await admin.post(f"/staff/admin/staff/{user}/password-reset")
     found = TEMPORARY.search(page.text)
     assert found and html.unescape(found[1]) != temporary
+
+
+# --- Two-factor sign-in required per role ---------------------------------------------------------
+
+MANUAL_KEY = re.compile(r'<code id="manual-key">([A-Z2-7]+)</code>')
+
+
+async def test_a_role_that_requires_two_factor_admits_only_enrolment_api(api: Api) -> None:
+    admin = await api.staff_token()
+    username = "doc" + uuid.uuid4().hex[:8]
+    status, created, _ = await api.call(
+        "POST",
+        "/api/v1/staff-users",
+        admin,
+        json={"username": username, "display_name": "Doc Brown", "role": "clinician"},
+    )
+    assert status == 201, created
+    status, policy, _ = await api.call(
+        "PUT", "/api/v1/staff-mfa-policy", admin, json={"required_roles": ["clinician"]}
+    )
+    assert status == 200 and policy == {"required_roles": ["clinician"]}
+    try:
+        status, read, _ = await api.call("GET", "/api/v1/staff-mfa-policy", admin)
+        assert status == 200 and read == policy
+
+        # A temporary password comes first: the answer says so, not the factor yet.
+        temporary = created["temporary_password"]
+        status, session, _ = await api.call(
+            "POST", "/api/v1/staff/sessions", json={"username": username, "password": temporary}
+        )
+        assert status == 201 and session["must_change_password"], session
+        assert session["mfa_enrolment_required"] is False
+        status, problem, _ = await api.call("GET", "/api/v1/patients?q=x", session["token"])
+        assert status == 403 and problem["code"] == "PASSWORD_CHANGE_REQUIRED"
+        status, _, _ = await api.call(
+            "POST",
+            "/api/v1/staff/password",
+            session["token"],
+            json={"current_password": temporary, "new_password": CHOSEN},
+        )
+        assert status == 204
+
+        # Then only the enrolment is open, with a clear answer everywhere else.
+        status, session, _ = await api.call(
+            "POST", "/api/v1/staff/sessions", json={"username": username, "password": CHOSEN}
+        )
+        assert status == 201 and session["mfa_enrolment_required"] is True, session
+        token = session["token"]
+        for method, path in (("GET", "/api/v1/patients?q=x"), ("GET", "/api/v1/providers")):
+            status, problem, _ = await api.call(method, path, token)
+            assert status == 403 and problem["code"] == "MFA_ENROLMENT_REQUIRED", problem
+            assert "/api/v1/staff/mfa/totp" in problem["detail"]
+        status, enrolment, _ = await api.call("POST", "/api/v1/staff/mfa/totp", token)
+        assert status == 201, enrolment
+        status, confirmed, _ = await api.call(
+            "POST",
+            "/api/v1/staff/mfa/totp/confirm",
+            token,
+            json={"code": code(enrolment["secret"])},
+        )
+        assert status == 200 and len(confirmed["recovery_codes"]) == 10
+
+        # Enrolled: the same token works, the factor cannot be removed, sign-in takes two steps.
+        status, _, _ = await api.call("GET", "/api/v1/patients?q=x", token)
+        assert status == 200
+        status, problem, _ = await api.call(
+            "DELETE", "/api/v1/staff/mfa/totp", token, json={"code": code(enrolment["secret"])}
+        )
+        assert status == 409 and problem["code"] == "MFA_REQUIRED"
+        status, answer, _ = await api.call(
+            "POST", "/api/v1/staff/sessions", json={"username": username, "password": CHOSEN}
+        )
+        assert status == 200 and answer["mfa_required"] is True
+
+        # Only admins read or change the setting.
+        for method, body in (("GET", None), ("PUT", {"required_roles": []})):
+            status, _, _ = await api.call(method, "/api/v1/staff-mfa-policy", token, json=body)
+            assert status == 403
+
+        # A lost phone: an admin removes the factor; the role still requires one, so the
+        # user's session is back to enrolment only.
+        status, listed, _ = await api.call("GET", "/api/v1/staff-users", admin)
+        assert next(u for u in listed["items"] if u["id"] == created["id"])["mfa_enrolled"]
+        status, _, _ = await api.call("DELETE", f"/api/v1/staff-users/{created['id']}/mfa", token)
+        assert status == 403  # not an admin
+        status, _, _ = await api.call("DELETE", f"/api/v1/staff-users/{created['id']}/mfa", admin)
+        assert status == 204
+        status, listed, _ = await api.call("GET", "/api/v1/staff-users", admin)
+        assert not next(u for u in listed["items"] if u["id"] == created["id"])["mfa_enrolled"]
+        status, problem, _ = await api.call("GET", "/api/v1/patients?q=x", token)
+        assert status == 403 and problem["code"] == "MFA_ENROLMENT_REQUIRED"
+        status, _, _ = await api.call("DELETE", f"/api/v1/staff-users/{uuid.uuid4()}/mfa", admin)
+        assert status == 404
+    finally:
+        status, _, _ = await api.call(
+            "PUT", "/api/v1/staff-mfa-policy", admin, json={"required_roles": []}
+        )
+        assert status == 200
+
+
+async def test_a_role_that_requires_two_factor_sends_its_staff_to_enrol_pages(
+    stack: RunningStack, admin: Browser
+) -> None:
+    username = "desk" + uuid.uuid4().hex[:8]
+    await admin.get("/staff/admin/staff")
+    page = await admin.post(
+        "/staff/admin/staff",
+        {
+            "username": username,
+            "display_name": "Desk Clerk",
+            "role": "front_desk",
+            "password": CHOSEN,
+        },
+    )
+    assert page.status == 200 and "Staff user added." in page.text, page.text[:1000]
+    page = await admin.post("/staff/admin/staff/mfa-policy", {"required_front_desk": "1"})
+    assert page.status == 200 and "Two-factor sign-in setting saved." in page.text
+    assert re.search(r'id="mfa-required-front_desk"[^>]*checked', page.text)
+    assert not re.search(r'id="mfa-required-admin"[^>]*checked', page.text)
+    try:
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+            clerk = Browser(http, stack.url)
+            page = await clerk.sign_in(username, CHOSEN)
+            assert page.url.endswith("/staff/account/two-factor"), page.url
+            assert 'id="mfa-required"' in page.text
+            for path in ("/staff/patients", "/staff/practice", "/staff/password"):
+                page = await clerk.get(path)
+                assert page.url.endswith("/staff/account/two-factor"), (path, page.url)
+            page = await clerk.post("/staff/account/two-factor/start")
+            found = MANUAL_KEY.search(page.text)
+            assert page.status == 200 and found, page.text[:2000]
+            secret = found[1]
+            otpauth = re.search(r'name="otpauth_uri" value="([^"]+)"', page.text)
+            assert otpauth
+            page = await clerk.post(
+                "/staff/account/two-factor/confirm",
+                {"code": code(secret), "secret": secret, "otpauth_uri": html.unescape(otpauth[1])},
+            )
+            assert page.status == 200 and 'id="recovery-codes"' in page.text, page.text[:2000]
+            assert 'id="mfa-continue"' in page.text
+            page = await clerk.get("/staff/patients")
+            assert page.status == 200 and page.url.endswith("/staff/patients")
+
+            # The admin sees the factor and removes it: the clerk must enrol again.
+            page = await admin.get("/staff/admin/staff")
+            assert f'id="mfa-reset-{username}"' in page.text
+            user = re.findall(r'action="/staff/admin/staff/([0-9a-f-]{36})/mfa-reset"', page.text)
+            row = next(r for r in page.text.split("<tr>")[1:] if f">{username}<" in r)
+            (user_id,) = [u for u in user if u in row]
+            page = await admin.post(f"/staff/admin/staff/{user_id}/mfa-reset")
+            assert page.status == 200 and "Two-factor sign-in removed" in page.text
+            assert f'id="mfa-reset-{username}"' not in page.text
+            page = await clerk.get("/staff/patients")
+            assert page.url.endswith("/staff/account/two-factor")
+    finally:
+        page = await admin.post("/staff/admin/staff/mfa-policy", {})
+        assert "Two-factor sign-in setting saved." in page.text
+        assert not re.search(r'id="mfa-required-front_desk"[^>]*checked', page.text)
+
+
+# --- Sessions of a staff user through the API ---------------------------------------------------
+
+
+async def test_admin_lists_and_ends_a_staff_users_sessions_api(api: Api) -> None:
+    admin = await api.staff_token()
+    username = "ward" + uuid.uuid4().hex[:8]
+    status, created, _ = await api.call(
+        "POST",
+        "/api/v1/staff-users",
+        admin,
+        json={"username": username, "display_name": "Ward Clerk", "role": "front_desk"},
+    )
+    assert status == 201
+    user = created["id"]
+    status, _, _ = await api.call(
+        "POST",
+        "/api/v1/staff/sessions",
+        json={"username": username, "password": created["temporary_password"]},
+    )
+    assert status == 201
+    status, listed, _ = await api.call("GET", f"/api/v1/staff-users/{user}/sessions", admin)
+    assert status == 200 and len(listed["items"]) == 1
+    before = {s["id"] for s in listed["items"]}
+    status, session, _ = await api.call(
+        "POST",
+        "/api/v1/staff/sessions",
+        json={"username": username, "password": created["temporary_password"]},
+    )
+    assert status == 201
+    token = session["token"]
+    status, listed, _ = await api.call("GET", f"/api/v1/staff-users/{user}/sessions", admin)
+    assert status == 200
+    (mine,) = [s for s in listed["items"] if s["id"] not in before]
+    assert mine["created_at"] and mine["last_seen_at"] and mine["expires_at"]
+    assert mine["address"].startswith("127.0.0.")  # this test client's own loopback address
+    assert not any("token" in key for s in listed["items"] for key in s)  # never a token
+
+    # Another user's id in the path does not reach this session.
+    status, me, _ = await api.call("GET", "/api/v1/staff-users", admin)
+    admin_id = next(u["id"] for u in me["items"] if u["username"] == "admin")
+    status, _, _ = await api.call(
+        "DELETE", f"/api/v1/staff-users/{admin_id}/sessions/{mine['id']}", admin
+    )
+    assert status == 404
+    status, _, _ = await api.call(
+        "DELETE", f"/api/v1/staff-users/{user}/sessions/{mine['id']}", admin
+    )
+    assert status == 204
+    status, _, _ = await api.call("GET", "/api/v1/patients?q=x", token)
+    assert status == 401  # ended at once
+    status, _, _ = await api.call(
+        "DELETE", f"/api/v1/staff-users/{user}/sessions/{mine['id']}", admin
+    )
+    assert status == 404
+    status, listed, _ = await api.call("GET", f"/api/v1/staff-users/{user}/sessions", admin)
+    assert {s["id"] for s in listed["items"]} == before
+    for path in (
+        f"/api/v1/staff-users/{uuid.uuid4()}/sessions",
+        "/api/v1/staff-users/not-an-id/sessions",
+    ):
+        status, _, _ = await api.call("GET", path, admin)
+        assert status == 404
+    status, _, _ = await api.call(
+        "DELETE", f"/api/v1/staff-users/{user}/sessions/not-a-session", admin
+    )
+    assert status == 404
+
+
+# --- The device cookie ---------------------------------------------------------------------------
+
+
+def device_cookies(headers: Any) -> list[str]:
+    return [c for c in headers.getall("Set-Cookie", []) if "_device=" in c]
+
+
+async def test_only_sign_in_pages_set_the_device_cookie(stack: RunningStack, api: Api) -> None:
+    staff = await api.staff_token()
+    patient, issued = await api.portal_patient(staff)
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        b = Browser(http, stack.url)
+        await b.get("/staff/login")
+        await b.post(
+            "/staff/login",
+            {"username": "admin", "password": stack.admin_password},
+            follow=False,
+        )
+        (staff_device,) = device_cookies(b.last_headers)
+        assert (
+            staff_device.startswith("portal_staff_device=") and "Path=/staff/login" in staff_device
+        )
+        assert "HttpOnly" in staff_device and "SameSite=Strict" in staff_device
+        # Pages and API answers other than a sign-in page's never set one.
+        for path in ("/staff/patients", f"/staff/patients/{patient['id']}", "/portal/onsite/login"):
+            async with http.get(stack.url + path) as reply:
+                assert reply.status == 200, path
+                assert device_cookies(reply.headers) == [], path
+        await b.get("/portal/onsite/login")
+        await b.post(
+            "/portal/onsite/login",
+            {"username": issued["username"], "password": issued["password"]},
+            follow=False,
+        )
+        (patient_device,) = device_cookies(b.last_headers)
+        assert patient_device.startswith("portal_onsite_device=")
+        assert "Path=/portal/onsite/login" in patient_device
+    # API sign-ins (staff and patient) answer no cookie at all.
+    for path, body in (
+        ("/api/v1/staff/sessions", {"username": "admin", "password": stack.admin_password}),
+        (
+            "/api/v1/portal/onsite/sessions",
+            {"username": issued["username"], "password": issued["password"]},
+        ),
+    ):
+        async with aiohttp.ClientSession() as http, http.post(stack.url + path, json=body) as reply:
+            assert reply.status == 201, await reply.text()
+            assert reply.headers.getall("Set-Cookie", []) == [], path

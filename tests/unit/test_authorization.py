@@ -9,6 +9,12 @@ from portal.identity.v1 import identity_pb2
 from portal.scheduling.v1 import scheduling_pb2
 from services.forms.servicer import FormsServicer
 from services.identity.servicer import IdentityServicer
+from services.runtime.principal import (
+    MFA_ENROLMENT_ONLY,
+    PASSWORD_CHANGE_ONLY,
+    Principal,
+    _admitted,
+)
 from services.scheduling.servicer import SchedulingServicer
 
 SERVICES = [
@@ -26,3 +32,35 @@ def test_every_rpc_is_implemented_behind_requires(service, servicer) -> None:
         if not getattr(getattr(servicer, method.name), "__portal_requires__", False)
     ]
     assert unchecked == [], f"{service.name} methods without @requires: {unchecked}"
+
+
+def admitting(pending: str) -> set[str]:
+    return {
+        method.name
+        for service, servicer in SERVICES
+        for method in service.methods
+        if pending in getattr(getattr(servicer, method.name), "__portal_pending__", ())
+    }
+
+
+def test_only_the_password_change_admits_a_principal_whose_password_must_change() -> None:
+    assert admitting("password_change") == {"ChangePassword", "ChangeStaffPassword"}
+
+
+def test_only_the_enrolment_admits_staff_who_must_set_up_two_factor_first() -> None:
+    """Staff of a role that requires two-factor sign-in reach nothing else in any service."""
+    assert admitting("mfa_enrolment") == {"StartTotpEnrolment", "ConfirmTotp", "GetMfaStatus"}
+
+
+@pytest.mark.parametrize("pending", [PASSWORD_CHANGE_ONLY, MFA_ENROLMENT_ONLY])
+def test_a_pending_staff_principal_is_refused_where_any_staff_role_is_admitted(
+    pending: str,
+) -> None:
+    who = Principal(kind="staff", subject="u", role=pending)
+    assert not _admitted(who, True, False, False, False, False)
+    assert not _admitted(who, {"admin"}, True, True, False, False)
+    assert _admitted(who, True, False, False, True, False) is (pending == PASSWORD_CHANGE_ONLY)
+    assert _admitted(who, True, False, False, False, True) is (pending == MFA_ENROLMENT_ONLY)
+    assert _admitted(
+        Principal(kind="staff", subject="u", role="admin"), True, False, False, False, False
+    )

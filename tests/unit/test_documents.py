@@ -6,6 +6,7 @@ import pytest
 
 from services.forms import documents, letter_templates, sniff
 from services.forms.letter_templates import Merge, MergeError
+from services.gateway.records_view import document_response
 
 PNG = bytes.fromhex("89504e470d0a1a0a0000000d49484452") + b"\x00" * 20
 VALUES = Merge(patient_name="Ada {date}", date="May 2, 2025", clinic_name="Elm Clinic")
@@ -78,3 +79,19 @@ def test_template_validation_needs_name_and_body() -> None:
     assert (draft.name, draft.title) == ("Return", "Return")
     _, errors = letter_templates.validate("", "", "")
     assert errors == {"name": ["Required."], "title": ["Required."], "body": ["Required."]}
+
+
+@pytest.mark.parametrize("stored_as", ["text/html", "image/svg+xml", "text/xml", ""])
+def test_active_content_is_never_served_inline(stored_as: str) -> None:
+    """Even a type that slipped past the upload check is an opaque, sandboxed attachment."""
+    reply = document_response(b"<svg onload='alert(1)'/>", stored_as, "x.svg")
+    assert reply.headers["Content-Type"].startswith("application/octet-stream")
+    assert reply.headers["Content-Disposition"].startswith("attachment;")
+    assert reply.headers["Content-Security-Policy"] == "sandbox"
+
+
+def test_pdf_and_images_are_inline_in_a_sandbox_with_a_safe_name() -> None:
+    reply = document_response(b"%PDF-", "application/pdf", 'a"b\r\n.pdf')
+    assert reply.headers["Content-Type"].startswith("application/pdf")
+    assert reply.headers["Content-Disposition"] == 'inline; filename="ab.pdf"'
+    assert reply.headers["Content-Security-Policy"] == "sandbox"

@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ec import SECP256R1, generate_pri
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from services.gateway.settings import GatewaySettings
+from services.runtime import principal as principal_module
 from services.runtime.principal import InvalidPrincipal, Principal, PrincipalSigner
 from services.runtime.principal import PrincipalVerifier as Verifier
 from services.runtime.principal_keys import (
@@ -115,6 +116,62 @@ def test_expired_wrong_audience_unknown_kind_and_garbage_are_refused() -> None:
     ]:
         with pytest.raises(InvalidPrincipal, match=reason):
             verifier(key).decode(token)
+
+
+class Clock:
+    """time.time() of services.runtime.principal, moved by hand."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.now = time.time()
+        monkeypatch.setattr(principal_module, "time", self)
+
+    def time(self) -> float:
+        return self.now
+
+
+def test_a_signed_token_is_reused_for_half_its_life_then_signed_anew(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = Clock(monkeypatch)
+    signer = PrincipalSigner(new_key(), ttl=120)
+    first = signer.encode(ADMIN)
+    clock.now += 59
+    assert signer.encode(ADMIN) == first
+    other = Principal(kind="staff", subject=ADMIN.subject, role="front_desk")
+    assert signer.encode(other) != first  # another role is another principal
+    clock.now += 2
+    renewed = signer.encode(ADMIN)
+    assert renewed != first
+    claims = jwt.decode(renewed, options={"verify_signature": False})
+    assert claims["exp"] - int(clock.now) == 120
+
+
+def test_a_verified_token_is_remembered_until_its_expiry_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = Clock(monkeypatch)
+    key = new_key()
+    check = verifier(key)
+    token = PrincipalSigner(key, ttl=60).encode(ADMIN)
+    verified: list[str] = []
+    full_check = check._verify
+
+    def counted(token: str) -> tuple[Principal, int]:
+        verified.append(token)
+        return full_check(token)
+
+    monkeypatch.setattr(check, "_verify", counted)
+    assert check.decode(token) == ADMIN
+    clock.now += 59
+    assert check.decode(token) == ADMIN
+    assert verified == [token]  # remembered
+    clock.now += 2
+    assert check.decode(token) == ADMIN  # (PyJWT's own clock did not move)
+    assert verified == [token, token]  # past its exp the token is checked in full again
+    # A forged variant of a remembered token is no hit: it is verified, and refused.
+    forged = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
+    with pytest.raises(InvalidPrincipal):
+        check.decode(forged)
 
 
 def test_a_service_holds_no_private_key_and_cannot_sign() -> None:

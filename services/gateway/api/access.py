@@ -13,11 +13,33 @@ from services.gateway.api.json_io import unauthorized
 from services.gateway.security import Problem
 
 
-async def staff(request: web.Request) -> auth.Caller:
-    """The staff member whose Bearer token this is; 401 otherwise (a patient's token too)."""
+async def staff(
+    request: web.Request, *, password_change: bool = False, mfa_enrolment: bool = False
+) -> auth.Caller:
+    """The staff member whose Bearer token this is; 401 otherwise (a patient's token too).
+
+    A member whose password must change first gets 403 unless `password_change`; one whose role
+    requires two-factor sign-in they have not set up gets 403 unless `mfa_enrolment`. (Every
+    service refuses their principal anyway; this answer says what to do.)
+    """
     found = await auth.staff_caller(request) if auth.bearer_token(request) else None
     if found is None:
         raise unauthorized("Send a valid staff session token: Authorization: Bearer <token>.")
+    if found.must_change_password and not password_change:
+        raise Problem(
+            403,
+            "Password change required",
+            "Change the password first: POST /api/v1/staff/password.",
+            code="PASSWORD_CHANGE_REQUIRED",
+        )
+    if found.must_enrol_mfa and not mfa_enrolment:
+        raise Problem(
+            403,
+            "Two-factor sign-in required",
+            "Your role requires two-factor sign-in: set it up first with "
+            "POST /api/v1/staff/mfa/totp, then POST /api/v1/staff/mfa/totp/confirm.",
+            code="MFA_ENROLMENT_REQUIRED",
+        )
     return found
 
 

@@ -39,7 +39,7 @@ from services.gateway.api.forms_models import (
 )
 from services.gateway.api.json_io import invalid, timestamp
 from services.gateway.api.operation import Answer, Call, Header, Operation, Reply, patient_id
-from services.gateway.backends import Backends
+from services.gateway.backends import PDF_DEADLINE, Backends
 from services.gateway.context import BACKENDS
 from services.gateway.security import Problem
 from services.runtime.errors import FieldErrors, field_errors
@@ -285,6 +285,7 @@ async def certificate(call: Call[None, None]) -> Reply:
     found = await _backends(call).forms.GetSignatureCertificate(
         pb.GetSignatureCertificateRequest(chart_form_id=_chart_form_id(call)),
         metadata=_meta(call),
+        timeout=PDF_DEADLINE,
     )
     return Reply(
         raw=web.Response(
@@ -505,7 +506,8 @@ def _patient_operations() -> list[Operation]:
             certificate,
             operation_id="getMyFormCertificate",
             summary="The signature certificate: the form with its answers, then the audit trail",
-            description=STATUS_409 + "NOT_SIGNED.",
+            description=STATUS_409 + "NOT_SIGNED, FONTS_MISSING (a font the PDF embeds is not "
+            "installed on the server).",
             tag="portal",
             security="patient",
             answers=(

@@ -202,6 +202,11 @@ class StaffSession(Response):
         default=False,
         description="Only POST /api/v1/staff/password is allowed until the password changes.",
     )
+    mfa_enrolment_required: bool = Field(
+        default=False,
+        description="The role requires two-factor sign-in and it is not set up: only "
+        "POST /api/v1/staff/mfa/totp and /confirm (and sign-out) are allowed until it is.",
+    )
 
 
 class PortalAccount(Response):
@@ -211,6 +216,9 @@ class PortalAccount(Response):
     locked_until: Time
     last_sign_in_at: Time
     created_at: Time
+    mfa_enrolled: bool = Field(
+        default=False, description="Two-factor sign-in is on (DELETE …/mfa removes it)."
+    )
 
 
 class Demographics(Response):

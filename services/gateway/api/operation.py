@@ -125,6 +125,10 @@ class Operation:
     # model of its fields, and its size limit in bytes (the app's 1 MiB holds for the rest).
     upload: type[BaseModel] | None = None
     upload_limit: int = 0
+    # Staff operations open to staff whose password must change first, or who must set up
+    # two-factor sign-in first (every other staff operation answers them 403).
+    password_change: bool = False
+    mfa_enrolment: bool = False
 
     def statuses(self) -> list[int]:
         """Every error status this operation can answer with."""
@@ -179,7 +183,9 @@ class Operation:
 
     async def _caller(self, request: web.Request) -> auth.Caller | None:
         if self.security == "staff":
-            return await access.staff(request)
+            return await access.staff(
+                request, password_change=self.password_change, mfa_enrolment=self.mfa_enrolment
+            )
         if self.security in ("patient", "pending-patient"):
             return await access.patient(
                 request,

@@ -43,6 +43,7 @@ from services.gateway.api.records_models import (
     RefillRequest,
     RefillRequestList,
 )
+from services.gateway.backends import PDF_DEADLINE
 from services.gateway.context import BACKENDS, SETTINGS
 from services.gateway.records_view import (
     CATEGORY,
@@ -303,6 +304,7 @@ async def add_document(call: Call[LetterFromTemplate | DocumentUpload, None]) ->
                 share_with_patient=body.share_with_patient,
             ),
             metadata=md,
+            timeout=PDF_DEADLINE,
         )
     try:
         added = await found(request, "patient chart")

@@ -12,17 +12,21 @@ from collections.abc import Awaitable
 from typing import Any, TypeVar
 
 import grpc
+from aiohttp import web
+from pydantic import ValidationError
 
 from portal.scheduling.v1 import scheduling_pb2 as pb
 from services.gateway import auth
 from services.gateway.api import scheduling_convert as convert
 from services.gateway.api import scheduling_models as m
+from services.gateway.api.json_io import validation_problem
 from services.gateway.api.operation import Answer, Call, Operation, Reply
 from services.gateway.context import BACKENDS
 from services.gateway.security import Problem
 
 T = TypeVar("T")
 BASE = "/api/v1"
+KEY = "Idempotency-Key"
 PROVIDER = BASE + "/providers/{provider_id}"
 APPOINTMENT = BASE + "/appointments/{appointment_id}"
 SLOT_409 = (
@@ -87,6 +91,14 @@ async def availability(call: Call[None, m.AvailabilityQuery]) -> Reply:
             time_zone=found.time_zone,
         )
     )
+
+
+def idempotency_key(request: web.Request) -> str:
+    sent = {KEY: request.headers[KEY]} if KEY in request.headers else {}
+    try:
+        return m.IdempotencyHeaders.model_validate(sent).idempotency_key.strip()
+    except ValidationError as exc:
+        raise validation_problem(exc) from None
 
 
 def book_request(
@@ -180,7 +192,7 @@ async def list_types(call: Call[None, None]) -> Reply:
 
 
 async def book(call: Call[m.NewAppointment, None]) -> Reply:
-    request = book_request(call.body, "", call.body.patient_id)
+    request = book_request(call.body, idempotency_key(call.request), call.body.patient_id)
     found = await slots_refused(call, rpc(call).BookAppointment(request, metadata=meta(call)))
     return one(call, found, 201)
 
@@ -289,8 +301,10 @@ def operations() -> list[Operation]:
             "bookAppointment",
             "Book an appointment for a patient",
             description="Staff may book any time inside the provider's hours and clear of "
-            "time off and other appointments. " + SLOT_409,
+            f"time off and other appointments. An `{KEY}` header makes a retry safe, as for "
+            "the patient's booking (keys are per staff member). " + SLOT_409,
             body=m.NewAppointment,
+            headers=m.IdempotencyHeaders,
             answers=(Answer(201, "Booked.", m.Appointment),),
             problems=(404, 409),
         ),

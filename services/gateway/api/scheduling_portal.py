@@ -10,19 +10,19 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from aiohttp import web
-from pydantic import ValidationError
 
 from portal.scheduling.v1 import scheduling_pb2 as pb
 from services.gateway import ics
 from services.gateway.api import scheduling_convert as convert
 from services.gateway.api import scheduling_models as m
-from services.gateway.api.json_io import validation_problem
 from services.gateway.api.operation import Answer, Call, Header, Operation, Reply
 from services.gateway.api.scheduling import (
+    KEY,
     SLOT_409,
     availability,
     book_request,
     cancel_appointment,
+    idempotency_key,
     meta,
     one,
     path_id,
@@ -33,16 +33,7 @@ from services.gateway.context import SETTINGS
 
 BASE = "/api/v1/portal"
 APPOINTMENT = BASE + "/appointments/{appointment_id}"
-KEY = "Idempotency-Key"
 CALENDAR = "text/calendar"
-
-
-def idempotency_key(request: web.Request) -> str:
-    sent = {KEY: request.headers[KEY]} if KEY in request.headers else {}
-    try:
-        return m.IdempotencyHeaders.model_validate(sent).idempotency_key.strip()
-    except ValidationError as exc:
-        raise validation_problem(exc) from None
 
 
 async def my_types(call: Call[None, None]) -> Reply:

@@ -36,6 +36,7 @@ def account(found: pb.PortalAccount) -> PortalAccount:
         locked_until=timestamp(found.locked_until),
         last_sign_in_at=timestamp(found.last_sign_in_at),
         created_at=timestamp(found.created_at),
+        mfa_enrolled=found.mfa_enrolled,
     )
 
 

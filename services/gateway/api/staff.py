@@ -45,6 +45,7 @@ def staff_session(grant: pb.SessionGrant) -> Reply:
             role=auth.ROLE_NAME.get(session.role, ""),  # type: ignore[arg-type]
         ),
         must_change_password=session.must_change_password,
+        mfa_enrolment_required=session.must_enrol_mfa and not session.must_change_password,
     )
     return Reply(answer, status=201)
 
@@ -90,6 +91,8 @@ def operations() -> list[Operation]:
             summary="End the staff session of the Bearer token",
             tag="staff",
             security="staff",
+            password_change=True,
+            mfa_enrolment=True,
             answers=(Answer(204, "Signed out."),),
         ),
     ]

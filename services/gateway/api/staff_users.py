@@ -1,5 +1,6 @@
 """Staff users (admin): list, create with a temporary password, disable/enable, role, password
-reset, unlock; and every staff member's own password change.
+reset, unlock, their live sessions (listed and ended), the roles that require two-factor
+sign-in; and every staff member's own password change.
 
 A temporary password is in the answer exactly once; identity keeps only its hash.
 """
@@ -70,6 +71,9 @@ class StaffAccount(Response):
     must_change_password: bool
     locked_until: Time = Field(description="Set while sign-ins without a device cookie are locked.")
     created_at: Time
+    mfa_enrolled: bool = Field(
+        default=False, description="Two-factor sign-in is on (listed users only)."
+    )
 
 
 class CreatedStaffUser(StaffAccount):
@@ -78,6 +82,37 @@ class CreatedStaffUser(StaffAccount):
 
 class StaffAccountList(Response):
     items: list[StaffAccount]
+
+
+class StaffSessionInfo(Response):
+    """A live session; its token is never shown (identity keeps only its hash)."""
+
+    id: Uuid
+    created_at: Time = Field(description="When the user signed in.")
+    last_seen_at: Time = Field(description="The session's last use (to within 15 seconds).")
+    expires_at: Time = Field(description="Its absolute end (it ends sooner when left idle).")
+    address: str = Field(
+        description="The client address at sign-in, as the gateway established it (behind "
+        "PORTAL_TRUSTED_PROXIES: from X-Forwarded-For); empty for sessions from before it "
+        "was recorded."
+    )
+
+
+class StaffSessionList(Response):
+    items: list[StaffSessionInfo]
+
+
+class StaffMfaPolicy(Response):
+    required_roles: list[Role] = Field(
+        description="Staff of these roles must use two-factor sign-in: until they set it up, "
+        "their sessions admit only the enrolment (403 MFA_ENROLMENT_REQUIRED elsewhere)."
+    )
+
+
+class StaffMfaPolicyChange(Request):
+    required_roles: list[Role] = Field(
+        max_length=3, description="Every role that requires two-factor sign-in; [] for none."
+    )
 
 
 class TemporaryPassword(Response):
@@ -95,6 +130,7 @@ def account(user: pb.StaffUser) -> dict[str, Any]:
         "must_change_password": user.must_change_password,
         "locked_until": timestamp(user.locked_until),
         "created_at": timestamp(user.created_at),
+        "mfa_enrolled": user.mfa_enrolled,
     }
 
 
@@ -157,6 +193,69 @@ async def unlock(call: Call[NoBody, None]) -> Reply:
     return Reply(status=204)
 
 
+async def reset_mfa(call: Call[None, None]) -> Reply:
+    await call.request.app[BACKENDS].identity.ResetStaffMfa(
+        pb.ResetStaffMfaRequest(id=user_id(call)),
+        metadata=auth.metadata(call.request, call.caller),
+    )
+    return Reply(status=204)
+
+
+async def list_sessions(call: Call[None, None]) -> Reply:
+    found = await call.request.app[BACKENDS].identity.ListStaffSessions(
+        pb.ListStaffSessionsRequest(staff_user_id=user_id(call)),
+        metadata=auth.metadata(call.request, call.caller),
+    )
+    return Reply(
+        StaffSessionList(
+            items=[
+                StaffSessionInfo(
+                    id=s.id,
+                    created_at=timestamp(s.created_at),
+                    last_seen_at=timestamp(s.last_seen_at),
+                    expires_at=timestamp(s.expires_at),
+                    address=s.address,
+                )
+                for s in found.items
+            ]
+        )
+    )
+
+
+async def revoke_session(call: Call[None, None]) -> Reply:
+    try:
+        session_id = str(uuid.UUID(call.params["session_id"]))
+    except ValueError:
+        raise Problem(404, "Not found", "No such session.") from None
+    await call.request.app[BACKENDS].identity.RevokeStaffSession(
+        pb.RevokeStaffSessionRequest(session_id=session_id, staff_user_id=user_id(call)),
+        metadata=auth.metadata(call.request, call.caller),
+    )
+    return Reply(status=204)
+
+
+def _policy(found: pb.StaffMfaPolicy) -> StaffMfaPolicy:
+    roles = [auth.ROLE_NAME[r] for r in found.required_roles if r in auth.ROLE_NAME]
+    return StaffMfaPolicy(required_roles=roles)  # type: ignore[arg-type]
+
+
+async def get_mfa_policy(call: Call[None, None]) -> Reply:
+    found = await call.request.app[BACKENDS].identity.GetStaffMfaPolicy(
+        pb.GetStaffMfaPolicyRequest(), metadata=auth.metadata(call.request, call.caller)
+    )
+    return Reply(_policy(found))
+
+
+async def set_mfa_policy(call: Call[StaffMfaPolicyChange, None]) -> Reply:
+    found = await call.request.app[BACKENDS].identity.SetStaffMfaPolicy(
+        pb.SetStaffMfaPolicyRequest(
+            required_roles=[auth.ROLE_ENUM[r] for r in call.body.required_roles]
+        ),
+        metadata=auth.metadata(call.request, call.caller),
+    )
+    return Reply(_policy(found))
+
+
 async def change_password(call: Call[PasswordChange, None]) -> Reply:
     await call.request.app[BACKENDS].identity.ChangeStaffPassword(
         pb.ChangePasswordRequest(
@@ -169,6 +268,7 @@ async def change_password(call: Call[PasswordChange, None]) -> Reply:
 
 
 ONE = BASE + "/{staff_user_id}"
+MFA_POLICY = "/api/v1/staff-mfa-policy"
 
 
 def operations() -> list[Operation]:
@@ -235,6 +335,59 @@ def operations() -> list[Operation]:
             answers=(Answer(204, "Unlocked."),),
         ),
         Operation(
+            "DELETE",
+            ONE + "/mfa",
+            reset_mfa,
+            operation_id="resetStaffUserMfa",
+            summary="Remove the staff user's second factor (a lost phone; admin, audited)",
+            description="If their role requires two-factor sign-in, their sessions admit only "
+            "enrolment again until they set it up anew.",
+            tag="staff-users",
+            security="staff",
+            answers=(Answer(204, "Removed."),),
+        ),
+        Operation(
+            "GET",
+            ONE + "/sessions",
+            list_sessions,
+            operation_id="listStaffUserSessions",
+            summary="The staff user's live sessions, most recently used first (admin)",
+            tag="staff-users",
+            security="staff",
+            answers=(Answer(200, "The live sessions (no tokens).", StaffSessionList),),
+        ),
+        Operation(
+            "DELETE",
+            ONE + "/sessions/{session_id}",
+            revoke_session,
+            operation_id="revokeStaffUserSession",
+            summary="End one of the staff user's sessions at once (admin, audited)",
+            tag="staff-users",
+            security="staff",
+            answers=(Answer(204, "Ended."),),
+        ),
+        Operation(
+            "GET",
+            MFA_POLICY,
+            get_mfa_policy,
+            operation_id="getStaffMfaPolicy",
+            summary="The staff roles that require two-factor sign-in (admin)",
+            tag="staff-users",
+            security="staff",
+            answers=(Answer(200, "The setting.", StaffMfaPolicy),),
+        ),
+        Operation(
+            "PUT",
+            MFA_POLICY,
+            set_mfa_policy,
+            operation_id="setStaffMfaPolicy",
+            summary="Set the staff roles that require two-factor sign-in (admin, audited)",
+            tag="staff-users",
+            security="staff",
+            body=StaffMfaPolicyChange,
+            answers=(Answer(200, "The setting now.", StaffMfaPolicy),),
+        ),
+        Operation(
             "POST",
             "/api/v1/staff/password",
             change_password,
@@ -242,6 +395,7 @@ def operations() -> list[Operation]:
             summary="Change your own password; ends your sessions (sign in again)",
             tag="staff",
             security="staff",
+            password_change=True,
             body=PasswordChange,
             answers=(Answer(204, "Changed."),),
         ),

@@ -14,6 +14,7 @@ from aiohttp import web
 
 from portal.forms.v1 import forms_pb2 as pb
 from services.gateway import auth
+from services.gateway.backends import PDF_DEADLINE
 from services.gateway.context import BACKENDS, SETTINGS
 from services.gateway.patient import present
 from services.gateway.patient.session import my_profile, signed_in
@@ -78,6 +79,7 @@ async def form_pdf(request: web.Request) -> web.StreamResponse:
         request.app[BACKENDS].forms.GetChartFormPdf(
             pb.GetChartFormPdfRequest(chart_form_id=request.match_info["item_id"]),
             metadata=auth.metadata(request, who),
+            timeout=PDF_DEADLINE,
         )
     )
 
@@ -88,6 +90,7 @@ async def certificate(request: web.Request) -> web.StreamResponse:
         found = await request.app[BACKENDS].forms.GetSignatureCertificate(
             pb.GetSignatureCertificateRequest(chart_form_id=request.match_info["item_id"]),
             metadata=auth.metadata(request, who),
+            timeout=PDF_DEADLINE,
         )
     except grpc.aio.AioRpcError as exc:
         if exc.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.FAILED_PRECONDITION):

@@ -23,6 +23,11 @@ from services.runtime.errors import FieldErrors, precondition_text
 FIELDS = ("medication_id", "medication", "dose", "quantity", "pharmacy", "note")
 
 
+def find_available_url(realm: str) -> str:
+    """Where "needs an appointment" sends the patient: the Appointments page's Find Available."""
+    return page_url(realm, "appointments") + "#find-title"
+
+
 async def page(request: web.Request) -> web.StreamResponse:
     who = await signed_in(request)
     return await _render(request, who, {}, {})
@@ -49,7 +54,7 @@ async def _render(
         "medications": [(m.id, " ".join(p for p in (m.name, m.dose) if p)) for m in meds.items],
         "values": values,
         "errors": errors,
-        "appointments_url": page_url(realm, "appointments"),
+        "appointments_url": find_available_url(realm),
     }
     return aiohttp_jinja2.render_template(
         "patient/refills.html",
@@ -136,6 +141,6 @@ async def detail(request: web.Request) -> web.StreamResponse:
             patient,
             "refills",
             r=_row(found, zone),
-            appointments_url=page_url(realm_of(request), "appointments"),
+            appointments_url=find_available_url(realm_of(request)),
         ),
     )

@@ -113,7 +113,11 @@ async def login(request: web.Request) -> web.StreamResponse:
     try:
         grant = await request.app[BACKENDS].identity.PatientSignIn(
             pb.PatientSignInRequest(
-                realm=auth.REALM_ENUM[realm], username=username, password=password
+                realm=auth.REALM_ENUM[realm],
+                username=username,
+                password=password,
+                device_token=request.cookies.get(auth.patient_device_cookie(realm), ""),
+                remember_device=True,
             ),
             metadata=auth.gateway_metadata(request),
         )
@@ -179,6 +183,13 @@ async def _signed_in(request: web.Request, grant: pb.SessionGrant) -> web.Stream
     next_page = "password" if grant.session.must_change_password else "home"
     response = web.Response(status=303, headers={"Location": page_url(realm, next_page)})
     set_cookie(request, response, realm, grant.token)
+    auth.set_device_cookie(
+        request,
+        response,
+        grant.device_token,
+        name=auth.patient_device_cookie(realm),
+        path=auth.patient_login_path(realm),
+    )
     return response
 
 

@@ -15,6 +15,7 @@ from services.gateway.staff import (
     credentials,
     demographics,
     form_builder,
+    patient_mfa,
     patients,
     portal_forms,
     practice,
@@ -35,6 +36,7 @@ def setup(app: web.Application) -> None:
     patients.setup(app)  # /staff/patients/new before /staff/patients/{patient_id}
     demographics.setup(app)
     credentials.setup(app)
+    patient_mfa.setup(app)
     appointments.setup(app)  # /staff/practice/calendar/book before providers' and types' ids
     practice.setup(app)
     profile_updates.setup(app)

@@ -19,7 +19,7 @@ from portal.identity.v1 import identity_pb2 as pb
 from services.gateway import auth
 from services.gateway.auth import Caller
 from services.gateway.context import BACKENDS, SETTINGS
-from services.gateway.staff.common import admin_page, form, invalid, redirect, render
+from services.gateway.staff.common import admin_page, checked, form, invalid, redirect, render
 from services.runtime.errors import precondition_text
 
 AUDIT_PAGE = 50
@@ -376,6 +376,14 @@ async def unlock_staff_user(request: web.Request, caller: Caller) -> web.StreamR
 
 
 @admin_page
+async def reset_staff_mfa(request: web.Request, caller: Caller) -> web.StreamResponse:
+    call = request.app[BACKENDS].identity.ResetStaffMfa(
+        pb.ResetStaffMfaRequest(id=_user_id(request)), metadata=auth.metadata(request, caller)
+    )
+    return await _staff_action(request, caller, call, "staff-mfa-reset")
+
+
+@admin_page
 async def revoke_session(request: web.Request, caller: Caller) -> web.StreamResponse:
     call = request.app[BACKENDS].identity.RevokeStaffSession(
         pb.RevokeStaffSessionRequest(session_id=_user_id(request, "session_id")),
@@ -402,6 +410,18 @@ async def reset_staff_password(request: web.Request, caller: Caller) -> web.Stre
     return await _staff_page(request, caller, {"role": "front_desk"}, {}, issued=(user_id, issued))
 
 
+@admin_page
+async def set_mfa_policy(request: web.Request, caller: Caller) -> web.StreamResponse:
+    values, bad = await form(request)
+    if bad:
+        return await _staff_page(request, caller, {"role": "front_desk"}, bad)
+    roles = [auth.ROLE_ENUM[value] for value, _ in ROLES if checked(values, f"required_{value}")]
+    await request.app[BACKENDS].identity.SetStaffMfaPolicy(
+        pb.SetStaffMfaPolicyRequest(required_roles=roles), metadata=auth.metadata(request, caller)
+    )
+    return redirect(request, STAFF_URL, flash="mfa-policy-saved")
+
+
 async def _staff_page(
     request: web.Request,
     caller: Caller,
@@ -414,6 +434,9 @@ async def _staff_page(
     )
     live = await request.app[BACKENDS].identity.ListStaffSessions(
         pb.ListStaffSessionsRequest(), metadata=auth.metadata(request, caller)
+    )
+    policy = await request.app[BACKENDS].identity.GetStaffMfaPolicy(
+        pb.GetStaffMfaPolicyRequest(), metadata=auth.metadata(request, caller)
     )
     users = list(reply.items)
     issued_to = next((u for u in users if issued and u.id == issued[0]), None)
@@ -432,6 +455,7 @@ async def _staff_page(
             "values": values,
             "errors": errors,
             "roles": ROLES,
+            "mfa_required": {auth.ROLE_NAME.get(r, "") for r in policy.required_roles},
             "role_label": lambda u: ROLE_LABEL.get(auth.ROLE_NAME.get(u.role, ""), ""),
         },
         status=400 if errors else 200,
@@ -446,9 +470,11 @@ def setup(app: web.Application) -> None:
     app.router.add_post("/staff/admin/audit/verify", audit_verify)
     app.router.add_get("/staff/admin/staff", staff_users)
     app.router.add_post("/staff/admin/staff", add_staff_user)
+    app.router.add_post(STAFF_URL + "/mfa-policy", set_mfa_policy)
     one = STAFF_URL + "/{user_id}"
     app.router.add_post(one + "/{action:disable|enable}", set_disabled)
     app.router.add_post(one + "/role", set_role)
     app.router.add_post(one + "/password-reset", reset_staff_password)
     app.router.add_post(one + "/unlock", unlock_staff_user)
+    app.router.add_post(one + "/mfa-reset", reset_staff_mfa)
     app.router.add_post("/staff/admin/sessions/{session_id}/revoke", revoke_session)

@@ -20,7 +20,7 @@ from aiohttp import web
 from portal.forms.v1 import forms_pb2 as pb
 from services.gateway import auth
 from services.gateway.auth import Caller
-from services.gateway.backends import Outage, section
+from services.gateway.backends import PDF_DEADLINE, Outage, section
 from services.gateway.context import BACKENDS, SETTINGS
 from services.gateway.records_view import (
     CATEGORY,
@@ -262,6 +262,7 @@ async def create_letter(request: web.Request, caller: Caller) -> web.StreamRespo
                     share_with_patient=bool(values["share_with_patient"]),
                 ),
                 metadata=auth.metadata(request, caller),
+                timeout=PDF_DEADLINE,
             )
         except grpc.aio.AioRpcError as exc:
             bad = _refused(exc)

@@ -26,6 +26,7 @@ from services.runtime.errors import FieldErrors, field_errors
 LOGIN_URL = "/staff/login"
 HOME_URL = "/staff/patients"
 PASSWORD_URL = "/staff/password"  # noqa: S105 (a page address)
+TWO_FACTOR_URL = "/staff/account/two-factor"
 
 StaffHandler = Callable[[web.Request, Caller], Awaitable[web.StreamResponse]]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -53,7 +54,15 @@ def staff_view(caller: Caller) -> StaffView:
 
 def staff_page(handler: StaffHandler) -> Handler:
     """Run `handler` with the signed-in staff caller; others go to the sign-in page."""
+    return _guard(handler, enrolment=False)
 
+
+def enrolment_page(handler: StaffHandler) -> Handler:
+    """As staff_page, and also for staff who must set up two-factor sign-in first."""
+    return _guard(handler, enrolment=True)
+
+
+def _guard(handler: StaffHandler, *, enrolment: bool) -> Handler:
     @functools.wraps(handler)
     async def guarded(request: web.Request) -> web.StreamResponse:
         caller = await auth.staff_caller(request)
@@ -61,7 +70,10 @@ def staff_page(handler: StaffHandler) -> Handler:
             raise web.HTTPSeeOther(LOGIN_URL)
         if caller.must_change_password:  # a temporary password: nothing else until changed
             raise web.HTTPSeeOther(PASSWORD_URL)
-        if request.method == "GET":  # a page: the navigation's work queue badge
+        if caller.must_enrol_mfa:  # their role requires a second factor: nothing else first
+            if not enrolment:
+                raise web.HTTPSeeOther(TWO_FACTOR_URL)
+        elif request.method == "GET":  # a page: the navigation's work queue badge
             request[work_queue.BADGE_COUNT] = await work_queue.badge_count(request, caller)
         return await handler(request, caller)
 
@@ -97,6 +109,17 @@ FLASHES: dict[str, tuple[str, str]] = {
     "staff-updated": ("success", "Staff user changed."),
     "staff-unlocked": ("success", "Staff user unlocked."),
     "session-revoked": ("success", "Session ended."),
+    "mfa-policy-saved": ("success", "Two-factor sign-in setting saved."),
+    "staff-mfa-reset": (
+        "success",
+        "Two-factor sign-in removed: the user signs in with the password and sets it up again "
+        "(at once if their role requires it).",
+    ),
+    "patient-mfa-reset": (
+        "success",
+        "Two-factor sign-in removed: the patient signs in with the password alone and can set "
+        "it up again.",
+    ),
     "password-changed": ("success", "Your password was changed."),
     "profile-update-accepted": ("success", "Change accepted: the patient's record now shows it."),
     "profile-update-rejected": ("success", "Change rejected: the patient's record is unchanged."),

@@ -18,6 +18,7 @@ class RealmStatus:
     username: str  # "" when there is no account
     states: tuple[tuple[str, str], ...]  # short badges (level, text), most important first
     notes: tuple[str, ...]  # the times behind them, as sentences
+    mfa_enrolled: bool = False
 
     @property
     def has_account(self) -> bool:
@@ -57,10 +58,19 @@ def realm_statuses(
                 notes.append(f"Temporary password expires {format_when(expires, zone)}.")
         if not states:
             states.append(("success", "Active"))
+        if account.mfa_enrolled:
+            states.append(("", "Two-factor sign-in on"))
         last = format_when(when(account.last_sign_in_at), zone)
         notes.append(f"Last sign-in: {last}." if last else "Never signed in.")
         statuses.append(
-            RealmStatus(realm, REALM_LABEL[realm], account.username, tuple(states), tuple(notes))
+            RealmStatus(
+                realm,
+                REALM_LABEL[realm],
+                account.username,
+                tuple(states),
+                tuple(notes),
+                mfa_enrolled=account.mfa_enrolled,
+            )
         )
     return statuses
 
@@ -86,5 +96,12 @@ def patient_info_menu(patient: pb.Patient) -> list[MenuItem]:
         MenuItem(f"Reset {REALM_LABEL[r]} Portal Credentials", f"{base}/portal/{r}/reset")
         for r in auth.REALMS
         if r in has_account
+    ]
+    # A patient who lost the phone: remove the second factor (after checking who they are).
+    enrolled = {auth.REALM_NAME.get(a.realm, "") for a in patient.accounts if a.mfa_enrolled}
+    items += [
+        MenuItem(f"Reset {REALM_LABEL[r]} Two-Factor Sign-in", f"{base}/portal/{r}/mfa-reset")
+        for r in auth.REALMS
+        if r in enrolled
     ]
     return items

@@ -6,9 +6,9 @@ from aiohttp import web
 
 from services.gateway import two_factor
 from services.gateway.auth import Caller
-from services.gateway.staff.common import render, staff_page
+from services.gateway.staff.common import TWO_FACTOR_URL, enrolment_page, render
 
-URL = "/staff/account/two-factor"
+URL = TWO_FACTOR_URL
 
 
 def _page(request: web.Request, caller: Caller, state: two_factor.PageState) -> web.Response:
@@ -17,18 +17,18 @@ def _page(request: web.Request, caller: Caller, state: two_factor.PageState) -> 
         request,
         caller,
         "staff/two_factor.html",
-        {"mfa": state, "mfa_base": URL},
+        {"mfa": state, "mfa_base": URL, "required": caller.must_enrol_mfa},
         active_tab="",
         status=status,
     )
 
 
-@staff_page
+@enrolment_page
 async def page(request: web.Request, caller: Caller) -> web.StreamResponse:
     return _page(request, caller, await two_factor.status(request, caller))
 
 
-@staff_page
+@enrolment_page
 async def act(request: web.Request, caller: Caller) -> web.StreamResponse:
     state = await two_factor.act(request, caller, request.match_info["action"])
     return _page(request, caller, state)

@@ -12,6 +12,7 @@ from services.gateway.staff.common import (
     HOME_URL,
     LOGIN_URL,
     PASSWORD_URL,
+    TWO_FACTOR_URL,
     form,
     invalid,
     redirect,
@@ -53,6 +54,7 @@ async def login(request: web.Request) -> web.StreamResponse:
                 username=username,
                 password=password,
                 device_token=request.cookies.get(auth.STAFF_DEVICE_COOKIE, ""),
+                remember_device=True,
             ),
             metadata=auth.gateway_metadata(request),
         )
@@ -67,7 +69,13 @@ async def login(request: web.Request) -> web.StreamResponse:
 
 def _signed_in(request: web.Request, grant: pb.SessionGrant) -> web.Response:
     """Into the staff portal; to the password page first when the password must change."""
-    response = redirect(request, PASSWORD_URL if grant.session.must_change_password else HOME_URL)
+    if grant.session.must_change_password:
+        next_page = PASSWORD_URL
+    elif grant.session.must_enrol_mfa:
+        next_page = TWO_FACTOR_URL  # the role requires a second factor: set it up first
+    else:
+        next_page = HOME_URL
+    response = redirect(request, next_page)
     auth.set_session_cookie(request, response, auth.STAFF_COOKIE, grant.token, path="/")
     auth.set_device_cookie(request, response, grant.device_token)
     return response
@@ -142,6 +150,8 @@ async def password_form(request: web.Request) -> web.StreamResponse:
     caller = await auth.staff_caller(request)
     if caller is None:
         raise web.HTTPSeeOther(LOGIN_URL)
+    if caller.must_enrol_mfa:  # the second factor first (its role requires one)
+        raise web.HTTPSeeOther(TWO_FACTOR_URL)
     return _password_page(request, caller, {})
 
 
@@ -149,6 +159,8 @@ async def change_password(request: web.Request) -> web.StreamResponse:
     caller = await auth.staff_caller(request)
     if caller is None:
         raise web.HTTPSeeOther(LOGIN_URL)
+    if caller.must_enrol_mfa:  # the second factor first (its role requires one)
+        raise web.HTTPSeeOther(TWO_FACTOR_URL)
     values, bad = await form(request)
     if bad:
         return _password_page(request, caller, bad, status=400)

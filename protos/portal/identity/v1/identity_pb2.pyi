@@ -128,20 +128,26 @@ class SignInRequest(_message.Message):
     USERNAME_FIELD_NUMBER: _builtins.int
     PASSWORD_FIELD_NUMBER: _builtins.int
     DEVICE_TOKEN_FIELD_NUMBER: _builtins.int
+    REMEMBER_DEVICE_FIELD_NUMBER: _builtins.int
     username: _builtins.str
     password: _builtins.str
     device_token: _builtins.str
     """The device cookie of a device that signed in as this user before: its own failure budget."""
+    remember_device: _builtins.bool
+    """Issue a device token when the sign-in came without a valid one (a browser that keeps the
+    cookie); API clients leave it false and no device is remembered for them.
+    """
     def __init__(
         self,
         *,
         username: _builtins.str = ...,
         password: _builtins.str = ...,
         device_token: _builtins.str = ...,
+        remember_device: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["device_token", b"device_token", "password", b"password", "username", b"username"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["device_token", b"device_token", "password", b"password", "remember_device", b"remember_device", "username", b"username"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -155,10 +161,12 @@ class PatientSignInRequest(_message.Message):
     USERNAME_FIELD_NUMBER: _builtins.int
     PASSWORD_FIELD_NUMBER: _builtins.int
     DEVICE_TOKEN_FIELD_NUMBER: _builtins.int
+    REMEMBER_DEVICE_FIELD_NUMBER: _builtins.int
     realm: Global___Realm.ValueType
     username: _builtins.str
     password: _builtins.str
     device_token: _builtins.str
+    remember_device: _builtins.bool
     def __init__(
         self,
         *,
@@ -166,10 +174,11 @@ class PatientSignInRequest(_message.Message):
         username: _builtins.str = ...,
         password: _builtins.str = ...,
         device_token: _builtins.str = ...,
+        remember_device: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["device_token", b"device_token", "password", b"password", "realm", b"realm", "username", b"username"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["device_token", b"device_token", "password", b"password", "realm", b"realm", "remember_device", b"remember_device", "username", b"username"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -225,6 +234,7 @@ class Session(_message.Message):
     EXPIRES_AT_FIELD_NUMBER: _builtins.int
     USERNAME_FIELD_NUMBER: _builtins.int
     OWN_PROFILE_FIELD_NUMBER: _builtins.int
+    MUST_ENROL_MFA_FIELD_NUMBER: _builtins.int
     session_id: _builtins.str
     kind: Global___SessionKind.ValueType
     staff_user_id: _builtins.str
@@ -236,6 +246,10 @@ class Session(_message.Message):
     realm: Global___Realm.ValueType
     must_change_password: _builtins.bool
     username: _builtins.str
+    must_enrol_mfa: _builtins.bool
+    """Staff sessions: the user's role requires two-factor sign-in (StaffMfaPolicy) and they have
+    no confirmed factor yet; the session admits only enrolment until they have.
+    """
     @_builtins.property
     def expires_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -256,10 +270,11 @@ class Session(_message.Message):
         expires_at: _timestamp_pb2.Timestamp | None = ...,
         username: _builtins.str = ...,
         own_profile: Global___Patient | None = ...,
+        must_enrol_mfa: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at", "own_profile", b"own_profile"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["display_name", b"display_name", "expires_at", b"expires_at", "kind", b"kind", "must_change_password", b"must_change_password", "own_profile", b"own_profile", "patient_id", b"patient_id", "realm", b"realm", "role", b"role", "session_id", b"session_id", "staff_user_id", b"staff_user_id", "username", b"username"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["display_name", b"display_name", "expires_at", b"expires_at", "kind", b"kind", "must_change_password", b"must_change_password", "must_enrol_mfa", b"must_enrol_mfa", "own_profile", b"own_profile", "patient_id", b"patient_id", "realm", b"realm", "role", b"role", "session_id", b"session_id", "staff_user_id", b"staff_user_id", "username", b"username"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -341,6 +356,7 @@ class StaffUser(_message.Message):
     MUST_CHANGE_PASSWORD_FIELD_NUMBER: _builtins.int
     LOCKED_UNTIL_FIELD_NUMBER: _builtins.int
     TEMPORARY_PASSWORD_FIELD_NUMBER: _builtins.int
+    MFA_ENROLLED_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     username: _builtins.str
     display_name: _builtins.str
@@ -349,6 +365,8 @@ class StaffUser(_message.Message):
     must_change_password: _builtins.bool
     temporary_password: _builtins.str
     """Only in CreateStaffUser's answer when the admin typed no password."""
+    mfa_enrolled: _builtins.bool
+    """ListStaffUsers: two-factor sign-in is on."""
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -367,14 +385,34 @@ class StaffUser(_message.Message):
         must_change_password: _builtins.bool = ...,
         locked_until: _timestamp_pb2.Timestamp | None = ...,
         temporary_password: _builtins.str = ...,
+        mfa_enrolled: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "locked_until", b"locked_until"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "disabled", b"disabled", "display_name", b"display_name", "id", b"id", "locked_until", b"locked_until", "must_change_password", b"must_change_password", "role", b"role", "temporary_password", b"temporary_password", "username", b"username"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "disabled", b"disabled", "display_name", b"display_name", "id", b"id", "locked_until", b"locked_until", "mfa_enrolled", b"mfa_enrolled", "must_change_password", b"must_change_password", "role", b"role", "temporary_password", b"temporary_password", "username", b"username"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___StaffUser: _TypeAlias = StaffUser  # noqa: Y015
+
+@_typing.final
+class ResetStaffMfaRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResetStaffMfaRequest: _TypeAlias = ResetStaffMfaRequest  # noqa: Y015
 
 @_typing.final
 class UpdateStaffUserRequest(_message.Message):
@@ -510,9 +548,12 @@ class StaffSession(_message.Message):
     CREATED_AT_FIELD_NUMBER: _builtins.int
     LAST_SEEN_AT_FIELD_NUMBER: _builtins.int
     EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    ADDRESS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     staff_user_id: _builtins.str
     username: _builtins.str
+    address: _builtins.str
+    """The client address at sign-in, as the gateway established it."""
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -528,10 +569,11 @@ class StaffSession(_message.Message):
         created_at: _timestamp_pb2.Timestamp | None = ...,
         last_seen_at: _timestamp_pb2.Timestamp | None = ...,
         expires_at: _timestamp_pb2.Timestamp | None = ...,
+        address: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "expires_at", b"expires_at", "last_seen_at", b"last_seen_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "expires_at", b"expires_at", "id", b"id", "last_seen_at", b"last_seen_at", "staff_user_id", b"staff_user_id", "username", b"username"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "created_at", b"created_at", "expires_at", b"expires_at", "id", b"id", "last_seen_at", b"last_seen_at", "staff_user_id", b"staff_user_id", "username", b"username"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -562,19 +604,80 @@ class RevokeStaffSessionRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     SESSION_ID_FIELD_NUMBER: _builtins.int
+    STAFF_USER_ID_FIELD_NUMBER: _builtins.int
     session_id: _builtins.str
+    staff_user_id: _builtins.str
+    """When set, only a session of this staff user (NOT_FOUND otherwise)."""
     def __init__(
         self,
         *,
         session_id: _builtins.str = ...,
+        staff_user_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["session_id", b"session_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["session_id", b"session_id", "staff_user_id", b"staff_user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RevokeStaffSessionRequest: _TypeAlias = RevokeStaffSessionRequest  # noqa: Y015
+
+@_typing.final
+class GetStaffMfaPolicyRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetStaffMfaPolicyRequest: _TypeAlias = GetStaffMfaPolicyRequest  # noqa: Y015
+
+@_typing.final
+class SetStaffMfaPolicyRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUIRED_ROLES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def required_roles(self) -> _containers.RepeatedScalarFieldContainer[Global___StaffRole.ValueType]:
+        """Every role that requires two-factor sign-in; the others do not."""
+
+    def __init__(
+        self,
+        *,
+        required_roles: _abc.Iterable[Global___StaffRole.ValueType] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["required_roles", b"required_roles"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetStaffMfaPolicyRequest: _TypeAlias = SetStaffMfaPolicyRequest  # noqa: Y015
+
+@_typing.final
+class StaffMfaPolicy(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUIRED_ROLES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def required_roles(self) -> _containers.RepeatedScalarFieldContainer[Global___StaffRole.ValueType]: ...
+    def __init__(
+        self,
+        *,
+        required_roles: _abc.Iterable[Global___StaffRole.ValueType] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["required_roles", b"required_roles"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StaffMfaPolicy: _TypeAlias = StaffMfaPolicy  # noqa: Y015
 
 @_typing.final
 class RevokeStaffSessionResponse(_message.Message):
@@ -665,9 +768,12 @@ class PortalAccount(_message.Message):
     LOCKED_UNTIL_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
     LAST_SIGN_IN_AT_FIELD_NUMBER: _builtins.int
+    MFA_ENROLLED_FIELD_NUMBER: _builtins.int
     realm: Global___Realm.ValueType
     username: _builtins.str
     must_change_password: _builtins.bool
+    mfa_enrolled: _builtins.bool
+    """Two-factor sign-in is on (staff can remove it: ResetPatientMfa)."""
     @_builtins.property
     def temporary_password_expires_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -686,10 +792,11 @@ class PortalAccount(_message.Message):
         locked_until: _timestamp_pb2.Timestamp | None = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
         last_sign_in_at: _timestamp_pb2.Timestamp | None = ...,
+        mfa_enrolled: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "last_sign_in_at", b"last_sign_in_at", "locked_until", b"locked_until", "temporary_password_expires_at", b"temporary_password_expires_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "last_sign_in_at", b"last_sign_in_at", "locked_until", b"locked_until", "must_change_password", b"must_change_password", "realm", b"realm", "temporary_password_expires_at", b"temporary_password_expires_at", "username", b"username"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "last_sign_in_at", b"last_sign_in_at", "locked_until", b"locked_until", "mfa_enrolled", b"mfa_enrolled", "must_change_password", b"must_change_password", "realm", b"realm", "temporary_password_expires_at", b"temporary_password_expires_at", "username", b"username"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -79,6 +79,21 @@ class IdentityServiceStub:
                 request_serializer=portal_dot_identity_dot_v1_dot_identity__pb2.ChangePasswordRequest.SerializeToString,
                 response_deserializer=portal_dot_identity_dot_v1_dot_identity__pb2.SessionGrant.FromString,
                 _registered_method=True)
+        self.GetStaffMfaPolicy = channel.unary_unary(
+                '/portal.identity.v1.IdentityService/GetStaffMfaPolicy',
+                request_serializer=portal_dot_identity_dot_v1_dot_identity__pb2.GetStaffMfaPolicyRequest.SerializeToString,
+                response_deserializer=portal_dot_identity_dot_v1_dot_identity__pb2.StaffMfaPolicy.FromString,
+                _registered_method=True)
+        self.SetStaffMfaPolicy = channel.unary_unary(
+                '/portal.identity.v1.IdentityService/SetStaffMfaPolicy',
+                request_serializer=portal_dot_identity_dot_v1_dot_identity__pb2.SetStaffMfaPolicyRequest.SerializeToString,
+                response_deserializer=portal_dot_identity_dot_v1_dot_identity__pb2.StaffMfaPolicy.FromString,
+                _registered_method=True)
+        self.ResetStaffMfa = channel.unary_unary(
+                '/portal.identity.v1.IdentityService/ResetStaffMfa',
+                request_serializer=portal_dot_identity_dot_v1_dot_identity__pb2.ResetStaffMfaRequest.SerializeToString,
+                response_deserializer=portal_dot_identity_dot_v1_dot_identity__pb2.RemoveTotpResponse.FromString,
+                _registered_method=True)
         self.ResolveSession = channel.unary_unary(
                 '/portal.identity.v1.IdentityService/ResolveSession',
                 request_serializer=portal_dot_identity_dot_v1_dot_identity__pb2.ResolveSessionRequest.SerializeToString,
@@ -277,6 +292,27 @@ class IdentityServiceServicer:
 
     def ChangeStaffPassword(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetStaffMfaPolicy(self, request, context):
+        """The roles whose staff must use two-factor sign-in (admin; setting it is audited). A staff
+        user of such a role without a confirmed factor gets sessions that admit only enrolment.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetStaffMfaPolicy(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResetStaffMfa(self, request, context):
+        """Remove a staff user's second factor (a lost phone; admin, audited as staff.mfa_reset).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -515,6 +551,21 @@ def add_IdentityServiceServicer_to_server(servicer, server):
                     servicer.ChangeStaffPassword,
                     request_deserializer=portal_dot_identity_dot_v1_dot_identity__pb2.ChangePasswordRequest.FromString,
                     response_serializer=portal_dot_identity_dot_v1_dot_identity__pb2.SessionGrant.SerializeToString,
+            ),
+            'GetStaffMfaPolicy': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetStaffMfaPolicy,
+                    request_deserializer=portal_dot_identity_dot_v1_dot_identity__pb2.GetStaffMfaPolicyRequest.FromString,
+                    response_serializer=portal_dot_identity_dot_v1_dot_identity__pb2.StaffMfaPolicy.SerializeToString,
+            ),
+            'SetStaffMfaPolicy': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetStaffMfaPolicy,
+                    request_deserializer=portal_dot_identity_dot_v1_dot_identity__pb2.SetStaffMfaPolicyRequest.FromString,
+                    response_serializer=portal_dot_identity_dot_v1_dot_identity__pb2.StaffMfaPolicy.SerializeToString,
+            ),
+            'ResetStaffMfa': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResetStaffMfa,
+                    request_deserializer=portal_dot_identity_dot_v1_dot_identity__pb2.ResetStaffMfaRequest.FromString,
+                    response_serializer=portal_dot_identity_dot_v1_dot_identity__pb2.RemoveTotpResponse.SerializeToString,
             ),
             'ResolveSession': grpc.unary_unary_rpc_method_handler(
                     servicer.ResolveSession,
@@ -900,6 +951,87 @@ class IdentityService:
             '/portal.identity.v1.IdentityService/ChangeStaffPassword',
             portal_dot_identity_dot_v1_dot_identity__pb2.ChangePasswordRequest.SerializeToString,
             portal_dot_identity_dot_v1_dot_identity__pb2.SessionGrant.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetStaffMfaPolicy(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/portal.identity.v1.IdentityService/GetStaffMfaPolicy',
+            portal_dot_identity_dot_v1_dot_identity__pb2.GetStaffMfaPolicyRequest.SerializeToString,
+            portal_dot_identity_dot_v1_dot_identity__pb2.StaffMfaPolicy.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetStaffMfaPolicy(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/portal.identity.v1.IdentityService/SetStaffMfaPolicy',
+            portal_dot_identity_dot_v1_dot_identity__pb2.SetStaffMfaPolicyRequest.SerializeToString,
+            portal_dot_identity_dot_v1_dot_identity__pb2.StaffMfaPolicy.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResetStaffMfa(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/portal.identity.v1.IdentityService/ResetStaffMfa',
+            portal_dot_identity_dot_v1_dot_identity__pb2.ResetStaffMfaRequest.SerializeToString,
+            portal_dot_identity_dot_v1_dot_identity__pb2.RemoveTotpResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -44,6 +44,13 @@ class IdentityServiceStub:
     ListStaffSessions: _grpc.UnaryUnaryMultiCallable[_identity_pb2.ListStaffSessionsRequest, _identity_pb2.ListStaffSessionsResponse]
     RevokeStaffSession: _grpc.UnaryUnaryMultiCallable[_identity_pb2.RevokeStaffSessionRequest, _identity_pb2.RevokeStaffSessionResponse]
     ChangeStaffPassword: _grpc.UnaryUnaryMultiCallable[_identity_pb2.ChangePasswordRequest, _identity_pb2.SessionGrant]
+    GetStaffMfaPolicy: _grpc.UnaryUnaryMultiCallable[_identity_pb2.GetStaffMfaPolicyRequest, _identity_pb2.StaffMfaPolicy]
+    """The roles whose staff must use two-factor sign-in (admin; setting it is audited). A staff
+    user of such a role without a confirmed factor gets sessions that admit only enrolment.
+    """
+    SetStaffMfaPolicy: _grpc.UnaryUnaryMultiCallable[_identity_pb2.SetStaffMfaPolicyRequest, _identity_pb2.StaffMfaPolicy]
+    ResetStaffMfa: _grpc.UnaryUnaryMultiCallable[_identity_pb2.ResetStaffMfaRequest, _identity_pb2.RemoveTotpResponse]
+    """Remove a staff user's second factor (a lost phone; admin, audited as staff.mfa_reset)."""
     ResolveSession: _grpc.UnaryUnaryMultiCallable[_identity_pb2.ResolveSessionRequest, _identity_pb2.Session]
     """Sessions of either kind (staff or patient): resolve a bearer/cookie token, end it."""
     EndSession: _grpc.UnaryUnaryMultiCallable[_identity_pb2.EndSessionRequest, _identity_pb2.EndSessionResponse]
@@ -112,6 +119,13 @@ class IdentityServiceAsyncStub(IdentityServiceStub):
     ListStaffSessions: _aio.UnaryUnaryMultiCallable[_identity_pb2.ListStaffSessionsRequest, _identity_pb2.ListStaffSessionsResponse]  # type: ignore[assignment]
     RevokeStaffSession: _aio.UnaryUnaryMultiCallable[_identity_pb2.RevokeStaffSessionRequest, _identity_pb2.RevokeStaffSessionResponse]  # type: ignore[assignment]
     ChangeStaffPassword: _aio.UnaryUnaryMultiCallable[_identity_pb2.ChangePasswordRequest, _identity_pb2.SessionGrant]  # type: ignore[assignment]
+    GetStaffMfaPolicy: _aio.UnaryUnaryMultiCallable[_identity_pb2.GetStaffMfaPolicyRequest, _identity_pb2.StaffMfaPolicy]  # type: ignore[assignment]
+    """The roles whose staff must use two-factor sign-in (admin; setting it is audited). A staff
+    user of such a role without a confirmed factor gets sessions that admit only enrolment.
+    """
+    SetStaffMfaPolicy: _aio.UnaryUnaryMultiCallable[_identity_pb2.SetStaffMfaPolicyRequest, _identity_pb2.StaffMfaPolicy]  # type: ignore[assignment]
+    ResetStaffMfa: _aio.UnaryUnaryMultiCallable[_identity_pb2.ResetStaffMfaRequest, _identity_pb2.RemoveTotpResponse]  # type: ignore[assignment]
+    """Remove a staff user's second factor (a lost phone; admin, audited as staff.mfa_reset)."""
     ResolveSession: _aio.UnaryUnaryMultiCallable[_identity_pb2.ResolveSessionRequest, _identity_pb2.Session]  # type: ignore[assignment]
     """Sessions of either kind (staff or patient): resolve a bearer/cookie token, end it."""
     EndSession: _aio.UnaryUnaryMultiCallable[_identity_pb2.EndSessionRequest, _identity_pb2.EndSessionResponse]  # type: ignore[assignment]
@@ -231,6 +245,31 @@ class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _identity_pb2.ChangePasswordRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_identity_pb2.SessionGrant, _abc.Awaitable[_identity_pb2.SessionGrant]]: ...
+
+    @_abc_1.abstractmethod
+    def GetStaffMfaPolicy(
+        self,
+        request: _identity_pb2.GetStaffMfaPolicyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.StaffMfaPolicy, _abc.Awaitable[_identity_pb2.StaffMfaPolicy]]:
+        """The roles whose staff must use two-factor sign-in (admin; setting it is audited). A staff
+        user of such a role without a confirmed factor gets sessions that admit only enrolment.
+        """
+
+    @_abc_1.abstractmethod
+    def SetStaffMfaPolicy(
+        self,
+        request: _identity_pb2.SetStaffMfaPolicyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.StaffMfaPolicy, _abc.Awaitable[_identity_pb2.StaffMfaPolicy]]: ...
+
+    @_abc_1.abstractmethod
+    def ResetStaffMfa(
+        self,
+        request: _identity_pb2.ResetStaffMfaRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.RemoveTotpResponse, _abc.Awaitable[_identity_pb2.RemoveTotpResponse]]:
+        """Remove a staff user's second factor (a lost phone; admin, audited as staff.mfa_reset)."""
 
     @_abc_1.abstractmethod
     def ResolveSession(
