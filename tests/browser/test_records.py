@@ -6,7 +6,8 @@ new phone number; staff accept it from the work queue and the chart's demographi
 
 Setup that is not under test (the patient, their credentials, offering the refill form) goes
 through the API and gRPC; everything else is clicked. One stack, one test: every page shown is
-checked with axe-core (WCAG 2.1 A/AA) by `Shots.take` or `accessible`.
+checked with axe-core (WCAG 2.1 A/AA) by `Shots.take` or `accessible`. The stack is this module's
+own (private_stack): the work queue's badge counts the whole clinic's waiting items.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from tests.browser.test_seed_procedures import staff_signs_in
 from tests.system.conftest import RunningStack
 from tests.system.test_api import NEW_PASSWORD, Api
 from tests.system.test_records_pages import chart_opened, offer_refills
+
+pytestmark = pytest.mark.private_stack
 
 PHONE: dict[str, Any] = {
     "viewport": {"width": 390, "height": 844},

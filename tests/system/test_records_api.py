@@ -1,6 +1,9 @@
 """The records API through the real stack: medications, refill requests, documents (letters and
 uploads), letter templates, profile updates and the work queue; every JSON answer checked
-against the served OpenAPI document; another patient's ids are 404 on every patient route."""
+against the served OpenAPI document; another patient's ids are 404 on every patient route.
+
+The stack is this module's own (private_stack): the demo seeding test gives medications to every
+portal patient named Ada Lovelace, so it must be the only one in the clinic."""
 
 from __future__ import annotations
 
@@ -16,6 +19,8 @@ from services.devstack import demo
 from tests.system.conftest import RunningStack
 from tests.system.test_api import NEW_PASSWORD, Api, unique_letters
 from tests.system.test_records_pages import PNG_1x1, chart_opened, offer_refills, pdf_bytes
+
+pytestmark = pytest.mark.private_stack
 
 NOT_AN_ID = "not-an-id"
 MISSING_ID = "00000000-0000-4000-8000-000000000000"
