@@ -17,6 +17,7 @@ from aiohttp import web
 from portal.identity.v1 import identity_pb2 as pb
 from services.gateway.backends import GATEWAY, Backends
 from services.gateway.context import BACKENDS, LOGIN_LIMITER, SETTINGS
+from services.runtime import text
 from services.runtime.principal import MFA_ENROLMENT_ONLY, PASSWORD_CHANGE_ONLY, Principal
 
 REALMS = ("onsite", "offsite")
@@ -86,6 +87,12 @@ def client_address(request: web.Request) -> str:
         request.headers.getall("X-Forwarded-For", []),
         request.app[SETTINGS].trusted_proxies,
     )
+
+
+def user_agent(request: web.Request) -> str:
+    """The client's User-Agent as identity may keep it (see services.runtime.text.scrub);
+    identity bounds its length. Never logged."""
+    return text.scrub(request.headers.get("User-Agent", ""))
 
 
 def forwarded_client(

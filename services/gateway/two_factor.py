@@ -28,6 +28,7 @@ class PageState:
 
     enrolled: bool = False
     recovery_codes_left: int = 0
+    removal_refused: str = ""  # identity's reason the owner may not turn it off, if any
     secret: str = ""
     otpauth_uri: str = ""
     qr: str = ""
@@ -50,7 +51,11 @@ async def status(request: web.Request, caller: auth.Caller) -> PageState:
     found = await request.app[BACKENDS].identity.GetMfaStatus(
         pb.GetMfaStatusRequest(), metadata=auth.metadata(request, caller)
     )
-    return PageState(enrolled=found.enrolled, recovery_codes_left=found.recovery_codes_left)
+    return PageState(
+        enrolled=found.enrolled,
+        recovery_codes_left=found.recovery_codes_left,
+        removal_refused=found.removal_refused,
+    )
 
 
 async def act(request: web.Request, caller: auth.Caller, action: str) -> PageState:

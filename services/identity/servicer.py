@@ -179,6 +179,7 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
                 lifetime=self.settings.session_lifetime,
                 entry=entry,
                 trusted_device=trusted,
+                user_agent=request.user_agent,
             )
             device = ""
             if request.remember_device and not trusted:
@@ -397,6 +398,7 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
                     last_seen_at=convert.timestamp(r["last_seen_at"]),
                     expires_at=convert.timestamp(r["expires_at"]),
                     address=r["address"],
+                    user_agent=r["user_agent"],
                 )
                 for r in rows
             ]
@@ -458,6 +460,7 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
                 lifetime=self.settings.session_lifetime,
                 staff_user_id=user_id,
                 address=principal.source,
+                user_agent=await sessions.user_agent(conn, principal.session_id),
             )
             user = await staff_admin.get(conn, user_id)
             enrol = await mfa_policy.must_enrol(conn, user_id)
@@ -1356,7 +1359,13 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
         async with self.pool.acquire() as conn:
             kind, owner_id, _ = await self._owner(conn, context, principal)
             enrolled, pending, left = await mfa.status(conn, kind, owner_id)
-        return pb.MfaStatus(enrolled=enrolled, pending=pending, recovery_codes_left=left)
+            required = kind == "staff" and await mfa_policy.required_for(conn, owner_id)
+        return pb.MfaStatus(
+            enrolled=enrolled,
+            pending=pending,
+            recovery_codes_left=left,
+            removal_refused=MFA_REQUIRED if required else "",
+        )
 
     @requires(service=True)
     async def CompleteMfaSignIn(
@@ -1390,13 +1399,32 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
                     )
                 await context.abort(grpc.StatusCode.UNAUTHENTICATED, CODE_REFUSED)
             await mfa.end_challenge(conn, request.challenge)
+            table = "staff_users" if kind == "staff" else "portal_accounts"
+            # Both factors passed: a device cookie of this user keeps its budget; a browser
+            # without a valid one is remembered now, as after a password-only sign-in.
+            spent = await lockout.budget(conn, table, owner_id, request.device_token)
+            trusted = spent.table == "trusted_devices"
             if kind == "staff":
-                return await self._staff_session(conn, context, principal, owner_id)
-            realm = convert.REALM_NAMES.get(request.realm, "")
-            return await self._patient_session(conn, context, principal, owner_id, realm)
+                grant = await self._staff_session(
+                    conn, context, principal, owner_id, trusted, request.user_agent
+                )
+            else:
+                realm = convert.REALM_NAMES.get(request.realm, "")
+                grant = await self._patient_session(
+                    conn, context, principal, owner_id, realm, trusted
+                )
+            if request.remember_device and not trusted:
+                grant.device_token = await lockout.trust_device(conn, table, owner_id)
+            return grant
 
     async def _staff_session(
-        self, conn: Conn, context: Context, principal: Principal, user_id: uuid.UUID
+        self,
+        conn: Conn,
+        context: Context,
+        principal: Principal,
+        user_id: uuid.UUID,
+        trusted_device: bool,
+        user_agent: str,
     ) -> pb.SessionGrant:
         user = await conn.fetchrow(
             f"SELECT {staff.COLUMNS} FROM staff_users WHERE id = $1 AND NOT disabled", user_id
@@ -1417,6 +1445,8 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
                 actor_name=user["username"],
                 detail="mfa=totp",
             ),
+            trusted_device=trusted_device,
+            user_agent=user_agent,
         )
         return self._staff_grant(user, token, session_id, expires)
 
@@ -1427,6 +1457,7 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
         principal: Principal,
         account_id: uuid.UUID,
         realm: str,
+        trusted_device: bool,
     ) -> pb.SessionGrant:
         account = await conn.fetchrow(
             f"""SELECT {", ".join("a." + c.strip() for c in accounts.COLUMNS.split(","))}
@@ -1451,6 +1482,7 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
                 patient_id=account["patient_id"],
                 detail=f"realm={account['realm']} mfa=totp",
             ),
+            trusted_device=trusted_device,
         )
         return self._patient_grant(account, token, session_id, expires)
 

@@ -18,6 +18,8 @@ from services.runtime.db import Conn
 
 # Don't write last_seen_at on every request: once per interval is precise enough.
 TOUCH_INTERVAL = timedelta(seconds=15)
+# A session keeps the client's User-Agent only this long: enough to tell browsers apart.
+USER_AGENT_MAX = 256
 
 
 def token_hash(token: str) -> bytes:
@@ -31,14 +33,15 @@ async def create(
     staff_user_id: uuid.UUID | None = None,
     account_id: uuid.UUID | None = None,
     address: str = "",
+    user_agent: str = "",
 ) -> tuple[str, uuid.UUID, datetime]:
     """A new session; returns (token, session id, absolute expiry)."""
     token = secrets.token_urlsafe(32)
     session_id = uuid.uuid4()
     expires_at = await conn.fetchval(
         """INSERT INTO sessions (id, token_hash, kind, staff_user_id, account_id, expires_at,
-                                 address)
-           VALUES ($1, $2, $3, $4, $5, now() + $6::interval, $7) RETURNING expires_at""",
+                                 address, user_agent)
+           VALUES ($1, $2, $3, $4, $5, now() + $6::interval, $7, $8) RETURNING expires_at""",
         session_id,
         token_hash(token),
         "staff" if staff_user_id else "patient",
@@ -46,6 +49,7 @@ async def create(
         account_id,
         lifetime,
         address,
+        user_agent[:USER_AGENT_MAX],
     )
     return token, session_id, expires_at
 
@@ -58,6 +62,7 @@ async def start_after_sign_in(
     lifetime: timedelta,
     entry: audit.Entry,
     trusted_device: bool = False,
+    user_agent: str = "",
 ) -> tuple[str, uuid.UUID, datetime]:
     """One statement after a right password: clear the failure count, log, open a session.
 
@@ -78,8 +83,8 @@ async def start_after_sign_in(
                 VALUES ($6, $7, $8, $9, $10, $11, $12, $13)
             )
             INSERT INTO sessions (id, token_hash, kind, staff_user_id, account_id, expires_at,
-                                  address)
-            VALUES ($2, $3, $4, $5, $14, now() + $15::interval, $16)
+                                  address, user_agent)
+            VALUES ($2, $3, $4, $5, $14, now() + $15::interval, $16, $17)
             RETURNING expires_at""",
         row_id,
         session_id,
@@ -90,6 +95,7 @@ async def start_after_sign_in(
         None if staff else row_id,
         lifetime,
         entry.source,
+        user_agent[:USER_AGENT_MAX],
     )
     return token, session_id, expires_at
 
@@ -131,6 +137,16 @@ async def resolve(conn: Conn, token: str, *, idle: timedelta, touch: bool) -> as
         TOUCH_INTERVAL,
     )
     return row
+
+
+async def user_agent(conn: Conn, session_id: str) -> str:
+    """The User-Agent session `session_id` began with ("" when unknown)."""
+    try:
+        found = uuid.UUID(session_id)
+    except ValueError:
+        return ""
+    agent: str | None = await conn.fetchval("SELECT user_agent FROM sessions WHERE id = $1", found)
+    return agent or ""
 
 
 async def revoke_token(conn: Conn, token: str) -> uuid.UUID | None:

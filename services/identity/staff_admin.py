@@ -80,7 +80,7 @@ async def revoke_sessions(conn: Conn, user_id: uuid.UUID) -> int:
 async def live_sessions(conn: Conn, user_id: uuid.UUID | None) -> list[asyncpg.Record]:
     return await conn.fetch(
         """SELECT s.id, s.staff_user_id, u.username, s.created_at, s.last_seen_at, s.expires_at,
-                  s.address
+                  s.address, s.user_agent
            FROM sessions s JOIN staff_users u ON u.id = s.staff_user_id
            WHERE s.kind = 'staff' AND s.revoked_at IS NULL AND s.expires_at > now()
              AND ($1::uuid IS NULL OR s.staff_user_id = $1)

@@ -76,17 +76,27 @@ def reflect(server: grpc.aio.Server, grpc_service: str, *, enabled: bool) -> Non
         )
 
 
-async def serve(spec: ServiceSpec, settings: ServiceSettings) -> int:
-    pool = await db.create_pool(settings.database_url, max_size=settings.db_pool_max)
-    migrations = db.runtime_migrations() + db.load_migrations(spec.name, spec.migrations)
-    await db.migrate_service(pool, migrations, settings.migration_database_url)
-    broker = Broker(
+def service_broker(spec: ServiceSpec, settings: ServiceSettings) -> Broker:
+    """The service's NATS connection: its own user, its stream with the configured replicas."""
+    return Broker(
         settings.nats_url,
         name=f"portal-{spec.name}",
         user=settings.nats_user,
         password=settings.nats_password,
         stream_replicas=settings.stream_replicas,
     )
+
+
+def outbox_relay(spec: ServiceSpec, pool: asyncpg.Pool, broker: Broker) -> OutboxRelay:
+    """The relay that publishes the service's outbox to the stream it owns."""
+    return OutboxRelay(pool, broker, stream=spec.stream, subjects=spec.subjects)
+
+
+async def serve(spec: ServiceSpec, settings: ServiceSettings) -> int:
+    pool = await db.create_pool(settings.database_url, max_size=settings.db_pool_max)
+    migrations = db.runtime_migrations() + db.load_migrations(spec.name, spec.migrations)
+    await db.migrate_service(pool, migrations, settings.migration_database_url)
+    broker = service_broker(spec, settings)
     await broker.start()
     runtime = Runtime(settings, pool, broker, PrincipalVerifier(settings.principal_public_keys))
     if spec.on_start is not None:
@@ -113,7 +123,7 @@ async def serve(spec: ServiceSpec, settings: ServiceSettings) -> int:
     await health_servicer.set("liveness", SERVING)
     log.info("serving", extra={"address": settings.grpc_listen})
 
-    relay = OutboxRelay(pool, broker, stream=spec.stream, subjects=spec.subjects)
+    relay = outbox_relay(spec, pool, broker)
     tasks = [
         asyncio.create_task(relay.run(), name="outbox-relay"),
         asyncio.create_task(_watch_health(spec, runtime, health_servicer), name="health"),

@@ -61,6 +61,12 @@ def clean(value: str, *, multiline: bool = False) -> str:
     return unicodedata.normalize("NFC", value)
 
 
+def scrub(value: str) -> str:
+    """`value` with what the rule refuses removed, in NFC: for text that only describes the
+    request (a User-Agent header), which should be kept as far as it is fine, never refused."""
+    return unicodedata.normalize("NFC", _CONTROL.sub("", _SURROGATE.sub("", value)))
+
+
 def problem(value: str, *, multiline: bool = False) -> str | None:
     """The message for text that breaks the rule, or None when it is fine."""
     try:

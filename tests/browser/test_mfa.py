@@ -143,6 +143,12 @@ async def test_a_role_that_requires_two_factor_sends_its_staff_to_enrol(
         await enrol(page, shots, "staff-required")
         await page.get_by_role("link", name="Continue to the staff portal").click()
         await expect(page.get_by_role("heading", name="Patient Search/Add")).to_be_visible()
+        # Their own page says why it stays on instead of offering to turn it off.
+        await page.goto(f"{stack.url}/staff/account/two-factor")
+        await expect(page.locator("#mfa-removal-refused")).to_contain_text("required for your role")
+        turn_off = page.get_by_role("button", name="Turn off two-factor sign-in")
+        await expect(turn_off).to_have_count(0)
+        await shots.take(page, "staff-mfa-required-stays-on")
     finally:
         await page.get_by_role("button", name="Sign out").first.click()
         await staff_signs_in(page, stack)

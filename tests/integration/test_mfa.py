@@ -196,3 +196,71 @@ async def test_patients_cannot_reset_factors(identity: Identity) -> None:
             metadata=identity.md(patient),
         )
     assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+async def complete(
+    identity: Identity, challenge: str, value: str, device: str = "", *, remember: bool
+) -> pb.SessionGrant:
+    """The staff second step as the sign-in page sends it (remember) or the API (not)."""
+    grant: pb.SessionGrant = await identity.stub.CompleteMfaSignIn(
+        pb.CompleteMfaSignInRequest(
+            challenge=challenge,
+            code=value,
+            kind=pb.SESSION_KIND_STAFF,
+            device_token=device,
+            remember_device=remember,
+            user_agent="PortalTest/2.0",
+        ),
+        metadata=identity.md(GATEWAY),
+    )
+    return grant
+
+
+async def test_a_second_factor_sign_in_remembers_the_device_once_both_steps_passed(
+    identity: Identity,
+) -> None:
+    who = await staff_user(identity)
+    secret, recovery = await enrol(identity, who)
+
+    async def first_step(device: str = "") -> pb.SessionGrant:
+        grant: pb.SessionGrant = await identity.stub.StaffSignIn(
+            pb.SignInRequest(
+                username=who.name, password=PASSWORD, device_token=device, remember_device=True
+            ),
+            metadata=identity.md(GATEWAY),
+        )
+        return grant
+
+    first = await first_step()
+    assert first.mfa_challenge and not first.device_token  # the password alone earns none
+    grant = await complete(identity, first.mfa_challenge, code(secret), remember=True)
+    assert grant.token and grant.device_token
+    device = grant.device_token
+
+    # The cookie is this user's device: presented again, it spends its own budget and is kept.
+    for _ in range(3):  # wrong guesses elsewhere lock the shared budget, not this device
+        with pytest.raises(grpc.aio.AioRpcError):
+            await identity.stub.StaffSignIn(
+                pb.SignInRequest(username=who.name, password="wrong"),
+                metadata=identity.md(GATEWAY),
+            )
+    again = await first_step(device)
+    kept = await complete(identity, again.mfa_challenge, code(secret, 1), device, remember=True)
+    assert kept.token and kept.device_token == ""
+    shared = await identity.pool.fetchval(
+        "SELECT failed_attempts FROM staff_users WHERE id = $1::uuid", who.subject
+    )
+    assert shared == 3  # a trusted device's sign-in leaves the shared count alone
+
+    # A client that keeps no cookie (the API) gets none.
+    api = await sign_in(identity, who)
+    answer = await complete(identity, api.mfa_challenge, recovery[0], remember=False)
+    assert answer.token and not answer.device_token
+    devices = await identity.pool.fetchval(
+        "SELECT count(*) FROM trusted_devices WHERE staff_user_id = $1::uuid", who.subject
+    )
+    assert devices == 1
+    listed = await identity.stub.ListStaffSessions(
+        pb.ListStaffSessionsRequest(staff_user_id=who.subject), metadata=identity.md(ADMIN)
+    )
+    assert {s.user_agent for s in listed.items} == {"PortalTest/2.0"}

@@ -6,10 +6,19 @@ import grpc
 import pytest
 
 from portal.identity.v1 import identity_pb2 as pb
+from services.identity.servicer import MFA_REQUIRED
 from services.runtime.errors import precondition_kind
 from services.runtime.principal import MFA_ENROLMENT_ONLY, Principal
 from tests.integration.test_identity import GATEWAY, Identity, identity
-from tests.integration.test_mfa import ADMIN, PASSWORD, code, second_step, sign_in, staff_user
+from tests.integration.test_mfa import (
+    ADMIN,
+    PASSWORD,
+    code,
+    enrol,
+    second_step,
+    sign_in,
+    staff_user,
+)
 
 __all__ = ["identity"]  # the fixture, shared with test_identity
 
@@ -117,3 +126,24 @@ async def test_other_roles_are_unaffected_and_only_admins_set_it(identity: Ident
         pb.SetStaffMfaPolicyRequest(), metadata=identity.md(ADMIN)
     )
     assert list(cleared.required_roles) == []
+
+
+async def test_a_required_role_is_told_why_its_factor_cannot_be_turned_off(
+    identity: Identity,
+) -> None:
+    nurse = await staff_user(identity)
+    await enrol(identity, nurse)
+
+    async def status() -> pb.MfaStatus:
+        found: pb.MfaStatus = await identity.stub.GetMfaStatus(
+            pb.GetMfaStatusRequest(), metadata=identity.md(nurse)
+        )
+        return found
+
+    assert (await status()).removal_refused == ""
+    await identity.stub.SetStaffMfaPolicy(
+        pb.SetStaffMfaPolicyRequest(required_roles=[pb.STAFF_ROLE_CLINICIAN]),
+        metadata=identity.md(ADMIN),
+    )
+    found = await status()
+    assert found.enrolled and found.removal_refused == MFA_REQUIRED

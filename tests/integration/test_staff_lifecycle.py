@@ -6,6 +6,7 @@ import grpc
 import pytest
 
 from portal.identity.v1 import identity_pb2 as pb
+from services.identity import sessions
 from services.runtime.errors import precondition_kind
 from services.runtime.principal import Principal
 from tests.integration.test_identity import GATEWAY, Identity
@@ -148,3 +149,34 @@ async def test_admins_list_and_revoke_staff_sessions(identity: Identity) -> None
             pb.ListStaffSessionsRequest(), metadata=identity.md(clinician)
         )
     assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+async def test_staff_sessions_keep_the_user_agent_bounded(identity: Identity) -> None:
+    user_id = await new_staff(identity, "surfer")
+    agent = "Mozilla/5.0 (X11; Linux x86_64) PortalTest/1.0 " + "x" * 400
+    grant = await identity.stub.StaffSignIn(
+        pb.SignInRequest(username="surfer", password=PASSWORD, user_agent=agent),
+        metadata=identity.md(GATEWAY),
+    )
+
+    async def agents() -> dict[str, str]:
+        listed = await identity.stub.ListStaffSessions(
+            pb.ListStaffSessionsRequest(staff_user_id=user_id), metadata=identity.md(ADMIN)
+        )
+        return {s.id: s.user_agent for s in listed.items}
+
+    assert await agents() == {grant.session.session_id: agent[: sessions.USER_AGENT_MAX]}
+    assert len(agent[: sessions.USER_AGENT_MAX]) == 256
+    # The fresh session of a password change continues the same browser's.
+    me = Principal(
+        kind="staff",
+        subject=user_id,
+        role="clinician",
+        name="surfer",
+        session_id=grant.session.session_id,
+    )
+    changed = await identity.stub.ChangeStaffPassword(
+        pb.ChangePasswordRequest(current_password=PASSWORD, new_password="Another-Secret-77"),
+        metadata=identity.md(me),
+    )
+    assert await agents() == {changed.session.session_id: agent[: sessions.USER_AGENT_MAX]}

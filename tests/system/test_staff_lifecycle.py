@@ -9,6 +9,7 @@ from typing import Any
 
 import aiohttp
 
+from services.identity import lockout
 from tests.system.conftest import RunningStack
 from tests.system.test_api import Api
 from tests.system.test_api import api as api
@@ -303,6 +304,11 @@ async def test_a_role_that_requires_two_factor_sends_its_staff_to_enrol_pages(
             assert 'id="mfa-continue"' in page.text
             page = await clerk.get("/staff/patients")
             assert page.status == 200 and page.url.endswith("/staff/patients")
+            # Their role requires it: the page says so instead of offering to turn it off.
+            page = await clerk.get("/staff/account/two-factor")
+            assert page.status == 200 and 'id="mfa-removal-refused"' in page.text
+            assert "required for your role" in page.text
+            assert "/staff/account/two-factor/remove" not in page.text
 
             # The admin sees the factor and removes it: the clerk must enrol again.
             page = await admin.get("/staff/admin/staff")
@@ -437,3 +443,142 @@ async def test_only_sign_in_pages_set_the_device_cookie(stack: RunningStack, api
         async with aiohttp.ClientSession() as http, http.post(stack.url + path, json=body) as reply:
             assert reply.status == 201, await reply.text()
             assert reply.headers.getall("Set-Cookie", []) == [], path
+
+
+CHALLENGE = re.compile(r'name="challenge" value="([^"]+)"')
+
+
+def browser_from(address: str) -> aiohttp.ClientSession:
+    """A cookie-keeping client from a loopback address of its own (its own sign-in budget)."""
+    return aiohttp.ClientSession(
+        cookie_jar=aiohttp.CookieJar(unsafe=True),
+        connector=aiohttp.TCPConnector(local_addr=(address, 0)),
+    )
+
+
+async def two_step_page_sign_in(b: Browser, login: str, fields: dict[str, str], code: str) -> str:
+    """Sign in through a sign-in page and its second step; the device cookie the second step
+    set ("" for none). The first step sets none: the password alone earns no device."""
+    await b.get(login)
+    page = await b.post(login, fields, follow=False)
+    challenge = CHALLENGE.search(page.text)
+    assert page.status == 200 and challenge, page.text[:1000]
+    assert device_cookies(b.last_headers) == []
+    page = await b.post(login + "/mfa", {"challenge": challenge[1], "code": code}, follow=False)
+    assert page.status == 303, page.text[:1000]
+    (device,) = device_cookies(b.last_headers) or [""]
+    return device
+
+
+async def test_a_sign_in_with_a_second_factor_sets_the_device_cookie_too(
+    stack: RunningStack, api: Api
+) -> None:
+    admin = await api.staff_token()
+    username = "scribe" + uuid.uuid4().hex[:8]
+    status, created, _ = await api.call(
+        "POST",
+        "/api/v1/staff-users",
+        admin,
+        json={"username": username, "display_name": "Scribe", "role": "clinician"},
+    )
+    assert status == 201
+    status, session, _ = await api.call(
+        "POST",
+        "/api/v1/staff/sessions",
+        json={"username": username, "password": created["temporary_password"]},
+    )
+    status, _, _ = await api.call(
+        "POST",
+        "/api/v1/staff/password",
+        session["token"],
+        json={"current_password": created["temporary_password"], "new_password": CHOSEN},
+    )
+    assert status == 204
+    status, session, _ = await api.call(
+        "POST", "/api/v1/staff/sessions", json={"username": username, "password": CHOSEN}
+    )
+    status, enrolment, _ = await api.call("POST", "/api/v1/staff/mfa/totp", session["token"])
+    assert status == 201
+    secret = enrolment["secret"]
+    status, _, _ = await api.call(
+        "POST", "/api/v1/staff/mfa/totp/confirm", session["token"], json={"code": code(secret, -1)}
+    )
+    assert status == 200
+    fields = {"username": username, "password": CHOSEN}
+
+    async with browser_from("127.0.3.1") as http:
+        b = Browser(http, stack.url)
+        device = await two_step_page_sign_in(b, "/staff/login", fields, code(secret))
+        assert device.startswith("portal_staff_device=") and "Path=/staff/login" in device
+        assert "HttpOnly" in device and "SameSite=Strict" in device
+        await b.post("/staff/logout")
+
+        # Guesses elsewhere lock the account; this browser's device still signs in (and keeps
+        # its cookie rather than getting another).
+        for i in range(lockout.FAILURES_BEFORE_LOCK):
+            status, _, _ = await api.call(
+                "POST", "/api/v1/staff/sessions", json={"username": username, "password": f"x{i}"}
+            )
+            assert status == 401
+        status, _, _ = await api.call("POST", "/api/v1/staff/sessions", json=fields)
+        assert status == 401  # locked for everyone else
+        assert await two_step_page_sign_in(b, "/staff/login", fields, code(secret, 1)) == ""
+        page = await b.get("/staff/patients")
+        assert page.status == 200 and page.url.endswith("/staff/patients")
+
+    # A patient's second step sets the realm's device cookie in the same way.
+    _, issued = await api.portal_patient(admin)
+    first = await api.patient_token("onsite", issued["username"], issued["password"])
+    status, _, token = await api.change_password(first, issued["password"], CHOSEN)
+    assert status == 204
+    status, enrolment, _ = await api.call("POST", "/api/v1/portal/mfa/totp", token)
+    secret = enrolment["secret"]
+    status, _, _ = await api.call(
+        "POST", "/api/v1/portal/mfa/totp/confirm", token, json={"code": code(secret, -1)}
+    )
+    assert status == 200
+    async with browser_from("127.0.3.2") as http:
+        b = Browser(http, stack.url)
+        device = await two_step_page_sign_in(
+            b,
+            "/portal/onsite/login",
+            {"username": issued["username"], "password": CHOSEN},
+            code(secret),
+        )
+        assert device.startswith("portal_onsite_device=")
+        assert "Path=/portal/onsite/login" in device
+
+
+async def test_staff_sessions_show_the_user_agent_they_began_with(
+    stack: RunningStack, api: Api, admin: Browser
+) -> None:
+    token = await api.staff_token()
+    username = "agent" + uuid.uuid4().hex[:8]
+    status, created, _ = await api.call(
+        "POST",
+        "/api/v1/staff-users",
+        token,
+        json={"username": username, "display_name": "Field Agent", "role": "front_desk"},
+    )
+    assert status == 201
+    marker = "PortalAgent-" + uuid.uuid4().hex
+    agent = f"Mozilla/5.0 (X11; Linux x86_64) {marker} " + "y" * 400
+    status, _, _ = await api.call(
+        "POST",
+        "/api/v1/staff/sessions",
+        json={"username": username, "password": created["temporary_password"]},
+        headers={"User-Agent": agent},
+    )
+    assert status == 201
+    status, listed, _ = await api.call(
+        "GET", f"/api/v1/staff-users/{created['id']}/sessions", token
+    )
+    assert status == 200
+    (session,) = listed["items"]
+    assert session["user_agent"] == agent[:256]  # bounded
+    page = await admin.get("/staff/admin/staff")
+    row = next(r for r in page.text.split("<tr>")[1:] if f">{username}<" in r and marker in r)
+    assert f'<td data-label="Browser" class="user-agent">{agent[:256]}</td>' in row
+    # No process logs it.
+    for log in stack.stack.log_dir.glob("*.log"):
+        assert marker not in log.read_text(errors="replace"), log.name

@@ -118,6 +118,7 @@ async def complete(
                 code=call.body.code,
                 kind=kind,
                 realm=auth.REALM_ENUM.get(realm, pb.REALM_UNSPECIFIED),
+                user_agent=auth.user_agent(call.request),
             ),
             metadata=auth.gateway_metadata(call.request),
         )

@@ -17,7 +17,11 @@ async def sign_in(call: Call[StaffSignIn, None]) -> Reply:
     request, body = call.request, call.body
     try:
         grant = await request.app[BACKENDS].identity.StaffSignIn(
-            pb.SignInRequest(username=body.username, password=body.password),
+            pb.SignInRequest(
+                username=body.username,
+                password=body.password,
+                user_agent=auth.user_agent(request),
+            ),
             metadata=auth.gateway_metadata(request),
         )
     except grpc.aio.AioRpcError as exc:

@@ -96,6 +96,11 @@ class StaffSessionInfo(Response):
         "PORTAL_TRUSTED_PROXIES: from X-Forwarded-For); empty for sessions from before it "
         "was recorded."
     )
+    user_agent: str = Field(
+        description="The client's User-Agent at sign-in (at most 256 characters), to tell "
+        "sessions apart; empty when the client sent none or for sessions from before it was "
+        "recorded."
+    )
 
 
 class StaffSessionList(Response):
@@ -215,6 +220,7 @@ async def list_sessions(call: Call[None, None]) -> Reply:
                     last_seen_at=timestamp(s.last_seen_at),
                     expires_at=timestamp(s.expires_at),
                     address=s.address,
+                    user_agent=s.user_agent,
                 )
                 for s in found.items
             ]

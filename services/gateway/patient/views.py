@@ -163,6 +163,9 @@ async def login_mfa(request: web.Request) -> web.StreamResponse:
                 code=code,
                 kind=pb.SESSION_KIND_PATIENT,
                 realm=auth.REALM_ENUM[realm],
+                # The device cookie's Path (the realm's sign-in page) covers this step too.
+                device_token=request.cookies.get(auth.patient_device_cookie(realm), ""),
+                remember_device=True,
             ),
             metadata=auth.gateway_metadata(request),
         )

@@ -55,6 +55,7 @@ async def login(request: web.Request) -> web.StreamResponse:
                 password=password,
                 device_token=request.cookies.get(auth.STAFF_DEVICE_COOKIE, ""),
                 remember_device=True,
+                user_agent=auth.user_agent(request),
             ),
             metadata=auth.gateway_metadata(request),
         )
@@ -108,7 +109,15 @@ async def login_mfa(request: web.Request) -> web.StreamResponse:
         raise web.HTTPSeeOther(LOGIN_URL)
     try:
         grant = await request.app[BACKENDS].identity.CompleteMfaSignIn(
-            pb.CompleteMfaSignInRequest(challenge=challenge, code=code, kind=pb.SESSION_KIND_STAFF),
+            pb.CompleteMfaSignInRequest(
+                challenge=challenge,
+                code=code,
+                kind=pb.SESSION_KIND_STAFF,
+                # The device cookie's Path (/staff/login) covers this second step too.
+                device_token=request.cookies.get(auth.STAFF_DEVICE_COOKIE, ""),
+                remember_device=True,
+                user_agent=auth.user_agent(request),
+            ),
             metadata=auth.gateway_metadata(request),
         )
     except grpc.aio.AioRpcError as exc:

@@ -129,6 +129,7 @@ class SignInRequest(_message.Message):
     PASSWORD_FIELD_NUMBER: _builtins.int
     DEVICE_TOKEN_FIELD_NUMBER: _builtins.int
     REMEMBER_DEVICE_FIELD_NUMBER: _builtins.int
+    USER_AGENT_FIELD_NUMBER: _builtins.int
     username: _builtins.str
     password: _builtins.str
     device_token: _builtins.str
@@ -137,6 +138,8 @@ class SignInRequest(_message.Message):
     """Issue a device token when the sign-in came without a valid one (a browser that keeps the
     cookie); API clients leave it false and no device is remembered for them.
     """
+    user_agent: _builtins.str
+    """The client's User-Agent (staff sessions keep it, bounded, for admins to tell them apart)."""
     def __init__(
         self,
         *,
@@ -144,10 +147,11 @@ class SignInRequest(_message.Message):
         password: _builtins.str = ...,
         device_token: _builtins.str = ...,
         remember_device: _builtins.bool = ...,
+        user_agent: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["device_token", b"device_token", "password", b"password", "remember_device", b"remember_device", "username", b"username"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["device_token", b"device_token", "password", b"password", "remember_device", b"remember_device", "user_agent", b"user_agent", "username", b"username"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -549,11 +553,14 @@ class StaffSession(_message.Message):
     LAST_SEEN_AT_FIELD_NUMBER: _builtins.int
     EXPIRES_AT_FIELD_NUMBER: _builtins.int
     ADDRESS_FIELD_NUMBER: _builtins.int
+    USER_AGENT_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     staff_user_id: _builtins.str
     username: _builtins.str
     address: _builtins.str
     """The client address at sign-in, as the gateway established it."""
+    user_agent: _builtins.str
+    """The client's User-Agent at sign-in (at most 256 characters); empty when none was sent."""
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -570,10 +577,11 @@ class StaffSession(_message.Message):
         last_seen_at: _timestamp_pb2.Timestamp | None = ...,
         expires_at: _timestamp_pb2.Timestamp | None = ...,
         address: _builtins.str = ...,
+        user_agent: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "expires_at", b"expires_at", "last_seen_at", b"last_seen_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "created_at", b"created_at", "expires_at", b"expires_at", "id", b"id", "last_seen_at", b"last_seen_at", "staff_user_id", b"staff_user_id", "username", b"username"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "created_at", b"created_at", "expires_at", b"expires_at", "id", b"id", "last_seen_at", b"last_seen_at", "staff_user_id", b"staff_user_id", "user_agent", b"user_agent", "username", b"username"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -2008,19 +2016,23 @@ class MfaStatus(_message.Message):
     ENROLLED_FIELD_NUMBER: _builtins.int
     PENDING_FIELD_NUMBER: _builtins.int
     RECOVERY_CODES_LEFT_FIELD_NUMBER: _builtins.int
+    REMOVAL_REFUSED_FIELD_NUMBER: _builtins.int
     enrolled: _builtins.bool
     pending: _builtins.bool
     recovery_codes_left: _builtins.int
+    removal_refused: _builtins.str
+    """Set when the owner may not turn the factor off (a staff role that requires it): why."""
     def __init__(
         self,
         *,
         enrolled: _builtins.bool = ...,
         pending: _builtins.bool = ...,
         recovery_codes_left: _builtins.int = ...,
+        removal_refused: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["enrolled", b"enrolled", "pending", b"pending", "recovery_codes_left", b"recovery_codes_left"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["enrolled", b"enrolled", "pending", b"pending", "recovery_codes_left", b"recovery_codes_left", "removal_refused", b"removal_refused"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -2034,12 +2046,21 @@ class CompleteMfaSignInRequest(_message.Message):
     CODE_FIELD_NUMBER: _builtins.int
     KIND_FIELD_NUMBER: _builtins.int
     REALM_FIELD_NUMBER: _builtins.int
+    DEVICE_TOKEN_FIELD_NUMBER: _builtins.int
+    REMEMBER_DEVICE_FIELD_NUMBER: _builtins.int
+    USER_AGENT_FIELD_NUMBER: _builtins.int
     challenge: _builtins.str
     code: _builtins.str
     """A six-digit TOTP code or a recovery code."""
     kind: Global___SessionKind.ValueType
     """Where the code was sent: a challenge of another kind (or realm) is refused."""
     realm: Global___Realm.ValueType
+    device_token: _builtins.str
+    """As in SignInRequest: the device cookie, whether to issue one (browsers that keep it),
+    and the client's User-Agent. A device is remembered only once the second step passed.
+    """
+    remember_device: _builtins.bool
+    user_agent: _builtins.str
     def __init__(
         self,
         *,
@@ -2047,10 +2068,13 @@ class CompleteMfaSignInRequest(_message.Message):
         code: _builtins.str = ...,
         kind: Global___SessionKind.ValueType = ...,
         realm: Global___Realm.ValueType = ...,
+        device_token: _builtins.str = ...,
+        remember_device: _builtins.bool = ...,
+        user_agent: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["challenge", b"challenge", "code", b"code", "kind", b"kind", "realm", b"realm"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["challenge", b"challenge", "code", b"code", "device_token", b"device_token", "kind", b"kind", "realm", b"realm", "remember_device", b"remember_device", "user_agent", b"user_agent"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
