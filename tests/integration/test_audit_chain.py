@@ -203,3 +203,104 @@ async def test_rows_written_before_the_chain_are_chained(database_url: str) -> N
         assert (result.valid, result.rows) == (True, 4)
     finally:
         await conn.close()
+
+
+INLINE = {  # the migration that switches each table to its generated trigger
+    "identity": ("identity", 8),
+    "forms": ("forms", 5),
+    "scheduling": ("scheduling", 5),  # 0005 hand-written, 0006 the generated one
+}
+
+
+async def append_varied(conn: Conn, service: str, n: int) -> None:
+    """Rows with NULLs, empty strings and non-ASCII text in every field the hash covers."""
+    for i in range(n):
+        patient = uuid.uuid4() if i % 2 else None
+        name = "Zoë Ωμέγα 李" if i % 3 else ""
+        if service == "identity":
+            await conn.execute(
+                "INSERT INTO audit_log (actor_kind, actor_id, actor_name, patient_id, action, "
+                "outcome, source_address, detail) VALUES ('staff', $1, $2, $3, 'test.varied', "
+                "'ok', '203.0.113.7', $4)",
+                f"u{i}",
+                name,
+                patient,
+                f"détail {i}",
+            )
+        elif service == "forms":
+            await conn.execute(
+                "INSERT INTO access_log (actor_kind, actor_id, patient_id, action, "
+                "source_address, user_agent, detail, document_id) "
+                "VALUES ('staff', $1, $2, 'test.varied', '', $3, $4, $5)",
+                f"u{i}",
+                patient,
+                name,
+                f"détail {i}",
+                uuid.uuid4() if i % 3 else None,
+            )
+        else:
+            await conn.execute(
+                "INSERT INTO access_log (actor_kind, actor_id, actor_name, patient_id, "
+                "appointment_id, action) VALUES ('staff', $1, $2, $3, $4, 'test.varied')",
+                f"u{i}",
+                name,
+                uuid.uuid4(),
+                patient,
+            )
+
+
+@pytest.mark.parametrize("service", SERVICES)
+async def test_the_generated_trigger_continues_the_generic_chain(
+    database_url: str, service: str
+) -> None:
+    """Rows hashed by audit_chain_append() and then by the generated trigger verify as one chain
+    (verification recomputes every hash with <table>_content()), and tampering still shows."""
+    table = TABLE[service]
+    every = migrations(service)
+    switch = every.index(next(m for m in every if (m.component, m.version) == INLINE[service]))
+    conn = await asyncpg.connect(database_url)
+    try:
+        generic = [m for m in every[:switch] if m.name != "0003_audit_chain_inline.sql"]
+        await db.migrate(conn, generic)
+        assert (
+            await conn.fetchval(
+                "SELECT tgfoid::regproc::text FROM pg_trigger WHERE tgname = $1", f"{table}_chain"
+            )
+            == "audit_chain_append"
+        )
+        await append_varied(conn, service, 6)
+        await db.migrate(conn, every)
+        assert (
+            await conn.fetchval(
+                "SELECT tgfoid::regproc::text FROM pg_trigger WHERE tgname = $1", f"{table}_chain"
+            )
+            == f"{table}_chain_append"
+        )
+        await append_varied(conn, service, 6)
+        result = await audit_chain.verify(conn, table)
+        assert (result.valid, result.rows, result.first_broken) == (True, 12, None)
+
+        rows = await ids(conn, table)
+        await tamper(conn, table, f"UPDATE {table} SET actor_id = 'x' WHERE id = $1", rows[8])
+        result = await audit_chain.verify(conn, table)
+        assert (result.valid, result.first_broken) == (False, rows[8])
+    finally:
+        await conn.close()
+
+
+async def test_a_generated_trigger_that_disagrees_with_the_content_is_refused(
+    database_url: str,
+) -> None:
+    conn = await asyncpg.connect(database_url)
+    try:
+        await db.migrate(conn, migrations("identity"))
+        await append_varied(conn, "identity", 2)
+        with pytest.raises(asyncpg.RaiseError, match="differ from audit_log_content"):
+            # outcome and action swapped: other bytes than the content function's
+            await conn.execute(
+                "SELECT audit_chain_inline('audit_log', ARRAY['id', 'at', 'actor_kind', "
+                "'actor_id', 'actor_name', 'patient_id', 'outcome', 'action', "
+                "'source_address', 'detail'])"
+            )
+    finally:
+        await conn.close()
