@@ -206,7 +206,7 @@ async def test_rows_written_before_the_chain_are_chained(database_url: str) -> N
 
 
 INLINE = {  # the migration that switches each table to its generated trigger
-    "identity": ("identity", 8),
+    "identity": ("identity", 9),
     "forms": ("forms", 5),
     "scheduling": ("scheduling", 5),  # 0005 hand-written, 0006 the generated one
 }
