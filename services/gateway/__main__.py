@@ -8,7 +8,7 @@ from aiohttp import web
 
 from services.gateway.app import create_app
 from services.gateway.settings import GatewaySettings
-from services.runtime import logs, telemetry
+from services.runtime import event_loop, logs, telemetry
 from services.runtime.settings import ConfigError
 
 
@@ -31,6 +31,7 @@ def main() -> None:
             print=None,
             access_log=None,
             shutdown_timeout=10,
+            loop=event_loop.new_event_loop(),
         )
     except OSError as exc:
         print(

@@ -29,7 +29,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
-from services.runtime import db, logs, telemetry
+from services.runtime import db, event_loop, logs, telemetry
 from services.runtime.broker import Broker
 from services.runtime.consumer import EventConsumer, Subscription
 from services.runtime.outbox import OutboxRelay
@@ -184,7 +184,7 @@ def main(name: str, build: Callable[[Mapping[str, str]], ServiceSpec]) -> None:
         spec.name, otlp_endpoint=settings.otlp_endpoint, trace_file=settings.trace_file
     )
     try:
-        code = asyncio.run(serve(spec, settings))
+        code = event_loop.run(serve(spec, settings))
     except (OSError, asyncpg.PostgresError) as exc:
         log.error("could not start", extra={"error": type(exc).__name__, "detail": str(exc)})
         code = 1
