@@ -66,11 +66,11 @@ pytest: install browser
 
 test: protos-check lint typecheck pytest
 
-# The fuzz step of `make test`, with a seed and a longer budget: make fuzz SEED=42
+# The fuzz step of `make test` with a random seed (or SEED=n) and a larger budget
 SEED ?=
 FUZZ_SECONDS ?= 600
 fuzz: install
-	PORTAL_FUZZ_SEED=$(SEED) PORTAL_FUZZ_SECONDS=$(FUZZ_SECONDS) PORTAL_FUZZ_EXAMPLES=500 \
+	PORTAL_FUZZ_SEED=$(if $(SEED),$(SEED),$$RANDOM$$RANDOM) PORTAL_FUZZ_SECONDS=$(FUZZ_SECONDS) PORTAL_FUZZ_EXAMPLES=500 \
 	  $(BIN)/python -m pytest tests/system/test_fuzz.py -s --timeout=$$(( $(FUZZ_SECONDS) * 3 + 300 ))
 
 # Exit 1 and the first broken row when an audit log was tampered with (README: Audit log).
