@@ -77,6 +77,16 @@ HEALTHY_AFTER = 30.0
 CRASH_LOOP = 3
 
 
+def serves_everything(gateway_url: str) -> bool:
+    """Whether the gateway answers and reports every backend serving (its /readyz is 200 as
+    soon as it runs, so the body's `not_serving` says whether the backends are up too)."""
+    try:
+        with urllib.request.urlopen(f"{gateway_url}/readyz", timeout=2) as reply:  # noqa: S310
+            return reply.status == 200 and not json.load(reply)["not_serving"]
+    except (urllib.error.URLError, OSError, ValueError, KeyError):
+        return False
+
+
 @dataclass
 class StackConfig:
     data_dir: Path
@@ -362,13 +372,8 @@ class Stack:
             dead = self.exited()
             if dead:
                 raise StartError(f"{dead} exited during start-up: {self.log_tail(dead)}")
-            try:
-                with urllib.request.urlopen(f"{self.gateway_url}/readyz", timeout=2) as reply:  # noqa: S310
-                    # The gateway is ready as soon as it runs; wait for every backend too.
-                    if reply.status == 200 and not json.load(reply)["not_serving"]:
-                        return
-            except (urllib.error.URLError, OSError, ValueError, KeyError):
-                pass
+            if serves_everything(self.gateway_url):
+                return
             time.sleep(0.25)
         raise StartError(f"the stack was not ready within {timeout:.0f}s; logs: {self.log_dir}")
 

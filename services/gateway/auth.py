@@ -39,6 +39,12 @@ DEVICE_COOKIE_AGE = 180 * 24 * 3600
 # Domain, so neither plain http nor a sibling subdomain can plant or shadow a session.
 HOST_PREFIX = "__Host-"
 INVALID_SIGN_IN = "Invalid username or password."
+# The sign-in pages' other answers, the same for staff and patients.
+TOO_MANY_SIGN_INS = "Too many sign-in attempts. Please wait a minute, then try again."
+MFA_REFUSED = (
+    "That code is not correct, or it was used already. If this keeps happening, sign in again."
+)
+MFA_TOO_MANY = "Too many wrong codes. Please wait a few minutes, then sign in again."
 # Every way identity can refuse a sign-in; pages and API give them all one generic answer.
 SIGN_IN_REFUSED = (
     grpc.StatusCode.UNAUTHENTICATED,

@@ -6,7 +6,6 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from importlib import resources
 
 import asyncpg
 import grpc
@@ -15,10 +14,6 @@ import pytest
 from portal.identity.v1 import identity_pb2 as pb
 from portal.identity.v1 import identity_pb2_grpc as pb_grpc
 from services.identity import refusals
-from services.identity.passwords import PasswordHasher
-from services.identity.servicer import IdentityServicer
-from services.identity.settings import IdentitySettings
-from services.runtime import db
 from services.runtime.errors import (
     detail_of,
     field_errors,
@@ -28,7 +23,8 @@ from services.runtime.errors import (
 from services.runtime.principal import PASSWORD_CHANGE_ONLY, Principal, PrincipalSigner
 from services.runtime.principal_keys import SigningKey, load_signing_key
 from services.runtime.principal_keys import generate as generate_keys
-from tests.conftest import principal_signer, principal_verifier
+from tests.conftest import principal_signer
+from tests.integration.identity_server import identity_server
 
 FRONT_DESK = Principal(
     kind="staff", subject="11111111-1111-1111-1111-111111111111", role="front_desk", name="desk"
@@ -73,29 +69,10 @@ class Identity:
 
 @pytest.fixture
 async def identity(database_url: str) -> AsyncIterator[Identity]:
-    pool = await db.create_pool(database_url, max_size=8)
-    async with pool.acquire() as conn:
-        await db.migrate(
-            conn,
-            db.runtime_migrations()
-            + db.load_migrations("identity", resources.files("services.identity") / "migrations"),
-        )
-    codec = principal_signer()
-    settings = IdentitySettings.from_env({})
-    server = grpc.aio.server()
-    pb_grpc.add_IdentityServiceServicer_to_server(
-        IdentityServicer(
-            pool, principal_verifier(), PasswordHasher(settings.hash_params), settings
-        ),
-        server,
-    )
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
-    yield Identity(pb_grpc.IdentityServiceStub(channel), codec, pool, channel)
-    await channel.close(grace=None)
-    await server.stop(None)
-    await pool.close()
+    async with identity_server(database_url) as (pool, address):
+        channel = grpc.aio.insecure_channel(address)
+        yield Identity(pb_grpc.IdentityServiceStub(channel), principal_signer(), pool, channel)
+        await channel.close(grace=None)
 
 
 async def test_two_staff_pressing_create_at_once_make_exactly_one_account(

@@ -6,55 +6,36 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
-from importlib import resources
 from typing import Any
 
 import asyncpg
-import grpc
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from portal.identity.v1 import identity_pb2_grpc as pb_grpc
 from services.gateway.app import create_app
 from services.gateway.settings import GatewaySettings
 from services.identity import rate_limit
-from services.identity.passwords import PasswordHasher
-from services.identity.servicer import IdentityServicer
-from services.identity.settings import IdentitySettings
-from services.runtime import db
-from tests.conftest import TEST_GATEWAY_ENV, principal_verifier
+from tests.conftest import TEST_GATEWAY_ENV
+from tests.integration.identity_server import identity_server
 
 RATE = 3
 WRONG = {"username": "nobody", "password": "wrong"}
 
 
 @pytest.fixture
-async def identity_pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    pool = await db.create_pool(database_url, max_size=8)
-    async with pool.acquire() as conn:
-        await db.migrate(
-            conn,
-            db.runtime_migrations()
-            + db.load_migrations("identity", resources.files("services.identity") / "migrations"),
-        )
-    yield pool
-    await pool.close()
+async def identity(database_url: str) -> AsyncIterator[tuple[asyncpg.Pool, str]]:
+    async with identity_server(database_url) as running:
+        yield running
 
 
 @pytest.fixture
-async def identity_address(identity_pool: asyncpg.Pool) -> AsyncIterator[str]:
-    settings = IdentitySettings.from_env({})
-    server = grpc.aio.server()
-    pb_grpc.add_IdentityServiceServicer_to_server(
-        IdentityServicer(
-            identity_pool, principal_verifier(), PasswordHasher(settings.hash_params), settings
-        ),
-        server,
-    )
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    yield f"127.0.0.1:{port}"
-    await server.stop(None)
+def identity_pool(identity: tuple[asyncpg.Pool, str]) -> asyncpg.Pool:
+    return identity[0]
+
+
+@pytest.fixture
+def identity_address(identity: tuple[asyncpg.Pool, str]) -> str:
+    return identity[1]
 
 
 def gateway(identity_address: str, **env: str) -> TestClient[Any, Any]:

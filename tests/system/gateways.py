@@ -6,16 +6,13 @@ signing key, secret and backends) on a port of its own, changed by what the test
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 
-from services.devstack.stack import Stack
+from services.devstack.stack import Stack, serves_everything
 from tests.conftest import free_port
 
 
@@ -49,12 +46,8 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float) -> None
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise AssertionError(f"the gateway at {url} exited with code {proc.returncode}")
-        try:
-            with urllib.request.urlopen(f"{url}/readyz", timeout=2) as reply:  # noqa: S310
-                if reply.status == 200 and not json.load(reply)["not_serving"]:
-                    return
-        except (urllib.error.URLError, OSError, ValueError, KeyError):
-            pass
+        if serves_everything(url):
+            return
         time.sleep(0.1)
     raise AssertionError(f"the gateway at {url} was not ready within {timeout:.0f}s")
 

@@ -26,12 +26,7 @@ from services.gateway.patient.session import (
 )
 from services.runtime.errors import FieldErrors, field_errors, precondition_kind, precondition_text
 
-TOO_MANY = "Too many sign-in attempts. Please wait a minute, then try again."
 PASSWORDS_DIFFER = "The new passwords do not match."
-MFA_REFUSED = (
-    "That code is not correct, or it was used already. If this keeps happening, sign in again."
-)
-MFA_TOO_MANY = "Too many wrong codes. Please wait a few minutes, then sign in again."
 
 # The portal's sections as the home page lists them: (path, title, what the patient does there).
 SECTIONS: tuple[tuple[str, str, str], ...] = (
@@ -103,7 +98,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     password = form.get("password", "")
     retry_after = await auth.sign_in_retry_after(request)
     if retry_after is not None:
-        page = _login_page(request, username, TOO_MANY, status=429)
+        page = _login_page(request, username, auth.TOO_MANY_SIGN_INS, status=429)
         page.headers["Retry-After"] = str(retry_after)
         return page
     if bad:
@@ -151,7 +146,7 @@ async def login_mfa(request: web.Request) -> web.StreamResponse:
     challenge, code = form.get("challenge", ""), form.get("code", "")
     retry_after = await auth.sign_in_retry_after(request)
     if retry_after is not None:
-        page = _login_page(request, "", TOO_MANY, status=429)
+        page = _login_page(request, "", auth.TOO_MANY_SIGN_INS, status=429)
         page.headers["Retry-After"] = str(retry_after)
         return page
     if bad or not challenge:
@@ -171,9 +166,9 @@ async def login_mfa(request: web.Request) -> web.StreamResponse:
         )
     except grpc.aio.AioRpcError as exc:
         if exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
-            return _second_step(request, challenge, MFA_TOO_MANY, status=429)
+            return _second_step(request, challenge, auth.MFA_TOO_MANY, status=429)
         if exc.code() in auth.SIGN_IN_REFUSED:
-            return _second_step(request, challenge, MFA_REFUSED, status=401)
+            return _second_step(request, challenge, auth.MFA_REFUSED, status=401)
         raise
     return await _signed_in(request, grant)
 

@@ -19,11 +19,6 @@ from services.gateway.staff.common import (
     render,
 )
 
-MFA_REFUSED = (
-    "That code is not correct, or it was used already. If this keeps happening, sign in again."
-)
-MFA_TOO_MANY = "Too many wrong codes. Please wait a few minutes, then sign in again."
-
 
 async def index(request: web.Request) -> web.StreamResponse:
     raise web.HTTPSeeOther(HOME_URL)
@@ -35,13 +30,17 @@ async def login_form(request: web.Request) -> web.StreamResponse:
     return render(request, None, "staff/login.html", {"username": ""})
 
 
-async def login(request: web.Request) -> web.StreamResponse:
+async def _refuse_if_throttled(request: web.Request) -> None:
+    """Count this sign-in attempt; over the address's limit, answer 429 with Retry-After."""
     retry_after = await auth.sign_in_retry_after(request)
     if retry_after is not None:
         raise web.HTTPTooManyRequests(
-            text="Too many sign-in attempts. Please wait a minute, then try again.",
-            headers={"Retry-After": str(retry_after)},
+            text=auth.TOO_MANY_SIGN_INS, headers={"Retry-After": str(retry_after)}
         )
+
+
+async def login(request: web.Request) -> web.StreamResponse:
+    await _refuse_if_throttled(request)
     values, bad = await form(request)
     username, password = values.get("username", ""), values.get("password", "")
     if bad:
@@ -97,12 +96,7 @@ def _second_step(
 
 async def login_mfa(request: web.Request) -> web.StreamResponse:
     """The sign-in's second step: the challenge of the first step and a code."""
-    retry_after = await auth.sign_in_retry_after(request)
-    if retry_after is not None:
-        raise web.HTTPTooManyRequests(
-            text="Too many sign-in attempts. Please wait a minute, then try again.",
-            headers={"Retry-After": str(retry_after)},
-        )
+    await _refuse_if_throttled(request)
     values, bad = await form(request)
     challenge, code = values.get("challenge", ""), values.get("code", "")
     if bad or not challenge:
@@ -122,9 +116,9 @@ async def login_mfa(request: web.Request) -> web.StreamResponse:
         )
     except grpc.aio.AioRpcError as exc:
         if exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
-            return _second_step(request, challenge, MFA_TOO_MANY, status=429)
+            return _second_step(request, challenge, auth.MFA_TOO_MANY, status=429)
         if exc.code() in auth.SIGN_IN_REFUSED:
-            return _second_step(request, challenge, MFA_REFUSED, status=401)
+            return _second_step(request, challenge, auth.MFA_REFUSED, status=401)
         raise
     return _signed_in(request, grant)
 
