@@ -15,6 +15,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 import asyncpg
@@ -74,18 +75,24 @@ async def load_type(conn: Conn, type_id: uuid.UUID) -> TypeRules | None:
     return None if row is None else TypeRules.from_row(row)
 
 
+class Offering(NamedTuple):
+    name: str
+    hours_version: int  # see HoursCache
+
+
 async def offering_providers(
     conn: Conn, type_id: uuid.UUID, provider_id: uuid.UUID | None = None
-) -> dict[str, str]:
-    """Active providers offering the type (only `provider_id` when given): id -> name."""
+) -> dict[str, Offering]:
+    """Active providers offering the type (only `provider_id` when given), by id."""
     rows = await conn.fetch(
-        """SELECT p.id, p.display_name FROM providers p
+        """SELECT p.id, p.display_name, p.hours_version FROM providers p
            JOIN appointment_type_providers o ON o.provider_id = p.id
            WHERE o.appointment_type_id = $1 AND p.active AND ($2::uuid IS NULL OR p.id = $2)""",
         type_id,
         provider_id,
     )
-    return {str(r["id"]): r["display_name"] for r in rows}
+    found = {str(r["id"]): Offering(r["display_name"], r["hours_version"]) for r in rows}
+    return dict(sorted(found.items()))
 
 
 # A weekly range packed into one integer, (weekday * 1441 + start) * 1441 + end: a provider's
@@ -104,25 +111,43 @@ def weekly_hours(packed: tuple[int, ...]) -> Mapping[int, tuple[MinuteRange, ...
     return {day: tuple(ranges) for day, ranges in week.items()}
 
 
-async def load_hours(
-    conn: Conn, provider_ids: Sequence[str], first: date, last: date
-) -> list[Calendar]:
-    """Weekly hours and the date overrides between first and last, without busy time.
+class HoursCache:
+    """Providers' weekly hours and date overrides, parsed, kept by this process between searches.
 
-    One statement: a row per provider with its packed week and its overrides as parallel
-    arrays (a closed day has one NULL range).
+    A provider's entry serves while its hours_version (moved by triggers on every change to its
+    hours or overrides: 0007_find_available_reads.sql) is the one the caller has just read, and
+    it holds the overrides from the first date asked on. So a search reads hours only for
+    providers whose hours changed, whichever scheduling process changed them.
     """
-    rows = await conn.fetch(
-        f"""SELECT p.id::text AS id, w.packed, o.days, o.starts, o.ends
-            FROM unnest($1::text[]::uuid[]) AS p(id)
-            CROSS JOIN LATERAL ({week_sql("p.id")}) AS w
-            CROSS JOIN LATERAL ({overrides_sql("p.id", "$2", "$3")}) AS o""",
-        list(provider_ids),
-        first,
-        last,
-    )
-    found = {r["id"]: calendar_of(r["id"], r) for r in rows}
-    return [found[p] for p in provider_ids]
+
+    def __init__(self, limit: int = 10_000) -> None:
+        self.limit = limit
+        self._kept: dict[str, tuple[int, date, Calendar]] = {}
+
+    async def calendars(
+        self, conn: Conn, versions: Mapping[str, int], first: date
+    ) -> list[Calendar]:
+        """The calendars (no busy time) of the providers in `versions`, in its order."""
+        stale = [p for p, v in versions.items() if not self._serves(p, v, first)]
+        if stale:
+            if len(self._kept) + len(stale) > self.limit:
+                self._kept.clear()
+            for row in await conn.fetch(
+                f"""SELECT p.id::text AS id, coalesce(v.hours_version, -1) AS hours_version,
+                           w.packed, o.days, o.starts, o.ends
+                    FROM unnest($1::text[]::uuid[]) AS p(id)
+                    LEFT JOIN providers v ON v.id = p.id
+                    CROSS JOIN LATERAL ({week_sql("p.id")}) AS w
+                    CROSS JOIN LATERAL ({overrides_sql("p.id", "$2", "'infinity'")}) AS o""",
+                stale,
+                first,
+            ):
+                self._kept[row["id"]] = (row["hours_version"], first, calendar_of(row["id"], row))
+        return [self._kept[p][2] for p in versions]
+
+    def _serves(self, provider_id: str, version: int, first: date) -> bool:
+        kept = self._kept.get(provider_id)
+        return kept is not None and kept[0] == version and kept[1] <= first
 
 
 def week_sql(provider: str) -> str:
@@ -178,8 +203,7 @@ async def booking_context(
     caller: str = "",
     key: str = "",
 ) -> BookingContext:
-    """The type, the provider, its calendar around `start` and the stored key, in one round trip
-    (calendar_for reads the same calendar in three)."""
+    """The type, the provider, its calendar around `start` and the stored key, in one round trip"""
     day = availability.local_date(start, tz)
     type_columns = ", ".join(f"t.{c.strip()}" for c in TYPE_COLUMNS.split(","))
     row = await conn.fetchrow(
@@ -223,10 +247,20 @@ async def booking_context(
     )
 
 
+# Busy time of a few providers is found fastest through the exclusion constraint's
+# (provider_id, blocked) index; of many, through the blocked-only index (0007), as that one
+# takes `provider_id = ANY(ids)` one id at a time. "IS TRUE" keeps the clause out of the index
+# conditions, which the generic plan of the prepared statement would otherwise put it in.
+FEW_PROVIDERS = 8
+
+
 async def load_busy(
-    conn: Conn, provider_ids: Sequence[str], lo: int, hi: int, *, bookings: bool = True
+    conn: Conn, provider_ids: Sequence[str], lo: int, hi: int
 ) -> dict[str, list[Interval]]:
-    """Time off, and (unless bookings=False) blocked time of appointments, overlapping [lo, hi)."""
+    """Time off, and blocked time of appointments that hold time, overlapping [lo, hi)."""
+    among = "provider_id = ANY($1::uuid[])"
+    if len(provider_ids) > FEW_PROVIDERS:
+        among = f"({among}) IS TRUE"
     # One row per provider with two arrays: far fewer records to decode than one per interval.
     rows = await conn.fetch(
         f"""SELECT provider_id, array_agg(lo) AS los, array_agg(hi) AS his FROM (
@@ -239,14 +273,12 @@ async def load_busy(
                 SELECT provider_id, extract(epoch FROM lower(blocked))::bigint,
                        extract(epoch FROM upper(blocked))::bigint
                 FROM appointments
-                WHERE $4 AND provider_id = ANY($1::uuid[])
-                  AND blocked && tstzrange(to_timestamp($2), to_timestamp($3))
+                WHERE {among} AND blocked && tstzrange(to_timestamp($2), to_timestamp($3))
                   AND status IN {HOLDING!r}
             ) AS busy GROUP BY provider_id""",
         [uuid.UUID(p) for p in provider_ids],
         lo,
         hi,
-        bookings,
     )
     busy: dict[str, list[Interval]] = {
         str(r["provider_id"]): list(zip(r["los"], r["his"], strict=True)) for r in rows
@@ -258,23 +290,22 @@ async def search(
     conn: Conn,
     tz: ZoneInfo,
     kind: TypeRules,
-    providers: Sequence[str],
+    providers: Mapping[str, int],
+    hours: HoursCache,
     *,
     earliest: int,
     latest: int,
     limit: int,
     after: tuple[int, str] | None = None,
 ) -> list[FreeSlot]:
-    """Up to `limit` free slots of the type among `providers`, soonest first."""
+    """Up to `limit` free slots of the type among `providers` (id -> hours_version), soonest
+    first."""
     lo = earliest if after is None else max(earliest, after[0])
     if not providers or lo >= latest or limit <= 0:
         return []
-    hours = await load_hours(
-        conn,
-        providers,
-        availability.local_date(lo, tz) - timedelta(days=1),
-        availability.local_date(latest, tz) + timedelta(days=1),
-    )
+    first = availability.local_date(lo, tz) - timedelta(days=1)
+    week = await hours.calendars(conn, providers, first)
+    ids = list(providers)
     rules = kind.rules
     found: list[FreeSlot] = []
     wanted = limit * FIRST_CANDIDATES
@@ -282,29 +313,17 @@ async def search(
         # The window ends where the hours alone (nothing booked) offer `wanted` starts: busy
         # time is read only for a span the answer can need, whatever the time of day.
         candidates = availability.find_slots(
-            hours, rules, tz, earliest=lo, latest=latest, limit=wanted, after=after
+            week, rules, tz, earliest=lo, latest=latest, limit=wanted, after=after
         )
         if not candidates:
             break  # no hours before the horizon
         hi = latest if len(candidates) < wanted else candidates[-1].start + 1
         busy = await load_busy(
-            conn, providers, lo - rules.buffer_before, hi + rules.duration + rules.buffer_after
+            conn, ids, lo - rules.buffer_before, hi + rules.duration + rules.buffer_after
         )
-        calendars = [replace(cal, busy=busy.get(cal.provider_id, ())) for cal in hours]
+        calendars = [replace(cal, busy=busy.get(cal.provider_id, ())) for cal in week]
         found += availability.find_slots(
             calendars, rules, tz, earliest=lo, latest=hi, limit=limit - len(found), after=after
         )
         lo, wanted = hi, wanted * 4
     return found
-
-
-async def calendar_for(
-    conn: Conn, tz: ZoneInfo, provider_id: str, start: int, *, bookings: bool = False
-) -> Calendar:
-    """One provider's calendar around `start` (time off only unless bookings=True)."""
-    day = availability.local_date(start, tz)
-    [cal] = await load_hours(conn, [provider_id], day - timedelta(days=1), day + timedelta(days=1))
-    busy = await load_busy(
-        conn, [provider_id], start - 2 * 86400, start + 2 * 86400, bookings=bookings
-    )
-    return replace(cal, busy=busy.get(provider_id, []))

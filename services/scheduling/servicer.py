@@ -97,6 +97,7 @@ class SchedulingServicer(pb_grpc.SchedulingServiceServicer):
         self.pool = pool
         self.principals = principals
         self.tz = settings.time_zone
+        self.hours = calendars.HoursCache()
 
     # ------------------------------------------------------------------ providers
 
@@ -482,7 +483,7 @@ class SchedulingServicer(pb_grpc.SchedulingServiceServicer):
         self,
         conn: Conn,
         kind: TypeRules,
-        providers: dict[str, str],
+        providers: dict[str, calendars.Offering],
         *,
         start_from: int,
         limit: int,
@@ -493,7 +494,8 @@ class SchedulingServicer(pb_grpc.SchedulingServiceServicer):
             conn,
             self.tz,
             kind,
-            sorted(providers),
+            {p: offered.hours_version for p, offered in providers.items()},
+            self.hours,
             earliest=max(earliest, start_from),
             latest=latest,
             limit=limit,
@@ -502,7 +504,7 @@ class SchedulingServicer(pb_grpc.SchedulingServiceServicer):
         return [
             pb.Slot(
                 provider_id=s.provider_id,
-                provider_name=providers[s.provider_id],
+                provider_name=providers[s.provider_id].name,
                 start=convert.timestamp(s.start),
                 end=convert.timestamp(s.end),
             )

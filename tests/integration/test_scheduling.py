@@ -6,6 +6,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -105,8 +106,9 @@ class Scheduling:
         )
 
 
-@pytest.fixture
-async def scheduling(database_url: str) -> AsyncIterator[Scheduling]:
+@asynccontextmanager
+async def serving(database_url: str) -> AsyncIterator[Scheduling]:
+    """A scheduling server of its own (its own pool and caches), as another process would be."""
     pool = await db.create_pool(database_url, max_size=10)
     async with pool.acquire() as conn:
         await db.migrate(
@@ -123,10 +125,18 @@ async def scheduling(database_url: str) -> AsyncIterator[Scheduling]:
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
-    yield Scheduling(pb_grpc.SchedulingServiceStub(channel), codec, pool)
-    await channel.close(grace=None)
-    await server.stop(None)
-    await pool.close()
+    try:
+        yield Scheduling(pb_grpc.SchedulingServiceStub(channel), codec, pool)
+    finally:
+        await channel.close(grace=None)
+        await server.stop(None)
+        await pool.close()
+
+
+@pytest.fixture
+async def scheduling(database_url: str) -> AsyncIterator[Scheduling]:
+    async with serving(database_url) as served:
+        yield served
 
 
 async def outcome(call: asyncio.Future[pb.Appointment] | object) -> pb.Appointment | str:
@@ -372,6 +382,50 @@ async def test_patients_book_only_offered_times_and_staff_within_hours(
     # A type not bookable online is invisible to patients.
     hidden = await scheduling.kind([provider], bookable_online=False)
     assert await outcome(scheduling.book(me, hidden, slot)) == "NOT_FOUND"
+
+
+async def test_a_search_sees_hours_changed_through_another_process(
+    scheduling: Scheduling, database_url: str
+) -> None:
+    """Each process keeps the hours it parsed (HoursCache); a change made through another one
+    shows in its very next search."""
+    provider = await scheduling.provider()
+    kind = await scheduling.kind([provider], slot_interval_minutes=30)
+    day = time.strftime("%Y-%m-%d", time.gmtime(time.time() + 2 * 86400))
+    start = Timestamp()
+    start.FromSeconds((int(time.time()) // 86400 + 2) * 86400)  # that day's 00:00 UTC
+
+    def hours_of(slots: list[pb.Slot]) -> set[int]:
+        return {
+            s.start.seconds % 86400 // 3600
+            for s in slots
+            if s.start.seconds < start.seconds + 86400
+        }
+
+    async with serving(database_url) as other:
+        first = await scheduling.slots(kind, DESK, 20, **{"from": start})
+        assert hours_of(first) == set(range(8, 18))  # EVERY_DAY: 08:00-18:00 UTC
+        await other.stub.ReplaceWorkingHours(
+            pb.ReplaceWorkingHoursRequest(
+                provider_id=provider,
+                weekly=[
+                    pb.WeeklyRange(weekday=d, start="13:00", end="15:00")  # type: ignore[arg-type]
+                    for d in range(1, 8)
+                ],
+            ),
+            metadata=scheduling.md(DESK),
+        )
+        assert hours_of(await scheduling.slots(kind, DESK, 20, **{"from": start})) == {13, 14}
+        override = pb.SetDateOverrideRequest(
+            provider_id=provider, date=day, ranges=[pb.TimeRange(start="06:00", end="07:00")]
+        )
+        await other.stub.SetDateOverride(override, metadata=scheduling.md(DESK))
+        assert hours_of(await scheduling.slots(kind, DESK, 20, **{"from": start})) == {6}
+        await other.stub.RemoveDateOverride(
+            pb.RemoveDateOverrideRequest(provider_id=provider, date=day),
+            metadata=scheduling.md(DESK),
+        )
+        assert hours_of(await scheduling.slots(kind, DESK, 20, **{"from": start})) == {13, 14}
 
 
 async def test_invalid_input_names_the_fields(scheduling: Scheduling) -> None:
