@@ -128,7 +128,8 @@ class HoursCache:
         self, conn: Conn, versions: Mapping[str, int], first: date
     ) -> list[Calendar]:
         """The calendars (no busy time) of the providers in `versions`, in its order."""
-        stale = [p for p, v in versions.items() if not self._serves(p, v, first)]
+        found = {p: kept[2] for p, v in versions.items() if (kept := self._serving(p, v, first))}
+        stale = [p for p in versions if p not in found]
         if stale:
             if len(self._kept) + len(stale) > self.limit:
                 self._kept.clear()
@@ -142,12 +143,15 @@ class HoursCache:
                 stale,
                 first,
             ):
-                self._kept[row["id"]] = (row["hours_version"], first, calendar_of(row["id"], row))
-        return [self._kept[p][2] for p in versions]
+                found[row["id"]] = calendar_of(row["id"], row)
+                self._kept[row["id"]] = (row["hours_version"], first, found[row["id"]])
+        return [found[p] for p in versions]
 
-    def _serves(self, provider_id: str, version: int, first: date) -> bool:
+    def _serving(
+        self, provider_id: str, version: int, first: date
+    ) -> tuple[int, date, Calendar] | None:
         kept = self._kept.get(provider_id)
-        return kept is not None and kept[0] == version and kept[1] <= first
+        return kept if kept is not None and kept[0] == version and kept[1] <= first else None
 
 
 def week_sql(provider: str) -> str:
