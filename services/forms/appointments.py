@@ -47,11 +47,11 @@ async def handle(conn: Conn, event: Event) -> None:
 async def booked(conn: Conn, appointment: AppointmentChanged) -> None:
     patient_id = uuid.UUID(appointment.patient_id)
     appointment_id = uuid.UUID(appointment.appointment_id)
-    await conn.execute(
-        "INSERT INTO charts (patient_id) VALUES ($1) ON CONFLICT DO NOTHING", patient_id
-    )
+    # The chart and its visit forms in one statement (most types have no visit forms).
     rows = await conn.fetch(
-        """INSERT INTO chart_forms (patient_id, form_id, form_version, origin, appointment_id,
+        """WITH chart AS (
+               INSERT INTO charts (patient_id) VALUES ($1) ON CONFLICT DO NOTHING)
+           INSERT INTO chart_forms (patient_id, form_id, form_version, origin, appointment_id,
                                     due_at, assigned_by)
            SELECT $1, f.id, f.current_version, 'appointment', $2, $4, 'appointment'
            FROM visit_forms vf JOIN forms f ON f.id = vf.form_id
@@ -64,6 +64,8 @@ async def booked(conn: Conn, appointment: AppointmentChanged) -> None:
         uuid.UUID(appointment.appointment_type_id),
         appointment.start.ToDatetime(tzinfo=UTC),
     )
+    if not rows:
+        return
     kinds = await catalog.existing(conn, [r["form_id"] for r in rows])
     for row in rows:
         await access.record_system(

@@ -1,9 +1,11 @@
 """Durable pull consumers whose handlers run exactly once per event.
 
-Each event is handled in one database transaction that first records the event id in `inbox`;
-a redelivered event finds its row and is only acknowledged. A failing handler is retried with
-growing delays; after `max_deliveries` the event is recorded in `dead_letters` for operators and
-terminated, so one poison message never blocks the others.
+Each event is handled in a database transaction that first records the event id in `inbox`;
+a redelivered event finds its row and is only acknowledged. The events of one fetch share a
+transaction (one commit for all of them: under load a fetch brings dozens); when any of them
+fails, they are handled again one transaction each, so only the failing one is retried. A
+failing handler is retried with growing delays; after `max_deliveries` the event is recorded
+in `dead_letters` for operators and terminated, so one poison message never blocks the others.
 """
 
 from __future__ import annotations
@@ -90,8 +92,7 @@ class EventConsumer:
                         msgs = await psub.fetch(self.batch, timeout=self.fetch_timeout)
                     except nats.errors.TimeoutError:
                         continue
-                    for msg in msgs:
-                        await self.handle(msg)
+                    await self.handle_all(msgs)
             except asyncio.CancelledError:
                 raise
             except (
@@ -122,6 +123,16 @@ class EventConsumer:
             ),
         )
 
+    async def handle_all(self, msgs: list[Msg]) -> None:
+        """Process a fetched batch and acknowledge it: together when all succeed, else one by
+        one (each retried or dead-lettered on its own)."""
+        if len(msgs) > 1 and await self._process_together(msgs):
+            for msg in msgs:
+                await msg.ack()
+            return
+        for msg in msgs:
+            await self.handle(msg)
+
     async def handle(self, msg: Msg) -> None:
         """Process one message and acknowledge it (or schedule its retry)."""
         if await self.process(msg):
@@ -129,30 +140,51 @@ class EventConsumer:
 
     async def process(self, msg: Msg) -> bool:
         """Run the handler once per event id; False when it failed (retry or dead letter)."""
+        event = self._event(msg)
+        try:
+            async with self.pool.acquire() as conn, conn.transaction():
+                await self._once(conn, msg, event)
+        except Exception as exc:
+            await self._failed(msg, event, exc)
+            return False
+        return True
+
+    async def _process_together(self, msgs: list[Msg]) -> bool:
+        """All of `msgs` in one transaction; False (nothing written) when any handler fails."""
+        try:
+            async with self.pool.acquire() as conn, conn.transaction():
+                for msg in msgs:
+                    await self._once(conn, msg, self._event(msg))
+        except Exception as exc:
+            log.info(
+                "batch failed, handling its events one by one",
+                extra={"consumer": self.sub.durable, "error": type(exc).__name__},
+            )
+            return False
+        return True
+
+    async def _once(self, conn: Conn, msg: Msg, event: Event) -> None:
+        with telemetry.consume_span(msg.subject, msg.headers or {}):
+            first = await conn.fetchval(
+                """INSERT INTO inbox (consumer, event_id, subject) VALUES ($1, $2, $3)
+                   ON CONFLICT DO NOTHING RETURNING true""",
+                self.sub.durable,
+                event.id,
+                event.subject,
+            )
+            if first:
+                await self.sub.handler(conn, event)
+
+    @staticmethod
+    def _event(msg: Msg) -> Event:
         headers = msg.headers or {}
-        event = Event(
+        return Event(
             id=headers.get("Nats-Msg-Id", ""),
             subject=msg.subject,
             event_type=headers.get(EVENT_TYPE_HEADER, ""),
             payload=msg.data,
             deliveries=msg.metadata.num_delivered or 1,
         )
-        with telemetry.consume_span(msg.subject, headers):
-            try:
-                async with self.pool.acquire() as conn, conn.transaction():
-                    first = await conn.fetchval(
-                        """INSERT INTO inbox (consumer, event_id, subject) VALUES ($1, $2, $3)
-                           ON CONFLICT DO NOTHING RETURNING true""",
-                        self.sub.durable,
-                        event.id,
-                        event.subject,
-                    )
-                    if first:
-                        await self.sub.handler(conn, event)
-            except Exception as exc:
-                await self._failed(msg, event, exc)
-                return False
-        return True
 
     async def _failed(self, msg: Msg, event: Event, exc: Exception) -> None:
         extra = {
