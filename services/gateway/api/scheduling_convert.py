@@ -6,6 +6,7 @@ a refused time (SLOT_TAKEN, SLOT_UNAVAILABLE) becomes a 409 problem with `altern
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime, tzinfo
 from typing import Any
 
@@ -43,6 +44,14 @@ def to_timestamp(value: str) -> Timestamp:
 
 
 def at(ts: Timestamp, tz: tzinfo) -> str:
+    return _rfc3339(ts.seconds, ts.nanos, tz)
+
+
+@functools.lru_cache(maxsize=8192)
+def _rfc3339(seconds: int, nanos: int, tz: tzinfo) -> str:
+    # Cached: a page of free times repeats the same few hundred instants from call to call,
+    # and zoneinfo's conversion is most of the cost of answering Find Available.
+    ts = Timestamp(seconds=seconds, nanos=nanos)
     return instant(ts).astimezone(tz).isoformat()
 
 
