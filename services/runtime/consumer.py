@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -151,10 +152,26 @@ class EventConsumer:
 
     async def _process_together(self, msgs: list[Msg]) -> bool:
         """All of `msgs` in one transaction; False (nothing written) when any handler fails."""
+        events = [self._event(msg) for msg in msgs]
         try:
             async with self.pool.acquire() as conn, conn.transaction():
-                for msg in msgs:
-                    await self._once(conn, msg, self._event(msg))
+                # Every event id recorded in one statement; only those new to the inbox run.
+                ids = [uuid.UUID(e.id) for e in events]  # not a UUID: one by one, to fail alone
+                rows = await conn.fetch(
+                    """INSERT INTO inbox (consumer, event_id, subject)
+                       SELECT $1, e.id, e.subject
+                       FROM unnest($2::uuid[], $3::text[]) AS e(id, subject)
+                       ON CONFLICT DO NOTHING RETURNING event_id""",
+                    self.sub.durable,
+                    ids,
+                    [e.subject for e in events],
+                )
+                new = {r["event_id"] for r in rows}
+                for msg, event, event_id in zip(msgs, events, ids, strict=True):
+                    if event_id in new:
+                        new.discard(event_id)  # the same event twice in one fetch: once
+                        with telemetry.consume_span(msg.subject, msg.headers or {}):
+                            await self.sub.handler(conn, event)
         except Exception as exc:
             log.info(
                 "batch failed, handling its events one by one",
