@@ -166,7 +166,7 @@ class Backends:
         sessions: SessionCache | None = None,
     ) -> None:
         # Sessions resolved lately (auth.resolve); disabled until identity's change stream is up.
-        self.sessions = sessions or SessionCache(ttl=0)
+        self.sessions = SessionCache(ttl=0) if sessions is None else sessions
         self.channels = {
             name: open_channel(address, interceptors=self._interceptors(name))
             for name, address in addresses.items()

@@ -8,14 +8,13 @@ from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from typing import Any
 
-import asyncpg
 import grpc
 
 from portal.identity.v1 import identity_pb2_grpc as pb_grpc
 from services.identity import staff
 from services.identity.passwords import PasswordHasher
 from services.identity.servicer import IdentityServicer
-from services.identity.session_changes import SessionChanges
+from services.identity.session_changes import SessionChanges, connector
 from services.identity.settings import IdentitySettings
 from services.runtime.server import Runtime, ServiceSpec
 
@@ -41,8 +40,7 @@ def build(env: Mapping[str, str]) -> ServiceSpec:
             await staff.bootstrap_admin(rt.pool, hasher, settings.admin_password)
 
     def background(rt: Runtime) -> list[Coroutine[Any, Any, None]]:
-        # Its own connection, outside the pool: LISTEN is session state the pool would drop.
-        return [changes.run(lambda: asyncpg.connect(rt.settings.database_url, timeout=5))]
+        return [changes.run(connector(rt.settings.database_url))]
 
     return ServiceSpec(
         name="identity",

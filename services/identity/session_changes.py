@@ -28,7 +28,22 @@ CHANNEL = "portal_sessions_changed"
 # How often the listening connection proves it is alive; a dead one that never said so (a
 # half-open TCP connection) would otherwise keep caches trusted without news.
 PING_SECONDS = 5.0
+# The listening connection's name in pg_stat_activity.
+APPLICATION_NAME = "portal-identity-session-changes"
 LOST = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+
+
+def connector(dsn: str) -> Callable[[], Awaitable[asyncpg.Connection]]:
+    """Opens the listening connection: its own, outside the pool (LISTEN is session state
+    that a pooled connection would lose on release)."""
+
+    async def connect() -> asyncpg.Connection:
+        conn: asyncpg.Connection = await asyncpg.connect(
+            dsn, timeout=5, server_settings={"application_name": APPLICATION_NAME}
+        )
+        return conn
+
+    return connect
 
 
 class Change(enum.Enum):
