@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -530,19 +531,17 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
                 await audit.record(conn, principal, "auth.sign_out", detail=f"session={session_id}")
         return pb.EndSessionResponse()
 
-    # A streaming handler that writes with context.write (grpc.aio allows both that and an
-    # async generator; @requires wraps coroutines), so the stubs' iterator type does not fit.
     @requires(service=True)
-    async def WatchSessionChanges(  # type: ignore[override]
+    async def WatchSessionChanges(
         self, request: pb.WatchSessionChangesRequest, context: Context, principal: Principal
-    ) -> None:
+    ) -> AsyncIterator[pb.SessionChange]:
         """WATCHING, then CHANGED after each committed change (services.identity.session_changes);
         the stream ends when identity can no longer tell."""
         if self.changes is None:
             await context.abort(grpc.StatusCode.UNAVAILABLE, "session changes are not watched")
             return
         async for change in self.changes.watch():
-            await context.write(pb.SessionChange(kind=CHANGE_KINDS[change]))
+            yield pb.SessionChange(kind=CHANGE_KINDS[change])
 
     @requires(service=True)
     async def CheckSignInRate(
