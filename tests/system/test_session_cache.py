@@ -19,7 +19,7 @@ from tests.system.conftest import RunningStack
 from tests.system.gateways import gateway_replicas
 from tests.system.test_api import NEW_PASSWORD, Api
 from tests.system.test_api import http as http
-from tests.system.test_staff_lifecycle import CHOSEN
+from tests.system.test_staff_lifecycle import new_clinician
 
 pytestmark = pytest.mark.system
 CACHE = {"PORTAL_SESSION_CACHE_SECONDS": "600"}
@@ -66,41 +66,12 @@ async def works_on_both(apis: tuple[Api, Api], path: str, token: str) -> None:
         assert (await api.call("GET", path, token))[0] == 200
 
 
-async def clinician(api: Api, admin: str, username: str) -> tuple[str, str]:
-    """A new clinician's id and token (past the first sign-in's password change)."""
-    status, created, _ = await api.call(
-        "POST",
-        "/api/v1/staff-users",
-        admin,
-        json={"username": username, "display_name": "Nurse Cache", "role": "clinician"},
-    )
-    assert status == 201, created
-    status, session, _ = await api.call(
-        "POST",
-        "/api/v1/staff/sessions",
-        json={"username": username, "password": created["temporary_password"]},
-    )
-    assert status == 201, session
-    status, _, _ = await api.call(
-        "POST",
-        "/api/v1/staff/password",
-        session["token"],
-        json={"current_password": created["temporary_password"], "new_password": CHOSEN},
-    )
-    assert status == 204
-    status, session, _ = await api.call(
-        "POST", "/api/v1/staff/sessions", json={"username": username, "password": CHOSEN}
-    )
-    assert status == 201, session
-    return str(created["id"]), str(session["token"])
-
-
 async def test_disabling_a_user_on_one_gateway_ends_the_session_on_both(
     apis: tuple[Api, Api],
 ) -> None:
     a, b = apis
     admin = await a.staff_token()
-    user, token = await clinician(a, admin, "cache" + str(time.monotonic_ns())[-8:])
+    user, token = await new_clinician(a, admin, "cache" + str(time.monotonic_ns())[-8:])
     await works_on_both(apis, STAFF_READ, token)
     status, body, _ = await a.call(
         "PATCH", f"/api/v1/staff-users/{user}", admin, json={"disabled": True}

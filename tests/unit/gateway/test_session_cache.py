@@ -4,11 +4,13 @@ calls flush it."""
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
+import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from portal.identity.v1 import identity_pb2 as pb
-from services.gateway.backends import is_read
+from services.gateway.backends import FlushSessions, is_read
 from services.gateway.session_cache import SessionCache
 from services.gateway.settings import GatewaySettings
 from tests.conftest import TEST_GATEWAY_ENV
@@ -180,3 +182,47 @@ def test_exactly_the_reading_identity_calls_leave_the_cache_alone() -> None:
         "ChangePassword",
     ):
         assert write in names and not is_read(f"/{service.full_name}/{write}")
+
+
+class Call:
+    """What a unary continuation hands back: awaiting it gives the answer or raises."""
+
+    def __init__(self, error: grpc.aio.AioRpcError | None) -> None:
+        self.error = error
+
+    def __await__(self) -> Any:
+        if self.error is not None:
+            raise self.error
+        return "answer"
+        yield  # a generator, so that awaiting works
+
+
+async def through_interceptor(method: str, sessions: SessionCache, *, fails: bool) -> int:
+    """The generation after one call of `method` (failing or not) through FlushSessions."""
+    error = grpc.aio.AioRpcError(
+        grpc.StatusCode.DEADLINE_EXCEEDED, grpc.aio.Metadata(), grpc.aio.Metadata(), "late", ""
+    )
+
+    async def continuation(details: Any, request: Any) -> Call:
+        return Call(error if fails else None)
+
+    details = grpc.aio.ClientCallDetails(method, None, None, None, None)
+    interceptor = FlushSessions(sessions)
+    try:
+        found = await interceptor.intercept_unary_unary(continuation, details, None)
+        # The answer, or (reads, passed through untouched) the call that gives it.
+        assert (await found if isinstance(found, Call) else found) == "answer"
+        assert not fails
+    except grpc.aio.AioRpcError:
+        assert fails
+    return sessions.generation
+
+
+async def test_identity_writes_flush_the_cache_even_when_they_fail_and_reads_do_not() -> None:
+    sessions, _ = cache()
+    base = "/portal.identity.v1.IdentityService/"
+    assert await through_interceptor(base + "ResolveSession", sessions, fails=False) == 0
+    assert await through_interceptor(base + "EndSession", sessions, fails=False) == 1
+    # A call can fail after identity committed it (a deadline): flush all the same.
+    assert await through_interceptor(base + "UpdateStaffUser", sessions, fails=True) == 2
+    assert await through_interceptor(base + "ListStaffUsers", sessions, fails=True) == 2
