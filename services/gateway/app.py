@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 from collections.abc import AsyncIterator
 from importlib import resources
@@ -24,6 +26,8 @@ from services.gateway.security import (
     error_pages,
     security_headers,
 )
+from services.gateway.session_cache import SessionCache
+from services.gateway.session_watch import watch_sessions
 from services.gateway.settings import GatewaySettings
 from services.gateway.staff import chart_records
 from services.gateway.staff_access import staff_guard
@@ -70,11 +74,24 @@ def create_app(settings: GatewaySettings, backends: Backends | None = None) -> w
     env.globals["static"] = _static_url()
 
     async def backends_ctx(app: web.Application) -> AsyncIterator[None]:
-        app[BACKENDS] = backends or Backends(settings.backends, settings.principal_key)
+        app[BACKENDS] = backends or Backends(
+            settings.backends,
+            settings.principal_key,
+            SessionCache(ttl=settings.session_cache_seconds),
+        )
         yield
         await app[BACKENDS].close()
 
+    async def session_watch_ctx(app: web.Application) -> AsyncIterator[None]:
+        # The cache is used only while this keeps identity's change stream open.
+        task = asyncio.create_task(watch_sessions(app[BACKENDS]), name="session-watch")
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
     app.cleanup_ctx.append(backends_ctx)
+    app.cleanup_ctx.append(session_watch_ctx)
     app.router.add_static("/static", STATIC)
     health.setup(app)
     pages.setup(app)

@@ -148,10 +148,21 @@ def bearer_token(request: web.Request) -> str | None:
 async def resolve(
     request: web.Request, token: str, *, with_own_profile: bool = False
 ) -> pb.Session | None:
-    """The live session (with the patient's own audited record when asked), or None."""
+    """The live session (with the patient's own audited record when asked), or None.
+
+    Without the own record, a session identity resolved lately may come from the gateway's
+    cache (services.gateway.session_cache); the own record is always identity's fresh, audited
+    read. Refusals are never cached.
+    """
     backends: Backends = request.app[BACKENDS]
+    cache = backends.sessions
+    if not with_own_profile:
+        cached = cache.get(token)
+        if cached is not None:
+            return cached
+    generation = cache.generation  # before asking: a flush meanwhile keeps the answer out
     try:
-        return await backends.identity.ResolveSession(
+        session: pb.Session = await backends.identity.ResolveSession(
             pb.ResolveSessionRequest(token=token, touch=True, with_own_profile=with_own_profile),
             metadata=gateway_metadata(request),
         )
@@ -159,6 +170,9 @@ async def resolve(
         if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
             return None
         raise
+    if not with_own_profile:
+        cache.put(token, session, generation)
+    return session
 
 
 def principal_for(request: web.Request, session: pb.Session) -> Principal:
@@ -236,7 +250,11 @@ async def sign_in_retry_after(request: web.Request) -> int | None:
 
 
 async def end_session(request: web.Request, token: str) -> None:
-    """End a session; one that already ended is what signing out wants anyway."""
+    """End a session; one that already ended is what signing out wants anyway.
+
+    Like every identity call that changes sessions, this flushes the gateway's session cache
+    (backends.FlushSessions), so the token is refused here at once.
+    """
     try:
         await request.app[BACKENDS].identity.EndSession(
             pb.EndSessionRequest(token=token), metadata=gateway_metadata(request)

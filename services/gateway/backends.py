@@ -19,6 +19,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from portal.forms.v1 import forms_pb2_grpc
 from portal.identity.v1 import identity_pb2_grpc
 from portal.scheduling.v1 import scheduling_pb2_grpc
+from services.gateway.session_cache import SessionCache
 from services.runtime.client import open_channel
 from services.runtime.principal import Principal, PrincipalSigner
 from services.runtime.principal_keys import SigningKey
@@ -88,6 +89,55 @@ class NameOutages(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[type-ar
             raise
 
 
+# identity calls that change nothing a session resolves to, by their name's first word. Every
+# other identity call (sign-ins, staff and patient changes, passwords, MFA, sign-out …) flushes
+# the gateway's session cache when it ends; a new RPC is a write unless its name says otherwise
+# (tests/unit/gateway/test_session_cache.py lists today's reads, so a new one is noticed).
+READ_PREFIXES = (
+    "Resolve",
+    "Get",
+    "List",
+    "Search",
+    "Check",
+    "Find",
+    "Count",
+    "Export",
+    "Verify",
+    "Suggest",
+    "Watch",
+)
+
+
+def is_read(method: str) -> bool:
+    """Whether the gRPC method (`/package.Service/Name` or `Name`) only reads."""
+    return method.rpartition("/")[2].startswith(READ_PREFIXES)
+
+
+class FlushSessions(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[type-arg]
+    """After every identity call that may change sessions, accounts or users, forget the cached
+    sessions before the caller sees the answer, so this gateway's next request asks identity.
+    Failed calls flush too: a call can fail after identity committed it."""
+
+    def __init__(self, cache: SessionCache) -> None:
+        self.cache = cache
+
+    async def intercept_unary_unary(
+        self,
+        continuation: Callable[[grpc.aio.ClientCallDetails, Any], Any],
+        client_call_details: grpc.aio.ClientCallDetails,
+        request: Any,
+    ) -> Any:
+        method = client_call_details.method
+        name = method.decode() if isinstance(method, bytes) else str(method)
+        if is_read(name):
+            return await continuation(client_call_details, request)
+        try:
+            call = await continuation(client_call_details, request)
+            return await call
+        finally:
+            self.cache.flush()
+
+
 @dataclass(frozen=True)
 class Outage:
     """What a page section shows instead of its content while its service is down."""
@@ -109,15 +159,28 @@ async def section(call: Awaitable[T]) -> T | Outage:
 
 
 class Backends:
-    def __init__(self, addresses: dict[str, str], principal_key: SigningKey) -> None:
+    def __init__(
+        self,
+        addresses: dict[str, str],
+        principal_key: SigningKey,
+        sessions: SessionCache | None = None,
+    ) -> None:
+        # Sessions resolved lately (auth.resolve); disabled until identity's change stream is up.
+        self.sessions = SessionCache(ttl=0) if sessions is None else sessions
         self.channels = {
-            name: open_channel(address, interceptors=[NameOutages(name)])  # type: ignore[list-item]
+            name: open_channel(address, interceptors=self._interceptors(name))
             for name, address in addresses.items()
         }
         self.identity = identity_pb2_grpc.IdentityServiceStub(self.channels["identity"])
         self.forms = forms_pb2_grpc.FormsServiceStub(self.channels["forms"])
         self.scheduling = scheduling_pb2_grpc.SchedulingServiceStub(self.channels["scheduling"])
         self.signer = PrincipalSigner(principal_key)
+
+    def _interceptors(self, name: str) -> list[grpc.aio.ClientInterceptor]:
+        found: list[Any] = [NameOutages(name)]
+        if name == "identity":
+            found.append(FlushSessions(self.sessions))
+        return found
 
     def auth(self, principal: Principal) -> tuple[tuple[str, str], ...]:
         """Metadata that carries `principal` to a backend, signed (the signer reuses a token

@@ -10,11 +10,13 @@ from datetime import tzinfo
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from services.gateway.session_cache import DEFAULT_TTL
 from services.runtime.principal_keys import SigningKey
 from services.runtime.settings import (
     DEFAULT_PORTS,
     ConfigError,
     env_bool,
+    env_float,
     env_int,
     env_secret,
     env_signing_key,
@@ -42,6 +44,8 @@ class GatewaySettings:
     trace_file: str | None
     otlp_endpoint: str | None
     login_rate_per_minute: int
+    # Resolved sessions are kept this long (services.gateway.session_cache); 0: not at all.
+    session_cache_seconds: float
     trusted_proxies: tuple[IPv4Network | IPv6Network, ...]
     # The staff portal and staff API answer only on this host / from these networks (404
     # elsewhere); None / empty: anywhere.
@@ -72,6 +76,9 @@ class GatewaySettings:
             trace_file=env.get("PORTAL_TRACE_FILE") or None,
             otlp_endpoint=env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or None,
             login_rate_per_minute=env_int(env, "PORTAL_LOGIN_RATE_PER_MINUTE", 20),
+            session_cache_seconds=env_float(
+                env, "PORTAL_SESSION_CACHE_SECONDS", DEFAULT_TTL, minimum=0
+            ),
             trusted_proxies=_networks(env, "PORTAL_TRUSTED_PROXIES"),
             staff_host=_host(env.get("PORTAL_STAFF_HOST", "")),
             staff_allowed_networks=_networks(env, "PORTAL_STAFF_ALLOWED_NETWORKS"),

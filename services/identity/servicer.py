@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -35,6 +36,7 @@ from services.identity import (
     staff_admin,
 )
 from services.identity.passwords import PasswordHasher, check_password, generate_password
+from services.identity.session_changes import Change, SessionChanges
 from services.identity.settings import IdentitySettings
 from services.identity.totp import otpauth_uri
 from services.runtime import audit_chain
@@ -56,6 +58,10 @@ MFA_ISSUER = "Patient Portal"
 EVENT_REALMS = {"onsite": events.REALM_ONSITE, "offsite": events.REALM_OFFSITE}
 USERNAME_TAKEN = "That username is already taken."
 SUMMARIES_LIMIT = 200  # ids per GetPatientSummaries call (a week of a busy calendar)
+CHANGE_KINDS = {
+    Change.WATCHING: pb.SessionChange.KIND_WATCHING,
+    Change.CHANGED: pb.SessionChange.KIND_CHANGED,
+}
 
 
 def now_ts() -> Timestamp:
@@ -100,11 +106,13 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
         principals: PrincipalVerifier,
         hasher: PasswordHasher,
         settings: IdentitySettings,
+        changes: SessionChanges | None = None,
     ) -> None:
         self.pool = pool
         self.principals = principals
         self.hasher = hasher
         self.settings = settings
+        self.changes = changes  # None: nobody can watch (WatchSessionChanges is UNAVAILABLE)
 
     # ------------------------------------------------------------------ staff
 
@@ -522,6 +530,18 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
             if session_id is not None:
                 await audit.record(conn, principal, "auth.sign_out", detail=f"session={session_id}")
         return pb.EndSessionResponse()
+
+    @requires(service=True)
+    async def WatchSessionChanges(
+        self, request: pb.WatchSessionChangesRequest, context: Context, principal: Principal
+    ) -> AsyncIterator[pb.SessionChange]:
+        """WATCHING, then CHANGED after each committed change (services.identity.session_changes);
+        the stream ends when identity can no longer tell."""
+        if self.changes is None:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "session changes are not watched")
+            return
+        async for change in self.changes.watch():
+            yield pb.SessionChange(kind=CHANGE_KINDS[change])
 
     @requires(service=True)
     async def CheckSignInRate(

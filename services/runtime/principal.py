@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import contextvars
 import functools
+import inspect
 import time
-from collections.abc import Awaitable, Callable, Collection, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
 from dataclasses import asdict, dataclass
-from typing import Any, Concatenate, Literal, Protocol, TypeVar
+from typing import Any, Concatenate, Literal, Protocol, TypeVar, cast
 
 import grpc
 import jwt
@@ -161,13 +162,12 @@ class HasVerifier(Protocol):
 
 S = TypeVar("S", bound=HasVerifier)
 Req = TypeVar("Req")
-Resp = TypeVar("Resp")
-Handler = Callable[[S, Req, grpc.aio.ServicerContext[Any, Any]], Awaitable[Resp]]
-
-
-Checked = Callable[
-    Concatenate[S, Req, grpc.aio.ServicerContext[Any, Any], Principal, ...], Awaitable[Resp]
-]
+# What the method returns: a coroutine of the reply, or (server streaming) an async iterator
+# of replies, which the OpenTelemetry server interceptor insists on for streams.
+R = TypeVar("R")
+Context = grpc.aio.ServicerContext[Any, Any]
+Handler = Callable[[S, Req, Context], R]
+Checked = Callable[Concatenate[S, Req, Context, Principal, ...], R]
 
 
 def requires(
@@ -177,7 +177,7 @@ def requires(
     service: bool = False,
     password_change: bool = False,
     mfa_enrolment: bool = False,
-) -> Callable[[Checked[S, Req, Resp]], Handler[S, Req, Resp]]:
+) -> Callable[[Checked[S, Req, R]], Handler[S, Req, R]]:
     """Decorate a servicer method: verify the principal, check its kind and role, pass it on.
 
     The request's strings are NFC-normalised in place and checked against the text rule
@@ -186,40 +186,58 @@ def requires(
     staff=True admits every staff role; staff={"admin"} only those roles. patient=True admits
     signed-in patients; password_change=True also those who must change their password first;
     mfa_enrolment=True also staff who must set up two-factor sign-in first.
+    A server-streaming method is an async generator; it is checked before its first reply.
     """
 
-    def decorate(method: Checked[S, Req, Resp]) -> Handler[S, Req, Resp]:
-        @functools.wraps(method)
-        async def checked(
-            self: S, request: Req, context: grpc.aio.ServicerContext[Any, Any]
-        ) -> Resp:
-            token = dict(context.invocation_metadata() or ()).get(METADATA_KEY)
-            if not isinstance(token, str):
-                await context.abort(grpc.StatusCode.UNAUTHENTICATED, "no principal")
-                raise AssertionError("unreachable")
-            try:
-                principal = self.principals.decode(token)
-            except InvalidPrincipal:
-                await context.abort(grpc.StatusCode.UNAUTHENTICATED, "invalid principal")
-                raise AssertionError("unreachable") from None
-            if not _admitted(principal, staff, patient, service, password_change, mfa_enrolment):
-                await context.abort(grpc.StatusCode.PERMISSION_DENIED, "not allowed")
-            # The text rule for every string of every request, before any handler sees it.
-            if isinstance(request, Message):
-                refused = request_text.check(request)
-                if refused:
-                    await abort_invalid(context, refused, TEXT_REFUSED)
-            current.set(principal)
-            return await method(self, request, context, principal)
+    async def admit(self: HasVerifier, request: object, context: Context) -> Principal:
+        token = dict(context.invocation_metadata() or ()).get(METADATA_KEY)
+        if not isinstance(token, str):
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "no principal")
+            raise AssertionError("unreachable")
+        try:
+            principal = self.principals.decode(token)
+        except InvalidPrincipal:
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "invalid principal")
+            raise AssertionError("unreachable") from None
+        if not _admitted(principal, staff, patient, service, password_change, mfa_enrolment):
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, "not allowed")
+        # The text rule for every string of every request, before any handler sees it.
+        if isinstance(request, Message):
+            refused = request_text.check(request)
+            if refused:
+                await abort_invalid(context, refused, TEXT_REFUSED)
+        current.set(principal)
+        return principal
 
-        checked.__portal_requires__ = True  # type: ignore[attr-defined]
+    def decorate(method: Checked[S, Req, R]) -> Handler[S, Req, R]:
+        wrapper: Any
+        if inspect.isasyncgenfunction(method):
+
+            @functools.wraps(method)
+            async def streamed(self: S, request: Req, context: Context) -> AsyncIterator[Any]:
+                principal = await admit(self, request, context)
+                async for reply in cast(
+                    AsyncIterator[Any], method(self, request, context, principal)
+                ):
+                    yield reply
+
+            wrapper = streamed
+        else:
+
+            @functools.wraps(method)
+            async def checked(self: S, request: Req, context: Context) -> Any:
+                principal = await admit(self, request, context)
+                return await cast(Awaitable[Any], method(self, request, context, principal))
+
+            wrapper = checked
+        wrapper.__portal_requires__ = True
         # Who a pending principal may reach, for the test that lists every such RPC.
-        checked.__portal_pending__ = frozenset(  # type: ignore[attr-defined]
+        wrapper.__portal_pending__ = frozenset(
             name
             for name, on in (("password_change", password_change), ("mfa_enrolment", mfa_enrolment))
             if on
         )
-        return checked
+        return cast(Handler[S, Req, R], wrapper)
 
     return decorate
 

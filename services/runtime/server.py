@@ -19,9 +19,10 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from importlib.resources.abc import Traversable
+from typing import Any
 
 import asyncpg
 import grpc
@@ -60,6 +61,9 @@ class ServiceSpec:
     register: Callable[[grpc.aio.Server, Runtime], None]
     subscriptions: Callable[[Runtime], list[Subscription]] = field(default=lambda _rt: [])
     on_start: Callable[[Runtime], Awaitable[None]] | None = None  # after migrations, before serving
+    # Tasks that run while serving; cancelled before the server stops, so that calls waiting on
+    # them (streams) end instead of holding the shutdown for its whole grace period.
+    background: Callable[[Runtime], list[Coroutine[Any, Any, None]]] = field(default=lambda _rt: [])
     max_message_bytes: int = 0  # the largest request it accepts; 0: gRPC's default (4 MiB)
 
     @property
@@ -123,6 +127,7 @@ async def serve(spec: ServiceSpec, settings: ServiceSettings) -> int:
     await health_servicer.set("liveness", SERVING)
     log.info("serving", extra={"address": settings.grpc_listen})
 
+    background = [asyncio.create_task(work) for work in spec.background(runtime)]
     relay = outbox_relay(spec, pool, broker)
     tasks = [
         asyncio.create_task(relay.run(), name="outbox-relay"),
@@ -142,16 +147,21 @@ async def serve(spec: ServiceSpec, settings: ServiceSettings) -> int:
     log.info("shutting down")
     await health_servicer.enter_graceful_shutdown()
     await asyncio.sleep(settings.shutdown_drain)
+    await _cancel(background)
     await server.stop(settings.shutdown_grace)
+    await _cancel(tasks)
+    await broker.close()
+    await pool.close()
+    log.info("stopped")
+    return 0
+
+
+async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
     for task in tasks:
         task.cancel()
     for task in tasks:
         with contextlib.suppress(asyncio.CancelledError):
             await task
-    await broker.close()
-    await pool.close()
-    log.info("stopped")
-    return 0
 
 
 async def _watch_health(spec: ServiceSpec, rt: Runtime, servicer: HealthServicer) -> None:

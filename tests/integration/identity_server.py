@@ -12,14 +12,21 @@ import grpc
 from portal.identity.v1 import identity_pb2_grpc as pb_grpc
 from services.identity.passwords import PasswordHasher
 from services.identity.servicer import IdentityServicer
+from services.identity.session_changes import SessionChanges
 from services.identity.settings import IdentitySettings
 from services.runtime import db
 from tests.conftest import principal_verifier
 
 
 @asynccontextmanager
-async def identity_server(database_url: str) -> AsyncIterator[tuple[asyncpg.Pool, str]]:
-    """(its pool, its address); the server and pool are closed on exit."""
+async def identity_server(
+    database_url: str, changes: SessionChanges | None = None
+) -> AsyncIterator[tuple[asyncpg.Pool, str]]:
+    """(its pool, its address); the server and pool are closed on exit.
+
+    changes: the session change hub it streams from (WatchSessionChanges); the test runs it,
+    or not. Without one the stream answers UNAVAILABLE, so gateways do not use their caches.
+    """
     pool = await db.create_pool(database_url, max_size=8)
     async with pool.acquire() as conn:
         await db.migrate(
@@ -31,7 +38,7 @@ async def identity_server(database_url: str) -> AsyncIterator[tuple[asyncpg.Pool
     server = grpc.aio.server()
     pb_grpc.add_IdentityServiceServicer_to_server(
         IdentityServicer(
-            pool, principal_verifier(), PasswordHasher(settings.hash_params), settings
+            pool, principal_verifier(), PasswordHasher(settings.hash_params), settings, changes
         ),
         server,
     )

@@ -22,6 +22,35 @@ from tests.system.test_staff_pages import browser as browser
 CHOSEN = "Quartz-Lantern-Evening-77"
 
 
+async def new_clinician(api: Api, admin: str, username: str) -> tuple[str, str]:
+    """A new clinician's id and token, past the first sign-in's password change (to CHOSEN)."""
+    status, created, _ = await api.call(
+        "POST",
+        "/api/v1/staff-users",
+        admin,
+        json={"username": username, "display_name": "Nurse " + username, "role": "clinician"},
+    )
+    assert status == 201, created
+    status, session, _ = await api.call(
+        "POST",
+        "/api/v1/staff/sessions",
+        json={"username": username, "password": created["temporary_password"]},
+    )
+    assert status == 201, session
+    status, _, _ = await api.call(
+        "POST",
+        "/api/v1/staff/password",
+        session["token"],
+        json={"current_password": created["temporary_password"], "new_password": CHOSEN},
+    )
+    assert status == 204
+    status, session, _ = await api.call(
+        "POST", "/api/v1/staff/sessions", json={"username": username, "password": CHOSEN}
+    )
+    assert status == 201, session
+    return str(created["id"]), str(session["token"])
+
+
 async def test_admin_creates_resets_disables_and_unlocks_staff(api: Api) -> None:
     admin = await api.staff_token()
     username = "nurse" + uuid.uuid4().hex[:8]
@@ -475,33 +504,12 @@ async def test_a_sign_in_with_a_second_factor_sets_the_device_cookie_too(
 ) -> None:
     admin = await api.staff_token()
     username = "scribe" + uuid.uuid4().hex[:8]
-    status, created, _ = await api.call(
-        "POST",
-        "/api/v1/staff-users",
-        admin,
-        json={"username": username, "display_name": "Scribe", "role": "clinician"},
-    )
-    assert status == 201
-    status, session, _ = await api.call(
-        "POST",
-        "/api/v1/staff/sessions",
-        json={"username": username, "password": created["temporary_password"]},
-    )
-    status, _, _ = await api.call(
-        "POST",
-        "/api/v1/staff/password",
-        session["token"],
-        json={"current_password": created["temporary_password"], "new_password": CHOSEN},
-    )
-    assert status == 204
-    status, session, _ = await api.call(
-        "POST", "/api/v1/staff/sessions", json={"username": username, "password": CHOSEN}
-    )
-    status, enrolment, _ = await api.call("POST", "/api/v1/staff/mfa/totp", session["token"])
+    _, token = await new_clinician(api, admin, username)
+    status, enrolment, _ = await api.call("POST", "/api/v1/staff/mfa/totp", token)
     assert status == 201
     secret = enrolment["secret"]
     status, _, _ = await api.call(
-        "POST", "/api/v1/staff/mfa/totp/confirm", session["token"], json={"code": code(secret, -1)}
+        "POST", "/api/v1/staff/mfa/totp/confirm", token, json={"code": code(secret, -1)}
     )
     assert status == 200
     fields = {"username": username, "password": CHOSEN}

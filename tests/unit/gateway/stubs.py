@@ -14,6 +14,7 @@ import grpc
 
 from portal.identity.v1 import identity_pb2 as pb
 from services.gateway.backends import Backends
+from services.gateway.session_cache import SessionCache
 from services.runtime.errors import FieldErrors, abort_invalid, abort_precondition
 from services.runtime.principal import Principal
 from tests.conftest import principal_signer
@@ -131,6 +132,7 @@ class StubBackends:
     def __init__(self) -> None:
         self.identity = Identity()
         self.codec = principal_signer()
+        self.sessions = SessionCache(ttl=0)  # off: every request reaches the stub identity
 
     def auth(self, principal: Principal) -> tuple[tuple[str, str], ...]:
         return self.codec.metadata(principal)

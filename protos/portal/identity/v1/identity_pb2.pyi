@@ -333,6 +333,59 @@ class EndSessionRequest(_message.Message):
 Global___EndSessionRequest: _TypeAlias = EndSessionRequest  # noqa: Y015
 
 @_typing.final
+class WatchSessionChangesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchSessionChangesRequest: _TypeAlias = WatchSessionChangesRequest  # noqa: Y015
+
+@_typing.final
+class SessionChange(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    class _Kind:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _KindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[SessionChange._Kind.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        KIND_UNSPECIFIED: SessionChange._Kind.ValueType  # 0
+        KIND_WATCHING: SessionChange._Kind.ValueType  # 1
+        """Identity is listening: from now on every change is announced."""
+        KIND_CHANGED: SessionChange._Kind.ValueType  # 2
+        """Something that can alter resolved sessions changed: forget what you hold."""
+
+    class Kind(_Kind, metaclass=_KindEnumTypeWrapper): ...
+    KIND_UNSPECIFIED: SessionChange.Kind.ValueType  # 0
+    KIND_WATCHING: SessionChange.Kind.ValueType  # 1
+    """Identity is listening: from now on every change is announced."""
+    KIND_CHANGED: SessionChange.Kind.ValueType  # 2
+    """Something that can alter resolved sessions changed: forget what you hold."""
+
+    KIND_FIELD_NUMBER: _builtins.int
+    kind: Global___SessionChange.Kind.ValueType
+    def __init__(
+        self,
+        *,
+        kind: Global___SessionChange.Kind.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SessionChange: _TypeAlias = SessionChange  # noqa: Y015
+
+@_typing.final
 class EndSessionResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

@@ -104,6 +104,11 @@ class IdentityServiceStub:
                 request_serializer=portal_dot_identity_dot_v1_dot_identity__pb2.EndSessionRequest.SerializeToString,
                 response_deserializer=portal_dot_identity_dot_v1_dot_identity__pb2.EndSessionResponse.FromString,
                 _registered_method=True)
+        self.WatchSessionChanges = channel.unary_stream(
+                '/portal.identity.v1.IdentityService/WatchSessionChanges',
+                request_serializer=portal_dot_identity_dot_v1_dot_identity__pb2.WatchSessionChangesRequest.SerializeToString,
+                response_deserializer=portal_dot_identity_dot_v1_dot_identity__pb2.SessionChange.FromString,
+                _registered_method=True)
         self.RegisterPatient = channel.unary_unary(
                 '/portal.identity.v1.IdentityService/RegisterPatient',
                 request_serializer=portal_dot_identity_dot_v1_dot_identity__pb2.RegisterPatientRequest.SerializeToString,
@@ -326,6 +331,16 @@ class IdentityServiceServicer:
 
     def EndSession(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchSessionChanges(self, request, context):
+        """The gateway's session cache stays honest by this stream (gateway's service principal only):
+        the first message says WATCHING once identity listens for changes, then one CHANGED after
+        every committed change that can alter what ResolveSession answers. The stream ends when
+        identity can no longer tell (its listening connection was lost): caches must stop trusting.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -576,6 +591,11 @@ def add_IdentityServiceServicer_to_server(servicer, server):
                     servicer.EndSession,
                     request_deserializer=portal_dot_identity_dot_v1_dot_identity__pb2.EndSessionRequest.FromString,
                     response_serializer=portal_dot_identity_dot_v1_dot_identity__pb2.EndSessionResponse.SerializeToString,
+            ),
+            'WatchSessionChanges': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchSessionChanges,
+                    request_deserializer=portal_dot_identity_dot_v1_dot_identity__pb2.WatchSessionChangesRequest.FromString,
+                    response_serializer=portal_dot_identity_dot_v1_dot_identity__pb2.SessionChange.SerializeToString,
             ),
             'RegisterPatient': grpc.unary_unary_rpc_method_handler(
                     servicer.RegisterPatient,
@@ -1086,6 +1106,33 @@ class IdentityService:
             '/portal.identity.v1.IdentityService/EndSession',
             portal_dot_identity_dot_v1_dot_identity__pb2.EndSessionRequest.SerializeToString,
             portal_dot_identity_dot_v1_dot_identity__pb2.EndSessionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchSessionChanges(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/portal.identity.v1.IdentityService/WatchSessionChanges',
+            portal_dot_identity_dot_v1_dot_identity__pb2.WatchSessionChangesRequest.SerializeToString,
+            portal_dot_identity_dot_v1_dot_identity__pb2.SessionChange.FromString,
             options,
             channel_credentials,
             insecure,

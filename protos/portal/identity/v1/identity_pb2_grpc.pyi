@@ -54,6 +54,12 @@ class IdentityServiceStub:
     ResolveSession: _grpc.UnaryUnaryMultiCallable[_identity_pb2.ResolveSessionRequest, _identity_pb2.Session]
     """Sessions of either kind (staff or patient): resolve a bearer/cookie token, end it."""
     EndSession: _grpc.UnaryUnaryMultiCallable[_identity_pb2.EndSessionRequest, _identity_pb2.EndSessionResponse]
+    WatchSessionChanges: _grpc.UnaryStreamMultiCallable[_identity_pb2.WatchSessionChangesRequest, _identity_pb2.SessionChange]
+    """The gateway's session cache stays honest by this stream (gateway's service principal only):
+    the first message says WATCHING once identity listens for changes, then one CHANGED after
+    every committed change that can alter what ResolveSession answers. The stream ends when
+    identity can no longer tell (its listening connection was lost): caches must stop trusting.
+    """
     RegisterPatient: _grpc.UnaryUnaryMultiCallable[_identity_pb2.RegisterPatientRequest, _identity_pb2.RegisterPatientResponse]
     """Patient registry (staff only)."""
     SearchPatients: _grpc.UnaryUnaryMultiCallable[_identity_pb2.SearchPatientsRequest, _identity_pb2.SearchPatientsResponse]
@@ -129,6 +135,12 @@ class IdentityServiceAsyncStub(IdentityServiceStub):
     ResolveSession: _aio.UnaryUnaryMultiCallable[_identity_pb2.ResolveSessionRequest, _identity_pb2.Session]  # type: ignore[assignment]
     """Sessions of either kind (staff or patient): resolve a bearer/cookie token, end it."""
     EndSession: _aio.UnaryUnaryMultiCallable[_identity_pb2.EndSessionRequest, _identity_pb2.EndSessionResponse]  # type: ignore[assignment]
+    WatchSessionChanges: _aio.UnaryStreamMultiCallable[_identity_pb2.WatchSessionChangesRequest, _identity_pb2.SessionChange]  # type: ignore[assignment]
+    """The gateway's session cache stays honest by this stream (gateway's service principal only):
+    the first message says WATCHING once identity listens for changes, then one CHANGED after
+    every committed change that can alter what ResolveSession answers. The stream ends when
+    identity can no longer tell (its listening connection was lost): caches must stop trusting.
+    """
     RegisterPatient: _aio.UnaryUnaryMultiCallable[_identity_pb2.RegisterPatientRequest, _identity_pb2.RegisterPatientResponse]  # type: ignore[assignment]
     """Patient registry (staff only)."""
     SearchPatients: _aio.UnaryUnaryMultiCallable[_identity_pb2.SearchPatientsRequest, _identity_pb2.SearchPatientsResponse]  # type: ignore[assignment]
@@ -285,6 +297,18 @@ class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _identity_pb2.EndSessionRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_identity_pb2.EndSessionResponse, _abc.Awaitable[_identity_pb2.EndSessionResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def WatchSessionChanges(
+        self,
+        request: _identity_pb2.WatchSessionChangesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_identity_pb2.SessionChange], _abc.AsyncIterator[_identity_pb2.SessionChange]]:
+        """The gateway's session cache stays honest by this stream (gateway's service principal only):
+        the first message says WATCHING once identity listens for changes, then one CHANGED after
+        every committed change that can alter what ResolveSession answers. The stream ends when
+        identity can no longer tell (its listening connection was lost): caches must stop trusting.
+        """
 
     @_abc_1.abstractmethod
     def RegisterPatient(
