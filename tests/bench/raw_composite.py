@@ -101,7 +101,12 @@ def front_app(backend_address: str) -> web.Application:
     async def me(request: web.Request) -> web.Response:
         person = request.headers["X-Person"]
         call = request.app[channel_key].unary_unary(METHOD, None, None)
-        reply = pb.Patient.FromString(await call(person.encode(), timeout=5))
+        try:
+            reply = pb.Patient.FromString(await call(person.encode(), timeout=5))
+        except grpc.aio.AioRpcError as exc:
+            # The backend is still starting while the bench polls for readiness: answer as the
+            # gateway would (503), without a traceback on the terminal.
+            return web.json_response({"code": exc.code().name}, status=503)
         return web.json_response(
             {
                 "id": reply.id,
