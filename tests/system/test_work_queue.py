@@ -110,7 +110,12 @@ async def test_portal_activity_reaches_the_work_queue_and_the_answer_the_patient
         assert rows(page) == expected, page.text[:4000]
         assert badge(page) == 3
         assert f'href="/staff/appointments/{appointment_id}"' in page.text
-        assert 'href="/staff/refills"' in page.text and 'href="/staff/profile-updates"' in page.text
+        # A decision link opens the item itself: its row on the kind's page.
+        assert (
+            f'href="/staff/refills?status=requested&amp;patient_id={patient_id}#refill-{refill["id"]}"'
+            in page.text
+        ), page.text[:4000]
+        assert f'href="/staff/profile-updates#update-{update["id"]}"' in page.text
         assert f'href="/staff/patients/{patient_id}"' in page.text
         assert patient["last_name"] in page.text  # the name, from identity
 

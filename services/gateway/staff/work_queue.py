@@ -9,6 +9,7 @@ for at most NAMED_PATIENTS distinct patients.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import urlencode
 
 from aiohttp import web
 
@@ -16,16 +17,12 @@ from portal.identity.v1 import identity_pb2 as pb
 from services.gateway import auth, work_queue
 from services.gateway.auth import Caller
 from services.gateway.context import BACKENDS, SETTINGS
+from services.gateway.records_view import REFILL_STATUS_BY_NAME
 from services.gateway.staff.common import format_when, render, staff_page
 
 URL = "/staff/work-queue"
 SHOWN = 100  # rows on the page, newest first
 NAMED_PATIENTS = 200  # identity's limit for one GetPatientSummaries call
-DECISION_PAGES = {
-    "refill_request": "/staff/refills",
-    "profile_update": "/staff/profile-updates",
-    "form_review": "/staff/forms/review",
-}
 STATUS_LEVELS = {
     "pending": "info",
     "requested": "info",
@@ -58,9 +55,18 @@ class Row:
 
 
 def decision_url(item: work_queue.Item) -> str:
+    """Where staff decide on this item: its own page, or its row on the kind's list page."""
     if item.kind == "portal_booking":
         return f"/staff/appointments/{item.id}"
-    return DECISION_PAGES.get(item.kind, "")
+    if item.kind == "form_review":
+        return f"/staff/patients/{item.patient_id}/forms/{item.id}"
+    if item.kind == "refill_request":
+        status = item.status if item.status in REFILL_STATUS_BY_NAME else ""
+        query = urlencode({"status": status, "patient_id": item.patient_id})
+        return f"/staff/refills?{query}#refill-{item.id}"
+    if item.kind == "profile_update":
+        return f"/staff/profile-updates#update-{item.id}"
+    return ""
 
 
 async def patient_names(request: web.Request, caller: Caller, ids: list[str]) -> dict[str, str]:
