@@ -131,7 +131,8 @@ async def grant_runtime(conn: Conn, role: str) -> None:
     if role == await conn.fetchval("SELECT current_user"):
         return  # one role for both: nothing to separate
     chained = [
-        r["table_name"] for r in await conn.fetch("SELECT table_name FROM audit_chain_heads")
+        r["table_name"]
+        for r in await conn.fetch("SELECT DISTINCT table_name FROM audit_chain_heads")
     ]
     statements = [
         f'GRANT USAGE ON SCHEMA public TO "{role}"',

@@ -1,5 +1,6 @@
-"""Audit tables: the runtime role may only INSERT and SELECT them, and their hash chains show
-tampering (an edited row, a deleted row, rows cut from the end), also under concurrent appends."""
+"""Audit tables: the runtime role may only INSERT and SELECT them, and their hash chains (in
+lanes) show tampering (an edited row, a deleted row, rows cut from a lane's end, a row moved to
+another lane), also under concurrent appends from many connections."""
 
 from __future__ import annotations
 
@@ -166,23 +167,108 @@ async def test_rows_cut_from_the_end_are_noticed(roles: tuple[str, Roles]) -> No
     assert (result.valid, result.rows, result.first_broken) == (False, 2, rows[-1])
 
 
-async def test_concurrent_appends_keep_one_chain(roles: tuple[str, Roles]) -> None:
+async def lanes(conn: asyncpg.Connection, table: str) -> dict[int, list[int]]:
+    """Each lane's row ids, in order."""
+    found: dict[int, list[int]] = {}
+    for r in await conn.fetch(f"SELECT chain_lane, id FROM {table} ORDER BY id"):
+        found.setdefault(r["chain_lane"], []).append(r["id"])
+    return found
+
+
+async def test_a_row_moved_to_another_lane_is_noticed(roles: tuple[str, Roles]) -> None:
     service, r = roles
     table = TABLE[service]
-    pool = await asyncpg.create_pool(r.app_url, min_size=8, max_size=8)
+    await append(r.app, service, 4)
+    ((lane, rows),) = (await lanes(r.owner, table)).items()  # one connection: one lane
+    await tamper(
+        r.owner, table, f"UPDATE {table} SET chain_lane = $1 WHERE id = $2", (lane + 1) % 8, rows[1]
+    )
+    # Its prev_hash names a row of its old lane: it fails in its new one (and rows[2] in the old).
+    result = await audit_chain.verify(r.app, table)
+    assert (result.valid, result.rows, result.first_broken) == (False, 4, rows[1])
+
+
+async def test_a_lane_without_its_head_refuses_appends(roles: tuple[str, Roles]) -> None:
+    service, r = roles
+    table = TABLE[service]
+    lane = await r.app.fetchval("SELECT pg_backend_pid() % 8")
+    await r.owner.execute(
+        "DELETE FROM audit_chain_heads WHERE table_name = $1 AND lane = $2", table, lane
+    )
+    with pytest.raises(asyncpg.RaiseError, match=f"no audit chain head for {table} lane {lane}"):
+        await append(r.app, service)
+
+
+async def concurrent_appends(url: str, service: str, connections: int, rows: int) -> None:
+    """`rows` rows from each of `connections` connections at once, one per transaction."""
+    pool = await asyncpg.create_pool(url, min_size=connections, max_size=connections)
     try:
+        holders = [await pool.acquire() for _ in range(connections)]  # distinct backends
 
-        async def writer() -> None:
-            async with pool.acquire() as conn:
-                for _ in range(10):
-                    async with conn.transaction():
-                        await append(conn, service, 2)
+        async def writer(conn: Conn) -> None:
+            for _ in range(rows):
+                async with conn.transaction():
+                    await append(conn, service)
 
-        await asyncio.gather(*(writer() for _ in range(8)))
+        await asyncio.gather(*(writer(conn) for conn in holders))
+        for conn in holders:
+            await pool.release(conn)
     finally:
         await pool.close()
+
+
+async def test_concurrent_appends_spread_over_lanes_and_verify(roles: tuple[str, Roles]) -> None:
+    service, r = roles
+    table = TABLE[service]
+    await concurrent_appends(r.app_url, service, 16, 50)
     result = await audit_chain.verify(r.app, table)
-    assert (result.valid, result.rows, result.first_broken) == (True, 160, None)
+    assert (result.valid, result.rows, result.first_broken) == (True, 800, None)
+    found = await lanes(r.owner, table)
+    assert len(found) > 1 and set(found) <= set(range(8))
+    # Every lane's head names its last row; lanes nobody wrote to stay empty.
+    heads = {
+        h["lane"]: h["last_id"]
+        for h in await r.owner.fetch(
+            "SELECT lane, last_id FROM audit_chain_heads WHERE table_name = $1", table
+        )
+    }
+    assert heads == {lane: found[lane][-1] if lane in found else 0 for lane in range(8)}
+
+    # The last row of the lane that ended first (not the table's last row) cut off: no link
+    # fails, but that lane's head disagrees.
+    victim = min(rows[-1] for rows in found.values())
+    await tamper(r.owner, table, f"DELETE FROM {table} WHERE id = $1", victim)
+    result = await audit_chain.verify(r.app, table)
+    assert (result.valid, result.rows, result.first_broken) == (False, 799, victim)
+
+
+@pytest.mark.parametrize("service", SERVICES)
+async def test_a_single_chain_upgrades_to_lanes(database_url: str, service: str) -> None:
+    """Rows written by the single-chain trigger (before runtime's 0004) still verify after the
+    upgrade, as lane 0, and new rows from many connections append in several lanes."""
+    table = TABLE[service]
+    every = migrations(service)
+    old = [m for m in every if "lanes" not in m.name]
+    assert len(old) == len(every) - 2  # runtime's 0004 and the service's own
+    conn = await asyncpg.connect(database_url)
+    try:
+        await db.migrate(conn, old)
+        await concurrent_appends(database_url, service, 4, 5)
+        await append_varied(conn, service, 4)
+        before = await conn.fetch(f"SELECT id, hash FROM {table} ORDER BY id")
+        await db.migrate(conn, every)
+        result = await audit_chain.verify(conn, table)
+        assert (result.valid, result.rows) == (True, 24)
+        assert await conn.fetch(f"SELECT id, hash FROM {table} ORDER BY id") == before
+        assert set(await lanes(conn, table)) == {0}
+
+        await concurrent_appends(database_url, service, 16, 5)
+        result = await audit_chain.verify(conn, table)
+        assert (result.valid, result.rows, result.first_broken) == (True, 104, None)
+        assert len(await lanes(conn, table)) > 1
+        await db.migrate(conn, every)  # nothing left: audit_chain_inline ran once per database
+    finally:
+        await conn.close()
 
 
 async def test_rows_written_before_the_chain_are_chained(database_url: str) -> None:
@@ -260,7 +346,8 @@ async def test_the_generated_trigger_continues_the_generic_chain(
     switch = every.index(next(m for m in every if (m.component, m.version) == INLINE[service]))
     conn = await asyncpg.connect(database_url)
     try:
-        generic = [m for m in every[:switch] if m.name != "0003_audit_chain_inline.sql"]
+        # The database as it was before runtime's 0003 (generated triggers) and 0004 (lanes).
+        generic = [m for m in every[:switch] if not (m.component == "runtime" and m.version >= 3)]
         await db.migrate(conn, generic)
         assert (
             await conn.fetchval(

@@ -12,14 +12,14 @@ from services.gateway.context import BACKENDS
 
 
 class AuditVerification(Response):
-    """The audit log's hash chain, walked in id order (README: Audit log)."""
+    """The audit log's hash chains (8 lanes), each walked in id order (README: Audit log)."""
 
     valid: bool = Field(description="Every row's hash and link to the previous row hold.")
     rows: int = Field(ge=0, description="Rows checked.")
     first_broken: int | None = Field(
         default=None,
-        description="The id of the first row that fails (an edited row, or the row after a "
-        "deleted one); absent when valid.",
+        description="The id of the first row that fails (an edited row, or the row of its "
+        "lane after a deleted one); absent when valid.",
     )
 
 

@@ -4,7 +4,8 @@
 -- service's own migration. Appends are serialized on the table's row here (SELECT … FOR UPDATE
 -- until commit), so concurrent inserts never fork the chain, and ids are assigned under that lock
 -- so id order is chain order. The head also remembers the last row, so removing rows from the end
--- is noticed too. See services/runtime/audit_chain.py for verification.
+-- is noticed too. See services/runtime/audit_chain.py for verification. 0004_audit_chain_lanes.sql
+-- splits each table's chain into 8 lanes with a head row each.
 CREATE TABLE audit_chain_heads (
     table_name text PRIMARY KEY,
     last_id    bigint NOT NULL DEFAULT 0,

@@ -7,6 +7,7 @@
 -- (services/runtime/audit_chain.py) recomputes the hashes with <table>_content(). Each field is
 -- audit_chain_field() inlined (4-byte length then UTF-8, or -1 for NULL; all the functions used
 -- are strict), a timestamptz in audit_chain_time()'s spelling, anything else as its ::text.
+-- 0004_audit_chain_lanes.sql replaces this function with a lane-aware one.
 CREATE FUNCTION audit_chain_inline(chained text, fields text[]) RETURNS void LANGUAGE plpgsql AS $fn$
 DECLARE
     field text;

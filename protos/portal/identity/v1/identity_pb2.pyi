@@ -1571,7 +1571,7 @@ class AuditLogVerification(_message.Message):
     first_broken: _builtins.int
     """0 when valid: the id of the first row that fails"""
     head: _builtins.str
-    """hex SHA-256 of the last row"""
+    """hex SHA-256 over the lane heads (services/runtime/audit_chain.py)"""
     def __init__(
         self,
         *,
