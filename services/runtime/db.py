@@ -176,6 +176,11 @@ async def migrate_service(
         await owner.close()
 
 
+# Called with each connection as it returns to a pool (its transaction is over): how the
+# outbox relay of the process learns that events were committed (outbox.released).
+RELEASE_HOOKS: list[Callable[[asyncpg.Connection], None]] = []
+
+
 async def _keep_session(conn: asyncpg.Connection) -> None:
     """Skip asyncpg's per-release RESET ALL/UNLISTEN/unlock round trip.
 
@@ -183,6 +188,8 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
     no session state: no SET, only transaction-scoped advisory locks, and the relay removes its
     LISTEN before releasing. On hot paths the saved round trip is a third of the queries.
     """
+    for hook in RELEASE_HOOKS:
+        hook(conn)
 
 
 async def create_pool(

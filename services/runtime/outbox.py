@@ -4,10 +4,16 @@
         await conn.execute("INSERT INTO patients ...")
         await emit(conn, "portal.identity.patient.registered", patient_id, PatientRegistered(...))
 
-OutboxRelay wakes on LISTEN/NOTIFY (the insert trigger notifies at commit), publishes pending rows
-in order with Nats-Msg-Id = the event id (JetStream drops duplicates) and the traceparent captured
-when the event was written, then marks them published. Events of one aggregate are published one
-after another; different aggregates in parallel. A broker outage only delays publishing.
+OutboxRelay publishes pending rows in order with Nats-Msg-Id = the event id (JetStream drops
+duplicates) and the traceparent captured when the event was written, then marks them published.
+Events of one aggregate are published one after another; different aggregates in parallel. A
+broker outage only delays publishing.
+
+The relay wakes as soon as events are committed. A service's own pool (LOCAL_WAKE) announces
+them in process: the connection that wrote them wakes the process's relays when it returns to
+the pool, its transaction over. Any other writer wakes them with NOTIFY (the insert trigger
+notifies at commit). Service pools do not notify: PostgreSQL serialises the commits of all
+notifying transactions (runtime migration 0005 says how much that cost).
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import json
 import logging
 import time
 import uuid
+import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 
@@ -25,7 +32,7 @@ import asyncpg
 import nats.errors
 from google.protobuf.message import Message
 
-from services.runtime import telemetry
+from services.runtime import db, telemetry
 from services.runtime.backoff import Backoff
 from services.runtime.broker import Broker, BrokerUnavailable
 from services.runtime.db import Conn
@@ -36,6 +43,29 @@ NOTIFY_CHANNEL = "portal_outbox"
 PURGE_INTERVAL = 3600.0  # seconds between deletions of long-published events
 RELAY_LOCK = 0x706F7274616C7278  # pg_try_advisory_xact_lock key: one publishing relay at a time
 EVENT_TYPE_HEADER = "Portal-Event-Type"
+# Server settings of a pool whose events this process's relay learns of in process (no NOTIFY).
+LOCAL_WAKE = {"portal.outbox_wake": "local"}
+BUSY_RETRY = 0.05  # seconds before draining again while another replica's relay publishes
+
+_relays: weakref.WeakSet[OutboxRelay] = weakref.WeakSet()
+_writers: set[int] = set()  # server pids of connections holding events not announced yet
+
+
+def written(conn: Conn) -> None:
+    """Note that `conn` wrote events: this process's relays wake when it returns to its pool."""
+    _writers.add(conn.get_server_pid())
+
+
+def released(conn: asyncpg.Connection) -> None:
+    """db's release hook: a connection that wrote events is back, so they are committed (or
+    rolled back: a relay woken for nothing finds nothing)."""
+    if _writers and conn.get_server_pid() in _writers:
+        _writers.discard(conn.get_server_pid())
+        for relay in list(_relays):
+            relay.wake()
+
+
+db.RELEASE_HOOKS.append(released)
 
 
 async def emit(conn: Conn, subject: str, aggregate_id: str, message: Message) -> uuid.UUID:
@@ -48,6 +78,7 @@ async def emit(conn: Conn, subject: str, aggregate_id: str, message: Message) ->
            VALUES ($1, $2, $3, $4, $5, $6::jsonb)""",
         *values,
     )
+    written(conn)
     return values[0]
 
 
@@ -55,7 +86,8 @@ def event_values(
     subject: str, aggregate_id: str, message: Message
 ) -> tuple[uuid.UUID, str, str, str, bytes, str]:
     """An outbox row's (id, subject, aggregate_id, event_type, payload, trace_headers), for a
-    statement that writes the event together with its state change (one round trip)."""
+    statement that writes the event together with its state change (one round trip); call
+    written(conn) once it ran."""
     return (
         uuid.uuid4(),
         subject,
@@ -92,6 +124,11 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._stream_ready = False
         self._next_purge = 0.0
+        self._contended = False  # another replica's relay held the lock at the last drain
+
+    def wake(self) -> None:
+        """Events were committed: drain now."""
+        self._wake.set()
 
     async def run(self) -> None:
         """Publish forever; cancel the task to stop.
@@ -100,6 +137,7 @@ class OutboxRelay:
         """
         listener: Conn | None = None
         backoff = Backoff()
+        _relays.add(self)
         try:
             while True:
                 try:
@@ -110,7 +148,9 @@ class OutboxRelay:
                     await self.drain()
                     backoff.reset()
                     await self._purge_if_due()
-                    await self._sleep(self.poll_interval)
+                    # While another replica publishes, events committed after its read would
+                    # wait for the poll: look again soon.
+                    await self._sleep(BUSY_RETRY if self._contended else self.poll_interval)
                 except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                     log.warning("outbox relay database error", extra={"error": type(exc).__name__})
                     if listener is not None:
@@ -121,6 +161,7 @@ class OutboxRelay:
                     log.warning("outbox relay cannot publish", extra={"error": type(exc).__name__})
                     await self._sleep(backoff.next())
         finally:
+            _relays.discard(self)
             if listener is not None:
                 await self._release(listener)
 
@@ -170,8 +211,11 @@ class OutboxRelay:
 
     async def _publish_batch(self) -> tuple[int, bool]:
         async with self.pool.acquire() as conn, conn.transaction():
-            if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", RELAY_LOCK):
-                return 0, False  # another replica is publishing; it was woken too
+            self._contended = not await conn.fetchval(
+                "SELECT pg_try_advisory_xact_lock($1)", RELAY_LOCK
+            )
+            if self._contended:
+                return 0, False  # another replica is publishing
             rows = await conn.fetch(
                 """SELECT id, subject, aggregate_id, event_type, payload, trace_headers
                    FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT $1""",

@@ -30,7 +30,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
-from services.runtime import db, event_loop, logs, telemetry
+from services.runtime import db, event_loop, logs, outbox, telemetry
 from services.runtime.broker import Broker
 from services.runtime.consumer import EventConsumer, Subscription
 from services.runtime.outbox import OutboxRelay
@@ -97,7 +97,10 @@ def outbox_relay(spec: ServiceSpec, pool: asyncpg.Pool, broker: Broker) -> Outbo
 
 
 async def serve(spec: ServiceSpec, settings: ServiceSettings) -> int:
-    pool = await db.create_pool(settings.database_url, max_size=settings.db_pool_max)
+    # The relay below runs in this process: the pool announces events to it (no NOTIFY).
+    pool = await db.create_pool(
+        settings.database_url, max_size=settings.db_pool_max, server_settings=outbox.LOCAL_WAKE
+    )
     migrations = db.runtime_migrations() + db.load_migrations(spec.name, spec.migrations)
     await db.migrate_service(pool, migrations, settings.migration_database_url)
     broker = service_broker(spec, settings)

@@ -138,6 +138,8 @@ async def book(
         principal.source,
     )
     row: asyncpg.Record | None = await conn.fetchrow(BOOK, *args)
+    if row is not None:
+        outbox.written(conn)
     return row
 
 

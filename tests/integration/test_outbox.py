@@ -14,10 +14,11 @@ import asyncpg
 import pytest
 
 from portal.events.v1 import identity_pb2 as events
+from services.runtime import db
 from services.runtime.broker import Broker
 from services.runtime.consumer import Event, EventConsumer, Subscription
 from services.runtime.db import Conn
-from services.runtime.outbox import OutboxRelay, emit
+from services.runtime.outbox import LOCAL_WAKE, RELAY_LOCK, OutboxRelay, emit
 from tests.conftest import free_port, start_nats
 from tests.integration.events import eventually, stream_messages
 
@@ -104,6 +105,72 @@ async def test_relay_wakes_on_notify_not_on_a_slow_poll(
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def test_a_service_pool_wakes_its_relay_in_process_without_notify(
+    pool: asyncpg.Pool, database_url: str, broker: Broker, stream: tuple[str, str]
+) -> None:
+    """A pool with LOCAL_WAKE (a service's, whose relay runs in the same process) sends no
+    NOTIFY, whose commit-time lock would serialise writers: the connection that wrote the
+    event wakes the relay when it returns to the pool."""
+    name, prefix = stream
+    service_pool = await db.create_pool(database_url, max_size=3, server_settings=LOCAL_WAKE)
+    listener = await asyncpg.connect(database_url)
+    heard: list[str] = []
+    await listener.add_listener("portal_outbox", lambda *args: heard.append(args[-1]))
+    relay = OutboxRelay(
+        service_pool, broker, stream=name, subjects=[f"{prefix}.>"], poll_interval=600
+    )
+    task = asyncio.create_task(relay.run())
+    try:
+        await eventually(lambda: pending(pool), lambda n: n == 0)  # relay is up and idle
+        async with service_pool.acquire() as conn, conn.transaction():
+            await emit(conn, f"{prefix}.patient.registered", "p1", registered("p1"))
+        # Well under the 600 s poll interval, and no NOTIFY: the release woke it.
+        await eventually(lambda: pending(pool), lambda n: n == 0, timeout=10)
+        assert len(await stream_messages(broker, name, f"{prefix}.>")) == 1
+        # Notifications arrive in commit order: once a later marker is heard, a NOTIFY of the
+        # event's transaction would have been heard before it.
+        await pool.execute("SELECT pg_notify('portal_outbox', 'marker')")
+        await eventually(lambda: asyncio.sleep(0, heard), lambda got: "marker" in got)
+        assert heard == ["marker"]
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await listener.close()
+        await service_pool.close()
+
+
+async def test_a_relay_retries_soon_while_another_replica_holds_the_lock(
+    pool: asyncpg.Pool, database_url: str, broker: Broker, stream: tuple[str, str]
+) -> None:
+    """Two replicas: the one woken finds the other publishing; it looks again shortly, so an
+    event committed after the other's read is not left for the poll."""
+    name, prefix = stream
+    service_pool = await db.create_pool(database_url, max_size=3, server_settings=LOCAL_WAKE)
+    relay = OutboxRelay(
+        service_pool, broker, stream=name, subjects=[f"{prefix}.>"], poll_interval=600
+    )
+    task = asyncio.create_task(relay.run())
+    other = await asyncpg.connect(database_url)
+    try:
+        await eventually(lambda: pending(pool), lambda n: n == 0)
+        # The other replica's relay holds the lock (its transaction stays open).
+        holding = other.transaction()
+        await holding.start()
+        await other.execute("SELECT pg_advisory_xact_lock($1)", RELAY_LOCK)
+        async with service_pool.acquire() as conn, conn.transaction():
+            await emit(conn, f"{prefix}.patient.registered", "p2", registered("p2"))
+        await eventually(lambda: asyncio.sleep(0, relay._contended), lambda busy: busy)
+        await holding.rollback()  # the other replica is done (it never saw the event)
+        await eventually(lambda: pending(pool), lambda n: n == 0, timeout=10)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await other.close()
+        await service_pool.close()
 
 
 async def test_events_written_during_a_broker_outage_arrive_after_restart_in_order(
