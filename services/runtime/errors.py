@@ -17,19 +17,41 @@ from grpc_status import rpc_status
 
 FieldErrors = dict[str, list[str]]
 M = TypeVar("M", bound=Message)
+# Details travel base64-encoded in the trailing metadata, which gRPC caps (8 KiB soft, 16 KiB
+# hard): past it the caller gets RESOURCE_EXHAUSTED instead of the refusal. A request with
+# thousands of bad fields is told about the first ones and how many more there are.
+DETAILS_BUDGET = 6000  # bytes of serialised violations
 
 
 async def abort_invalid(
     context: grpc.aio.ServicerContext[Any, Any], errors: FieldErrors, message: str = ""
 ) -> NoReturn:
-    detail = error_details_pb2.BadRequest(
-        field_violations=[
-            error_details_pb2.BadRequest.FieldViolation(field=field, description=text)
-            for field, texts in errors.items()
-            for text in texts
-        ]
-    )
+    violations = [
+        error_details_pb2.BadRequest.FieldViolation(field=field, description=text)
+        for field, texts in errors.items()
+        for text in texts
+    ]
+    detail = error_details_pb2.BadRequest(field_violations=_within_budget(violations))
     await _abort(context, code_pb2.INVALID_ARGUMENT, message or "invalid request", detail)
+
+
+def _within_budget(
+    violations: list[error_details_pb2.BadRequest.FieldViolation],
+) -> list[error_details_pb2.BadRequest.FieldViolation]:
+    kept: list[error_details_pb2.BadRequest.FieldViolation] = []
+    size = 0
+    for n, violation in enumerate(violations):
+        size += violation.ByteSize() + 4  # the field's tag and length
+        if size > DETAILS_BUDGET:
+            more = len(violations) - n
+            kept.append(
+                error_details_pb2.BadRequest.FieldViolation(
+                    field=violation.field, description=f"And {more} more problems like these."
+                )
+            )
+            break
+        kept.append(violation)
+    return kept
 
 
 async def abort_precondition(

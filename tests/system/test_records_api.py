@@ -170,6 +170,20 @@ async def test_refills_documents_profile_updates_and_the_idor_matrix(
         api, staff, alice, pdf_bytes(), "report.pdf", "application/pdf", share_with_patient="true"
     )
     assert status == 201 and report["content_type"] == "application/pdf", report
+    # A malformed multipart body (a part without headers, found by fuzzing) is a 400.
+    boundary = "9cc651cd2c8d168349f50fede4c361ac"
+    path = f"/api/v1/patients/{alice}/documents"
+    async with api.http.post(
+        f"{api.stack.url}{path}",
+        data=f"--{boundary}\r\nFalse--{boundary}--\r\n".encode(),
+        headers={
+            "Authorization": f"Bearer {staff}",
+            "Content-Type": f"multipart/form-data; boundary={boundary}",
+        },
+    ) as reply:
+        refused = await reply.json(content_type=None)
+    assert reply.status == 400, refused
+    (await api.contract()).check("POST", path, reply.status, refused)
     status, image = await upload(api, staff, alice, PNG_1x1, "x.png", "image/png")
     assert (
         status == 201 and image["content_type"] == "image/png" and not image["share_with_patient"]

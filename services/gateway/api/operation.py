@@ -19,6 +19,7 @@ from typing import Any, Generic, Literal, TypeVar
 
 import grpc
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from pydantic import BaseModel, ValidationError
 
 from services.gateway import auth
@@ -231,8 +232,9 @@ async def _upload(request: web.Request, model: type[BaseModel], limit: int) -> B
             "Request too large",
             f"The body is larger than {limit // 1024**2} MiB; nothing was stored.",
         ) from None
-    except (ValueError, RuntimeError, TypeError, AssertionError):
-        # aiohttp's multipart parser refuses a malformed body with one of these.
+    except (ValueError, RuntimeError, TypeError, AssertionError, HttpProcessingError):
+        # aiohttp's multipart parser refuses a malformed body with one of these (a part with
+        # no headers: InvalidHeader, an HttpProcessingError).
         raise invalid({}, "The body is not valid multipart/form-data.") from None
     values: dict[str, object] = {}
     for name, value in form.items():
