@@ -72,9 +72,6 @@ class SessionCache:
             del self._entries[next(iter(self._entries))]
         self._entries[token_key(token)] = (session, self.clock() + life)
 
-    def drop(self, token: str) -> None:
-        self._entries.pop(token_key(token), None)
-
     def flush(self) -> None:
         """Forget everything; answers to lookups already under way will not be kept."""
         self._entries.clear()

@@ -141,37 +141,19 @@ class EventConsumer:
 
     async def process(self, msg: Msg) -> bool:
         """Run the handler once per event id; False when it failed (retry or dead letter)."""
-        event = self._event(msg)
         try:
             async with self.pool.acquire() as conn, conn.transaction():
-                await self._once(conn, msg, event)
+                await self._handle_new(conn, [msg])
         except Exception as exc:
-            await self._failed(msg, event, exc)
+            await self._failed(msg, self._event(msg), exc)
             return False
         return True
 
     async def _process_together(self, msgs: list[Msg]) -> bool:
         """All of `msgs` in one transaction; False (nothing written) when any handler fails."""
-        events = [self._event(msg) for msg in msgs]
         try:
             async with self.pool.acquire() as conn, conn.transaction():
-                # Every event id recorded in one statement; only those new to the inbox run.
-                ids = [uuid.UUID(e.id) for e in events]  # not a UUID: one by one, to fail alone
-                rows = await conn.fetch(
-                    """INSERT INTO inbox (consumer, event_id, subject)
-                       SELECT $1, e.id, e.subject
-                       FROM unnest($2::uuid[], $3::text[]) AS e(id, subject)
-                       ON CONFLICT DO NOTHING RETURNING event_id""",
-                    self.sub.durable,
-                    ids,
-                    [e.subject for e in events],
-                )
-                new = {r["event_id"] for r in rows}
-                for msg, event, event_id in zip(msgs, events, ids, strict=True):
-                    if event_id in new:
-                        new.discard(event_id)  # the same event twice in one fetch: once
-                        with telemetry.consume_span(msg.subject, msg.headers or {}):
-                            await self.sub.handler(conn, event)
+                await self._handle_new(conn, msgs)
         except Exception as exc:
             log.info(
                 "batch failed, handling its events one by one",
@@ -180,17 +162,25 @@ class EventConsumer:
             return False
         return True
 
-    async def _once(self, conn: Conn, msg: Msg, event: Event) -> None:
-        with telemetry.consume_span(msg.subject, msg.headers or {}):
-            first = await conn.fetchval(
-                """INSERT INTO inbox (consumer, event_id, subject) VALUES ($1, $2, $3)
-                   ON CONFLICT DO NOTHING RETURNING true""",
-                self.sub.durable,
-                event.id,
-                event.subject,
-            )
-            if first:
-                await self.sub.handler(conn, event)
+    async def _handle_new(self, conn: Conn, msgs: list[Msg]) -> None:
+        """Record the events' ids in the inbox in one statement; run the handler for those new
+        to it (a redelivered event finds its row and is only acknowledged)."""
+        events = [self._event(msg) for msg in msgs]
+        ids = [uuid.UUID(e.id) for e in events]  # not a UUID: the handling fails
+        rows = await conn.fetch(
+            """INSERT INTO inbox (consumer, event_id, subject)
+               SELECT $1, e.id, e.subject FROM unnest($2::uuid[], $3::text[]) AS e(id, subject)
+               ON CONFLICT DO NOTHING RETURNING event_id""",
+            self.sub.durable,
+            ids,
+            [e.subject for e in events],
+        )
+        new = {r["event_id"] for r in rows}
+        for msg, event, event_id in zip(msgs, events, ids, strict=True):
+            if event_id in new:
+                new.discard(event_id)  # the same event twice in one fetch: once
+                with telemetry.consume_span(msg.subject, msg.headers or {}):
+                    await self.sub.handler(conn, event)
 
     @staticmethod
     def _event(msg: Msg) -> Event:

@@ -127,14 +127,6 @@ def test_tokens_are_kept_only_as_their_hashes() -> None:
     assert all(b"the-raw-token" not in key for key in keys)
 
 
-def test_drop_forgets_one_token() -> None:
-    sessions, _ = cache()
-    sessions.put("a", session(session_id="a"), sessions.generation)
-    sessions.put("b", session(session_id="b"), sessions.generation)
-    sessions.drop("a")
-    assert sessions.get("a") is None and sessions.get("b") is not None
-
-
 def test_the_setting_defaults_to_identitys_touch_interval_and_zero_turns_it_off() -> None:
     assert GatewaySettings.from_env(TEST_GATEWAY_ENV).session_cache_seconds == 15.0
     env = {**TEST_GATEWAY_ENV, "PORTAL_SESSION_CACHE_SECONDS": "0"}
