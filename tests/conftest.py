@@ -56,10 +56,19 @@ def principal_verifier() -> PrincipalVerifier:
     return PrincipalVerifier(load_public_keys(TEST_PRINCIPAL_PUBLIC_KEY))
 
 
+_HANDED_OUT_PORTS: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port free now and not handed out before in this run: the kernel may offer a port again
+    once its probe socket is closed, before the server it was picked for has bound it."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port not in _HANDED_OUT_PORTS:
+            _HANDED_OUT_PORTS.add(port)
+            return port
 
 
 @pytest.fixture(scope="session")

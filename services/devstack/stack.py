@@ -77,14 +77,19 @@ HEALTHY_AFTER = 30.0
 CRASH_LOOP = 3
 
 
-def serves_everything(gateway_url: str) -> bool:
-    """Whether the gateway answers and reports every backend serving (its /readyz is 200 as
-    soon as it runs, so the body's `not_serving` says whether the backends are up too)."""
+def not_serving(gateway_url: str) -> list[str] | None:
+    """The backends the gateway reports not serving, or None when the gateway does not answer
+    (its /readyz is 200 as soon as it runs; the body's `not_serving` names the backends)."""
     try:
         with urllib.request.urlopen(f"{gateway_url}/readyz", timeout=2) as reply:  # noqa: S310
-            return reply.status == 200 and not json.load(reply)["not_serving"]
-    except (urllib.error.URLError, OSError, ValueError, KeyError):
-        return False
+            return [str(name) for name in json.load(reply)["not_serving"]]
+    except (urllib.error.URLError, OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def serves_everything(gateway_url: str) -> bool:
+    """Whether the gateway answers and reports every backend serving."""
+    return not_serving(gateway_url) == []
 
 
 @dataclass
@@ -375,7 +380,12 @@ class Stack:
             if serves_everything(self.gateway_url):
                 return
             time.sleep(0.25)
-        raise StartError(f"the stack was not ready within {timeout:.0f}s; logs: {self.log_dir}")
+        waiting = not_serving(self.gateway_url)
+        what = "the gateway does not answer" if waiting is None else f"not serving: {waiting}"
+        tails = "".join(f"\n  {name}: {self.log_tail(name)}" for name in self.children)
+        raise StartError(
+            f"the stack was not ready within {timeout:.0f}s ({what}); logs: {self.log_dir}{tails}"
+        )
 
     @property
     def log_dir(self) -> Path:

@@ -109,11 +109,11 @@ async def serve(spec: ServiceSpec, settings: ServiceSettings) -> int:
     if spec.on_start is not None:
         await spec.on_start(runtime)
 
-    options = (
-        [("grpc.max_receive_message_length", spec.max_message_bytes)]
-        if spec.max_message_bytes
-        else []
-    )
+    # No SO_REUSEPORT: gRPC sets it by default, so a second server on a taken port would share
+    # it silently and answer half the calls meant for the first; this way it cannot listen.
+    options: list[tuple[str, int]] = [("grpc.so_reuseport", 0)]
+    if spec.max_message_bytes:
+        options.append(("grpc.max_receive_message_length", spec.max_message_bytes))
     server = grpc.aio.server(interceptors=telemetry.grpc_server_interceptors(), options=options)
     health_servicer = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

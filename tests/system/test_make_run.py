@@ -108,18 +108,23 @@ def test_make_run_from_a_clean_copy_then_ctrl_c(pg_server_url: str) -> None:
         shutil.rmtree(copy, ignore_errors=True)
 
 
-def read_lines(stream: IO[str], into: queue.Queue[str]) -> None:
+def read_lines(stream: IO[str], into: queue.Queue[str | None]) -> None:
     for line in stream:
         into.put(line)
+    into.put(None)  # the output ended: nothing more will come
 
 
-def wait_for_line(lines: queue.Queue[str], seen: list[str], wanted: str, timeout: float) -> str:
+def wait_for_line(
+    lines: queue.Queue[str | None], seen: list[str], wanted: str, timeout: float
+) -> str:
     """The first line (from now on) containing `wanted`; all lines read are kept in `seen`."""
     deadline = time.monotonic() + timeout
     while (left := deadline - time.monotonic()) > 0:
         try:
             line = lines.get(timeout=left)
         except queue.Empty:
+            break
+        if line is None:
             break
         seen.append(line)
         if wanted in line:
@@ -177,12 +182,13 @@ async def test_make_run_restarts_a_service_that_was_killed(pg_server_url: str) -
         start_new_session=True,
     )
     assert run.stdout is not None
-    lines: queue.Queue[str] = queue.Queue()
+    lines: queue.Queue[str | None] = queue.Queue()
     reader = threading.Thread(target=read_lines, args=(run.stdout, lines), daemon=True)
     reader.start()
     seen: list[str] = []
     try:
-        wait_for_line(lines, seen, "Ready in", timeout=120)
+        # Longer than the stack's own 120 s, so a slow start fails with the stack's reasons.
+        wait_for_line(lines, seen, "Ready in", timeout=150)
         first = child_pid(psutil.Process(run.pid), "services.forms")
         assert first is not None
 
@@ -199,8 +205,8 @@ async def test_make_run_restarts_a_service_that_was_killed(pg_server_url: str) -
         os.killpg(run.pid, signal.SIGINT)  # Ctrl-C still stops everything
         assert await asyncio.to_thread(run.wait, 60) == 0
         reader.join(10)
-        while not lines.empty():
-            seen.append(lines.get())
+        while (line := lines.get_nowait() if not lines.empty() else None) is not None:
+            seen.append(line)
         assert any("Stopping" in line for line in seen), "".join(seen)
         assert processes_using(str(folder)) == []
     finally:

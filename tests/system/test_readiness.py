@@ -4,8 +4,10 @@ The stack is this module's own (private_stack): its tests stop and start service
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
+import sys
 
 import aiohttp
 import pytest
@@ -96,3 +98,28 @@ async def test_a_backend_outage_fails_requests_cleanly(stack: RunningStack) -> N
             return list((await r.json())["not_serving"])
 
     await eventually(serving, lambda names: names == [], timeout=30)
+
+
+async def test_a_second_service_on_a_taken_port_exits_instead_of_sharing_it(
+    stack: RunningStack,
+) -> None:
+    """gRPC would let a second server share the port (SO_REUSEPORT) and take half the calls."""
+    env = dict(stack.stack.child_env("scheduling"))
+    second = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "services.scheduling",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    try:
+        output, _ = await asyncio.wait_for(second.communicate(), timeout=60)
+    finally:
+        if second.returncode is None:  # it listens after all: stop it, then fail
+            second.kill()
+            await second.wait()
+    assert second.returncode == 2, output.decode(errors="replace")
+    assert b"cannot listen" in output
+    async with aiohttp.ClientSession() as http, http.get(f"{stack.url}/readyz") as reply:
+        assert (await reply.json())["not_serving"] == []
