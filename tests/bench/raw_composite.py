@@ -1,9 +1,12 @@
-"""The raw composite: the least a gateway-plus-service read can cost on this machine.
+"""The raw composite: the least a gateway-plus-service request can cost on this machine.
 
-Two processes, as in the real stack: `front` is an aiohttp app whose one handler makes one
-grpc.aio call to `backend`, whose handler runs one SELECT and one audit INSERT on its own
-database (asyncpg pool) and answers a protobuf message. No sessions, principals, middlewares,
-telemetry or logging: what is left is the frameworks, the network hops and PostgreSQL.
+Two processes, as in the real stack, on the event loop the services run on: `front` is an
+aiohttp app whose handlers make one grpc.aio call each to `backend`. Its read runs one SELECT and
+one audit INSERT on its own database (asyncpg pool) and answers a protobuf message; its booking
+runs the raw booking transaction of the scheduling bench (one INSERT under the appointments'
+exclusion constraint) on the scheduling database. No sessions, principals, middlewares,
+telemetry, audit chain, events or logging: what is left is the frameworks, the network hops and
+PostgreSQL.
 
 python -m tests.bench.raw_composite backend <listen> <database url>
 python -m tests.bench.raw_composite front <port> <backend address>
@@ -13,18 +16,29 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import struct
 import sys
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import grpc
 from aiohttp import web
 
 from portal.identity.v1 import identity_pb2 as pb
+from services.runtime import event_loop
 
 METHOD = "/bench.Raw/Read"
 PATH = "/raw/me"
+BOOK_METHOD = "/bench.Raw/Book"
+BOOK_PATH = "/raw/appointments"
+# A booking on the wire to the backend: provider, appointment type, start (epoch s), minutes.
+BOOKING = struct.Struct("!16s16sqi")
+BOOK = """INSERT INTO appointments (id, patient_id, provider_id, appointment_type_id,
+              starts_at, ends_at, blocked, status)
+          VALUES ($1, $2, $3, $4, $5, $6, tstzrange($5, $6), 'booked')
+          ON CONFLICT DO NOTHING RETURNING id"""
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS people (
     id uuid PRIMARY KEY, first_name text NOT NULL, last_name text NOT NULL,
@@ -74,11 +88,32 @@ async def backend(listen: str, database_url: str) -> None:
             sex=row["sex"],
         ).SerializeToString()
 
+    async def book(request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
+        provider, kind, start, minutes = BOOKING.unpack(request)
+        starts = datetime.fromtimestamp(start, UTC)
+        async with pool.acquire() as conn:
+            booked = await conn.fetchval(
+                BOOK,
+                uuid.uuid4(),
+                uuid.uuid4(),
+                uuid.UUID(bytes=provider),
+                uuid.UUID(bytes=kind),
+                starts,
+                starts + timedelta(minutes=minutes),
+            )
+        if booked is None:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "taken")
+        return bytes(booked.bytes)
+
     server = grpc.aio.server()
     server.add_generic_rpc_handlers(
         [
             grpc.method_handlers_generic_handler(
-                "bench.Raw", {"Read": grpc.unary_unary_rpc_method_handler(read)}
+                "bench.Raw",
+                {
+                    "Read": grpc.unary_unary_rpc_method_handler(read),
+                    "Book": grpc.unary_unary_rpc_method_handler(book),
+                },
             )
         ]
     )
@@ -117,8 +152,26 @@ def front_app(backend_address: str) -> web.Application:
             }
         )
 
+    async def book(request: web.Request) -> web.Response:
+        asked = await request.json()
+        start = datetime.fromisoformat(asked["start"])
+        wire = BOOKING.pack(
+            uuid.UUID(asked["provider_id"]).bytes,
+            uuid.UUID(asked["appointment_type_id"]).bytes,
+            int(start.timestamp()),
+            int(asked["duration_minutes"]),
+        )
+        call = request.app[channel_key].unary_unary(BOOK_METHOD, None, None)
+        try:
+            booked = uuid.UUID(bytes=await call(wire, timeout=5))
+        except grpc.aio.AioRpcError as exc:
+            taken = exc.code() == grpc.StatusCode.FAILED_PRECONDITION
+            return web.json_response({"code": exc.code().name}, status=409 if taken else 503)
+        return web.json_response({"id": str(booked), "start": start.isoformat()}, status=201)
+
     app.cleanup_ctx.append(channel_ctx)
     app.router.add_get(PATH, me)
+    app.router.add_post(BOOK_PATH, book)
     return app
 
 
@@ -133,10 +186,15 @@ async def _until_signalled() -> None:
 def main(argv: list[str]) -> None:
     role, where, target = argv
     if role == "backend":
-        asyncio.run(backend(where, target))
+        event_loop.run(backend(where, target))
     else:
         web.run_app(
-            front_app(target), host="127.0.0.1", port=int(where), print=None, access_log=None
+            front_app(target),
+            host="127.0.0.1",
+            port=int(where),
+            print=None,
+            access_log=None,
+            loop=event_loop.new_event_loop(),
         )
 
 

@@ -39,6 +39,7 @@ from portal.scheduling.v1 import scheduling_pb2_grpc as pb_grpc
 from services.devstack.stack import Stack
 from services.runtime import db
 from services.runtime.principal import Principal, PrincipalSigner
+from tests.bench import raw_composite
 from tests.bench.common import median, percentile
 from tests.bench.portal import (
     PASSWORD,
@@ -46,8 +47,9 @@ from tests.bench.portal import (
     patient_token,
     postgres_backends,
     running_stack,
+    spawn,
 )
-from tests.conftest import principal_signer
+from tests.conftest import free_port, principal_signer
 
 DESK = Principal(kind="staff", subject=str(uuid.uuid4()), role="front_desk", name="bench")
 PATIENT = Principal(kind="patient", subject=str(uuid.uuid4()), realm="onsite")
@@ -87,15 +89,17 @@ class Refused(Exception):
     """Any other refusal or failure (must not happen in the bench)."""
 
 
-class Client(Protocol):
-    async def find(self, type_id: str, limit: int) -> list[tuple[str, datetime]]:
-        """(provider id, start) of the first `limit` free times, as a patient sees them."""
-        ...
-
+class Booker(Protocol):
     async def book(
         self, patient_id: str, type_id: str, provider_id: str, start: datetime, key: str
     ) -> None:
         """Book as front-desk staff; raises Taken when the time is not free."""
+        ...
+
+
+class Client(Booker, Protocol):
+    async def find(self, type_id: str, limit: int) -> list[tuple[str, datetime]]:
+        """(provider id, start) of the first `limit` free times, as a patient sees them."""
         ...
 
 
@@ -195,6 +199,70 @@ class GatewayClient:
                 if reply.status != 201:
                     raise RuntimeError(f"staff sign-in answered {reply.status}: {session}")
             yield cls(base, http, session["token"], patient)
+
+
+class CompositeClient:
+    """The raw composite's booking (raw_composite.py): aiohttp front, one grpc.aio call, one
+    INSERT under the same constraint; the frameworks' and hops' share of a booking."""
+
+    def __init__(self, url: str, http: aiohttp.ClientSession) -> None:
+        self.url = url
+        self.http = http
+
+    async def book(
+        self, patient_id: str, type_id: str, provider_id: str, start: datetime, key: str
+    ) -> None:
+        minutes = int(SLOT.total_seconds() // 60)
+        asked = {"provider_id": provider_id, "appointment_type_id": type_id}
+        async with self.http.post(
+            self.url, json={**asked, "start": start.isoformat(), "duration_minutes": minutes}
+        ) as reply:
+            answer = await reply.read()
+            if reply.status == 201:
+                return
+            if reply.status == 409:
+                raise Taken
+            raise Refused(f"raw composite answered {reply.status}: {answer[:300]!r}")
+
+    @classmethod
+    @asynccontextmanager
+    async def running(
+        cls, database_url: str
+    ) -> AsyncIterator[tuple[CompositeClient, dict[str, psutil.Process]]]:
+        """The composite's two processes on `database_url`; the client and the processes."""
+        backend_address = f"127.0.0.1:{free_port()}"
+        port = free_port()
+        procs = [
+            spawn(["backend", backend_address, database_url]),
+            spawn(["front", str(port), backend_address]),
+        ]
+        try:
+            async with grpc.aio.insecure_channel(backend_address) as channel:
+                await asyncio.wait_for(channel.channel_ready(), 30)
+            connector = aiohttp.TCPConnector(limit=2 * CONCURRENCY)
+            async with aiohttp.ClientSession(connector=connector) as http:
+                await answers(http, f"http://127.0.0.1:{port}/")
+                front, backend = (psutil.Process(p.pid) for p in procs[::-1])
+                yield (
+                    cls(f"http://127.0.0.1:{port}{raw_composite.BOOK_PATH}", http),
+                    {"composite_front": front, "composite_backend": backend},
+                )
+        finally:
+            for proc in procs:
+                proc.terminate()
+            for proc in procs:
+                proc.wait(30)
+
+
+async def answers(http: aiohttp.ClientSession, url: str) -> None:
+    """Wait until an HTTP server answers at `url` (any status)."""
+    for _ in range(300):
+        try:
+            async with http.get(url):
+                return
+        except aiohttp.ClientError:
+            await asyncio.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer")
 
 
 @dataclass
@@ -382,13 +450,13 @@ async def rate_round(book_one: Callable[[], Awaitable[None]], processes: Process
 
 
 async def booking_rates(
-    clients: dict[str, Client], setup: Setup, database_url: str, processes: Processes
+    clients: dict[str, Booker], setup: Setup, database_url: str, processes: Processes
 ) -> dict[str, list[Round]]:
     """Rounds of bookings through each client, and of raw booking transactions."""
     service_times = setup.next_times("service", setup.service_providers)
     raw_times = setup.next_times("raw", setup.raw_providers)
 
-    def service_booking(client: Client) -> Callable[[], Awaitable[None]]:
+    def service_booking(client: Booker) -> Callable[[], Awaitable[None]]:
         async def book_one() -> None:
             provider, start = service_times.next()
             await client.book(
@@ -470,13 +538,22 @@ async def contested_overlaps(
 
 
 async def measure(
-    gateway: Client, grpc_client: Client, setup: Setup, database_url: str, processes: Processes
+    gateway: Client,
+    grpc_client: Client,
+    composite: Booker,
+    setup: Setup,
+    database_url: str,
+    processes: Processes,
 ) -> dict[str, float]:
-    """The issue's figures through the gateway; the service's own over gRPC alongside."""
+    """The issue's figures through the gateway; alongside, the service's own over gRPC and the
+    raw composite's (the least two Python hops add to the raw transaction on this machine)."""
     p95 = await find_latency(gateway, setup)
     grpc_p95 = await find_latency(grpc_client, setup)
     rounds = await booking_rates(
-        {"gateway": gateway, "grpc": grpc_client}, setup, database_url, processes
+        {"gateway": gateway, "grpc": grpc_client, "composite": composite},
+        setup,
+        database_url,
+        processes,
     )
     rate = {side: median([r.rate for r in found]) for side, found in rounds.items()}
     booked, failed, overlaps = await contested_overlaps(gateway, setup, database_url)
@@ -491,6 +568,8 @@ async def measure(
         "grpc_find_p95_ms": grpc_p95,
         "grpc_booking_per_s": rate["grpc"],
         "grpc_booking_ratio": rate["grpc"] / rate["raw"],
+        "composite_booking_per_s": rate["composite"],
+        "composite_booking_ratio": rate["composite"] / rate["raw"],
     }
     # CPU ms per booking by process (medians over the rounds); what the ratio is made of.
     for side, found in rounds.items():
@@ -508,17 +587,24 @@ def database_url(stack: Stack, service: str = "scheduling") -> str:
 async def run(pg_url: str, nats_url: str) -> dict[str, float]:
     async with running_stack(pg_url, None) as stack:
         address = f"127.0.0.1:{stack.config.service_ports['scheduling']}"
+        # Forms and NATS count too: a booking's event reaches them on the same two cores.
         processes = Processes(
             {
                 name: psutil.Process(stack.children[name].pid)
-                for name in ("gateway", "identity", "scheduling")
+                for name in ("gateway", "identity", "scheduling", "forms")
             },
-            [database_url(stack), database_url(stack, "identity")],
+            [database_url(stack, name) for name in ("scheduling", "identity", "forms")],
         )
-        async with grpc.aio.insecure_channel(address) as channel:
+        if stack.nats is not None and stack.nats.proc is not None:
+            processes.stack["nats"] = psutil.Process(stack.nats.proc.pid)
+        async with (
+            grpc.aio.insecure_channel(address) as channel,
+            CompositeClient.running(database_url(stack)) as (composite, composite_processes),
+        ):
+            processes.stack.update(composite_processes)
             stub = pb_grpc.SchedulingServiceStub(channel)
             made = await setup(stub, database_url(stack))
             async with GatewayClient.signed_in(stack) as gateway:
                 return await measure(
-                    gateway, GrpcClient(stub), made, database_url(stack), processes
+                    gateway, GrpcClient(stub), composite, made, database_url(stack), processes
                 )
