@@ -124,12 +124,19 @@ def spawn(args: list[str]) -> subprocess.Popen[bytes]:
     )
 
 
+@dataclass
+class Composite:
+    """The raw composite's two processes (raw_composite.py) and where they listen."""
+
+    base: str  # the front's http://host:port
+    backend_address: str
+    front: psutil.Process
+    backend: psutil.Process
+
+
 @asynccontextmanager
-async def raw_target(pg_url: str) -> AsyncIterator[Target]:
-    name = f"bench_raw_{uuid.uuid4().hex[:8]}"
-    await db.ensure_database(pg_url, name)
-    database_url = db.with_database(pg_url, name)
-    person = await raw_composite.prepare(database_url)
+async def raw_composite_on(database_url: str) -> AsyncIterator[Composite]:
+    """The raw composite's processes on `database_url`, stopped on the way out."""
     backend_address = f"127.0.0.1:{free_port()}"
     port = free_port()
     procs = [
@@ -137,22 +144,36 @@ async def raw_target(pg_url: str) -> AsyncIterator[Target]:
         spawn(["front", str(port), backend_address]),
     ]
     try:
-        target = Target(
-            url=f"http://127.0.0.1:{port}{raw_composite.PATH}",
-            headers={"X-Person": person},
-            processes={
-                "front": psutil.Process(procs[1].pid),
-                "backend": psutil.Process(procs[0].pid),
-            },
-            database_url=database_url,
+        yield Composite(
+            f"http://127.0.0.1:{port}",
+            backend_address,
+            front=psutil.Process(procs[1].pid),
+            backend=psutil.Process(procs[0].pid),
         )
-        await wait_for(target)
-        yield target
     finally:
         for proc in procs:
             proc.terminate()
         for proc in procs:
             proc.wait(30)
+
+
+@asynccontextmanager
+async def raw_target(pg_url: str) -> AsyncIterator[Target]:
+    name = f"bench_raw_{uuid.uuid4().hex[:8]}"
+    await db.ensure_database(pg_url, name)
+    database_url = db.with_database(pg_url, name)
+    person = await raw_composite.prepare(database_url)
+    try:
+        async with raw_composite_on(database_url) as composite:
+            target = Target(
+                url=f"{composite.base}{raw_composite.PATH}",
+                headers={"X-Person": person},
+                processes={"front": composite.front, "backend": composite.backend},
+                database_url=database_url,
+            )
+            await wait_for(target)
+            yield target
+    finally:
         await drop_database(pg_url, name)
 
 

@@ -46,10 +46,10 @@ from tests.bench.portal import (
     cpu_seconds,
     patient_token,
     postgres_backends,
+    raw_composite_on,
     running_stack,
-    spawn,
 )
-from tests.conftest import free_port, principal_signer
+from tests.conftest import principal_signer
 
 DESK = Principal(kind="staff", subject=str(uuid.uuid4()), role="front_desk", name="bench")
 PATIENT = Principal(kind="patient", subject=str(uuid.uuid4()), realm="onsite")
@@ -230,28 +230,18 @@ class CompositeClient:
         cls, database_url: str
     ) -> AsyncIterator[tuple[CompositeClient, dict[str, psutil.Process]]]:
         """The composite's two processes on `database_url`; the client and the processes."""
-        backend_address = f"127.0.0.1:{free_port()}"
-        port = free_port()
-        procs = [
-            spawn(["backend", backend_address, database_url]),
-            spawn(["front", str(port), backend_address]),
-        ]
-        try:
-            async with grpc.aio.insecure_channel(backend_address) as channel:
-                await asyncio.wait_for(channel.channel_ready(), 30)
+        async with (
+            raw_composite_on(database_url) as composite,
+            grpc.aio.insecure_channel(composite.backend_address) as channel,
+        ):
+            await asyncio.wait_for(channel.channel_ready(), 30)
             connector = aiohttp.TCPConnector(limit=2 * CONCURRENCY)
             async with aiohttp.ClientSession(connector=connector) as http:
-                await answers(http, f"http://127.0.0.1:{port}/")
-                front, backend = (psutil.Process(p.pid) for p in procs[::-1])
+                await answers(http, f"{composite.base}/")
                 yield (
-                    cls(f"http://127.0.0.1:{port}{raw_composite.BOOK_PATH}", http),
-                    {"composite_front": front, "composite_backend": backend},
+                    cls(f"{composite.base}{raw_composite.BOOK_PATH}", http),
+                    {"composite_front": composite.front, "composite_backend": composite.backend},
                 )
-        finally:
-            for proc in procs:
-                proc.terminate()
-            for proc in procs:
-                proc.wait(30)
 
 
 async def answers(http: aiohttp.ClientSession, url: str) -> None:
