@@ -925,6 +925,7 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
                 lifetime=self.settings.session_lifetime,
                 entry=entry,
                 trusted_device=trusted,
+                user_agent=request.user_agent,
             )
             device = ""
             if request.remember_device and not trusted:
@@ -1040,6 +1041,7 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
                 lifetime=self.settings.session_lifetime,
                 account_id=account["id"],
                 address=principal.source,
+                user_agent=await sessions.user_agent(conn, principal.session_id),
             )
             grant = self._patient_grant(account, token, session_id, expires)
             await emit(
@@ -1431,7 +1433,7 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
             else:
                 realm = convert.REALM_NAMES.get(request.realm, "")
                 grant = await self._patient_session(
-                    conn, context, principal, owner_id, realm, trusted
+                    conn, context, principal, owner_id, realm, trusted, request.user_agent
                 )
             if request.remember_device and not trusted:
                 grant.device_token = await lockout.trust_device(conn, table, owner_id)
@@ -1478,6 +1480,7 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
         account_id: uuid.UUID,
         realm: str,
         trusted_device: bool,
+        user_agent: str,
     ) -> pb.SessionGrant:
         account = await conn.fetchrow(
             f"""SELECT {", ".join("a." + c.strip() for c in accounts.COLUMNS.split(","))}
@@ -1503,6 +1506,7 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
                 detail=f"realm={account['realm']} mfa=totp",
             ),
             trusted_device=trusted_device,
+            user_agent=user_agent,
         )
         return self._patient_grant(account, token, session_id, expires)
 

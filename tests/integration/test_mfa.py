@@ -9,8 +9,8 @@ import grpc
 import pytest
 
 from portal.identity.v1 import identity_pb2 as pb
-from services.identity import mfa, totp
-from services.runtime.principal import Principal
+from services.identity import mfa, sessions, totp
+from services.runtime.principal import PASSWORD_CHANGE_ONLY, Principal
 from tests.integration.test_identity import FRONT_DESK, GATEWAY, Identity, identity
 
 __all__ = ["identity"]  # the fixture, shared with test_identity
@@ -264,3 +264,65 @@ async def test_a_second_factor_sign_in_remembers_the_device_once_both_steps_pass
         pb.ListStaffSessionsRequest(staff_user_id=who.subject), metadata=identity.md(ADMIN)
     )
     assert {s.user_agent for s in listed.items} == {"PortalTest/2.0"}
+
+
+async def test_patient_sessions_keep_the_user_agent_bounded(identity: Identity) -> None:
+    """As staff sessions do: a sign-in with the password alone, one with a second step, and
+    the fresh session of a password change (the same browser's) all keep the User-Agent."""
+    agent = "Mozilla/5.0 (Android 14) PortalTest/3.0 " + "y" * 400
+    kept = agent[: sessions.USER_AGENT_MAX]
+    patient_id = await identity.patient()
+    issued = await identity.stub.IssueCredentials(
+        pb.IssueCredentialsRequest(patient_id=patient_id, realm=pb.REALM_ONSITE),
+        metadata=identity.md(FRONT_DESK),
+    )
+
+    async def agent_of(grant: pb.SessionGrant) -> str:
+        found: str = await identity.pool.fetchval(
+            "SELECT user_agent FROM sessions WHERE id = $1::uuid AND kind = 'patient'",
+            grant.session.session_id,
+        )
+        return found
+
+    async def first_step(password: str) -> pb.SessionGrant:
+        grant: pb.SessionGrant = await identity.stub.PatientSignIn(
+            pb.PatientSignInRequest(
+                realm=pb.REALM_ONSITE,
+                username=issued.username,
+                password=password,
+                user_agent=agent,
+            ),
+            metadata=identity.md(GATEWAY),
+        )
+        return grant
+
+    first = await first_step(issued.password)
+    assert first.token and await agent_of(first) == kept and len(kept) == 256
+    pending = Principal(
+        kind="patient",
+        subject=patient_id,
+        realm="onsite",
+        role=PASSWORD_CHANGE_ONLY,
+        session_id=first.session.session_id,
+    )
+    changed = await identity.stub.ChangePassword(
+        pb.ChangePasswordRequest(current_password=issued.password, new_password=PASSWORD),
+        metadata=identity.md(pending),
+    )
+    assert await agent_of(changed) == kept
+
+    patient = Principal(kind="patient", subject=patient_id, realm="onsite")
+    secret, _ = await enrol(identity, patient)
+    challenged = await first_step(PASSWORD)
+    assert challenged.mfa_challenge and not challenged.token
+    grant = await identity.stub.CompleteMfaSignIn(
+        pb.CompleteMfaSignInRequest(
+            challenge=challenged.mfa_challenge,
+            code=code(secret),
+            kind=pb.SESSION_KIND_PATIENT,
+            realm=pb.REALM_ONSITE,
+            user_agent=agent,
+        ),
+        metadata=identity.md(GATEWAY),
+    )
+    assert grant.token and await agent_of(grant) == kept

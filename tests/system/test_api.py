@@ -397,6 +397,27 @@ async def test_onsite_credentials_never_open_offsite(api: Api) -> None:
     assert status == 404
 
 
+async def test_lists_of_a_patient_who_does_not_exist_are_404(api: Api) -> None:
+    """Forms and scheduling answer an empty list for an id they never heard of; identity owns
+    patients, so the gateway asks it: 404 problem, not 200 with no items."""
+    staff = await api.staff_token()
+    known = (await api.new_patient(staff))["id"]
+    unknown = str(uuid.uuid4())
+    for template in (
+        "/api/v1/patients/{}/medications",
+        "/api/v1/patients/{}/forms",
+        "/api/v1/appointments?patient_id={}",
+    ):
+        status, body, _ = await api.call("GET", template.format(known), staff)
+        assert status == 200 and body["items"] == [], (template, body)
+        status, problem, _ = await api.call("GET", template.format(unknown), staff)
+        assert status == 404, (template, status, problem)
+        assert (problem["title"], problem["detail"]) == ("Not found", "No such patient."), problem
+    # Without a patient, the appointments of everyone (in the period) as before.
+    status, _, _ = await api.call("GET", "/api/v1/appointments?from=2001-01-01T00:00:00Z", staff)
+    assert status == 200
+
+
 # --- Bad requests are 4xx problems, never 500 ---------------------------------------------------
 
 

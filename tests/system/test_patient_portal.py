@@ -3,8 +3,10 @@ cookies, CSRF tokens, redirects. Credentials are issued through the staff API.""
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import re
+import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -14,6 +16,7 @@ import asyncpg
 import pytest
 from yarl import URL
 
+from services.identity import totp
 from services.runtime.db import with_database
 from tests.system.conftest import RunningStack
 
@@ -23,10 +26,14 @@ CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 _addresses = itertools.count(2)
 
 
-def client() -> aiohttp.ClientSession:
+def client(user_agent: str = "") -> aiohttp.ClientSession:
     """A browser-like client from a loopback address of its own (its own sign-in budget)."""
     connector = aiohttp.TCPConnector(local_addr=(f"127.0.0.{next(_addresses)}", 0))
-    return aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.CookieJar(unsafe=True))
+    return aiohttp.ClientSession(
+        connector=connector,
+        cookie_jar=aiohttp.CookieJar(unsafe=True),
+        headers={"User-Agent": user_agent} if user_agent else None,
+    )
 
 
 @pytest.fixture
@@ -107,6 +114,17 @@ async def submit(
     data = {"csrf_token": csrf_of(html), **fields}
     async with browser.post(stack.url + action, data=data, allow_redirects=False) as reply:
         return reply.status, await reply.text(), reply.headers.get("Location", "")
+
+
+async def sign_in_page(
+    browser: aiohttp.ClientSession, stack: RunningStack, realm: str, username: str, password: str
+) -> tuple[int, str]:
+    """Sign in on the realm's sign-in page: the status and page of the answer."""
+    login = f"/portal/{realm}/login"
+    status, html, _ = await submit(
+        browser, stack, login, login, username=username, password=password
+    )
+    return status, html
 
 
 def cookie(browser: aiohttp.ClientSession, stack: RunningStack, realm: str) -> str:
@@ -238,14 +256,7 @@ async def test_the_session_cookie_is_scoped_to_its_realm(
     stack: RunningStack, browser: aiohttp.ClientSession
 ) -> None:
     _, issued = await issue_credentials(stack, "onsite")
-    status, _, _ = await submit(
-        browser,
-        stack,
-        "/portal/onsite/login",
-        "/portal/onsite/login",
-        username=issued["username"],
-        password=issued["password"],
-    )
+    status, _ = await sign_in_page(browser, stack, "onsite", issued["username"], issued["password"])
     assert status == 303
 
     # The cookie: HttpOnly, SameSite=Strict, only for the realm's path.
@@ -325,6 +336,84 @@ async def test_an_expired_temporary_password_says_so(
     assert status == 403
     assert "Your temporary password has expired. Please ask the clinic for a new one." in html
     assert cookie(browser, stack, "offsite") == ""
+
+
+async def test_patient_sessions_keep_the_user_agent(stack: RunningStack) -> None:
+    """Each way a patient signs in (either realm's page, with the password alone or then a
+    code, and the API) keeps the browser's User-Agent with the session, as staff sign-ins do."""
+    agent = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0) PortalTest/4.0 " + "z" * 300
+    kept = agent[:256]  # identity keeps at most 256 characters
+    url = with_database(stack.stack.config.database_url or "", stack.stack.database("identity"))
+
+    async def recorded(token: str) -> str:
+        assert token
+        conn = await asyncpg.connect(url)
+        try:
+            found: str = await conn.fetchval(
+                "SELECT user_agent FROM sessions WHERE token_hash = $1 AND kind = 'patient'",
+                hashlib.sha256(token.encode()).digest(),
+            )
+        finally:
+            await conn.close()
+        return found
+
+    async def call(path: str, token: str = "", body: Any = None) -> aiohttp.ClientResponse:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        async with (
+            client(agent) as http,
+            http.post(stack.url + path, json=body, headers=headers) as reply,
+        ):
+            await reply.read()
+            assert reply.ok, await reply.text()
+            return reply
+
+    async def api_sign_in(realm: str, username: str, password: str) -> str:
+        reply = await call(
+            f"/api/v1/portal/{realm}/sessions", body={"username": username, "password": password}
+        )
+        return str((await reply.json())["token"])
+
+    for realm in ("onsite", "offsite"):
+        _, issued = await issue_credentials(stack, realm)
+        async with client(agent) as browser:
+            status, _ = await sign_in_page(
+                browser, stack, realm, issued["username"], issued["password"]
+            )
+            assert status == 303
+            assert await recorded(cookie(browser, stack, realm)) == kept, realm
+        token = await api_sign_in(realm, issued["username"], issued["password"])
+        assert await recorded(token) == kept, realm
+
+    # The sign-in page's second step (two-factor sign-in set up through the API).
+    _, issued = await issue_credentials(stack)
+    first = await api_sign_in("onsite", issued["username"], issued["password"])
+    changed = await call(
+        "/api/v1/portal/password",
+        first,
+        {"current_password": issued["password"], "new_password": NEW_PASSWORD},
+    )
+    token = changed.headers["X-Session-Token"]
+    assert await recorded(token) == kept  # the password change's new session too
+    secret = (await (await call("/api/v1/portal/mfa/totp", token)).json())["secret"]
+    earlier = totp.code_at(secret, time.time() - totp.STEP_SECONDS)
+    await call("/api/v1/portal/mfa/totp/confirm", token, {"code": earlier})
+    async with client(agent) as browser:
+        status, html = await sign_in_page(
+            browser, stack, "onsite", issued["username"], NEW_PASSWORD
+        )
+        challenge = re.search(r'name="challenge" value="([^"]+)"', html)
+        assert status == 200 and challenge, html
+        async with browser.post(
+            stack.url + "/portal/onsite/login/mfa",
+            data={
+                "csrf_token": csrf_of(html),
+                "challenge": challenge.group(1),
+                "code": totp.code_at(secret, time.time()),
+            },
+            allow_redirects=False,
+        ) as reply:
+            assert reply.status == 303, await reply.text()
+        assert await recorded(cookie(browser, stack, "onsite")) == kept
 
 
 async def test_sign_in_is_rate_limited(stack: RunningStack, browser: aiohttp.ClientSession) -> None:

@@ -16,7 +16,6 @@ import grpc
 from aiohttp import web
 
 from portal.forms.v1 import forms_pb2 as pb
-from portal.identity.v1 import identity_pb2
 from portal.scheduling.v1 import scheduling_pb2
 from services.gateway import auth
 from services.gateway.api import forms_convert as convert
@@ -39,6 +38,7 @@ from services.gateway.api.forms_models import (
 )
 from services.gateway.api.json_io import invalid, timestamp
 from services.gateway.api.operation import Answer, Call, Header, Operation, Reply, patient_id
+from services.gateway.api.patients import of_known_patient
 from services.gateway.backends import PDF_DEADLINE, Backends
 from services.gateway.context import BACKENDS
 from services.gateway.security import Problem
@@ -139,12 +139,8 @@ async def set_visit_forms(call: Call[VisitFormsIn, None]) -> Reply:
 
 async def patient_forms(call: Call[None, None]) -> Reply:
     target = patient_id(call)
-    backends, metadata = _backends(call), _meta(call)
     # 404 for no such patient (identity); forms may not have opened the chart yet.
-    await backends.identity.GetPatient(
-        identity_pb2.GetPatientRequest(patient_id=target), metadata=metadata
-    )
-    items = await _chart_forms(backends, metadata, target)
+    items = await of_known_patient(call, target, _chart_forms(_backends(call), _meta(call), target))
     return Reply(ChartFormList(items=[convert.chart_form_summary(i) for i in items]))
 
 
@@ -375,6 +371,7 @@ def _staff_operations() -> list[Operation]:
             patient_forms,
             operation_id="listPatientForms",
             summary="A patient's chart forms (withdrawn ones included)",
+            description="404: no such patient.",
             tag="forms",
             security="staff",
             answers=(Answer(200, "The chart forms.", ChartFormList),),

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+from collections.abc import Awaitable
+from typing import Any, TypeVar
+
+import grpc
 
 from portal.identity.v1 import identity_pb2 as pb
 from services.gateway import auth
@@ -17,10 +21,34 @@ from services.gateway.api.models import (
 from services.gateway.api.operation import Answer, Call, Header, Operation, Reply, patient_id
 from services.gateway.context import BACKENDS
 from services.gateway.demographics import PATIENT_FIELDS
+from services.gateway.security import Problem
+
+T = TypeVar("T")
 
 
 def patient_fields(values: dict[str, Any]) -> pb.PatientFields:
     return pb.PatientFields(**{name: values[name] for name in PATIENT_FIELDS if name in values})
+
+
+async def of_known_patient(call: Call[Any, Any], target: str, pending: Awaitable[T]) -> T:
+    """`pending`'s answer about patient `target`, or 404 when identity (which owns patients)
+    knows no such patient: another service answers an empty list for an id it has not heard
+    of. Both calls run at once, so the check adds no wait."""
+    known, answer = await asyncio.gather(
+        call.request.app[BACKENDS].identity.GetPatient(
+            pb.GetPatientRequest(patient_id=target),
+            metadata=auth.metadata(call.request, call.caller),
+        ),
+        pending,
+        return_exceptions=True,
+    )
+    if isinstance(known, grpc.aio.AioRpcError) and known.code() == grpc.StatusCode.NOT_FOUND:
+        raise Problem(404, "Not found", "No such patient.")
+    if isinstance(known, BaseException):
+        raise known
+    if isinstance(answer, BaseException):
+        raise answer
+    return answer
 
 
 async def register(call: Call[NewPatient, None]) -> Reply:

@@ -33,6 +33,7 @@ async def sign_in(call: Call[PatientSignIn, None]) -> Reply:
                 realm=auth.REALM_ENUM[realm],
                 username=call.body.username.strip(),
                 password=call.body.password,
+                user_agent=auth.user_agent(request),
             ),
             metadata=auth.gateway_metadata(request),
         )

@@ -25,6 +25,7 @@ from services.gateway.api.operation import (
     Reply,
     patient_id,
 )
+from services.gateway.api.patients import of_known_patient
 from services.gateway.api.records_models import (
     ChartDocument,
     DocumentList,
@@ -210,9 +211,14 @@ async def my_document_content(call: Call[None, None]) -> Reply:
 
 
 async def medications(call: Call[None, None]) -> Reply:
-    reply = await call.request.app[BACKENDS].forms.ListMedications(
-        pb.ListMedicationsRequest(patient_id=patient_id(call), include_discontinued=True),
-        metadata=auth.metadata(call.request, call.caller),
+    target = patient_id(call)
+    reply = await of_known_patient(
+        call,
+        target,
+        call.request.app[BACKENDS].forms.ListMedications(
+            pb.ListMedicationsRequest(patient_id=target, include_discontinued=True),
+            metadata=auth.metadata(call.request, call.caller),
+        ),
     )
     return Reply(MedicationList(items=[medication(m) for m in reply.items]))
 
@@ -443,6 +449,7 @@ def _staff_operations() -> list[Operation]:
             medications,
             operation_id="listMedications",
             summary="A patient's medications, current first (discontinued ones too)",
+            description="404: no such patient.",
             tag="records",
             security="staff",
             answers=(Answer(200, "Medications.", MedicationList),),

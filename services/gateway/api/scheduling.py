@@ -21,6 +21,7 @@ from services.gateway.api import scheduling_convert as convert
 from services.gateway.api import scheduling_models as m
 from services.gateway.api.json_io import validation_problem
 from services.gateway.api.operation import Answer, Call, Operation, Reply
+from services.gateway.api.patients import of_known_patient
 from services.gateway.context import BACKENDS
 from services.gateway.security import Problem
 
@@ -206,7 +207,11 @@ async def list_appointments(call: Call[None, m.AppointmentQuery]) -> Reply:
         getattr(request, "from").CopyFrom(convert.to_timestamp(query.from_))
     if query.to:
         request.to.CopyFrom(convert.to_timestamp(query.to))
-    found = await rpc(call).ListAppointments(request, metadata=meta(call))
+    pending = rpc(call).ListAppointments(request, metadata=meta(call))
+    if query.patient_id:  # scheduling lists nothing for an id identity does not know
+        found = await of_known_patient(call, query.patient_id, pending)
+    else:
+        found = await pending
     tz = convert.zone(call.request)
     return Reply(m.AppointmentList(items=[convert.appointment(a, tz) for a in found.items]))
 
@@ -314,6 +319,7 @@ def operations() -> list[Operation]:
             list_appointments,
             "listAppointments",
             "Appointments of a provider and/or a patient in a period (every status)",
+            description="404: `patient_id` names no patient.",
             query=m.AppointmentQuery,
             answers=(Answer(200, "By start (at most 1000).", m.AppointmentList),),
             problems=(404,),

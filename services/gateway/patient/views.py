@@ -113,6 +113,7 @@ async def login(request: web.Request) -> web.StreamResponse:
                 password=password,
                 device_token=request.cookies.get(auth.patient_device_cookie(realm), ""),
                 remember_device=True,
+                user_agent=auth.user_agent(request),
             ),
             metadata=auth.gateway_metadata(request),
         )
@@ -161,6 +162,7 @@ async def login_mfa(request: web.Request) -> web.StreamResponse:
                 # The device cookie's Path (the realm's sign-in page) covers this step too.
                 device_token=request.cookies.get(auth.patient_device_cookie(realm), ""),
                 remember_device=True,
+                user_agent=auth.user_agent(request),
             ),
             metadata=auth.gateway_metadata(request),
         )

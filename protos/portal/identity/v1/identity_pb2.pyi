@@ -139,7 +139,7 @@ class SignInRequest(_message.Message):
     cookie); API clients leave it false and no device is remembered for them.
     """
     user_agent: _builtins.str
-    """The client's User-Agent (staff sessions keep it, bounded, for admins to tell them apart)."""
+    """The client's User-Agent (the session keeps it, bounded, for admins to tell them apart)."""
     def __init__(
         self,
         *,
@@ -166,11 +166,14 @@ class PatientSignInRequest(_message.Message):
     PASSWORD_FIELD_NUMBER: _builtins.int
     DEVICE_TOKEN_FIELD_NUMBER: _builtins.int
     REMEMBER_DEVICE_FIELD_NUMBER: _builtins.int
+    USER_AGENT_FIELD_NUMBER: _builtins.int
     realm: Global___Realm.ValueType
     username: _builtins.str
     password: _builtins.str
     device_token: _builtins.str
     remember_device: _builtins.bool
+    user_agent: _builtins.str
+    """As in SignInRequest: the session keeps it (at most 256 characters)."""
     def __init__(
         self,
         *,
@@ -179,10 +182,11 @@ class PatientSignInRequest(_message.Message):
         password: _builtins.str = ...,
         device_token: _builtins.str = ...,
         remember_device: _builtins.bool = ...,
+        user_agent: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["device_token", b"device_token", "password", b"password", "realm", b"realm", "remember_device", b"remember_device", "username", b"username"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["device_token", b"device_token", "password", b"password", "realm", b"realm", "remember_device", b"remember_device", "user_agent", b"user_agent", "username", b"username"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
