@@ -31,6 +31,8 @@ CSRF_FIELD = "csrf_token"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 CSRF_KEY = web.AppKey("csrf_key", bytes)
 COOKIE_SECURE = web.AppKey("cookie_secure", bool)
+# The CSRF seed this request set as a cookie (the browser sends it back from the next request).
+CSRF_SEED = web.RequestKey("csrf_seed", str)
 HSTS = "max-age=31536000"  # a year; no includeSubDomains: other hosts of the domain are not ours
 
 
@@ -69,10 +71,10 @@ def csrf_cookie(request: web.Request) -> str:
 
 def csrf_token(request: web.Request) -> str:
     """The token forms must send back; sets the cookie on first use."""
-    seed = request.cookies.get(csrf_cookie(request)) or request.get("csrf_seed")
+    seed = request.cookies.get(csrf_cookie(request)) or request.get(CSRF_SEED)
     if not seed:
         seed = secrets.token_urlsafe(32)
-        request["csrf_seed"] = seed
+        request[CSRF_SEED] = seed
     return hmac.new(request.app[CSRF_KEY], seed.encode(), hashlib.sha256).hexdigest()
 
 
@@ -107,7 +109,7 @@ async def csrf_protect(request: web.Request, handler: Handler) -> web.StreamResp
         if not expected or not isinstance(sent, str) or not hmac.compare_digest(sent, expected):
             raise web.HTTPForbidden(reason="The form expired or was sent from elsewhere.")
     response = await handler(request)
-    seed = request.get("csrf_seed")
+    seed = request.get(CSRF_SEED)
     if seed and not response.prepared:
         response.set_cookie(
             csrf_cookie(request),
