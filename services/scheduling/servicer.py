@@ -83,6 +83,12 @@ async def not_found(context: Context, what: str) -> NoReturn:
     raise AssertionError("unreachable")
 
 
+async def provider_exists(conn: Conn, provider_id: uuid.UUID) -> bool:
+    return bool(
+        await conn.fetchval("SELECT EXISTS (SELECT FROM providers WHERE id = $1)", provider_id)
+    )
+
+
 def one(row: asyncpg.Record | None) -> asyncpg.Record:
     """A row the statement always returns (INSERT ... RETURNING, a row just written)."""
     if row is None:
@@ -800,6 +806,8 @@ class SchedulingServicer(pb_grpc.SchedulingServiceServicer):
                 statuses,
                 limit,
             )
+            if provider_id and not rows and not await provider_exists(conn, provider_id):
+                await not_found(context, "provider")  # not an empty calendar: a wrong id
             seen = [r["patient_id"] for r in rows] + ([patient_id] if patient_id else [])
             await access.record(conn, principal, "appointment.list", seen)
         return pb.ListAppointmentsResponse(

@@ -219,6 +219,19 @@ async def test_staff_book_list_mark_and_cancel(api: Api) -> None:
         staff,
     )
     assert [a["id"] for a in listed["items"]] == [booked["id"]]
+    # A provider with no appointments lists none; an id that names no provider is a 404.
+    status, idle, _ = await api.call(
+        "POST", "/api/v1/providers", staff, json={"display_name": "Dr. Idle"}
+    )
+    assert status == 201
+    status, listed, _ = await api.call(
+        "GET", f"/api/v1/appointments?provider_id={idle['id']}", staff
+    )
+    assert (status, listed["items"]) == (200, [])
+    status, problem, _ = await api.call(
+        "GET", f"/api/v1/appointments?provider_id={uuid.uuid4()}", staff
+    )
+    assert status == 404 and problem["status"] == 404, problem
     one = f"/api/v1/appointments/{booked['id']}"
     status, marked, _ = await api.call("POST", one + "/status", staff, json={"status": "arrived"})
     assert status == 200 and marked["status"] == "arrived"
