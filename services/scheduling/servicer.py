@@ -1,9 +1,10 @@
 """SchedulingService over gRPC: every method checks the principal first (@requires).
 
 Patients act only for themselves: their patient id comes from the principal, never from the
-request, and another patient's appointment is NOT_FOUND. Booking relies on PostgreSQL's exclusion
-constraint, not on a prior check, so no concurrency can double-book a provider; the conflict
-answers SLOT_TAKEN with fresh alternatives.
+request, and another patient's appointment is NOT_FOUND. Staff book only for patients identity
+has registered, as scheduling has heard of them (patients.py). Booking relies on PostgreSQL's
+exclusion constraint, not on a prior check, so no concurrency can double-book a provider; the
+conflict answers SLOT_TAKEN with fresh alternatives.
 """
 
 from __future__ import annotations
