@@ -1,7 +1,8 @@
 """Clear gRPC errors with details the gateway turns into problem+json field messages.
 
 INVALID_ARGUMENT carries google.rpc.BadRequest field violations; FAILED_PRECONDITION carries
-google.rpc.PreconditionFailure with a machine-readable type. Nothing else leaves a service:
+google.rpc.PreconditionFailure with a machine-readable type; NOT_FOUND (abort_not_found) carries
+google.rpc.ResourceInfo naming the kind of resource. Nothing else leaves a service:
 unexpected exceptions become INTERNAL with no details (the log has the error type).
 """
 
@@ -52,6 +53,13 @@ def _within_budget(
             break
         kept.append(violation)
     return kept
+
+
+async def abort_not_found(context: grpc.aio.ServicerContext[Any, Any], what: str) -> NoReturn:
+    """NOT_FOUND "no such <what>", with google.rpc.ResourceInfo naming the kind (`what`), so a
+    caller tells a missing patient from a missing provider without reading the message."""
+    detail = error_details_pb2.ResourceInfo(resource_type=what)
+    await _abort(context, code_pb2.NOT_FOUND, f"no such {what}", detail)
 
 
 async def abort_precondition(
@@ -115,6 +123,14 @@ def detail_of(error: grpc.aio.AioRpcError, kind: type[M]) -> M | None:
         if detail.Unpack(found):  # False: a detail of another type
             return found
     return None
+
+
+def not_found_kind(error: grpc.aio.AioRpcError) -> str:
+    """The kind of resource a NOT_FOUND names (abort_not_found; '' when it names none)."""
+    if error.code() != grpc.StatusCode.NOT_FOUND:
+        return ""
+    info = detail_of(error, error_details_pb2.ResourceInfo)
+    return str(info.resource_type) if info else ""
 
 
 def precondition_failure(error: grpc.aio.AioRpcError) -> tuple[str, str]:

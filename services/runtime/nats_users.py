@@ -34,7 +34,7 @@ CONSUMERS: dict[str, tuple[Consumer, ...]] = {
         Consumer("IDENTITY", "forms-portal-access"),
         Consumer("SCHEDULING", "forms-appointments"),
     ),
-    "scheduling": (),
+    "scheduling": (Consumer("IDENTITY", "scheduling-patient-registered"),),
 }
 
 

@@ -195,6 +195,7 @@ class BookingContext:
     offered: bool  # the provider offers the type
     calendar: Calendar  # hours around the start and time off (no bookings)
     key: asyncpg.Record | None  # (request_hash, appointment_id) when the caller's key is stored
+    patient_known: bool = False  # the patient asked about is in the projection (patients.py)
 
 
 async def booking_context(
@@ -206,8 +207,10 @@ async def booking_context(
     *,
     caller: str = "",
     key: str = "",
+    patient_id: uuid.UUID | None = None,
 ) -> BookingContext:
-    """The type, the provider, its calendar around `start` and the stored key, in one round trip"""
+    """The type, the provider, its calendar around `start`, the stored key and whether
+    scheduling knows `patient_id` (None: not asked), in one round trip"""
     day = availability.local_date(start, tz)
     type_columns = ", ".join(f"t.{c.strip()}" for c in TYPE_COLUMNS.split(","))
     row = await conn.fetchrow(
@@ -216,7 +219,8 @@ async def booking_context(
                    EXISTS (SELECT FROM appointment_type_providers o
                            WHERE o.appointment_type_id = $1 AND o.provider_id = $2) AS offered,
                    w.packed, o.days, o.starts, o.ends, b.los, b.his,
-                   k.request_hash, k.appointment_id AS key_appointment_id
+                   k.request_hash, k.appointment_id AS key_appointment_id,
+                   EXISTS (SELECT FROM patients WHERE id = $9) AS patient_known
             FROM (SELECT) AS one
             LEFT JOIN appointment_types t ON t.id = $1
             LEFT JOIN providers p ON p.id = $2
@@ -236,6 +240,7 @@ async def booking_context(
         start + 2 * 86400,
         caller,
         key,
+        patient_id,
     )
     if row is None:
         raise LookupError("the booking context query returns one row")
@@ -248,6 +253,7 @@ async def booking_context(
         offered=row["offered"],
         calendar=replace(cal, busy=busy),
         key=row if row["key_appointment_id"] is not None else None,
+        patient_known=row["patient_known"],
     )
 
 

@@ -1,4 +1,5 @@
-"""The scheduling service: wiring of its gRPC servicer, settings and migrations."""
+"""The scheduling service: wiring of its gRPC servicer, settings, migrations and event
+subscriptions."""
 
 from __future__ import annotations
 
@@ -8,9 +9,15 @@ from importlib import resources
 import grpc
 
 from portal.scheduling.v1 import scheduling_pb2_grpc as pb_grpc
+from services.runtime.consumer import Subscription
 from services.runtime.server import Runtime, ServiceSpec
+from services.scheduling import patients
 from services.scheduling.servicer import SchedulingServicer
 from services.scheduling.settings import SchedulingSettings
+
+
+def subscriptions(_rt: Runtime) -> list[Subscription]:
+    return patients.SUBSCRIPTIONS
 
 
 def build(env: Mapping[str, str]) -> ServiceSpec:
@@ -27,4 +34,5 @@ def build(env: Mapping[str, str]) -> ServiceSpec:
         stream="SCHEDULING",
         migrations=resources.files(__package__) / "migrations",
         register=register,
+        subscriptions=subscriptions,
     )

@@ -1,9 +1,10 @@
 """SchedulingService over gRPC: every method checks the principal first (@requires).
 
 Patients act only for themselves: their patient id comes from the principal, never from the
-request, and another patient's appointment is NOT_FOUND. Booking relies on PostgreSQL's exclusion
-constraint, not on a prior check, so no concurrency can double-book a provider; the conflict
-answers SLOT_TAKEN with fresh alternatives.
+request, and another patient's appointment is NOT_FOUND. Staff book only for patients identity
+has registered, as scheduling has heard of them (patients.py). Booking relies on PostgreSQL's
+exclusion constraint, not on a prior check, so no concurrency can double-book a provider; the
+conflict answers SLOT_TAKEN with fresh alternatives.
 """
 
 from __future__ import annotations
@@ -24,7 +25,12 @@ from portal.scheduling.v1 import scheduling_pb2 as pb
 from portal.scheduling.v1 import scheduling_pb2_grpc as pb_grpc
 from services.runtime import text
 from services.runtime.db import Conn
-from services.runtime.errors import FieldErrors, abort_invalid, abort_precondition
+from services.runtime.errors import (
+    FieldErrors,
+    abort_invalid,
+    abort_not_found,
+    abort_precondition,
+)
 from services.runtime.outbox import emit
 from services.runtime.principal import Principal, PrincipalVerifier, requires
 from services.scheduling import (
@@ -79,8 +85,7 @@ async def parse_id(context: Context, raw: str, field: str, what: str) -> uuid.UU
 
 
 async def not_found(context: Context, what: str) -> NoReturn:
-    await context.abort(grpc.StatusCode.NOT_FOUND, f"no such {what}")
-    raise AssertionError("unreachable")
+    await abort_not_found(context, what)
 
 
 async def provider_exists(conn: Conn, provider_id: uuid.UUID) -> bool:
@@ -693,15 +698,23 @@ class SchedulingServicer(pb_grpc.SchedulingServiceServicer):
         type_id = await parse_id(
             context, request.appointment_type_id, "appointment_type_id", "Appointment type"
         )
+        # Staff book only for patients scheduling knows (the patients projection); a patient's
+        # signed session proves identity knows them, so theirs is not looked up.
+        asked = None if principal.is_patient else patient_id
         async with self.pool.acquire() as conn:
-            # The type, provider, calendar and stored key in one round trip; then one write.
+            # The type, provider, calendar, stored key and patient in one round trip; then one
+            # write.
             found = await calendars.booking_context(
-                conn, self.tz, type_id, provider_id, start, caller=caller, key=key
+                conn, self.tz, type_id, provider_id, start, caller=caller, key=key, patient_id=asked
             )
             if found.key is not None and (
                 replay := await self._replay(conn, context, principal, caller, key, digest)
             ):
                 return replay
+            if asked is not None and not found.patient_known:
+                # Also a patient registered moments ago whose event has not arrived yet: the
+                # gateway tells that case apart by asking identity (a 503 to retry).
+                await not_found(context, "patient")
             kind = found.kind
             if kind is None or (principal.is_patient and not kind.bookable_online):
                 await not_found(context, "appointment type")

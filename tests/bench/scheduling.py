@@ -8,6 +8,8 @@
   machine hits all of them.
 * CONTESTED bookings of overlapping times on a 5-minute grid through the gateway, then a SQL
   self-join counts overlapping appointments that hold time (must be 0).
+* Staff book only for patients scheduling knows: setup puts KNOWN_PATIENTS ids in its patients
+  projection by SQL (as their registrations' events would), and each booking takes the next.
 
 Calls reach scheduling through a `Client`. `GatewayClient` is the product's path: HTTP with
 keep-alive to the gateway (a patient's Bearer token for GET /api/v1/portal/availability; a
@@ -19,6 +21,7 @@ scheduling process directly with signed principals (the service alone, labelled 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 import time
 import uuid
@@ -62,6 +65,9 @@ ROUND_SECONDS = 3.0
 ROUNDS = 5
 BOOKING_PROVIDERS = 8  # each side books its own providers' days, one after another
 CONTESTED = 10_000
+# Patients staff book for: scheduling books only for patients it knows, so setup puts these in
+# its projection (one statement) and each booking takes the next (around again when used up).
+KNOWN_PATIENTS = 100_000
 SLOT = timedelta(minutes=20)
 
 
@@ -255,6 +261,24 @@ async def answers(http: aiohttp.ClientSession, url: str) -> None:
     raise RuntimeError(f"{url} did not answer")
 
 
+class Patients:
+    """Patients scheduling knows, one per booking in turn."""
+
+    def __init__(self, ids: list[str]) -> None:
+        self._ids = itertools.cycle(ids)
+
+    def next(self) -> str:
+        return next(self._ids)
+
+
+async def known_patients(conn: asyncpg.Connection, count: int) -> Patients:
+    """`count` new patient ids in scheduling's projection, as their registrations would put
+    them (one statement; no patient is registered with identity for a booking)."""
+    ids = [uuid.uuid4() for _ in range(count)]
+    await conn.execute("INSERT INTO patients (id) SELECT unnest($1::uuid[])", ids, timeout=600)
+    return Patients([str(i) for i in ids])
+
+
 @dataclass
 class Setup:
     find_type: str  # 100 providers, 60% booked
@@ -262,6 +286,7 @@ class Setup:
     service_providers: list[str]  # booked through the service
     raw_providers: list[str]  # booked by raw transactions
     contested_type: str  # 30 minutes on a 5-minute grid, three providers
+    patients: Patients  # whom staff book for
     # Where each side's next booking goes (kept across clients, so none books a taken time).
     times: dict[str, Times] = field(default_factory=dict)
 
@@ -359,6 +384,7 @@ async def setup(stub: pb_grpc.SchedulingServiceAsyncStub, database_url: str) -> 
             BOOKED,
             timeout=600,
         )
+        patients = await known_patients(conn, KNOWN_PATIENTS)
         await conn.execute("ANALYZE")
     finally:
         await conn.close()
@@ -368,6 +394,7 @@ async def setup(stub: pb_grpc.SchedulingServiceAsyncStub, database_url: str) -> 
         booking[:BOOKING_PROVIDERS],
         booking[BOOKING_PROVIDERS:],
         contested_type,
+        patients,
     )
 
 
@@ -450,7 +477,7 @@ async def booking_rates(
         async def book_one() -> None:
             provider, start = service_times.next()
             await client.book(
-                str(uuid.uuid4()), setup.book_type, provider, start, key=uuid.uuid4().hex
+                setup.patients.next(), setup.book_type, provider, start, key=uuid.uuid4().hex
             )
 
         return book_one
@@ -505,7 +532,7 @@ async def contested_overlaps(
         async with semaphore:
             try:
                 await client.book(
-                    str(uuid.uuid4()), setup.contested_type, provider, start, uuid.uuid4().hex
+                    setup.patients.next(), setup.contested_type, provider, start, uuid.uuid4().hex
                 )
                 booked += 1
             except Taken:

@@ -7,7 +7,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from typing import Any
 
@@ -17,14 +17,17 @@ import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from portal.events.v1 import scheduling_pb2 as events
+from portal.events.v1.identity_pb2 import PatientRegistered
 from portal.scheduling.v1 import scheduling_pb2 as pb
 from portal.scheduling.v1 import scheduling_pb2_grpc as pb_grpc
 from services.gateway.schedule_view import alternatives
 from services.runtime import db
 from services.runtime.broker import Broker
-from services.runtime.errors import field_errors, precondition_kind
+from services.runtime.consumer import EventConsumer
+from services.runtime.errors import field_errors, not_found_kind, precondition_kind
 from services.runtime.outbox import OutboxRelay
 from services.runtime.principal import Principal, PrincipalSigner
+from services.scheduling import patients
 from services.scheduling.servicer import SchedulingServicer
 from services.scheduling.settings import SchedulingSettings
 from tests.conftest import principal_signer, principal_verifier
@@ -49,6 +52,14 @@ def patient(patient_id: str | None = None) -> Principal:
     )
 
 
+async def known(pool: asyncpg.Pool, *patient_ids: str) -> None:
+    """Put patients in scheduling's projection, as their patient.registered events would."""
+    await pool.execute(
+        "INSERT INTO patients (id) SELECT unnest($1::uuid[]) ON CONFLICT DO NOTHING",
+        [uuid.UUID(p) for p in patient_ids],
+    )
+
+
 @dataclass
 class Scheduling:
     stub: pb_grpc.SchedulingServiceAsyncStub
@@ -57,6 +68,12 @@ class Scheduling:
 
     def md(self, principal: Principal) -> tuple[tuple[str, str], ...]:
         return self.codec.metadata(principal)
+
+    async def known_patient(self) -> Principal:
+        """A patient scheduling knows (its row in the patients projection), as staff book for."""
+        me = patient()
+        await known(self.pool, me.subject)
+        return me
 
     async def provider(self, name: str = "Dr. Rivera") -> str:
         made = await self.stub.CreateProvider(
@@ -333,7 +350,7 @@ async def test_deactivated_provider_keeps_appointments_and_offers_no_times(
     provider = await scheduling.provider()
     kind = await scheduling.kind([provider])
     [slot] = await scheduling.slots(kind, limit=1)
-    me = patient()
+    me = await scheduling.known_patient()
     kept = await scheduling.book(me, kind, slot)
     await scheduling.stub.DeactivateProvider(
         pb.DeactivateProviderRequest(provider_id=provider), metadata=scheduling.md(DESK)
@@ -366,7 +383,7 @@ async def test_patients_book_only_offered_times_and_staff_within_hours(
     [slot] = await scheduling.slots(kind, DESK, 1, **{"from": tomorrow})
     off_grid = pb.Slot(provider_id=provider)
     off_grid.start.FromSeconds(slot.start.seconds + 7 * 60)
-    me = patient()
+    me = await scheduling.known_patient()
     with pytest.raises(grpc.aio.AioRpcError) as unavailable:
         await scheduling.book(me, kind, off_grid)
     assert precondition_kind(unavailable.value) == "SLOT_UNAVAILABLE"
@@ -490,7 +507,7 @@ async def test_work_queue_holds_what_patients_changed_online(scheduling: Schedul
     changes do not, and a staff change to a patient's booking takes it out of the queue."""
     kind = await scheduling.kind([await scheduling.provider()])
     first, second, third, fourth, fifth = await scheduling.slots(kind, limit=5)
-    me = patient()
+    me = await scheduling.known_patient()
     booked = await scheduling.book(me, kind, first)
     cancelled = await scheduling.book(me, kind, second)
     await scheduling.stub.CancelAppointment(
@@ -536,3 +553,97 @@ async def test_work_queue_holds_what_patients_changed_online(scheduling: Schedul
     # Patients cannot read the queue.
     denied = scheduling.stub.ListWorkQueue(pb.ListWorkQueueRequest(), metadata=scheduling.md(me))
     assert await outcome(denied) == "PERMISSION_DENIED"
+
+
+async def test_staff_book_only_for_patients_scheduling_has_heard_of(
+    scheduling: Scheduling, broker: Broker, stream: tuple[str, str]
+) -> None:
+    """A staff booking for a patient identity never announced is NOT_FOUND and writes nothing;
+    once scheduling has handled the patient.registered event, the same booking succeeds. A
+    patient books for themselves without being looked up."""
+    kind = await scheduling.kind([await scheduling.provider()])
+    first, second = await scheduling.slots(kind, limit=2)
+    newcomer = str(uuid.uuid4())
+    with pytest.raises(grpc.aio.AioRpcError) as unknown:
+        await scheduling.book(DESK, kind, first, patient_id=newcomer, idempotency_key="desk-1")
+    assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
+    assert unknown.value.details() == "no such patient"
+    assert not_found_kind(unknown.value) == "patient"
+    for table in ("appointments", "idempotency_keys", "outbox", "access_log"):
+        assert await scheduling.pool.fetchval(f"SELECT count(*) FROM {table}") == 0, table
+
+    # identity announces the patient; scheduling's consumer handles it (a redelivery: once).
+    name, prefix = stream
+    [registered] = patients.SUBSCRIPTIONS
+    sub = replace(
+        registered,
+        durable="scheduling-patients-test",
+        stream=name,
+        subject=f"{prefix}.identity.patient.registered",
+    )
+    await broker.js.publish(
+        sub.subject,
+        PatientRegistered(patient_id=newcomer).SerializeToString(),
+        headers={
+            "Nats-Msg-Id": str(uuid.uuid4()),
+            "Portal-Event-Type": PatientRegistered.DESCRIPTOR.full_name,
+        },
+    )
+    consumer = EventConsumer(scheduling.pool, broker, sub, fetch_timeout=0.5, ack_wait=1.0)
+    psub = await consumer.subscribe()
+    [msg] = await psub.fetch(1, timeout=5)
+    assert await consumer.process(msg) and await consumer.process(msg)
+    await msg.ack()
+    assert await scheduling.pool.fetchval("SELECT count(*) FROM patients") == 1
+
+    booked = await scheduling.book(DESK, kind, first, patient_id=newcomer, idempotency_key="desk-1")
+    assert booked.patient_id == newcomer
+    again = await scheduling.book(DESK, kind, first, patient_id=newcomer, idempotency_key="desk-1")
+    assert again.id == booked.id  # the stored key answers as before
+
+    # A patient's own booking needs no projection row (their session proves who they are).
+    stranger = patient()
+    mine = await scheduling.book(stranger, kind, second)
+    assert mine.patient_id == stranger.subject
+    assert await scheduling.pool.fetchval("SELECT count(*) FROM patients") == 1
+
+
+async def test_the_projection_starts_with_the_patients_of_earlier_appointments(
+    database_url: str,
+) -> None:
+    """Appointments booked before the rule keep their patients bookable (0009 backfills)."""
+    every = db.runtime_migrations() + db.load_migrations(
+        "scheduling", resources.files("services.scheduling") / "migrations"
+    )
+    later = [m for m in every if m.component == "scheduling" and m.name == "0009_patients.sql"]
+    assert later
+    earlier = [m for m in every if m not in later]
+    booked_for = [uuid.uuid4(), uuid.uuid4()]
+    conn = await asyncpg.connect(database_url)
+    try:
+        await db.migrate(conn, earlier)
+        provider, kind = uuid.uuid4(), uuid.uuid4()
+        await conn.execute(
+            "INSERT INTO providers (id, display_name) VALUES ($1, 'Dr. Before')", provider
+        )
+        await conn.execute(
+            """INSERT INTO appointment_types (id, name, duration_minutes, slot_interval_minutes)
+               VALUES ($1, 'Old', 30, 30)""",
+            kind,
+        )
+        await conn.execute(
+            """INSERT INTO appointments (id, patient_id, provider_id, appointment_type_id,
+                   starts_at, ends_at, blocked, status)
+               SELECT gen_random_uuid(), p, $2, $3, s, s + interval '30 minutes',
+                      tstzrange(s, s + interval '30 minutes'), 'booked'
+               FROM unnest($1::uuid[]) WITH ORDINALITY AS b(p, n),
+                    LATERAL (SELECT now() + n * interval '1 hour' AS s) AS t""",
+            booked_for + booked_for[:1],  # the first patient twice
+            provider,
+            kind,
+        )
+        await db.migrate(conn, every)
+        known_ids = await conn.fetch("SELECT id FROM patients")
+        assert sorted(r["id"] for r in known_ids) == sorted(booked_for)
+    finally:
+        await conn.close()

@@ -25,6 +25,7 @@ from services.devstack.stack import SERVICES, Stack, StackConfig
 from services.runtime.db import with_database
 from services.runtime.settings import DEFAULT_PORTS
 from tests.conftest import TEST_GATEWAY_ENV, drop_database, free_port
+from tests.integration.events import eventually
 
 
 @dataclass
@@ -68,6 +69,29 @@ def running_stack(pg_server_url: str) -> Iterator[RunningStack]:
         stack.stop()
         for name in SERVICES:
             asyncio.run(drop_database(pg_server_url, stack.database(name)))
+
+
+def service_database(running: RunningStack, service: str) -> str:
+    """The URL of a service's database in the stack (as the server's superuser)."""
+    return with_database(running.stack.config.database_url or "", running.stack.database(service))
+
+
+async def known_to_scheduling(running: RunningStack, patient_id: str) -> None:
+    """Wait until scheduling has handled the patient's patient.registered event (its patients
+    projection): staff book only for patients it knows."""
+    url = service_database(running, "scheduling")
+
+    async def probe() -> bool:
+        conn = await asyncpg.connect(url)
+        try:
+            found = await conn.fetchval(
+                "SELECT true FROM patients WHERE id = $1", uuid.UUID(patient_id)
+            )
+        finally:
+            await conn.close()
+        return bool(found)
+
+    await eventually(probe, lambda found: found)
 
 
 async def fresh_sign_in_state(pg_server_url: str, running: RunningStack) -> None:

@@ -13,10 +13,10 @@ import pytest
 
 from services.runtime.db import with_database
 from tests.integration.events import eventually
-from tests.system.conftest import RunningStack
+from tests.system.conftest import RunningStack, known_to_scheduling
 
 
-async def test_events_flow_from_identity_to_forms_with_each_service_its_own_user(
+async def test_events_flow_from_identity_to_forms_and_scheduling_each_as_its_own_user(
     stack: RunningStack,
 ) -> None:
     nats_server = stack.stack.nats
@@ -64,3 +64,5 @@ async def test_events_flow_from_identity_to_forms_with_each_service_its_own_user
             await conn.close()
 
     assert await eventually(chart, lambda found: found == 1) == 1
+    # scheduling consumed it as its own user too (the patients it lets staff book for).
+    await known_to_scheduling(stack, str(patient_id))

@@ -10,10 +10,11 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+import asyncpg
 import icalendar
 import pytest
 
-from tests.system.conftest import RunningStack
+from tests.system.conftest import RunningStack, known_to_scheduling, service_database
 from tests.system.test_api import NEW_PASSWORD, Api, api, http, unique_letters
 
 pytestmark = pytest.mark.system
@@ -174,6 +175,7 @@ async def test_staff_book_list_mark_and_cancel(api: Api) -> None:
     staff = await api.staff_token()
     provider, kind = await set_up(api, staff)
     patient = await api.new_patient(staff)
+    await known_to_scheduling(api.stack, patient["id"])
     status, found, _ = await api.call(
         "GET", f"/api/v1/availability?appointment_type_id={kind['id']}&limit=2", staff
     )
@@ -264,6 +266,59 @@ async def test_staff_book_list_mark_and_cancel(api: Api) -> None:
         "POST", f"/api/v1/providers/{uuid.uuid4()}/time-off", staff, json=span
     )
     assert status == 404
+
+
+async def test_staff_book_only_for_patients_identity_registered(api: Api) -> None:
+    """A made-up patient id is 404 (nothing booked); a patient registered through the API is
+    booked once scheduling has heard of them, and a 503 to retry says when it has not yet."""
+    staff = await api.staff_token()
+    provider, kind = await set_up(api, staff)
+    status, found, _ = await api.call(
+        "GET", f"/api/v1/availability?appointment_type_id={kind['id']}&limit=2", staff
+    )
+    assert status == 200 and len(found["slots"]) == 2, found
+    slot = found["slots"][0]
+    body = {
+        "appointment_type_id": kind["id"],
+        "provider_id": provider["id"],
+        "start": slot["start"],
+    }
+    made_up = str(uuid.uuid4())
+    key = {"Idempotency-Key": str(uuid.uuid4())}
+    status, problem, headers = await api.call(
+        "POST", "/api/v1/appointments", staff, json={**body, "patient_id": made_up}, headers=key
+    )
+    assert status == 404 and problem["detail"] == "No such patient.", problem
+    assert headers["Content-Type"].startswith("application/problem+json")
+    status, listed, _ = await api.call(
+        "GET", f"/api/v1/appointments?provider_id={provider['id']}", staff
+    )
+    assert status == 200 and listed["items"] == []
+
+    patient = await api.new_patient(staff)
+    await known_to_scheduling(api.stack, patient["id"])
+    status, booked, _ = await api.call(
+        "POST", "/api/v1/appointments", staff, json={**body, "patient_id": patient["id"]}
+    )
+    assert status == 201 and booked["patient_id"] == patient["id"], booked
+
+    # Registered, but scheduling has not handled the event yet (its row taken away here).
+    late = await api.new_patient(staff)
+    await known_to_scheduling(api.stack, late["id"])
+    conn = await asyncpg.connect(service_database(api.stack, "scheduling"))
+    try:
+        await conn.execute("DELETE FROM patients WHERE id = $1", uuid.UUID(late["id"]))
+        second = {**body, "start": found["slots"][1]["start"], "patient_id": late["id"]}
+        status, problem, headers = await api.call(
+            "POST", "/api/v1/appointments", staff, json=second
+        )
+        assert status == 503 and problem["code"] == "PATIENT_NOT_READY", problem
+        assert headers["Retry-After"] == "2"
+        await conn.execute("INSERT INTO patients (id) VALUES ($1)", uuid.UUID(late["id"]))
+    finally:
+        await conn.close()
+    status, booked, _ = await api.call("POST", "/api/v1/appointments", staff, json=second)
+    assert status == 201 and booked["patient_id"] == late["id"], booked
 
 
 def _utc(value: str) -> str:

@@ -17,7 +17,7 @@ import aiohttp
 import icalendar
 import pytest
 
-from tests.system.conftest import RunningStack
+from tests.system.conftest import RunningStack, known_to_scheduling
 from tests.system.test_patient_portal import client, issue_credentials
 from tests.system.test_staff_pages import Browser
 
@@ -198,6 +198,7 @@ async def test_staff_book_from_chart_reschedule_mark_and_cancel(
     async with client() as http:
         _, record = await patient_browser(stack, http)
     pid = record["id"]
+    await known_to_scheduling(stack, pid)
 
     page = await staff.get(f"/staff/patients/{pid}/appointments/book")
     assert page.status == 200 and "Find Available" in page.text

@@ -15,6 +15,7 @@ import grpc
 from aiohttp import web
 from pydantic import ValidationError
 
+from portal.identity.v1 import identity_pb2 as idpb
 from portal.scheduling.v1 import scheduling_pb2 as pb
 from services.gateway import auth
 from services.gateway.api import scheduling_convert as convert
@@ -24,10 +25,12 @@ from services.gateway.api.operation import Answer, Call, Operation, Reply
 from services.gateway.api.patients import of_known_patient
 from services.gateway.context import BACKENDS
 from services.gateway.security import Problem
+from services.runtime.errors import not_found_kind
 
 T = TypeVar("T")
 BASE = "/api/v1"
 KEY = "Idempotency-Key"
+PATIENT_RETRY_AFTER = "2"  # seconds: scheduling hears of a new patient within moments
 PROVIDER = BASE + "/providers/{provider_id}"
 APPOINTMENT = BASE + "/appointments/{appointment_id}"
 SLOT_409 = (
@@ -194,8 +197,34 @@ async def list_types(call: Call[None, None]) -> Reply:
 
 async def book(call: Call[m.NewAppointment, None]) -> Reply:
     request = book_request(call.body, idempotency_key(call.request), call.body.patient_id)
-    found = await slots_refused(call, rpc(call).BookAppointment(request, metadata=meta(call)))
+    try:
+        found = await slots_refused(call, rpc(call).BookAppointment(request, metadata=meta(call)))
+    except grpc.aio.AioRpcError as exc:
+        if not_found_kind(exc) == "patient":
+            await unknown_patient(call, request.patient_id)
+        raise
     return one(call, found, 201)
+
+
+async def unknown_patient(call: Call[Any, Any], patient_id: str) -> None:
+    """Scheduling knows no such patient: 404, unless identity (which owns patients) knows it,
+    registered moments ago and its event not yet handled by scheduling: then a 503 to retry.
+    Asked only on this refusal, so a booking's success costs no call to identity."""
+    try:
+        await call.request.app[BACKENDS].identity.GetPatient(
+            idpb.GetPatientRequest(patient_id=patient_id), metadata=meta(call)
+        )
+    except grpc.aio.AioRpcError as exc:
+        if exc.code() == grpc.StatusCode.NOT_FOUND:
+            raise Problem(404, "Not found", "No such patient.") from None
+        return  # identity cannot tell: scheduling's own answer stands
+    raise Problem(
+        503,
+        "Patient not ready yet",
+        "This patient was registered moments ago; please try again in a few seconds.",
+        code="PATIENT_NOT_READY",
+        headers={"Retry-After": PATIENT_RETRY_AFTER},
+    )
 
 
 async def list_appointments(call: Call[None, m.AppointmentQuery]) -> Reply:
@@ -307,7 +336,9 @@ def operations() -> list[Operation]:
             "Book an appointment for a patient",
             description="Staff may book any time inside the provider's hours and clear of "
             f"time off and other appointments. An `{KEY}` header makes a retry safe, as for "
-            "the patient's booking (keys are per staff member). " + SLOT_409,
+            "the patient's booking (keys are per staff member). 404: no such patient. 503 "
+            "`code` PATIENT_NOT_READY (with `Retry-After`): the patient was registered moments "
+            "ago and scheduling has not heard of it yet. " + SLOT_409,
             body=m.NewAppointment,
             headers=m.IdempotencyHeaders,
             answers=(Answer(201, "Booked.", m.Appointment),),
