@@ -14,7 +14,6 @@ The contract, which WatchSessionChanges carries over gRPC:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import enum
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -22,6 +21,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import asyncpg
 
 from services.runtime.backoff import Backoff
+from services.runtime.waiting import wait_set
 
 log = logging.getLogger(__name__)
 CHANNEL = "portal_sessions_changed"
@@ -116,9 +116,7 @@ class SessionChanges:
             self._live.set()
             log.info("listening for session changes")
             while not lost.is_set():
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(lost.wait(), PING_SECONDS)
-                if not lost.is_set():
+                if not await wait_set(lost, PING_SECONDS):
                     await conn.fetchval("SELECT 1", timeout=PING_SECONDS)
             raise ConnectionResetError("listening connection closed")
         finally:

@@ -36,6 +36,7 @@ from services.runtime import db, telemetry
 from services.runtime.backoff import Backoff
 from services.runtime.broker import Broker, BrokerUnavailable
 from services.runtime.db import Conn
+from services.runtime.waiting import wait_set
 
 log = logging.getLogger(__name__)
 
@@ -196,8 +197,7 @@ class OutboxRelay:
             await self.pool.release(conn, timeout=2)  # type: ignore[arg-type]
 
     async def _sleep(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), seconds)
+        await wait_set(self._wake, seconds)
         self._wake.clear()
 
     async def drain(self) -> int:
