@@ -197,6 +197,10 @@ SLOT_TAKEN_TEXT = (
     "Sorry, that time was just taken by someone else. Here are the next free times instead."
 )
 SLOT_UNAVAILABLE_TEXT = "That time is no longer offered. Here are the next free times instead."
+# Scheduling has not heard of a patient identity registered moments ago (its projection lags).
+PATIENT_NOT_READY_TEXT = (
+    "This patient was registered moments ago; please try again in a few seconds."
+)
 
 
 def refusal_text(kind: str) -> str:

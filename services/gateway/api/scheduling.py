@@ -24,6 +24,7 @@ from services.gateway.api.json_io import validation_problem
 from services.gateway.api.operation import Answer, Call, Operation, Reply
 from services.gateway.api.patients import of_known_patient
 from services.gateway.context import BACKENDS
+from services.gateway.schedule_view import PATIENT_NOT_READY_TEXT
 from services.gateway.security import Problem
 from services.runtime.errors import not_found_kind
 
@@ -221,7 +222,7 @@ async def unknown_patient(call: Call[Any, Any], patient_id: str) -> None:
     raise Problem(
         503,
         "Patient not ready yet",
-        "This patient was registered moments ago; please try again in a few seconds.",
+        PATIENT_NOT_READY_TEXT,
         code="PATIENT_NOT_READY",
         headers={"Retry-After": PATIENT_RETRY_AFTER},
     )

@@ -23,6 +23,7 @@ from services.gateway.auth import Caller
 from services.gateway.context import BACKENDS
 from services.gateway.find_available import Found, Search
 from services.gateway.schedule_view import (
+    PATIENT_NOT_READY_TEXT,
     alternatives,
     appointment_view,
     by_day,
@@ -47,7 +48,7 @@ from services.gateway.staff.scheduling_common import (
     url_id,
     zone,
 )
-from services.runtime.errors import FieldErrors
+from services.runtime.errors import FieldErrors, not_found_kind
 
 APPOINTMENTS = "/staff/appointments"
 STATUS_ACTIONS = {
@@ -166,6 +167,8 @@ async def _refused(
     if refusal:
         return Found(days=by_day(alternatives(exc), zone(request))), refusal
     errors: FieldErrors | None = invalid(exc)
+    if not_found_kind(exc) == "patient":  # the chart's patient: identity knows them
+        errors = {"_form": [PATIENT_NOT_READY_TEXT]}
     if errors is None:
         if exc.code() not in (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.NOT_FOUND):
             raise exc
