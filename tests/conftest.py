@@ -7,6 +7,7 @@ PORTAL_TEST_NATS_URL      a NATS server with JetStream to use instead of an embe
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import socket
 import tempfile
@@ -57,18 +58,35 @@ def principal_verifier() -> PrincipalVerifier:
 
 
 _HANDED_OUT_PORTS: set[int] = set()
+_PICK = random.SystemRandom()  # not the seeded `random` some tests fix, nor another run's
+
+
+def _below_ephemeral_ports() -> range:
+    """Ports under the kernel's range for outgoing connections, which could otherwise take a
+    port between its pick here and the server binding it."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    return range(max(1024, low - 12000), low)
 
 
 def free_port() -> int:
-    """A port free now and not handed out before in this run: the kernel may offer a port again
-    once its probe socket is closed, before the server it was picked for has bound it."""
-    while True:
+    """A port free now and not handed out before in this run (a port offered again before the
+    server it was picked for has bound it would end up shared or refused)."""
+    candidates = _below_ephemeral_ports()
+    for _ in range(100):
+        port = _PICK.choice(candidates)
+        if port in _HANDED_OUT_PORTS:
+            continue
         with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = int(s.getsockname()[1])
-        if port not in _HANDED_OUT_PORTS:
-            _HANDED_OUT_PORTS.add(port)
-            return port
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _HANDED_OUT_PORTS.add(port)
+        return port
+    raise RuntimeError(f"no free port in {candidates}")
 
 
 @pytest.fixture(scope="session")
