@@ -21,7 +21,7 @@ from services.gateway.auth import Caller
 from services.gateway.clinic_time import day_start, parse_date, timestamp
 from services.gateway.context import BACKENDS
 from services.gateway.schedule_view import SlotDay, by_day
-from services.runtime.errors import FieldErrors, field_errors
+from services.runtime.errors import FieldErrors, field_errors, not_found_kind
 
 PAGE_SIZE = 24
 TOKEN_LIMIT = 100
@@ -105,6 +105,8 @@ async def find(request: web.Request, caller: Caller, search: Search, zone: tzinf
             rpc, metadata=auth.metadata(request, caller)
         )
     except grpc.aio.AioRpcError as exc:
+        if not_found_kind(exc) == "provider":
+            return Found(errors={"provider": ["Choose a provider from the list."]})
         if exc.code() == grpc.StatusCode.NOT_FOUND:  # unknown type, or not bookable online
             return Found(errors={"type": ["Choose an appointment type from the list."]})
         if exc.code() == grpc.StatusCode.INVALID_ARGUMENT:

@@ -560,6 +560,8 @@ class SchedulingServicer(pb_grpc.SchedulingServiceServicer):
         async with self.pool.acquire() as conn:
             kind = await self._bookable_type(conn, context, principal, request.appointment_type_id)
             providers = await calendars.offering_providers(conn, kind.id, provider_id)
+            if provider_id and not providers and not await provider_exists(conn, provider_id):
+                await not_found(context, "provider")  # not "no free times": a wrong id
             slots = await self._slots(
                 conn, kind, providers, start_from=start_from, limit=limit, after=after
             )

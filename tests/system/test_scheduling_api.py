@@ -234,6 +234,13 @@ async def test_staff_book_list_mark_and_cancel(api: Api) -> None:
         "GET", f"/api/v1/appointments?provider_id={uuid.uuid4()}", staff
     )
     assert status == 404 and problem["status"] == 404, problem
+    # Find Available likewise: a provider who does not offer the type has no times; no such
+    # provider is a 404.
+    find = f"/api/v1/availability?appointment_type_id={kind['id']}&provider_id="
+    status, none, _ = await api.call("GET", find + idle["id"], staff)
+    assert (status, none["slots"]) == (200, [])
+    status, problem, _ = await api.call("GET", find + str(uuid.uuid4()), staff)
+    assert status == 404 and problem["status"] == 404, problem
     one = f"/api/v1/appointments/{booked['id']}"
     status, marked, _ = await api.call("POST", one + "/status", staff, json={"status": "arrived"})
     assert status == 200 and marked["status"] == "arrived"

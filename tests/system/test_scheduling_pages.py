@@ -208,6 +208,11 @@ async def test_staff_book_from_chart_reschedule_mark_and_cancel(
     )
     slots = [html.unescape(s) for s in SLOT.findall(page.text)]
     assert len(slots) >= 2 and "Confirm Appointment" in page.text
+    # A provider id that names no provider (an edited address) points at the provider field.
+    wrong = await staff.get(
+        f"/staff/patients/{pid}/appointments/book?type={type_id}&provider={uuid.uuid4()}"
+    )
+    assert wrong.status == 400 and "Choose a provider from the list." in wrong.text
     # Scheduling has not handled the patient's registration yet (its row taken away here):
     # the page asks to try again, with the times still offered.
     conn = await asyncpg.connect(service_database(stack, "scheduling"))
