@@ -324,7 +324,8 @@ def operations() -> list[Operation]:
             "findAvailability",
             "Find Available: the soonest free times of a type, across its providers",
             description="Soonest first, from now + the type's minimum notice to its horizon. "
-            "`next` pages on (send it as `cursor`).",
+            "`next` pages on (send it as `cursor`). 404: no such type, or `provider_id` names "
+            "no provider (a provider who does not offer the type has no times).",
             query=m.AvailabilityQuery,
             answers=(Answer(200, "Free times.", m.SlotList),),
             problems=(404,),
@@ -351,7 +352,7 @@ def operations() -> list[Operation]:
             list_appointments,
             "listAppointments",
             "Appointments of a provider and/or a patient in a period (every status)",
-            description="404: `patient_id` names no patient.",
+            description="404: `patient_id` names no patient, or `provider_id` no provider.",
             query=m.AppointmentQuery,
             answers=(Answer(200, "By start (at most 1000).", m.AppointmentList),),
             problems=(404,),
