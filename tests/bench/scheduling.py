@@ -67,8 +67,8 @@ BOOKING_PROVIDERS = 8  # each side books its own providers' days, one after anot
 CONTESTED = 10_000
 # Patients staff book for: scheduling books only for patients it knows, so setup puts these in
 # its projection (one statement) and each booking takes the next (around again when used up).
-# Not more: 100,000 rows of setup WAL showed as ~0.4 ms more PostgreSQL CPU per booking in the
-# rounds (0.122-0.124x against 0.148x with 20,000), a cost of the setup, not of booking.
+# Not more: with 100,000 the rounds measured 2.0-2.2 ms of PostgreSQL CPU per booking, with
+# 20,000 1.4-1.6 ms (two runs each); the larger setup's writes, not booking, seem to cost it.
 KNOWN_PATIENTS = 20_000
 SLOT = timedelta(minutes=20)
 
