@@ -66,9 +66,6 @@ def released(conn: asyncpg.Connection) -> None:
             relay.wake()
 
 
-db.RELEASE_HOOKS.append(released)
-
-
 async def emit(conn: Conn, subject: str, aggregate_id: str, message: Message) -> uuid.UUID:
     """Write an event in the caller's transaction; it is published only if that commits."""
     if not conn.is_in_transaction():
@@ -139,6 +136,8 @@ class OutboxRelay:
         listener: Conn | None = None
         backoff = Backoff()
         _relays.add(self)
+        if released not in db.RELEASE_HOOKS:  # installed by the first relay, not on import
+            db.RELEASE_HOOKS.append(released)
         try:
             while True:
                 try:

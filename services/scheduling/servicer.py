@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any, NoReturn
+from typing import Any
 
 import asyncpg
 import grpc
@@ -84,16 +84,6 @@ async def parse_id(context: Context, raw: str, field: str, what: str) -> uuid.UU
         await abort_invalid(context, {field: [f"{what} id is not valid."]})
 
 
-async def not_found(context: Context, what: str) -> NoReturn:
-    await abort_not_found(context, what)
-
-
-async def provider_exists(conn: Conn, provider_id: uuid.UUID) -> bool:
-    return bool(
-        await conn.fetchval("SELECT EXISTS (SELECT FROM providers WHERE id = $1)", provider_id)
-    )
-
-
 def one(row: asyncpg.Record | None) -> asyncpg.Record:
     """A row the statement always returns (INSERT ... RETURNING, a row just written)."""
     if row is None:
@@ -144,7 +134,7 @@ class SchedulingServicer(pb_grpc.SchedulingServiceServicer):
             name,
         )
         if row is None:
-            await not_found(context, "provider")
+            await abort_not_found(context, "provider")
         return convert.provider(one(row))
 
     @requires(staff=STAFF)
@@ -158,7 +148,7 @@ class SchedulingServicer(pb_grpc.SchedulingServiceServicer):
             provider_id,
         )
         if row is None:
-            await not_found(context, "provider")
+            await abort_not_found(context, "provider")
         return convert.provider(one(row))
 
     @requires(staff=STAFF, patient=True)
@@ -177,7 +167,7 @@ class SchedulingServicer(pb_grpc.SchedulingServiceServicer):
 
     async def _provider_exists(self, conn: Conn, context: Context, provider_id: uuid.UUID) -> None:
         if not await conn.fetchval("SELECT true FROM providers WHERE id = $1", provider_id):
-            await not_found(context, "provider")
+            await abort_not_found(context, "provider")
 
     async def _working_hours(self, conn: Conn, provider_id: uuid.UUID) -> pb.WorkingHours:
         hours = pb.WorkingHours(provider_id=str(provider_id), time_zone=self.tz.key)
@@ -361,7 +351,7 @@ class SchedulingServicer(pb_grpc.SchedulingServiceServicer):
             "DELETE FROM time_off WHERE id = $1 RETURNING true", time_off_id
         )
         if not deleted:
-            await not_found(context, "time off")
+            await abort_not_found(context, "time off")
         return pb.RemoveTimeOffResponse()
 
     # ------------------------------------------------------------------ appointment types
@@ -423,7 +413,7 @@ class SchedulingServicer(pb_grpc.SchedulingServiceServicer):
                             *values.row(),
                         )
                         if not updated:
-                            await not_found(context, "appointment type")
+                            await abort_not_found(context, "appointment type")
                         await conn.execute(
                             "DELETE FROM appointment_type_providers WHERE appointment_type_id = $1",
                             type_id,
@@ -487,7 +477,7 @@ class SchedulingServicer(pb_grpc.SchedulingServiceServicer):
         type_id = await parse_id(context, raw, "appointment_type_id", "Appointment type")
         kind = await calendars.load_type(conn, type_id)
         if kind is None or (principal.is_patient and not kind.bookable_online):
-            await not_found(context, "appointment type")
+            await abort_not_found(context, "appointment type")
         return kind
 
     async def _slots(
@@ -560,8 +550,8 @@ class SchedulingServicer(pb_grpc.SchedulingServiceServicer):
         async with self.pool.acquire() as conn:
             kind = await self._bookable_type(conn, context, principal, request.appointment_type_id)
             providers = await calendars.offering_providers(conn, kind.id, provider_id)
-            if provider_id and not providers and not await provider_exists(conn, provider_id):
-                await not_found(context, "provider")  # not "no free times": a wrong id
+            if provider_id and not providers:  # no free times, or a wrong id?
+                await self._provider_exists(conn, context, provider_id)
             slots = await self._slots(
                 conn, kind, providers, start_from=start_from, limit=limit, after=after
             )
@@ -604,7 +594,7 @@ class SchedulingServicer(pb_grpc.SchedulingServiceServicer):
         """
         if found.provider_name is None or not (found.offered and found.provider_active):
             if found.provider_name is None or (principal.is_patient and not found.provider_active):
-                await not_found(context, "provider")
+                await abort_not_found(context, "provider")
             if not found.provider_active:
                 await abort_precondition(
                     context, "PROVIDER_INACTIVE", "This provider takes no new appointments."
@@ -636,7 +626,7 @@ class SchedulingServicer(pb_grpc.SchedulingServiceServicer):
         appointment_id = await parse_id(context, raw, "appointment_id", "Appointment")
         row = await appointments.get(conn, appointment_id, lock=lock)
         if row is None or (principal.is_patient and str(row["patient_id"]) != principal.subject):
-            await not_found(context, "appointment")
+            await abort_not_found(context, "appointment")
         return row
 
     async def _emit(
@@ -716,10 +706,10 @@ class SchedulingServicer(pb_grpc.SchedulingServiceServicer):
             if asked is not None and not found.patient_known:
                 # Also a patient registered moments ago whose event has not arrived yet: the
                 # gateway tells that case apart by asking identity (a 503 to retry).
-                await not_found(context, "patient")
+                await abort_not_found(context, "patient")
             kind = found.kind
             if kind is None or (principal.is_patient and not kind.bookable_online):
-                await not_found(context, "appointment type")
+                await abort_not_found(context, "appointment type")
             provider_name = await self._check_context(conn, context, principal, kind, found, start)
             starts, ends, blocked = self._blocked(kind, start)
             booking = appointments.Booking(
@@ -821,8 +811,8 @@ class SchedulingServicer(pb_grpc.SchedulingServiceServicer):
                 statuses,
                 limit,
             )
-            if provider_id and not rows and not await provider_exists(conn, provider_id):
-                await not_found(context, "provider")  # not an empty calendar: a wrong id
+            if provider_id and not rows:  # an empty calendar, or a wrong id?
+                await self._provider_exists(conn, context, provider_id)
             seen = [r["patient_id"] for r in rows] + ([patient_id] if patient_id else [])
             await access.record(conn, principal, "appointment.list", seen)
         return pb.ListAppointmentsResponse(

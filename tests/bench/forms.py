@@ -44,7 +44,15 @@ from services.runtime import db
 from services.runtime.principal import Principal
 from tests.bench.common import percentile
 from tests.bench.portal import PASSWORD, running_stack
-from tests.bench.scheduling import DESK, Credentials, make_providers, make_type, stamp, week
+from tests.bench.scheduling import (
+    DESK,
+    Credentials,
+    make_providers,
+    make_type,
+    put_known,
+    stamp,
+    week,
+)
 from tests.conftest import principal_signer
 
 ADMIN = Principal(kind="staff", subject=str(uuid.uuid4()), role="admin", name="bench admin")
@@ -239,10 +247,7 @@ async def known_to_scheduling(stack: Stack, patient_ids: list[str]) -> None:
     url = db.with_database(stack.config.database_url or "", stack.database("scheduling"))
     conn = await asyncpg.connect(url)
     try:
-        await conn.execute(
-            "INSERT INTO patients (id) SELECT unnest($1::uuid[]) ON CONFLICT DO NOTHING",
-            [uuid.UUID(p) for p in patient_ids],
-        )
+        await put_known(conn, [uuid.UUID(p) for p in patient_ids])
     finally:
         await conn.close()
 

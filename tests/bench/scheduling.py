@@ -25,7 +25,7 @@ import itertools
 import random
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -263,22 +263,21 @@ async def answers(http: aiohttp.ClientSession, url: str) -> None:
     raise RuntimeError(f"{url} did not answer")
 
 
-class Patients:
-    """Patients scheduling knows, one per booking in turn."""
+async def put_known(conn: asyncpg.Connection, ids: list[uuid.UUID]) -> None:
+    """Patients in scheduling's projection, as their registrations' events would put them."""
+    await conn.execute(
+        "INSERT INTO patients (id) SELECT unnest($1::uuid[]) ON CONFLICT DO NOTHING",
+        ids,
+        timeout=600,
+    )
 
-    def __init__(self, ids: list[str]) -> None:
-        self._ids = itertools.cycle(ids)
 
-    def next(self) -> str:
-        return next(self._ids)
-
-
-async def known_patients(conn: asyncpg.Connection, count: int) -> Patients:
+async def known_patients(conn: asyncpg.Connection, count: int) -> Iterator[str]:
     """`count` new patient ids in scheduling's projection, as their registrations would put
     them (one statement; no patient is registered with identity for a booking)."""
     ids = [uuid.uuid4() for _ in range(count)]
-    await conn.execute("INSERT INTO patients (id) SELECT unnest($1::uuid[])", ids, timeout=600)
-    return Patients([str(i) for i in ids])
+    await put_known(conn, ids)
+    return itertools.cycle([str(i) for i in ids])  # one per booking in turn
 
 
 @dataclass
@@ -288,7 +287,7 @@ class Setup:
     service_providers: list[str]  # booked through the service
     raw_providers: list[str]  # booked by raw transactions
     contested_type: str  # 30 minutes on a 5-minute grid, three providers
-    patients: Patients  # whom staff book for
+    patients: Iterator[str]  # whom staff book for
     # Where each side's next booking goes (kept across clients, so none books a taken time).
     times: dict[str, Times] = field(default_factory=dict)
 
@@ -479,7 +478,7 @@ async def booking_rates(
         async def book_one() -> None:
             provider, start = service_times.next()
             await client.book(
-                setup.patients.next(), setup.book_type, provider, start, key=uuid.uuid4().hex
+                next(setup.patients), setup.book_type, provider, start, key=uuid.uuid4().hex
             )
 
         return book_one
@@ -534,7 +533,7 @@ async def contested_overlaps(
         async with semaphore:
             try:
                 await client.book(
-                    setup.patients.next(), setup.contested_type, provider, start, uuid.uuid4().hex
+                    next(setup.patients), setup.contested_type, provider, start, uuid.uuid4().hex
                 )
                 booked += 1
             except Taken:

@@ -15,7 +15,20 @@ from services.identity.servicer import IdentityServicer
 from services.identity.session_changes import SessionChanges
 from services.identity.settings import IdentitySettings
 from services.runtime import db
+from services.runtime.principal import PASSWORD_CHANGE_ONLY, Principal
 from tests.conftest import principal_verifier
+
+
+def password_change_principal(patient_id: str, session_id: str) -> Principal:
+    """An onsite patient's principal while the password must change (all a first sign-in
+    with a temporary password allows)."""
+    return Principal(
+        kind="patient",
+        subject=patient_id,
+        realm="onsite",
+        role=PASSWORD_CHANGE_ONLY,
+        session_id=session_id,
+    )
 
 
 @asynccontextmanager

@@ -20,11 +20,11 @@ from services.runtime.errors import (
     precondition_kind,
     precondition_text,
 )
-from services.runtime.principal import PASSWORD_CHANGE_ONLY, Principal, PrincipalSigner
+from services.runtime.principal import Principal, PrincipalSigner
 from services.runtime.principal_keys import SigningKey, load_signing_key
 from services.runtime.principal_keys import generate as generate_keys
 from tests.conftest import principal_signer
-from tests.integration.identity_server import identity_server
+from tests.integration.identity_server import identity_server, password_change_principal
 
 FRONT_DESK = Principal(
     kind="staff", subject="11111111-1111-1111-1111-111111111111", role="front_desk", name="desk"
@@ -364,13 +364,7 @@ async def test_resolve_with_own_profile_reads_and_audits_like_get_my_profile(
     assert not (await resolve(first.token)).HasField("own_profile")
     assert await reads() == []
 
-    pending = Principal(
-        kind="patient",
-        subject=patient_id,
-        realm="onsite",
-        role=PASSWORD_CHANGE_ONLY,
-        session_id=first.session.session_id,
-    )
+    pending = password_change_principal(patient_id, first.session.session_id)
     grant = await identity.stub.ChangePassword(
         pb.ChangePasswordRequest(
             current_password=issued.password, new_password="Brand-new-passphrase-42"

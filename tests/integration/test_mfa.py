@@ -10,7 +10,8 @@ import pytest
 
 from portal.identity.v1 import identity_pb2 as pb
 from services.identity import mfa, sessions, totp
-from services.runtime.principal import PASSWORD_CHANGE_ONLY, Principal
+from services.runtime.principal import Principal
+from tests.integration.identity_server import password_change_principal
 from tests.integration.test_identity import FRONT_DESK, GATEWAY, Identity, identity
 
 __all__ = ["identity"]  # the fixture, shared with test_identity
@@ -298,13 +299,7 @@ async def test_patient_sessions_keep_the_user_agent_bounded(identity: Identity) 
 
     first = await first_step(issued.password)
     assert first.token and await agent_of(first) == kept and len(kept) == 256
-    pending = Principal(
-        kind="patient",
-        subject=patient_id,
-        realm="onsite",
-        role=PASSWORD_CHANGE_ONLY,
-        session_id=first.session.session_id,
-    )
+    pending = password_change_principal(patient_id, first.session.session_id)
     changed = await identity.stub.ChangePassword(
         pb.ChangePasswordRequest(current_password=issued.password, new_password=PASSWORD),
         metadata=identity.md(pending),

@@ -258,12 +258,16 @@ def _query(request: web.Request, model: type[BaseModel]) -> BaseModel:
         raise validation_problem(exc) from None
 
 
+def not_found(what: str) -> Problem:
+    return Problem(404, "Not found", f"No such {what}.")
+
+
 def _patient_id(raw: str) -> str:
     """The patient id in the URL; 404 when it cannot name a patient at all."""
     try:
         return str(uuid.UUID(raw))
     except ValueError:
-        raise Problem(404, "Not found", "No such patient.") from None
+        raise not_found("patient") from None
 
 
 def patient_id(call: Call[Any, Any]) -> str:

@@ -18,10 +18,17 @@ from services.gateway.api.models import (
     PatientList,
     PatientQuery,
 )
-from services.gateway.api.operation import Answer, Call, Header, Operation, Reply, patient_id
+from services.gateway.api.operation import (
+    Answer,
+    Call,
+    Header,
+    Operation,
+    Reply,
+    not_found,
+    patient_id,
+)
 from services.gateway.context import BACKENDS
 from services.gateway.demographics import PATIENT_FIELDS
-from services.gateway.security import Problem
 
 T = TypeVar("T")
 
@@ -30,20 +37,23 @@ def patient_fields(values: dict[str, Any]) -> pb.PatientFields:
     return pb.PatientFields(**{name: values[name] for name in PATIENT_FIELDS if name in values})
 
 
+def identity_patient(call: Call[Any, Any], target: str) -> Awaitable[pb.Patient]:
+    """Identity's record of patient `target` (identity owns patients; NOT_FOUND: no such one)."""
+    return call.request.app[BACKENDS].identity.GetPatient(
+        pb.GetPatientRequest(patient_id=target),
+        metadata=auth.metadata(call.request, call.caller),
+    )
+
+
 async def of_known_patient(call: Call[Any, Any], target: str, pending: Awaitable[T]) -> T:
     """`pending`'s answer about patient `target`, or 404 when identity (which owns patients)
     knows no such patient: another service answers an empty list for an id it has not heard
     of. Both calls run at once, so the check adds no wait."""
     known, answer = await asyncio.gather(
-        call.request.app[BACKENDS].identity.GetPatient(
-            pb.GetPatientRequest(patient_id=target),
-            metadata=auth.metadata(call.request, call.caller),
-        ),
-        pending,
-        return_exceptions=True,
+        identity_patient(call, target), pending, return_exceptions=True
     )
     if isinstance(known, grpc.aio.AioRpcError) and known.code() == grpc.StatusCode.NOT_FOUND:
-        raise Problem(404, "Not found", "No such patient.")
+        raise not_found("patient")
     if isinstance(known, BaseException):
         raise known
     if isinstance(answer, BaseException):

@@ -23,6 +23,7 @@ from services.gateway.api.operation import (
     Header,
     Operation,
     Reply,
+    not_found,
     patient_id,
 )
 from services.gateway.api.patients import of_known_patient
@@ -70,10 +71,6 @@ def path_id(call: Call[Any, Any], name: str, what: str) -> str:
         return str(uuid.UUID(call.params[name]))
     except ValueError:
         raise not_found(what) from None
-
-
-def not_found(what: str) -> Problem:
-    return Problem(404, "Not found", f"No such {what}.")
 
 
 async def found(call: Awaitable[T], what: str) -> T:

@@ -15,14 +15,13 @@ import grpc
 from aiohttp import web
 from pydantic import ValidationError
 
-from portal.identity.v1 import identity_pb2 as idpb
 from portal.scheduling.v1 import scheduling_pb2 as pb
 from services.gateway import auth
 from services.gateway.api import scheduling_convert as convert
 from services.gateway.api import scheduling_models as m
 from services.gateway.api.json_io import validation_problem
-from services.gateway.api.operation import Answer, Call, Operation, Reply
-from services.gateway.api.patients import of_known_patient
+from services.gateway.api.operation import Answer, Call, Operation, Reply, not_found
+from services.gateway.api.patients import identity_patient, of_known_patient
 from services.gateway.context import BACKENDS
 from services.gateway.schedule_view import PATIENT_NOT_READY_TEXT
 from services.gateway.security import Problem
@@ -212,12 +211,10 @@ async def unknown_patient(call: Call[Any, Any], patient_id: str) -> None:
     registered moments ago and its event not yet handled by scheduling: then a 503 to retry.
     Asked only on this refusal, so a booking's success costs no call to identity."""
     try:
-        await call.request.app[BACKENDS].identity.GetPatient(
-            idpb.GetPatientRequest(patient_id=patient_id), metadata=meta(call)
-        )
+        await identity_patient(call, patient_id)
     except grpc.aio.AioRpcError as exc:
         if exc.code() == grpc.StatusCode.NOT_FOUND:
-            raise Problem(404, "Not found", "No such patient.") from None
+            raise not_found("patient") from None
         return  # identity cannot tell: scheduling's own answer stands
     raise Problem(
         503,

@@ -14,7 +14,7 @@ import grpc
 from portal.identity.v1 import identity_pb2 as pb
 from services.gateway import auth, work_queue
 from services.gateway.api.json_io import timestamp
-from services.gateway.api.operation import Answer, Call, Operation, Reply
+from services.gateway.api.operation import Answer, Call, Operation, Reply, not_found
 from services.gateway.api.records import found, path_id
 from services.gateway.api.records_models import (
     ContactDetails,
@@ -81,7 +81,7 @@ async def propose(call: Call[NewProfileUpdate, None]) -> Reply:
         )
     except grpc.aio.AioRpcError as exc:
         if exc.code() == grpc.StatusCode.NOT_FOUND:  # the patient's record is gone
-            raise Problem(404, "Not found", "No such patient.") from None
+            raise not_found("patient") from None
         unchanged = field_errors(exc).get("proposed")
         if exc.code() == grpc.StatusCode.INVALID_ARGUMENT and unchanged:
             # Valid values that are the patient's already: nothing to propose.
