@@ -9,7 +9,6 @@ signer and source address come from the session too; only the User-Agent is the 
 from __future__ import annotations
 
 import base64
-import uuid
 from typing import Any
 
 import grpc
@@ -37,7 +36,16 @@ from services.gateway.api.forms_models import (
     VisitFormsIn,
 )
 from services.gateway.api.json_io import invalid, timestamp
-from services.gateway.api.operation import Answer, Call, Header, Operation, Reply, patient_id
+from services.gateway.api.operation import (
+    Answer,
+    Call,
+    Header,
+    Operation,
+    Reply,
+    not_found,
+    path_id,
+    patient_id,
+)
 from services.gateway.api.patients import of_known_patient
 from services.gateway.backends import PDF_DEADLINE, Backends
 from services.gateway.context import BACKENDS
@@ -58,16 +66,8 @@ def _meta(call: Call[Any, Any]) -> tuple[tuple[str, str], ...]:
     return auth.metadata(call.request, call.caller)
 
 
-def _path_id(call: Call[Any, Any], name: str, what: str) -> str:
-    """The id in the URL; 404 when it cannot name anything."""
-    try:
-        return str(uuid.UUID(call.params[name]))
-    except ValueError:
-        raise Problem(404, "Not found", f"No such {what}.") from None
-
-
 def _chart_form_id(call: Call[Any, Any]) -> str:
-    return _path_id(call, "chart_form_id", "form")
+    return path_id(call, "chart_form_id", "form")
 
 
 def _unprocessable(exc: grpc.aio.AioRpcError) -> Problem:
@@ -105,7 +105,7 @@ async def create_form(call: Call[FormDefinitionIn, None]) -> Reply:
 async def update_form(call: Call[FormDefinitionIn, None]) -> Reply:
     found = await _backends(call).forms.UpdateForm(
         pb.UpdateFormRequest(
-            form_id=_path_id(call, "form_id", "form"),
+            form_id=path_id(call, "form_id", "form"),
             definition=convert.definition_in(call.body),
         ),
         metadata=_meta(call),
@@ -114,14 +114,14 @@ async def update_form(call: Call[FormDefinitionIn, None]) -> Reply:
 
 
 async def set_visit_forms(call: Call[VisitFormsIn, None]) -> Reply:
-    type_id = _path_id(call, "appointment_type_id", "appointment type")
+    type_id = path_id(call, "appointment_type_id", "appointment type")
     backends, metadata = _backends(call), _meta(call)
     # Appointment types are scheduling's; forms keeps only their ids.
     types = await backends.scheduling.ListAppointmentTypes(
         scheduling_pb2.ListAppointmentTypesRequest(), metadata=metadata
     )
     if type_id not in {t.id for t in types.items}:
-        raise Problem(404, "Not found", "No such appointment type.")
+        raise not_found("appointment type")
     reply = await backends.forms.SetVisitForms(
         pb.SetVisitFormsRequest(appointment_type_id=type_id, form_ids=call.body.form_ids),
         metadata=metadata,

@@ -163,7 +163,7 @@ class Operation:
                 await access.sign_in_allowed(request)
             who = await self._caller(request)
             if PATIENT_ID in request.match_info:
-                _patient_id(request.match_info[PATIENT_ID])
+                _uuid_or_404(request.match_info[PATIENT_ID], "patient")
             query = _query(request, self.query) if self.query is not None else None
             body: BaseModel | None = None
             if self.upload is not None and request.content_type == MULTIPART:
@@ -262,13 +262,17 @@ def not_found(what: str) -> Problem:
     return Problem(404, "Not found", f"No such {what}.")
 
 
-def _patient_id(raw: str) -> str:
-    """The patient id in the URL; 404 when it cannot name a patient at all."""
+def _uuid_or_404(raw: str, what: str) -> str:
+    """An id from the URL; one that cannot name anything is not found, like an unknown one."""
     try:
         return str(uuid.UUID(raw))
     except ValueError:
-        raise not_found("patient") from None
+        raise not_found(what) from None
+
+
+def path_id(call: Call[Any, Any], name: str, what: str) -> str:
+    return _uuid_or_404(call.params[name], what)
 
 
 def patient_id(call: Call[Any, Any]) -> str:
-    return _patient_id(call.params[PATIENT_ID])
+    return path_id(call, PATIENT_ID, "patient")

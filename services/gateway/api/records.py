@@ -6,7 +6,6 @@ principal, and another patient's refill or document is NOT_FOUND there, so 404 h
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Awaitable
 from datetime import datetime
 from typing import Any, TypeVar
@@ -24,6 +23,7 @@ from services.gateway.api.operation import (
     Operation,
     Reply,
     not_found,
+    path_id,
     patient_id,
 )
 from services.gateway.api.patients import of_known_patient
@@ -63,14 +63,6 @@ NAME_TAKEN = "A template of this name exists."  # forms' words for a taken name
 MAX_UPLOAD_BYTES = 10 * 1024**2
 # The file plus the form's other fields and the multipart framing.
 UPLOAD_BODY_BYTES = MAX_UPLOAD_BYTES + 256 * 1024
-
-
-def path_id(call: Call[Any, Any], name: str, what: str) -> str:
-    """An id from the path; one that cannot name anything is not found, like an unknown one."""
-    try:
-        return str(uuid.UUID(call.params[name]))
-    except ValueError:
-        raise not_found(what) from None
 
 
 async def found(call: Awaitable[T], what: str) -> T:

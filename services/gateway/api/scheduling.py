@@ -7,7 +7,6 @@ share the conversions of scheduling_convert.py.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
@@ -20,7 +19,7 @@ from services.gateway import auth
 from services.gateway.api import scheduling_convert as convert
 from services.gateway.api import scheduling_models as m
 from services.gateway.api.json_io import validation_problem
-from services.gateway.api.operation import Answer, Call, Operation, Reply, not_found
+from services.gateway.api.operation import Answer, Call, Operation, Reply, not_found, path_id
 from services.gateway.api.patients import identity_patient, of_known_patient
 from services.gateway.context import BACKENDS
 from services.gateway.schedule_view import PATIENT_NOT_READY_TEXT
@@ -43,14 +42,6 @@ STATUS_ENUM = {
     "noshow": pb.APPOINTMENT_STATUS_NOSHOW,
     "fulfilled": pb.APPOINTMENT_STATUS_FULFILLED,
 }
-
-
-def path_id(call: Call[Any, Any], name: str) -> str:
-    """An id from the URL; anything that is not one names nothing (404)."""
-    try:
-        return str(uuid.UUID(call.params[name]))
-    except ValueError:
-        raise Problem(404, "Not found", "No such resource.") from None
 
 
 async def slots_refused(call: Call[Any, Any], pending: Awaitable[T]) -> T:
@@ -124,7 +115,8 @@ def one(call: Call[Any, Any], found: pb.Appointment, status: int = 200) -> Reply
 async def cancel_appointment(call: Call[m.Cancellation, None]) -> Reply:
     found = await rpc(call).CancelAppointment(
         pb.CancelAppointmentRequest(
-            appointment_id=path_id(call, "appointment_id"), reason=call.body.reason.strip()
+            appointment_id=path_id(call, "appointment_id", "appointment"),
+            reason=call.body.reason.strip(),
         ),
         metadata=meta(call),
     )
@@ -151,7 +143,7 @@ async def list_providers(call: Call[None, None]) -> Reply:
 async def replace_hours(call: Call[m.WorkingHoursChange, None]) -> Reply:
     found = await rpc(call).ReplaceWorkingHours(
         pb.ReplaceWorkingHoursRequest(
-            provider_id=path_id(call, "provider_id"),
+            provider_id=path_id(call, "provider_id", "provider"),
             weekly=[
                 pb.WeeklyRange(
                     weekday=convert.WEEKDAY_ENUM[r.weekday],  # type: ignore[arg-type]
@@ -170,7 +162,7 @@ async def add_time_off(call: Call[m.NewTimeOff, None]) -> Reply:
     body = call.body
     found = await rpc(call).AddTimeOff(
         pb.AddTimeOffRequest(
-            provider_id=path_id(call, "provider_id"),
+            provider_id=path_id(call, "provider_id", "provider"),
             start=convert.to_timestamp(body.start),
             end=convert.to_timestamp(body.end),
             reason=body.reason.strip(),
@@ -246,7 +238,8 @@ async def list_appointments(call: Call[None, m.AppointmentQuery]) -> Reply:
 async def set_status(call: Call[m.StatusChange, None]) -> Reply:
     found = await rpc(call).SetAppointmentStatus(
         pb.SetAppointmentStatusRequest(
-            appointment_id=path_id(call, "appointment_id"), status=STATUS_ENUM[call.body.status]
+            appointment_id=path_id(call, "appointment_id", "appointment"),
+            status=STATUS_ENUM[call.body.status],
         ),
         metadata=meta(call),
     )

@@ -15,7 +15,7 @@ from portal.scheduling.v1 import scheduling_pb2 as pb
 from services.gateway import ics
 from services.gateway.api import scheduling_convert as convert
 from services.gateway.api import scheduling_models as m
-from services.gateway.api.operation import Answer, Call, Header, Operation, Reply
+from services.gateway.api.operation import Answer, Call, Header, Operation, Reply, path_id
 from services.gateway.api.scheduling import (
     KEY,
     SLOT_409,
@@ -25,7 +25,6 @@ from services.gateway.api.scheduling import (
     idempotency_key,
     meta,
     one,
-    path_id,
     rpc,
     slots_refused,
 )
@@ -57,7 +56,7 @@ async def my_appointments(call: Call[None, None]) -> Reply:
 
 async def reschedule(call: Call[m.Reschedule, None]) -> Reply:
     request = pb.RescheduleAppointmentRequest(
-        appointment_id=path_id(call, "appointment_id"),
+        appointment_id=path_id(call, "appointment_id", "appointment"),
         provider_id=call.body.provider_id,
         start=convert.to_timestamp(call.body.start),
     )
@@ -67,7 +66,7 @@ async def reschedule(call: Call[m.Reschedule, None]) -> Reply:
 
 async def calendar_file(call: Call[None, None]) -> Reply:
     found = await rpc(call).GetAppointment(
-        pb.GetAppointmentRequest(appointment_id=path_id(call, "appointment_id")),
+        pb.GetAppointmentRequest(appointment_id=path_id(call, "appointment_id", "appointment")),
         metadata=meta(call),
     )
     settings = call.request.app[SETTINGS]

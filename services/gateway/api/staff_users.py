@@ -26,9 +26,8 @@ from services.gateway.api.models import (
     Uuid,
     _at_least_one,
 )
-from services.gateway.api.operation import Answer, Call, Operation, Reply
+from services.gateway.api.operation import Answer, Call, Operation, Reply, not_found
 from services.gateway.context import BACKENDS
-from services.gateway.security import Problem
 
 BASE = "/api/v1/staff-users"
 
@@ -143,7 +142,7 @@ def user_id(call: Call[Any, Any]) -> str:
     try:
         return str(uuid.UUID(call.params["staff_user_id"]))
     except ValueError:
-        raise Problem(404, "Not found", "No such staff user.") from None
+        raise not_found("staff user") from None
 
 
 async def list_users(call: Call[None, None]) -> Reply:
@@ -232,7 +231,7 @@ async def revoke_session(call: Call[None, None]) -> Reply:
     try:
         session_id = str(uuid.UUID(call.params["session_id"]))
     except ValueError:
-        raise Problem(404, "Not found", "No such session.") from None
+        raise not_found("session") from None
     await call.request.app[BACKENDS].identity.RevokeStaffSession(
         pb.RevokeStaffSessionRequest(session_id=session_id, staff_user_id=user_id(call)),
         metadata=auth.metadata(call.request, call.caller),

@@ -14,8 +14,8 @@ import grpc
 from portal.identity.v1 import identity_pb2 as pb
 from services.gateway import auth, work_queue
 from services.gateway.api.json_io import timestamp
-from services.gateway.api.operation import Answer, Call, Operation, Reply, not_found
-from services.gateway.api.records import found, path_id
+from services.gateway.api.operation import Answer, Call, Operation, Reply, not_found, path_id
+from services.gateway.api.records import found
 from services.gateway.api.records_models import (
     ContactDetails,
     NewProfileUpdate,
