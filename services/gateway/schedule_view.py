@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, tzinfo
+from datetime import UTC, date, datetime, time, tzinfo
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -110,7 +110,16 @@ class AppointmentView:
 
     @property
     def status_actions(self) -> list[tuple[str, str]]:
-        return [(value, label) for value, label, after in STATUS_ACTIONS if self.status in after]
+        """The buttons scheduling would accept now (servicer.too_early): arrived and fulfilled
+        from the start of the appointment's day in the clinic, no-show once it was due."""
+        now = datetime.now(UTC)
+        on_its_day = now >= datetime.combine(self.when.day, time(), self.when.start.tzinfo)
+        due = {"noshow": now >= self.when.start}
+        return [
+            (value, label)
+            for value, label, after in STATUS_ACTIONS
+            if self.status in after and due.get(value, on_its_day)
+        ]
 
     @property
     def short_patient(self) -> str:

@@ -13,6 +13,7 @@ from google.protobuf.message import Message
 from services.runtime import outbox
 from services.runtime.db import Conn
 from services.runtime.principal import Principal
+from services.scheduling.convert import HOLDING
 
 SELECT = """SELECT a.id, a.patient_id, a.provider_id, a.appointment_type_id, a.starts_at,
        a.ends_at, a.status, a.cancellation_reason, a.created_at, a.updated_at,
@@ -41,10 +42,13 @@ async def move(
     end: datetime,
     blocked: asyncpg.Range[datetime],
 ) -> None:
-    """Raises asyncpg.ExclusionViolationError when the new time is taken (nothing changes)."""
+    """Raises asyncpg.ExclusionViolationError when the new time is taken, by the provider or the
+    patient (nothing changes; see `patient_clash`)."""
+    # A moved appointment is checked against the patient's others again, even one that
+    # overlapped them before the rule (migration 0010).
     await conn.execute(
         """UPDATE appointments SET provider_id = $2, starts_at = $3, ends_at = $4, blocked = $5,
-               updated_at = now()
+               overlap_allowed = false, updated_at = now()
            WHERE id = $1""",
         appointment_id,
         provider_id,
@@ -67,6 +71,32 @@ async def set_status(
     )
 
 
+PATIENT_NO_OVERLAP = "appointments_patient_no_overlap"  # migration 0010
+
+
+def patient_clash(exc: asyncpg.ExclusionViolationError) -> bool:
+    """The time is refused because the patient has another appointment then, not the provider."""
+    return exc.constraint_name == PATIENT_NO_OVERLAP
+
+
+async def patient_busy(
+    conn: Conn, patient_id: uuid.UUID, start: datetime, end: datetime, *, besides: uuid.UUID | None
+) -> bool:
+    """Whether the patient has an appointment holding time that overlaps [start, end) (other than
+    `besides`): what refused a booking that wrote nothing, the patient or the provider?"""
+    busy: bool = await conn.fetchval(
+        f"""SELECT EXISTS (
+               SELECT 1 FROM appointments
+               WHERE patient_id = $1 AND tstzrange(starts_at, ends_at) && tstzrange($2, $3)
+                 AND status IN {HOLDING!r} AND id IS DISTINCT FROM $4)""",
+        patient_id,
+        start,
+        end,
+        besides,
+    )
+    return busy
+
+
 @dataclass(frozen=True)
 class Booking:
     """One booking as the single statement of `book` writes it."""
@@ -82,10 +112,11 @@ class Booking:
 
 # The appointment, its key, its event and the access log row in one statement: one round trip
 # and one implicit transaction, so all of them are written or none. ON CONFLICT DO NOTHING on
-# the appointment makes PostgreSQL check the exclusion constraint as a speculative insertion:
-# overlapping bookings in flight wait for one another instead of deadlocking, and a taken time
-# writes nothing and returns no row. A key already stored fails the statement (unique
-# violation), after waiting for a transaction in flight that holds it.
+# the appointment makes PostgreSQL check the exclusion constraints (the provider's time, the
+# patient's) as a speculative insertion: overlapping bookings in flight wait for one another
+# instead of deadlocking, and a taken time writes nothing and returns no row. A key already
+# stored fails the statement (unique violation), after waiting for a transaction in flight
+# that holds it.
 BOOK = """
 WITH booked AS (
     INSERT INTO appointments (id, patient_id, provider_id, appointment_type_id, starts_at,

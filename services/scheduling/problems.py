@@ -1,4 +1,6 @@
-"""SLOT_TAKEN / SLOT_UNAVAILABLE: a FAILED_PRECONDITION that also carries fresh alternatives.
+"""Refused times. SLOT_TAKEN / SLOT_UNAVAILABLE: a FAILED_PRECONDITION that also carries fresh
+alternatives; PATIENT_BUSY: the patient has another appointment then (no alternatives: the
+patient, not the calendar, is the problem).
 
 The status details hold google.rpc.PreconditionFailure (so `precondition_kind` works as for every
 other service) and a scheduling.v1.SlotTaken with the times the caller may book instead; the
@@ -16,6 +18,8 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from portal.scheduling.v1 import scheduling_pb2 as pb
+from services.runtime.errors import abort_precondition
+from services.runtime.principal import Principal
 
 SLOT_TAKEN = "SLOT_TAKEN"
 SLOT_UNAVAILABLE = "SLOT_UNAVAILABLE"
@@ -23,6 +27,21 @@ MESSAGES = {
     SLOT_TAKEN: "That time was just taken. Please choose another time.",
     SLOT_UNAVAILABLE: "That time is not available. Please choose another time.",
 }
+
+
+PATIENT_BUSY = "PATIENT_BUSY"
+PATIENT_BUSY_TEXT = {
+    "patient": "You already have an appointment at that time. "
+    "See your appointments, or choose another time.",
+    "staff": "This patient already has an appointment at that time. Choose another time.",
+}
+
+
+async def abort_patient_busy(
+    context: grpc.aio.ServicerContext[Any, Any], principal: Principal
+) -> NoReturn:
+    text = PATIENT_BUSY_TEXT["patient" if principal.is_patient else "staff"]
+    await abort_precondition(context, PATIENT_BUSY, text, subject="start")
 
 
 def _pack(message: Any) -> any_pb2.Any:

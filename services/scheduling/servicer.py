@@ -14,7 +14,9 @@ import time
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from datetime import time as dt_time
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import asyncpg
 import grpc
@@ -43,7 +45,12 @@ from services.scheduling import (
     work_queue,
 )
 from services.scheduling.calendars import TypeRules
-from services.scheduling.problems import SLOT_TAKEN, SLOT_UNAVAILABLE, abort_slot
+from services.scheduling.problems import (
+    SLOT_TAKEN,
+    SLOT_UNAVAILABLE,
+    abort_patient_busy,
+    abort_slot,
+)
 from services.scheduling.settings import SchedulingSettings
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -742,6 +749,8 @@ class SchedulingServicer(pb_grpc.SchedulingServiceServicer):
                     replay := await self._replay(conn, context, principal, caller, key, digest)
                 ):
                     return replay
+                if await appointments.patient_busy(conn, patient_id, starts, ends, besides=None):
+                    await abort_patient_busy(context, principal)
                 await abort_slot(context, SLOT_TAKEN, await self._alternatives(conn, kind, start))
         return convert.appointment({**row, **written})
 
@@ -888,9 +897,11 @@ class SchedulingServicer(pb_grpc.SchedulingServiceServicer):
                     await access.record(
                         conn, principal, "appointment.reschedule", [row["patient_id"]], row["id"]
                     )
-            except asyncpg.ExclusionViolationError:
+            except asyncpg.ExclusionViolationError as exc:
                 if kind is None:
                     raise
+                if appointments.patient_clash(exc):
+                    await abort_patient_busy(context, principal)
                 await abort_slot(context, SLOT_TAKEN, await self._alternatives(conn, kind, start))
         return convert.appointment(row)
 
@@ -913,6 +924,9 @@ class SchedulingServicer(pb_grpc.SchedulingServiceServicer):
                     "STATUS_TRANSITION",
                     f"A {before['status']} appointment cannot become {status}.",
                 )
+            early = too_early(status, before["starts_at"], datetime.now(UTC), self.tz)
+            if early:
+                await abort_precondition(context, "STATUS_TOO_EARLY", early)
             await appointments.set_status(conn, before["id"], status)
             row = one(await appointments.get(conn, before["id"]))
             await self._emit(conn, "status_changed", row, principal, before)
@@ -952,6 +966,17 @@ class SchedulingServicer(pb_grpc.SchedulingServiceServicer):
             ],
             total=total,
         )
+
+
+def too_early(status: str, starts_at: datetime, now: datetime, tz: ZoneInfo) -> str:
+    """Why `status` cannot be set yet ('' when it can): arrived and fulfilled from the start of
+    the appointment's day in the clinic (patients come early), no-show once it was due."""
+    if status == "noshow":
+        return "" if now >= starts_at else "Mark a no-show only once the appointment was due."
+    day_starts = datetime.combine(starts_at.astimezone(tz).date(), dt_time(), tz)
+    if now >= day_starts:
+        return ""
+    return f"Mark an appointment {status} only on its day."
 
 
 def parse_page_token(token: str) -> tuple[int, str] | None:

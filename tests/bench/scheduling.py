@@ -288,6 +288,9 @@ class Setup:
     raw_providers: list[str]  # booked by raw transactions
     contested_type: str  # 30 minutes on a 5-minute grid, three providers
     patients: Iterator[str]  # whom staff book for
+    # Whom the contested bookings are for: one each, none booked elsewhere (a patient cannot
+    # hold two appointments at once, so a reused one could be refused for that instead).
+    contested_patients: Iterator[str]
     # Where each side's next booking goes (kept across clients, so none books a taken time).
     times: dict[str, Times] = field(default_factory=dict)
 
@@ -386,6 +389,7 @@ async def setup(stub: pb_grpc.SchedulingServiceAsyncStub, database_url: str) -> 
             timeout=600,
         )
         patients = await known_patients(conn, KNOWN_PATIENTS)
+        contested_patients = await known_patients(conn, CONTESTED)
         await conn.execute("ANALYZE")
     finally:
         await conn.close()
@@ -396,6 +400,7 @@ async def setup(stub: pb_grpc.SchedulingServiceAsyncStub, database_url: str) -> 
         booking[BOOKING_PROVIDERS:],
         contested_type,
         patients,
+        contested_patients,
     )
 
 
@@ -533,7 +538,11 @@ async def contested_overlaps(
         async with semaphore:
             try:
                 await client.book(
-                    next(setup.patients), setup.contested_type, provider, start, uuid.uuid4().hex
+                    next(setup.contested_patients),
+                    setup.contested_type,
+                    provider,
+                    start,
+                    uuid.uuid4().hex,
                 )
                 booked += 1
             except Taken:

@@ -8,6 +8,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from importlib import resources
 from typing import Any
 
@@ -111,6 +112,14 @@ class Scheduling:
             metadata=self.md(principal),
         )
         return list(found.slots)
+
+    async def set_status(
+        self, appointment_id: str, status: pb.AppointmentStatus.ValueType
+    ) -> pb.Appointment:
+        return await self.stub.SetAppointmentStatus(
+            pb.SetAppointmentStatusRequest(appointment_id=appointment_id, status=status),
+            metadata=self.md(DESK),
+        )
 
     async def book(
         self, principal: Principal, kind: pb.AppointmentType, slot: pb.Slot, **more: str
@@ -322,26 +331,101 @@ async def test_cancel_status_and_cancellation_notice(scheduling: Scheduling) -> 
         assert cancelled.status == pb.APPOINTMENT_STATUS_CANCELLED
         assert cancelled.cancellation_reason == "Called in sick"
     # The cancelled time is bookable again.
-    again = await scheduling.book(patient(), strict, slot)
-    arrived = await scheduling.stub.SetAppointmentStatus(
-        pb.SetAppointmentStatusRequest(
-            appointment_id=again.id, status=pb.APPOINTMENT_STATUS_ARRIVED
-        ),
-        metadata=scheduling.md(DESK),
+    await scheduling.book(patient(), strict, slot)
+    # Staff record a visit of yesterday (inside the hours): it may be marked arrived.
+    visit = await scheduling.book(
+        DESK, strict, past_slot(provider), patient_id=(await scheduling.known_patient()).subject
     )
+    arrived = await scheduling.set_status(visit.id, pb.APPOINTMENT_STATUS_ARRIVED)
     assert arrived.status == pb.APPOINTMENT_STATUS_ARRIVED
-    back = scheduling.stub.SetAppointmentStatus(
-        pb.SetAppointmentStatusRequest(
-            appointment_id=again.id, status=pb.APPOINTMENT_STATUS_NOSHOW
-        ),
-        metadata=scheduling.md(DESK),
-    )
+    back = scheduling.set_status(visit.id, pb.APPOINTMENT_STATUS_NOSHOW)
     assert await outcome(back) == "STATUS_TRANSITION"
     subjects = [
         r["subject"].rsplit(".", 1)[1]
         for r in await scheduling.pool.fetch("SELECT subject FROM outbox ORDER BY seq")
     ]
-    assert subjects == ["booked", "cancelled", "booked", "status_changed"]
+    assert subjects == ["booked", "cancelled", "booked", "booked", "status_changed"]
+
+
+def past_slot(provider_id: str, days_ago: int = 1) -> pb.Slot:
+    """10:00 UTC `days_ago` days ago: inside EVERY_DAY's hours (the service's zone is UTC)."""
+    day = int(time.time()) // 86400 - days_ago
+    return pb.Slot(provider_id=provider_id, start=Timestamp(seconds=day * 86400 + 10 * 3600))
+
+
+async def test_visit_statuses_wait_for_the_appointments_day(scheduling: Scheduling) -> None:
+    """Arrived and fulfilled from the start of the appointment's day, no-show once it was due:
+    a future appointment is not marked by a mis-click."""
+    provider = await scheduling.provider()
+    kind = await scheduling.kind([provider])
+    ahead = past_slot(provider, days_ago=-2)  # the day after tomorrow
+    me = await scheduling.known_patient()
+    future = await scheduling.book(DESK, kind, ahead, patient_id=me.subject)
+    for status in (
+        pb.APPOINTMENT_STATUS_ARRIVED,
+        pb.APPOINTMENT_STATUS_FULFILLED,
+        pb.APPOINTMENT_STATUS_NOSHOW,
+    ):
+        refused = scheduling.set_status(future.id, status)
+        assert await outcome(refused) == "STATUS_TOO_EARLY"
+    unchanged = await scheduling.stub.GetAppointment(
+        pb.GetAppointmentRequest(appointment_id=future.id), metadata=scheduling.md(DESK)
+    )
+    assert unchanged.status == pb.APPOINTMENT_STATUS_BOOKED
+    missed = await scheduling.book(DESK, kind, past_slot(provider), patient_id=me.subject)
+    noshow = await scheduling.set_status(missed.id, pb.APPOINTMENT_STATUS_NOSHOW)
+    assert noshow.status == pb.APPOINTMENT_STATUS_NOSHOW
+
+
+async def test_a_patient_cannot_be_in_two_appointments_at_once(scheduling: Scheduling) -> None:
+    rivera, okafor = await scheduling.provider(), await scheduling.provider("Dr. Okafor")
+    kind = await scheduling.kind([rivera, okafor])
+    found = await scheduling.slots(kind, limit=60)
+    both = sorted(
+        {s.start.seconds for s in found if s.provider_id == rivera}
+        & {s.start.seconds for s in found if s.provider_id == okafor}
+    )
+    t0, t1 = both[0], both[1]
+    t2 = next(t for t in both if t >= t1 + 3600)
+
+    def at(provider: str, start: int) -> pb.Slot:
+        return next(s for s in found if s.provider_id == provider and s.start.seconds == start)
+
+    first, same_time, later = at(rivera, t0), at(okafor, t0), at(okafor, t2)
+    me = await scheduling.known_patient()
+    mine = await scheduling.book(me, kind, first)
+    # Again at the same time with another provider: refused, for the patient and for staff.
+    with pytest.raises(grpc.aio.AioRpcError) as busy:
+        await scheduling.book(me, kind, same_time)
+    assert precondition_kind(busy.value) == "PATIENT_BUSY"
+    assert (busy.value.details() or "").startswith("You already have an appointment at that time.")
+    assert not alternatives(busy.value)
+    with pytest.raises(grpc.aio.AioRpcError) as desk:
+        await scheduling.book(DESK, kind, same_time, patient_id=me.subject)
+    assert (desk.value.details() or "").startswith("This patient already has an appointment")
+    # Racing bookings for one patient at one time with both providers: one wins.
+    other = await scheduling.known_patient()
+    results = await asyncio.gather(
+        *(outcome(scheduling.book(other, kind, s)) for s in (at(rivera, t1), at(okafor, t1)) * 5)
+    )
+    assert len([r for r in results if isinstance(r, pb.Appointment)]) == 1
+    # Moving another appointment onto that time is refused too, and changes nothing.
+    second = await scheduling.book(me, kind, later)
+    with pytest.raises(grpc.aio.AioRpcError) as moved:
+        await scheduling.stub.RescheduleAppointment(
+            pb.RescheduleAppointmentRequest(appointment_id=second.id, start=same_time.start),
+            metadata=scheduling.md(me),
+        )
+    assert precondition_kind(moved.value) == "PATIENT_BUSY"
+    still = await scheduling.stub.GetAppointment(
+        pb.GetAppointmentRequest(appointment_id=second.id), metadata=scheduling.md(me)
+    )
+    assert still.start == later.start
+    # A cancelled appointment frees the patient too.
+    await scheduling.stub.CancelAppointment(
+        pb.CancelAppointmentRequest(appointment_id=mine.id), metadata=scheduling.md(me)
+    )
+    assert (await scheduling.book(me, kind, same_time)).start == first.start
 
 
 async def test_deactivated_provider_keeps_appointments_and_offers_no_times(
@@ -612,12 +696,7 @@ async def test_the_projection_starts_with_the_patients_of_earlier_appointments(
     database_url: str,
 ) -> None:
     """Appointments booked before the rule keep their patients bookable (0009 backfills)."""
-    every = db.runtime_migrations() + db.load_migrations(
-        "scheduling", resources.files("services.scheduling") / "migrations"
-    )
-    later = [m for m in every if m.component == "scheduling" and m.name == "0009_patients.sql"]
-    assert later
-    earlier = [m for m in every if m not in later]
+    earlier, every = migrations_before("0009_patients.sql")
     booked_for = [uuid.uuid4(), uuid.uuid4()]
     conn = await asyncpg.connect(database_url)
     try:
@@ -645,5 +724,51 @@ async def test_the_projection_starts_with_the_patients_of_earlier_appointments(
         await db.migrate(conn, every)
         known_ids = await conn.fetch("SELECT id FROM patients")
         assert sorted(r["id"] for r in known_ids) == sorted(booked_for)
+    finally:
+        await conn.close()
+
+
+def migrations_before(name: str) -> tuple[list[db.Migration], list[db.Migration]]:
+    """Scheduling's migrations before `name` (with the runtime's), and all of them."""
+    every = db.runtime_migrations() + db.load_migrations(
+        "scheduling", resources.files("services.scheduling") / "migrations"
+    )
+    cut = next(i for i, m in enumerate(every) if m.component == "scheduling" and m.name == name)
+    return every[:cut], every
+
+
+async def test_overlaps_booked_before_the_patient_rule_stay_and_new_ones_are_refused(
+    database_url: str,
+) -> None:
+    """0010 does not fail an upgrade over a patient's overlapping appointments: it marks them."""
+    earlier, every = migrations_before("0010_patient_no_overlap.sql")
+    me, provider, kind = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    insert = """INSERT INTO appointments (id, patient_id, provider_id, appointment_type_id,
+                    starts_at, ends_at, blocked, status)
+                VALUES ($1, $2, $3, $4, $5::timestamptz, $5 + interval '30 minutes',
+                        tstzrange($5, $5 + interval '30 minutes'), 'booked')"""
+    at = datetime(2030, 1, 7, 10, tzinfo=UTC)
+    conn = await asyncpg.connect(database_url)
+    try:
+        await db.migrate(conn, earlier)
+        await conn.execute("INSERT INTO providers (id, display_name) VALUES ($1, 'A')", provider)
+        other = await conn.fetchval(
+            "INSERT INTO providers (id, display_name) VALUES (gen_random_uuid(), 'B') RETURNING id"
+        )
+        await conn.execute(
+            """INSERT INTO appointment_types (id, name, duration_minutes, slot_interval_minutes)
+               VALUES ($1, 'Old', 30, 30)""",
+            kind,
+        )
+        clash = [uuid.uuid4(), uuid.uuid4()]
+        await conn.execute(insert, clash[0], me, provider, kind, at)
+        await conn.execute(insert, clash[1], me, other, kind, at + timedelta(minutes=15))
+        await conn.execute(insert, uuid.uuid4(), me, provider, kind, at + timedelta(hours=2))
+        await db.migrate(conn, every)
+        marked = await conn.fetch("SELECT id FROM appointments WHERE overlap_allowed")
+        assert sorted(r["id"] for r in marked) == sorted(clash)
+        with pytest.raises(asyncpg.ExclusionViolationError) as refused:
+            await conn.execute(insert, uuid.uuid4(), me, other, kind, at + timedelta(hours=2))
+        assert refused.value.constraint_name == "appointments_patient_no_overlap"
     finally:
         await conn.close()

@@ -7,7 +7,7 @@ calendar file parses; staff book, list, mark and cancel."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -241,7 +241,16 @@ async def test_staff_book_list_mark_and_cancel(api: Api) -> None:
     assert (status, none["slots"]) == (200, [])
     status, problem, _ = await api.call("GET", find + str(uuid.uuid4()), staff)
     assert status == 404 and problem["status"] == 404, problem
+    # A visit status waits for the appointment: no-show only once it was due.
     one = f"/api/v1/appointments/{booked['id']}"
+    status, problem, _ = await api.call("POST", one + "/status", staff, json={"status": "noshow"})
+    assert status == 409 and problem["code"] == "STATUS_TOO_EARLY", problem
+    # Staff record yesterday's visit (any time inside the hours) and mark it.
+    yesterday = datetime.now(UTC).replace(hour=12, minute=0, second=0, microsecond=0)
+    past = {**body, "start": (yesterday - timedelta(days=1)).isoformat()}
+    status, visit, _ = await api.call("POST", "/api/v1/appointments", staff, json=past)
+    assert status == 201, visit
+    one = f"/api/v1/appointments/{visit['id']}"
     status, marked, _ = await api.call("POST", one + "/status", staff, json={"status": "arrived"})
     assert status == 200 and marked["status"] == "arrived"
     status, problem, _ = await api.call("POST", one + "/status", staff, json={"status": "noshow"})

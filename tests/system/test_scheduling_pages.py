@@ -9,7 +9,7 @@ import html
 import re
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -239,6 +239,18 @@ async def test_staff_book_from_chart_reschedule_mark_and_cancel(
     page = await staff.get(one + f"/reschedule?provider={provider_id}")
     assert "Move appointment" in page.text
     page = await staff.post(one + "/reschedule", {"slot": slots[1]})
+    assert "Appointment moved to the new time." in page.text, page.text[:2000]
+    # Staff may move it to any time inside the hours: two days ahead, it takes no visit status.
+    noon = datetime.now(stack_zone()).replace(hour=12, minute=0, second=0, microsecond=0)
+    ahead = f"{provider_id}|{int((noon + timedelta(days=2)).timestamp())}"
+    page = await staff.post(one + "/reschedule", {"slot": ahead})
+    assert "Appointment moved to the new time." in page.text, page.text[:2000]
+    assert "Mark arrived" not in page.text and "from the day of the appointment" in page.text
+    page = await staff.post(one + "/status", {"status": "arrived"})
+    assert page.status == 409 and "only on its day" in page.text
+    # Yesterday, in the clinic: the visit can be recorded.
+    behind = f"{provider_id}|{int((noon - timedelta(days=1)).timestamp())}"
+    page = await staff.post(one + "/reschedule", {"slot": behind})
     assert "Appointment moved to the new time." in page.text, page.text[:2000]
     page = await staff.post(one + "/status", {"status": "arrived"})
     assert "Appointment status updated." in page.text and "Arrived" in page.text

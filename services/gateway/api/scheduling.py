@@ -35,7 +35,8 @@ APPOINTMENT = BASE + "/appointments/{appointment_id}"
 SLOT_409 = (
     "409 `code` SLOT_TAKEN (just booked by someone else) or SLOT_UNAVAILABLE (not an offered "
     "time) carries `alternatives`: free times (the Slot shape of the availability answer) to "
-    "offer instead. Other 409 codes: PROVIDER_INACTIVE, NOT_OFFERED, IDEMPOTENCY_KEY_REUSED."
+    "offer instead. PATIENT_BUSY: the patient has another appointment at that time (with any "
+    "provider). Other 409 codes: PROVIDER_INACTIVE, NOT_OFFERED, IDEMPOTENCY_KEY_REUSED."
 )
 STATUS_ENUM = {
     "arrived": pb.APPOINTMENT_STATUS_ARRIVED,
