@@ -367,7 +367,9 @@ def operations() -> list[Operation]:
             set_status,
             "setAppointmentStatus",
             "Mark an appointment arrived, no-show or fulfilled",
-            description="409 STATUS_TRANSITION: not from its current status.",
+            description="409 STATUS_TRANSITION: not from its current status; "
+            "STATUS_TOO_EARLY: arrived and fulfilled only from the start of the appointment's "
+            "day in the clinic's time zone, no-show only once it was due.",
             body=m.StatusChange,
             answers=(Answer(200, "Changed.", m.Appointment),),
             problems=(409,),
