@@ -888,6 +888,13 @@ class SchedulingServicer(pb_grpc.SchedulingServiceServicer):
                     kind = await calendars.load_type(conn, before["appointment_type_id"])
                     if kind is None:
                         raise LookupError("appointment type vanished")  # a foreign key holds it
+                    if principal.is_patient and not kind.bookable_online:
+                        # Patients pick times only where the clinic lets them book online.
+                        await abort_precondition(
+                            context,
+                            "NOT_BOOKABLE_ONLINE",
+                            "Only the clinic can move this appointment. Please call the clinic.",
+                        )
                     await self._check_time(conn, context, principal, kind, provider_id, start)
                     starts, ends, blocked = self._blocked(kind, start)
                     # The row keeps its id: the old time is released by this same update.

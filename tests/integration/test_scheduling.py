@@ -480,9 +480,18 @@ async def test_patients_book_only_offered_times_and_staff_within_hours(
     assert await outcome(scheduling.book(DESK, kind, night, patient_id=me.subject)) == (
         "SLOT_UNAVAILABLE"
     )
-    # A type not bookable online is invisible to patients.
+    # A type not bookable online is invisible to patients; one staff booked for them they may
+    # cancel but not move (they cannot pick its times).
     hidden = await scheduling.kind([provider], bookable_online=False)
     assert await outcome(scheduling.book(me, hidden, slot)) == "NOT_FOUND"
+    later = pb.Slot(provider_id=provider)
+    later.start.FromSeconds(slot.start.seconds + 3 * 3600)
+    desk_booked = await scheduling.book(DESK, hidden, later, patient_id=me.subject)
+    move = scheduling.stub.RescheduleAppointment(
+        pb.RescheduleAppointmentRequest(appointment_id=desk_booked.id, start=slot.start),
+        metadata=scheduling.md(me),
+    )
+    assert await outcome(move) == "NOT_BOOKABLE_ONLINE"
 
 
 async def test_a_search_sees_hours_changed_through_another_process(

@@ -166,7 +166,8 @@ def operations() -> list[Operation]:
             "patient",
             description="Atomic, and the appointment keeps its id: the old time is released "
             "only when the new one is booked; when the new time is taken nothing changes. "
-            "409 CANCELLATION_TOO_LATE as for cancel. " + SLOT_409,
+            "409 CANCELLATION_TOO_LATE as for cancel; NOT_BOOKABLE_ONLINE: a type patients "
+            "cannot book online (staff booked it) is moved only by the clinic. " + SLOT_409,
             body=m.Reschedule,
             answers=(Answer(200, "Moved (same id).", m.Appointment),),
             problems=(409,),
