@@ -59,13 +59,10 @@ async def patient_browser(
     return b, patient
 
 
-async def set_up_clinic(staff: Browser) -> tuple[str, str, str]:
-    """A provider open all week, round the clock, and an online type only they offer."""
-    name = f"Dr. Test {uuid.uuid4().hex[:6]}"
-    await staff.get("/staff/practice/providers")
-    page = await staff.post("/staff/practice/providers", {"display_name": name})
-    assert page.status == 200 and "Provider added." in page.text, page.text[:1000]
-    provider_id = page.url.rsplit("/", 1)[-1]
+async def set_up_clinic(staff: Browser, **fields: str) -> tuple[str, str, str]:
+    """A provider open all week, round the clock, and an online type only they offer
+    (`fields` override the type's form fields)."""
+    provider_id = await add_provider(staff)
     all_day = "00:00-12:00, 12:00-24:00"
     hours = {f"hours_{d}": all_day for d in ("monday", "tuesday", "wednesday", "thursday")}
     hours.update({f"hours_{d}": all_day for d in ("friday", "saturday", "sunday")})
@@ -79,6 +76,22 @@ async def set_up_clinic(staff: Browser) -> tuple[str, str, str]:
     )
     assert page.status == 400 and 'id="f-hours_monday-error"' in page.text
 
+    type_id, type_name = await add_type(staff, provider_id, **fields)
+    return provider_id, type_id, type_name
+
+
+async def add_provider(staff: Browser, name: str = "") -> str:
+    """A new provider (no working hours yet); their id."""
+    await staff.get("/staff/practice/providers")
+    page = await staff.post(
+        "/staff/practice/providers", {"display_name": name or f"Dr. Test {uuid.uuid4().hex[:6]}"}
+    )
+    assert page.status == 200 and "Provider added." in page.text, page.text[:1000]
+    return page.url.rsplit("/", 1)[-1]
+
+
+async def add_type(staff: Browser, provider_id: str, **fields: str) -> tuple[str, str]:
+    """An online appointment type `provider_id` offers: its id and name."""
     type_name = f"Check-up {uuid.uuid4().hex[:6]}"
     await staff.get("/staff/practice/appointment-types/new")
     page = await staff.post(
@@ -93,6 +106,7 @@ async def set_up_clinic(staff: Browser) -> tuple[str, str, str]:
             "cancellation_notice_minutes": "0",
             "bookable_online": "1",
             "provider_ids": provider_id,
+            **fields,
         },
     )
     assert page.status == 200 and "Appointment type saved." in page.text, page.text[:2000]
@@ -100,7 +114,7 @@ async def set_up_clinic(staff: Browser) -> tuple[str, str, str]:
         rf'/staff/practice/appointment-types/([0-9a-f-]{{36}})">{type_name}<', page.text
     )
     assert found, page.text[:3000]
-    return provider_id, found[1], type_name
+    return found[1], type_name
 
 
 async def test_patient_books_staff_see_it_patient_cancels(
