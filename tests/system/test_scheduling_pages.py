@@ -1,7 +1,9 @@
 """Scheduling's pages through the real stack, as a browser sends them (cookies, CSRF, redirects):
 staff set up a provider, hours and a type; a patient finds and confirms a time; staff see it in
 the calendar and the chart; the patient cancels and the time is free again; another patient
-cannot open or cancel it; the calendar file is valid RFC 5545."""
+cannot open or cancel it; the calendar file is valid RFC 5545. Then the patient's pages beyond
+that path: the search while rescheduling, the review's word on the cancellation notice, the
+hints when nothing is free, the appointment page's cancel deadline and deliberate cancel step."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ import html
 import re
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -25,6 +27,8 @@ from tests.system.test_staff_pages import Browser
 NEW_PASSWORD = "Juniper-Kettle-Morning-42"
 SLOT = re.compile(r'name="slot" value="([^"]+)"')
 PROVIDER_LINK = re.compile(r'href="/staff/practice/providers/([0-9a-f-]{36})"')
+PROVIDER_OPTION = re.compile(r'<option value="([0-9a-f-]{36})"')
+BASE = "/portal/onsite/appointments"
 
 
 @pytest.fixture
@@ -274,6 +278,72 @@ async def test_staff_book_from_chart_reschedule_mark_and_cancel(
     page = await staff.post(one + "/status", {"status": "fulfilled"})
     assert "Fulfilled" in page.text
     assert (await staff.get("/staff/appointments/" + str(uuid.uuid4()))).status == 404
+
+
+def days_ahead(days: int) -> date:
+    return datetime.now(stack_zone()).date() + timedelta(days=days)
+
+
+def start_of(slot: str) -> datetime:
+    return datetime.fromtimestamp(int(slot.split("|")[1]), stack_zone())
+
+
+async def free_slots(patient: Browser, query: str) -> list[str]:
+    page = await patient.get(f"{BASE}/find?{query}")
+    assert page.status == 200, page.text[:2000]
+    return [html.unescape(s) for s in SLOT.findall(page.text)]
+
+
+async def book(patient: Browser, type_id: str, slot: str) -> str:
+    """Review and Confirm Appointment; the new appointment's id."""
+    page = await patient.get(f"{BASE}/review?type={type_id}&slot={slot}")
+    key = re.search(r'name="idempotency_key" value="([^"]+)"', page.text)
+    assert key, page.text[:2000]
+    form = {"type": type_id, "slot": slot, "idempotency_key": key[1]}
+    page = await patient.post(BASE, form, follow=False)
+    assert page.status == 303, page.text[:2000]
+    return page.url.split("?")[0].rsplit("/", 1)[-1]
+
+
+def search_form(text: str) -> str:
+    """The "Change the search" section of a results page."""
+    assert ">Change the search</h2>" in text, text[:3000]
+    return text.split(">Change the search</h2>", 1)[1].split("</section>", 1)[0]
+
+
+async def test_reschedule_search_offers_provider_and_date(
+    stack: RunningStack, staff: Browser
+) -> None:
+    provider_id, type_id, type_name = await set_up_clinic(staff)
+    other_id = await add_provider(staff)  # offers no type
+    async with client() as http:
+        patient, _ = await patient_browser(stack, http)
+
+        # After Find Available the provider list names only those offering the type.
+        page = await patient.get(f"{BASE}/find?type={type_id}")
+        offered = PROVIDER_OPTION.findall(search_form(page.text))
+        assert provider_id in offered and other_id not in offered
+
+        appointment_id = await book(
+            patient, type_id, (await free_slots(patient, f"type={type_id}"))[0]
+        )
+        page = await patient.get(f"{BASE}/find?reschedule={appointment_id}")
+        assert page.status == 200 and "Choose a new time" in page.text
+        form = search_form(page.text)
+        # The type stays (shown, not choosable); provider and earliest date can be chosen.
+        assert type_name in form and 'name="type"' not in form
+        assert f'name="reschedule" value="{appointment_id}"' in form
+        offered = PROVIDER_OPTION.findall(form)
+        assert provider_id in offered and other_id not in offered
+        assert 'name="from"' in form
+
+        later = days_ahead(5)
+        query = f"reschedule={appointment_id}&provider={provider_id}&from={later}"
+        slots = await free_slots(patient, query)
+        assert slots and all(start_of(s).date() >= later for s in slots)
+        # A malformed date is shown next to the field of the same form.
+        page = await patient.get(f"{BASE}/find?reschedule={appointment_id}&from=tomorrow")
+        assert 'id="f-from-error"' in search_form(page.text)
 
 
 def stack_zone() -> ZoneInfo:

@@ -77,10 +77,16 @@ async def _choices(
     return list(types.items), list(providers.items)
 
 
-def _options(types: list[pb.AppointmentType], providers: list[pb.Provider]) -> dict[str, Any]:
+def _options(
+    types: list[pb.AppointmentType], providers: list[pb.Provider], type_id: str = ""
+) -> dict[str, Any]:
+    """The drop-downs; once the type is known, only the providers offering it."""
+    kind = next((t for t in types if t.id == type_id), None)
     return {
         "type_options": [(t.id, t.name) for t in types],
-        "provider_options": [(p.id, p.display_name) for p in providers],
+        "provider_options": [
+            (p.id, p.display_name) for p in providers if kind is None or p.id in kind.provider_ids
+        ],
     }
 
 
@@ -143,7 +149,7 @@ async def _index_page(
         present.profile(profile),
         "patient/appointments.html",
         status=status,
-        **_options(types, providers),
+        **_options(types, providers, search.type_id),
         search=search,
         errors=errors,
         upcoming=upcoming,
@@ -204,7 +210,7 @@ async def _results_page(
         "patient/appointments_find.html",
         status=status,
         messages=messages,
-        **_options(types, providers),
+        **_options(types, providers, search.type_id),
         search=search,
         type_name=type_name,
         found=found,
