@@ -346,6 +346,29 @@ async def test_reschedule_search_offers_provider_and_date(
         assert 'id="f-from-error"' in search_form(page.text)
 
 
+async def test_no_free_times_say_why(stack: RunningStack, staff: Browser) -> None:
+    _, type_id, type_name = await set_up_clinic(staff)
+    idle_name = f"Dr. Idle {type_id[:6]}"
+    idle_id = await add_provider(staff, idle_name)  # no working hours
+    idle_type, _ = await add_type(staff, idle_id)
+    async with client() as http:
+        patient, _ = await patient_browser(stack, http)
+
+        page = await patient.get(f"{BASE}/find?type={type_id}&provider={idle_id}")
+        assert f"{idle_name} does not offer {type_name}." in page.text
+        assert "Choose another provider or any provider." in page.text
+        assert "earlier date" not in page.text
+
+        page = await patient.get(f"{BASE}/find?type={type_id}&from={days_ahead(30)}")
+        assert "Times can be booked up to 14 days ahead: choose an earlier date." in page.text
+
+        page = await patient.get(f"{BASE}/find?type={idle_type}")
+        assert "No free times were found" in page.text and "earlier date" not in page.text
+        page = await patient.get(f"{BASE}/find?type={idle_type}&provider={idle_id}")
+        assert f"No free times were found with {idle_name}" in page.text
+        assert "earlier date" not in page.text
+
+
 def stack_zone() -> ZoneInfo:
     return ZoneInfo("America/New_York")  # tests/system/conftest.py's clinic zone
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -22,7 +22,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from portal.scheduling.v1 import scheduling_pb2 as pb
 from services.gateway import auth, find_available, form_text, ics
 from services.gateway.auth import Caller
-from services.gateway.clinic_time import when
+from services.gateway.clinic_time import day_start, long_day, parse_date, when
 from services.gateway.context import BACKENDS, SETTINGS
 from services.gateway.find_available import Found, Search
 from services.gateway.patient import present
@@ -198,11 +198,14 @@ async def _results_page(
     profile, (types, providers) = await asyncio.gather(
         my_profile(request, who), _choices(request, who)
     )
-    type_name = next((t.name for t in types if t.id == search.type_id), "")
+    kind = next((t for t in types if t.id == search.type_id), None)
     more = ""
     if found.next_page:
         more = _url(request, "/find", **_search_query(search, found.next_page, moving))
     messages = [{"level": "warning", "text": refusal_text(refusal)}] if refusal else []
+    no_times = ""
+    if not found.days and not found.errors:
+        no_times = _no_times(search, kind, providers, _zone(request))
     return _render(
         request,
         who,
@@ -212,14 +215,40 @@ async def _results_page(
         messages=messages,
         **_options(types, providers, search.type_id),
         search=search,
-        type_name=type_name,
+        type_name=kind.name if kind else "",
         found=found,
+        no_times=no_times,
         errors=found.errors,
         more_url=more,
         first_url=_url(request, "/find", **_search_query(search, "", moving))
         if search.page
         else "",
         moving=moving,
+    )
+
+
+def _no_times(
+    search: Search, kind: pb.AppointmentType | None, providers: list[pb.Provider], zone: tzinfo
+) -> str:
+    """Why nothing was found, as far as the page can tell, and what to try instead."""
+    provider = next((p for p in providers if p.id == search.provider_id), None)
+    who = f" with {provider.display_name}" if provider else ""
+    if kind is not None and provider is not None and provider.id not in kind.provider_ids:
+        return (
+            f"{provider.display_name} does not offer {kind.name}. "
+            "Choose another provider or any provider."
+        )
+    day = parse_date(search.from_date)
+    horizon = kind.horizon_days if kind else 0
+    if day is None:
+        within = f" in the next {_count(horizon, 'day')}" if horizon else ""
+        instead = "Try any provider, or contact the clinic." if provider else "Contact the clinic."
+        return f"No free times were found{who}{within}. {instead}"
+    if horizon and day_start(day, zone) >= datetime.now(UTC) + timedelta(days=horizon):
+        return f"Times can be booked up to {_count(horizon, 'day')} ahead: choose an earlier date."
+    return (
+        f"No free times were found{who} from {long_day(day)}. "
+        "Try another provider or an earlier date, or contact the clinic."
     )
 
 
@@ -274,12 +303,14 @@ async def review(request: web.Request) -> web.StreamResponse:
 
 def _hours(minutes: int) -> str:
     if minutes % 1440 == 0 and minutes >= 1440:
-        days = minutes // 1440
-        return f"{days} day" + ("s" if days != 1 else "")
+        return _count(minutes // 1440, "day")
     if minutes % 60 == 0:
-        hours = minutes // 60
-        return f"{hours} hour" + ("s" if hours != 1 else "")
+        return _count(minutes // 60, "hour")
     return f"{minutes} minutes"
+
+
+def _count(n: int, unit: str) -> str:
+    return f"{n} {unit}" + ("s" if n != 1 else "")
 
 
 async def book(request: web.Request) -> web.StreamResponse:
