@@ -346,6 +346,26 @@ async def test_reschedule_search_offers_provider_and_date(
         assert 'id="f-from-error"' in search_form(page.text)
 
 
+async def test_review_warns_when_inside_the_cancellation_notice(
+    stack: RunningStack, staff: Browser
+) -> None:
+    _, type_id, _ = await set_up_clinic(staff, cancellation_notice_minutes="4320")
+    async with client() as http:
+        patient, _ = await patient_browser(stack, http)
+        soonest = (await free_slots(patient, f"type={type_id}"))[0]
+        page = await patient.get(f"{BASE}/review?type={type_id}&slot={soonest}")
+        assert page.status == 200
+        assert "Once you confirm, this appointment cannot be cancelled or changed online" in (
+            page.text
+        )
+        assert "until 3 days before it starts" not in page.text
+
+        later = (await free_slots(patient, f"type={type_id}&from={days_ahead(5)}"))[0]
+        page = await patient.get(f"{BASE}/review?type={type_id}&slot={later}")
+        assert "You can cancel or change this appointment here until 3 days before" in page.text
+        assert "cannot be cancelled or changed online" not in page.text
+
+
 async def test_no_free_times_say_why(stack: RunningStack, staff: Browser) -> None:
     _, type_id, type_name = await set_up_clinic(staff)
     idle_name = f"Dr. Idle {type_id[:6]}"

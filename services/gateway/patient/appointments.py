@@ -22,7 +22,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from portal.scheduling.v1 import scheduling_pb2 as pb
 from services.gateway import auth, find_available, form_text, ics
 from services.gateway.auth import Caller
-from services.gateway.clinic_time import day_start, long_day, parse_date, when
+from services.gateway.clinic_time import day_start, instant, long_day, parse_date, when
 from services.gateway.context import BACKENDS, SETTINGS
 from services.gateway.find_available import Found, Search
 from services.gateway.patient import present
@@ -297,6 +297,9 @@ async def review(request: web.Request) -> web.StreamResponse:
         moving=appointment_view(appointment, _zone(request)) if appointment else None,
         idempotency_key=str(uuid.uuid4()),
         notice_hours=_hours(kind.cancellation_notice_minutes),
+        # Booked inside the cancellation notice: from the start, not changeable online.
+        too_late_to_change=instant(start) - timedelta(minutes=kind.cancellation_notice_minutes)
+        <= datetime.now(UTC),
         back_url=_url(request, "/find", **_search_query(search, "", moving)),
     )
 
