@@ -8,6 +8,7 @@ Seed: ../shared/seed/patient-portal.txt.
 from __future__ import annotations
 
 import uuid
+from datetime import date, timedelta
 from typing import Any
 
 from playwright.async_api import Browser, Page, expect
@@ -109,10 +110,27 @@ async def test_patient_books_on_a_phone_staff_see_it_patient_cancels(
         await accessible(patient)
         await shots.take(patient, "phone-booked")
 
-        # Staff see it in the calendar (all providers, the appointment's day).
+        until = patient.get_by_text("You can cancel or change this appointment online until")
+        await expect(until).to_be_visible()
         appointment_url = patient.url.split("?")[0]
         day = await patient.locator("time").first.get_attribute("datetime")
         assert day
+
+        # Rescheduling searches too: the type stays, a provider and an earliest date are chosen.
+        await patient.get_by_role("link", name="Reschedule").click()
+        await expect(patient.get_by_role("heading", name="Choose a new time")).to_be_visible()
+        await expect(patient.get_by_text(f"Appointment type: {type_name}")).to_be_visible()
+        await patient.get_by_label("Provider (optional)").select_option(label=provider)
+        later = (date.fromisoformat(day[:10]) + timedelta(days=3)).isoformat()
+        await patient.get_by_label("Earliest date (optional)").fill(later)
+        await patient.get_by_role("button", name="Find Available").click()
+        await expect(patient.get_by_label("Earliest date (optional)")).to_have_value(later)
+        await expect(patient.get_by_role("radio").first).to_be_visible()
+        await accessible(patient)
+        await shots.take(patient, "phone-reschedule-search")
+        await patient.get_by_role("link", name="Keep the current time").click()
+
+        # Staff see it in the calendar (all providers, the appointment's day).
         await page.goto(f"{stack.url}/staff/practice/calendar?date={day[:10]}")
         column = page.locator(".calendar-column", has_text=provider)
         await expect(column.get_by_text(type_name)).to_be_visible()
@@ -124,7 +142,15 @@ async def test_patient_books_on_a_phone_staff_see_it_patient_cancels(
         await accessible(page)
 
         # The patient cancels (no reason needed); it moves to the past and cancelled list.
+        # Cancelling is a step of its own: the appointment again, a reason, then the button.
         await patient.goto(appointment_url)
+        await patient.get_by_role("link", name="Cancel appointment").click()
+        await expect(
+            patient.get_by_role("heading", name="Cancel your appointment?")
+        ).to_be_visible()
+        await accessible(patient)
+        await shots.take(patient, "phone-cancel")
+        await patient.get_by_label("Reason (optional)").fill("Feeling better")
         await patient.get_by_role("button", name="Cancel appointment").click()
         await expect(patient.get_by_text("Your appointment has been cancelled.")).to_be_visible()
         past = patient.locator(".card", has_text="Past and cancelled appointments")

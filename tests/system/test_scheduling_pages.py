@@ -172,6 +172,7 @@ async def test_patient_books_staff_see_it_patient_cancels(
         base = f"/portal/onsite/appointments/{appointment_id}"
         assert (await other.get(base)).status == 404
         assert (await other.get(base + "/calendar.ics")).status == 404
+        assert (await other.get(base + "/cancel")).status == 404
         assert (await other.post(base + "/cancel", {"reason": ""})).status == 404
 
         # Add to calendar: valid RFC 5545, UTC times, no name in it.
@@ -387,6 +388,41 @@ async def test_no_free_times_say_why(stack: RunningStack, staff: Browser) -> Non
         page = await patient.get(f"{BASE}/find?type={idle_type}&provider={idle_id}")
         assert f"No free times were found with {idle_name}" in page.text
         assert "earlier date" not in page.text
+
+
+async def test_appointment_page_says_until_when_and_cancel_is_deliberate(
+    stack: RunningStack, staff: Browser
+) -> None:
+    _, type_id, _ = await set_up_clinic(staff, cancellation_notice_minutes="60")
+    async with client() as http:
+        patient, _ = await patient_browser(stack, http)
+        slot = (await free_slots(patient, f"type={type_id}&from={days_ahead(2)}"))[0]
+        one = f"{BASE}/{await book(patient, type_id, slot)}"
+
+        page = await patient.get(one)
+        until = start_of(slot) - timedelta(minutes=60)
+        assert "You can cancel or change this appointment online until" in page.text
+        assert f'<time datetime="{until.isoformat(timespec="minutes")}">' in page.text
+        # Cancelling is a step of its own: the appointment page only leads to it.
+        assert f'action="{one}/cancel"' not in page.text
+        assert f'href="{one}/cancel"' in page.text
+
+        page = await patient.get(one + "/cancel")
+        assert page.status == 200 and f'action="{one}/cancel"' in page.text
+        assert re.search(r'<textarea[^>]*name="reason"[^>]*maxlength="500"', page.text)
+        assert f'href="{one}"' in page.text  # keep it
+        # The service still checks the length (a client need not honour maxlength).
+        page = await patient.post(one + "/cancel", {"reason": "x" * 501})
+        assert page.status == 400 and "at most 500 characters" in page.text
+        assert f'action="{one}/cancel"' in page.text
+
+        page = await patient.post(one + "/cancel", {"reason": "Feeling better"}, follow=False)
+        assert page.status == 303 and page.url.endswith("appointments?notice=cancelled")
+        page = await patient.get(one)
+        assert "Feeling better" in page.text and f'href="{one}/cancel"' not in page.text
+        assert "You can cancel or change" not in page.text
+        page = await patient.get(one + "/cancel")  # nothing left to cancel
+        assert f'action="{one}/cancel"' not in page.text
 
 
 def stack_zone() -> ZoneInfo:

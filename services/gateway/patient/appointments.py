@@ -22,7 +22,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from portal.scheduling.v1 import scheduling_pb2 as pb
 from services.gateway import auth, find_available, form_text, ics
 from services.gateway.auth import Caller
-from services.gateway.clinic_time import day_start, instant, long_day, parse_date, when
+from services.gateway.clinic_time import When, day_start, instant, long_day, parse_date, when
 from services.gateway.context import BACKENDS, SETTINGS
 from services.gateway.find_available import Found, Search
 from services.gateway.patient import present
@@ -374,6 +374,7 @@ async def _detail_page(
     who: Caller,
     appointment_id: str,
     *,
+    template: str = "patient/appointment.html",
     errors: FieldErrors | None = None,
     reason: str = "",
     status: int = 200,
@@ -382,17 +383,28 @@ async def _detail_page(
         _get(request, who, appointment_id), my_profile(request, who)
     )
     view = appointment_view(appointment, _zone(request))
+    until = view.cancellable_until
     return _render(
         request,
         who,
         present.profile(profile),
-        "patient/appointment.html",
+        template,
         status=status,
         appointment=view,
+        cancellable_until=When(until.astimezone(_zone(request))) if until else None,
         errors=errors or {},
         reason=reason,
+        appointment_url=_url(request, f"/{view.id}"),
         reschedule_url=_url(request, "/find", reschedule=view.id),
         ics_url=_url(request, f"/{view.id}/calendar.ics"),
+    )
+
+
+async def cancel_page(request: web.Request) -> web.StreamResponse:
+    """Cancelling is a step of its own: the appointment again, a reason (optional), the button."""
+    who = await signed_in(request)
+    return await _detail_page(
+        request, who, _appointment_id(request), template="patient/appointment_cancel.html"
     )
 
 
@@ -408,7 +420,13 @@ async def cancel(request: web.Request) -> web.StreamResponse:
     except grpc.aio.AioRpcError as exc:
         errors = _change_refused(exc)
         return await _detail_page(
-            request, who, appointment_id, errors=errors, reason=reason, status=_status(exc)
+            request,
+            who,
+            appointment_id,
+            template="patient/appointment_cancel.html",
+            errors=errors,
+            reason=reason,
+            status=_status(exc),
         )
     raise web.HTTPSeeOther(_url(request, notice="cancelled"))
 
@@ -474,6 +492,7 @@ def routes(base: str) -> list[web.RouteDef]:
         web.get(base + "/appointments/find", find),
         web.get(base + "/appointments/review", review),
         web.get(one, detail),
+        web.get(one + "/cancel", cancel_page),
         web.post(one + "/cancel", cancel),
         web.post(one + "/reschedule", reschedule),
         web.get(one + "/calendar.ics", calendar_file),
