@@ -11,7 +11,7 @@ import html
 import re
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -423,6 +423,33 @@ async def test_appointment_page_says_until_when_and_cancel_is_deliberate(
         assert "You can cancel or change" not in page.text
         page = await patient.get(one + "/cancel")  # nothing left to cancel
         assert f'action="{one}/cancel"' not in page.text
+
+
+async def test_only_the_clinic_moves_a_type_patients_cannot_book(
+    stack: RunningStack, staff: Browser
+) -> None:
+    """Staff book a type that is not bookable online: the patient may cancel it, not move it."""
+    provider_id, type_id, _ = await set_up_clinic(staff, bookable_online="")
+    async with client() as http:
+        patient, record = await patient_browser(stack, http)
+        await known_to_scheduling(stack, record["id"])
+        noon = datetime.combine(days_ahead(2), time(12), stack_zone())
+        ahead = f"{provider_id}|{int(noon.timestamp())}"
+        page = await staff.post(
+            f"/staff/patients/{record['id']}/appointments",
+            {"type": type_id, "slot": ahead, "idempotency_key": str(uuid.uuid4())},
+        )
+        assert "Appointment booked." in page.text, page.text[:2000]
+        found = re.search(r'href="/staff/appointments/([0-9a-f-]{36})"', page.text)
+        assert found
+        one = f"{BASE}/{found[1]}"
+
+        page = await patient.get(one)
+        assert "To move it to another time, please call the clinic." in page.text
+        assert "Reschedule" not in page.text and f'href="{one}/cancel"' in page.text
+        # An address typed by hand says so instead of an empty search.
+        page = await patient.get(f"{BASE}/find?reschedule={found[1]}")
+        assert page.status == 409 and "Only the clinic can move this appointment." in page.text
 
 
 def stack_zone() -> ZoneInfo:

@@ -44,6 +44,9 @@ NOTICES = {
     "rescheduled": "Your appointment has been moved to the new time.",
 }
 CHOOSE_TIME = "Choose one of the times."
+# An appointment of a type patients cannot book online (staff booked it): scheduling refuses
+# the patient's move (NOT_BOOKABLE_ONLINE), so the pages do not offer one.
+ONLY_THE_CLINIC_MOVES = "Only the clinic can move this appointment. Please call the clinic."
 
 
 def _url(request: web.Request, path: str = "", **query: str) -> str:
@@ -75,6 +78,15 @@ async def _choices(
         scheduling.ListProviders(pb.ListProvidersRequest(), metadata=meta),
     )
     return list(types.items), list(providers.items)
+
+
+async def _bookable_type_ids(request: web.Request, who: Caller) -> set[str]:
+    """The types patients book online: only appointments of these may they move themselves."""
+    types = await request.app[BACKENDS].scheduling.ListAppointmentTypes(
+        pb.ListAppointmentTypesRequest(bookable_online_only=True),
+        metadata=auth.metadata(request, who),
+    )
+    return {t.id for t in types.items}
 
 
 def _options(
@@ -165,7 +177,12 @@ async def find(request: web.Request) -> web.StreamResponse:
     search = find_available.search_from(request.query)
     moving = request.query.get("reschedule", "")
     if moving:
-        appointment = await _get(request, who, _id_or_404(moving))
+        appointment, movable = await asyncio.gather(
+            _get(request, who, _id_or_404(moving)), _bookable_type_ids(request, who)
+        )
+        if appointment.appointment_type_id not in movable:
+            errors = {"_form": [ONLY_THE_CLINIC_MOVES]}
+            return await _detail_page(request, who, moving, errors=errors, status=409)
         search = Search(
             type_id=appointment.appointment_type_id,
             provider_id=search.provider_id,
@@ -379,8 +396,10 @@ async def _detail_page(
     reason: str = "",
     status: int = 200,
 ) -> web.Response:
-    appointment, profile = await asyncio.gather(
-        _get(request, who, appointment_id), my_profile(request, who)
+    appointment, profile, movable = await asyncio.gather(
+        _get(request, who, appointment_id),
+        my_profile(request, who),
+        _bookable_type_ids(request, who),
     )
     view = appointment_view(appointment, _zone(request))
     until = view.cancellable_until
@@ -396,6 +415,7 @@ async def _detail_page(
         reason=reason,
         appointment_url=_url(request, f"/{view.id}"),
         reschedule_url=_url(request, "/find", reschedule=view.id),
+        movable=appointment.appointment_type_id in movable,
         ics_url=_url(request, f"/{view.id}/calendar.ics"),
     )
 
