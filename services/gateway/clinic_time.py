@@ -36,20 +36,35 @@ def today(zone: tzinfo) -> date:
     return datetime.now(zone).date()
 
 
+# The years a typed or linked date may name: those of the API's instants (scheduling_models.
+# INSTANT_PATTERN). Beyond any horizon, and far from the ends of Python's dates, so a day's
+# bounds in any zone are always instants.
+FIRST_YEAR, LAST_YEAR = 1970, 2199
+DATE_ERROR = f"Enter a date from {FIRST_YEAR} to {LAST_YEAR}, like 2026-03-02."
+DATETIME_ERROR = f"Enter a date from {FIRST_YEAR} to {LAST_YEAR} and a time, like 2026-03-02 09:30."
+
+
+def in_range(day: date) -> bool:
+    return FIRST_YEAR <= day.year <= LAST_YEAR
+
+
 def parse_date(text: str) -> date | None:
+    """'2026-03-02'; None when it does not read or lies outside FIRST_YEAR-LAST_YEAR."""
     try:
-        return date.fromisoformat(text.strip())
+        day = date.fromisoformat(text.strip())
     except ValueError:
         return None
+    return day if in_range(day) else None
 
 
 def parse_local(text: str, zone: tzinfo) -> datetime | None:
-    """'2026-03-02T09:30' (a datetime-local input) read in the clinic's zone."""
+    """'2026-03-02T09:30' (a datetime-local input) read in the clinic's zone; None when it does
+    not read, names a zone, or lies outside FIRST_YEAR-LAST_YEAR."""
     try:
         value = datetime.fromisoformat(text.strip())
     except ValueError:
         return None
-    if value.tzinfo is not None:
+    if value.tzinfo is not None or not in_range(value.date()):
         return None
     return value.replace(tzinfo=zone)
 
@@ -81,11 +96,14 @@ class When:
 
     @property
     def time_text(self) -> str:
-        """'09:20' or '09:20 to 10:00', with the zone's abbreviation (e.g. 'EST')."""
-        text = f"{self.start:%H:%M}"
-        if self.end is not None:
-            text += f" to {self.end:%H:%M}"
-        return f"{text} {self.start:%Z}"
+        """'09:20 EST' or '09:20 to 10:00 EST', with the zone's abbreviation; a range across a
+        daylight-saving change names both ('01:30 CET to 03:00 CEST')."""
+        start = f"{self.start:%H:%M %Z}"
+        if self.end is None:
+            return start
+        if f"{self.end:%Z}" != f"{self.start:%Z}":
+            return f"{start} to {self.end:%H:%M %Z}"
+        return f"{self.start:%H:%M} to {self.end:%H:%M %Z}"
 
     @property
     def text(self) -> str:

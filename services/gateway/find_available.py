@@ -18,7 +18,7 @@ from aiohttp import web
 from portal.scheduling.v1 import scheduling_pb2 as pb
 from services.gateway import auth
 from services.gateway.auth import Caller
-from services.gateway.clinic_time import day_start, parse_date, timestamp
+from services.gateway.clinic_time import DATE_ERROR, day_start, parse_date, timestamp
 from services.gateway.context import BACKENDS
 from services.gateway.schedule_view import SlotDay, by_day
 from services.runtime.errors import FieldErrors, field_errors, not_found_kind
@@ -82,7 +82,7 @@ def check(search: Search) -> FieldErrors:
     if not search.type_id:
         errors["type"] = ["Choose an appointment type."]
     if search.from_date and parse_date(search.from_date) is None:
-        errors["from"] = ["Enter a date like 2026-03-02."]
+        errors["from"] = [DATE_ERROR]
     return errors
 
 

@@ -31,11 +31,18 @@ def reason_problem(value: str) -> str | None:
     return text.problem(value, multiline=True)
 
 
+# The years a date may name: those of the API's instants (the gateway's INSTANT_PATTERN), far
+# from the ends of Python's dates so that a day's bounds in any zone are instants.
+FIRST_YEAR, LAST_YEAR = 1970, 2199
+
+
 def parse_date(value: str) -> date | None:
+    """'2026-03-29'; None when it does not read or lies outside FIRST_YEAR-LAST_YEAR."""
     try:
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value)
     except ValueError:
         return None
+    return day if FIRST_YEAR <= day.year <= LAST_YEAR else None
 
 
 def clock_range(

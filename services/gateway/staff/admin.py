@@ -18,6 +18,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from portal.identity.v1 import identity_pb2 as pb
 from services.gateway import auth
 from services.gateway.auth import Caller
+from services.gateway.clinic_time import DATE_ERROR, parse_date
 from services.gateway.context import BACKENDS, SETTINGS
 from services.gateway.staff.common import admin_page, checked, form, invalid, redirect, render
 from services.runtime.errors import precondition_text
@@ -113,10 +114,9 @@ def _audit_request(
     for key, value in (("from", filters.date_from), ("to", filters.date_to)):
         if not value:
             continue
-        try:
-            day = date.fromisoformat(value)
-        except ValueError:
-            errors[key] = ["Enter a date like 2026-01-31."]
+        day = parse_date(value)
+        if day is None:
+            errors[key] = [DATE_ERROR]
             continue
         if key == "from":
             rpc.since.CopyFrom(_timestamp(day))

@@ -52,7 +52,16 @@ NUMBERS = [
         "Patients may cancel or move online until this long before. Empty: 1440 (24 hours).",
     ),
 ]
-NOT_A_NUMBER = "Enter a whole number."
+
+
+def minutes_text(minutes: int) -> str:
+    """'45 min', '1 h 30 min', '24 h', '3 days' (whole days from two days on)."""
+    if minutes >= 2 * 1440 and minutes % 1440 == 0:
+        return f"{minutes // 1440} days"
+    hours, rest = divmod(minutes, 60)
+    if not hours:
+        return f"{rest} min"
+    return f"{hours} h {rest} min" if rest else f"{hours} h"
 
 
 def values_of(kind: pb.AppointmentType) -> dict[str, Any]:
@@ -70,16 +79,18 @@ def fields_from(values: dict[str, Any]) -> tuple[pb.AppointmentTypeFields, Field
         provider_ids=values["provider_ids"],
     )
     errors: FieldErrors = {}
-    for name, _, _ in NUMBERS:
+    for name, label, _ in NUMBERS:
         text = values.get(name, "")
         if not text and name != "duration_minutes":
             continue  # unset: the service's default
         try:
             setattr(fields, name, int(text))
         except ValueError:
-            errors[name] = ["Enter the duration in minutes." if not text else NOT_A_NUMBER]
+            errors[name] = [
+                f"{label} must be a whole number." if text else "Enter the duration in minutes."
+            ]
         except OverflowError:
-            errors[name] = ["That number is too large."]
+            errors[name] = [f"{label} is too large."]
     return fields, errors
 
 
@@ -102,7 +113,7 @@ async def index(request: web.Request, caller: Caller) -> web.StreamResponse:
         request,
         caller,
         "staff/appointment_types.html",
-        {"types": types, "provider_names": names},
+        {"types": types, "provider_names": names, "minutes_text": minutes_text},
         active_nav="types",
     )
 

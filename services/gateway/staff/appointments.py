@@ -63,14 +63,18 @@ def _chosen(values: Mapping[str, str]) -> tuple[str, Any] | None:
     return parse_slot(values.get("slot", ""))
 
 
-async def _options(request: web.Request, caller: Caller) -> dict[str, Any]:
+async def _options(request: web.Request, caller: Caller, type_id: str) -> dict[str, Any]:
+    """The drop-downs: every type, and the active providers (those offering the type, once
+    one is chosen)."""
     types, active = await asyncio.gather(
         appointment_types(request, caller), providers(request, caller)
     )
+    kind = next((t for t in types if t.id == type_id), None)
+    offering = [p for p in active if kind is None or p.id in kind.provider_ids]
     return {
         "types": types,
         "type_options": [(t.id, t.name) for t in types],
-        "provider_options": [(p.id, p.display_name) for p in active],
+        "provider_options": [(p.id, p.display_name) for p in offering],
     }
 
 
@@ -98,7 +102,7 @@ async def _book_page(
     status: int = 200,
 ) -> web.Response:
     patient, options = await asyncio.gather(
-        fetch_patient(request, caller), _options(request, caller)
+        fetch_patient(request, caller), _options(request, caller, search.type_id)
     )
     base = f"/staff/patients/{patient.id}/appointments/book"
     return render(
@@ -162,10 +166,18 @@ async def book(request: web.Request, caller: Caller) -> web.StreamResponse:
 async def _refused(
     request: web.Request, caller: Caller, search: Search, exc: grpc.aio.AioRpcError
 ) -> tuple[Found, str]:
-    """The free times to offer after a refused booking or move, and the refusal's kind."""
+    """The free times to offer after a refused booking or move, and the refusal's kind.
+
+    With a provider chosen, only that provider's times: the alternatives' own, or (none of
+    them being theirs) a fresh search of theirs, which says so when it finds none."""
     refusal = slot_refusal(exc)
     if refusal:
-        return Found(days=by_day(alternatives(exc), zone(request))), refusal
+        slots = alternatives(exc)
+        if search.provider_id:
+            slots = [s for s in slots if s.provider_id == search.provider_id]
+            if not slots:
+                return await find_available.find(request, caller, search, zone(request)), refusal
+        return Found(days=by_day(slots, zone(request))), refusal
     errors: FieldErrors | None = invalid(exc)
     if not_found_kind(exc) == "patient":  # the chart's patient: identity knows them
         errors = {"_form": [PATIENT_NOT_READY_TEXT]}
@@ -214,8 +226,8 @@ def _picker(
     results: list[idpb.PatientSummary] | None,
     errors: FieldErrors | None = None,
 ) -> web.Response:
-    provider = request.query.get("provider", "")
-    then = urlencode({"provider": provider} if provider else {})
+    carried = {k: request.query.get(k, "") for k in ("provider", "from")}  # from the calendar
+    then = urlencode({k: v for k, v in carried.items() if v})
     return practice_render(
         request,
         caller,
@@ -335,6 +347,8 @@ async def set_status(request: web.Request, caller: Caller) -> web.StreamResponse
 async def reschedule_form(request: web.Request, caller: Caller) -> web.StreamResponse:
     appointment = await _appointment(request, caller)
     search = _same_type(find_available.search_from(request.query), appointment)
+    if appointment.status != pb.APPOINTMENT_STATUS_BOOKED:  # the page says it cannot move
+        return await _reschedule_page(request, caller, appointment, search, None)
     found = await find_available.find(request, caller, search, zone(request))
     return await _reschedule_page(request, caller, appointment, search, found)
 
@@ -353,13 +367,14 @@ async def _reschedule_page(
     caller: Caller,
     appointment: pb.Appointment,
     search: Search,
-    found: Found,
+    found: Found | None,
     *,
     refusal: str = "",
     status: int = 200,
 ) -> web.Response:
     patient, options = await asyncio.gather(
-        _patient(request, caller, appointment.patient_id), _options(request, caller)
+        _patient(request, caller, appointment.patient_id),
+        _options(request, caller, appointment.appointment_type_id),
     )
     base = f"{APPOINTMENTS}/{appointment.id}/reschedule"
     return render(

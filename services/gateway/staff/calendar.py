@@ -82,6 +82,12 @@ async def patient_names(
     return {p.id: f"{p.last_name}, {p.first_name}" for p in reply.items}
 
 
+def book_url(provider_id: str, earliest: date) -> str:
+    """Book appointment from the calendar: its provider (if one) and day as the earliest date."""
+    pairs = {"provider": provider_id, "from": earliest.isoformat()}
+    return "/staff/practice/calendar/book?" + urlencode({k: v for k, v in pairs.items() if v})
+
+
 @staff_page
 async def calendar(request: web.Request, caller: Caller) -> web.StreamResponse:
     tz = zone(request)
@@ -135,8 +141,7 @@ async def calendar(request: web.Request, caller: Caller) -> web.StreamResponse:
             "previous_url": view.url(date=(view.day - step).isoformat()),
             "next_url": view.url(date=(view.day + step).isoformat()),
             "today_url": view.url(date=today(tz).isoformat()),
-            "book_url": "/staff/practice/calendar/book?"
-            + urlencode({k: v for k, v in (("provider", provider_id),) if v}),
+            "book_url": book_url(provider_id, max(view.day, today(tz))),
             "time_zone": getattr(tz, "key", str(tz)),
         },
         active_nav="calendar",

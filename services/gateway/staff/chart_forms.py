@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime, time, tzinfo
+from datetime import datetime, time, tzinfo
 from typing import Any
 
 import grpc
@@ -18,6 +18,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from portal.forms.v1 import forms_pb2 as pb
 from services.gateway import auth, form_view
 from services.gateway.auth import Caller
+from services.gateway.clinic_time import DATE_ERROR, parse_date
 from services.gateway.context import BACKENDS, SETTINGS
 from services.gateway.staff.common import form, invalid, redirect, render, staff_page
 from services.gateway.staff.patients import fetch_patient, patient_context
@@ -90,10 +91,13 @@ async def _list_page(
 
 
 def _due(value: str, zone: tzinfo) -> Timestamp | None:
-    """A due date as the end of that day in the clinic's time zone; ValueError if not a date."""
+    """A due date as the end of that day in the clinic's time zone; ValueError if not a date
+    (or one outside the years clinic_time takes)."""
     if not value:
         return None
-    day = date.fromisoformat(value)
+    day = parse_date(value)
+    if day is None:
+        raise ValueError(value)
     ts = Timestamp()
     ts.FromDatetime(datetime.combine(day, END_OF_DAY, tzinfo=zone))
     return ts
@@ -110,7 +114,7 @@ async def add_chart_form(request: web.Request, caller: Caller) -> web.StreamResp
     try:
         due = _due(values.get("due", ""), request.app[SETTINGS].clinic_timezone)
     except ValueError:
-        errors["due"] = ["Enter a date like 2026-03-31."]
+        errors["due"] = [DATE_ERROR]
         due = None
     if errors:
         return await _list_page(request, caller, values, errors, status=400)

@@ -239,14 +239,19 @@ def checked(values: Mapping[str, str], name: str) -> bool:
 # --- Backend errors -----------------------------------------------------------------------
 
 
-def invalid(exc: grpc.aio.AioRpcError) -> FieldErrors | None:
-    """The field messages of an INVALID_ARGUMENT error, or None for any other error."""
+def invalid(
+    exc: grpc.aio.AioRpcError, names: Mapping[str, str] | None = None
+) -> FieldErrors | None:
+    """The field messages of an INVALID_ARGUMENT error, or None for any other error.
+
+    `names` maps a service's field path (weekly[1].end) to the page's field name; a path it
+    does not name becomes its last part (fields.first_name → first_name)."""
     if exc.code() != grpc.StatusCode.INVALID_ARGUMENT:
         return None
     errors: FieldErrors = {}
     for path, messages in field_errors(exc).items():
-        # A service names a nested field by its path (fields.first_name); a page by its name.
-        errors.setdefault(path.rsplit(".", 1)[-1], []).extend(messages)
+        name = (names or {}).get(path) or path.rsplit(".", 1)[-1]
+        errors.setdefault(name, []).extend(messages)
     return errors or {"_form": [exc.details() or form_text.CHECK_FORM]}
 
 

@@ -16,7 +16,15 @@ from aiohttp import web
 from portal.scheduling.v1 import scheduling_pb2 as pb
 from services.gateway import auth, form_text
 from services.gateway.auth import Caller
-from services.gateway.clinic_time import long_day, parse_date, parse_local, timestamp, when
+from services.gateway.clinic_time import (
+    DATE_ERROR,
+    DATETIME_ERROR,
+    long_day,
+    parse_date,
+    parse_local,
+    timestamp,
+    when,
+)
 from services.gateway.staff.common import invalid, redirect, staff_page
 from services.gateway.staff.scheduling_common import (
     not_found_as_404,
@@ -182,9 +190,12 @@ async def _change(
     values: Mapping[str, str],
     errors: FieldErrors | None = None,
     field_names: dict[str, str] | None = None,
+    labels: Mapping[str, str] | None = None,
 ) -> web.StreamResponse:
     """Await one change (None: the form was refused already); field errors show on the
-    provider's page beside the form that sent it, under that form's field names."""
+    provider's page beside the form that sent it, under that form's field names (the
+    service's paths mapped by `field_names`), each message led by the field's entry in
+    `labels` when it has one ("Tuesday: End must be after start.")."""
     provider_id = url_id(request, "provider_id")
     errors = dict(errors or {})
     if call is not None:
@@ -193,12 +204,13 @@ async def _change(
         except grpc.aio.AioRpcError as exc:
             if exc.code() == grpc.StatusCode.NOT_FOUND:
                 raise web.HTTPNotFound() from None
-            found = invalid(exc)
+            found = invalid(exc, field_names)
             if found is None:
                 raise
-            names = field_names or {}
             for key, messages in found.items():
-                errors.setdefault(names.get(key, key), []).extend(messages)
+                label = (labels or {}).get(key)
+                shown = [f"{label}: {m}" for m in messages] if label else messages
+                errors.setdefault(key, []).extend(shown)
     if errors:
         return await _detail(
             request, caller, provider_id, values=values, errors=errors, form_name=form_name
@@ -229,15 +241,16 @@ async def save_hours(request: web.Request, caller: Caller) -> web.StreamResponse
     weekly: list[pb.WeeklyRange] = []
     errors: FieldErrors = {}
     names: dict[str, str] = {}
-    for day, key, _ in WEEKDAYS:
+    labels = {f"hours_{key}": label for _, key, label in WEEKDAYS}
+    for day, key, label in WEEKDAYS:
         parsed = parse_ranges(values.get(f"hours_{key}", ""))
         if parsed is None:
-            errors[f"hours_{key}"] = [RANGE_ERROR]
+            errors[f"hours_{key}"] = [f"{label}: {RANGE_ERROR}"]
             continue
         for start, end in parsed:
             prefix = f"weekly[{len(weekly)}]"
-            names.update({prefix: f"hours_{key}", f"{prefix}.start": f"hours_{key}"})
-            names[f"{prefix}.end"] = f"hours_{key}"
+            for path in (prefix, f"{prefix}.start", f"{prefix}.end", f"{prefix}.weekday"):
+                names[path] = f"hours_{key}"
             weekly.append(pb.WeeklyRange(weekday=day, start=start, end=end))
     names["weekly"] = "_form"
     rpc = pb.ReplaceWorkingHoursRequest(provider_id=url_id(request, "provider_id"), weekly=weekly)
@@ -246,7 +259,9 @@ async def save_hours(request: web.Request, caller: Caller) -> web.StreamResponse
         if errors
         else scheduling(request).ReplaceWorkingHours(rpc, metadata=auth.metadata(request, caller))
     )
-    return await _change(request, caller, "hours", "hours-saved", call, values, errors, names)
+    return await _change(
+        request, caller, "hours", "hours-saved", call, values, errors, names, labels
+    )
 
 
 @staff_page
@@ -257,7 +272,7 @@ async def set_override(request: web.Request, caller: Caller) -> web.StreamRespon
     if parsed is None:
         errors["override_hours"] = [RANGE_ERROR]
     if parse_date(values.get("override_date", "")) is None:
-        errors["override_date"] = ["Enter a date like 2026-03-02."]
+        errors["override_date"] = [DATE_ERROR]
     rpc = pb.SetDateOverrideRequest(
         provider_id=url_id(request, "provider_id"),
         date=values.get("override_date", ""),
@@ -272,7 +287,10 @@ async def set_override(request: web.Request, caller: Caller) -> web.StreamRespon
     names.update({f"ranges[{i}]": "override_hours" for i in range(len(rpc.ranges))})
     names.update({f"ranges[{i}].start": "override_hours" for i in range(len(rpc.ranges))})
     names.update({f"ranges[{i}].end": "override_hours" for i in range(len(rpc.ranges))})
-    return await _change(request, caller, "override", "override-saved", call, values, errors, names)
+    labels = {"override_hours": "Hours that day"}
+    return await _change(
+        request, caller, "override", "override-saved", call, values, errors, names, labels
+    )
 
 
 @staff_page
@@ -293,9 +311,13 @@ async def add_time_off(request: web.Request, caller: Caller) -> web.StreamRespon
     end = parse_local(values.get("off_end", ""), tz)
     errors: FieldErrors = {}
     if start is None:
-        errors["off_start"] = ["Enter when the time off starts."]
+        errors["off_start"] = [
+            DATETIME_ERROR if values.get("off_start") else "Enter when the time off starts."
+        ]
     if end is None:
-        errors["off_end"] = ["Enter when the time off ends."]
+        errors["off_end"] = [
+            DATETIME_ERROR if values.get("off_end") else "Enter when the time off ends."
+        ]
     elif start is not None and end <= start:
         errors["off_end"] = ["The end must be after the start."]
     rpc = pb.AddTimeOffRequest(
