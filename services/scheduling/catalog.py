@@ -6,7 +6,9 @@ import itertools
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
+
+from google.protobuf.message import Message
 
 from portal.scheduling.v1 import scheduling_pb2 as pb
 from services.runtime import text
@@ -34,6 +36,20 @@ def reason_problem(value: str) -> str | None:
 # The years a date may name: those of the API's instants (the gateway's INSTANT_PATTERN), far
 # from the ends of Python's dates so that a day's bounds in any zone are instants.
 FIRST_YEAR, LAST_YEAR = 1970, 2199
+
+
+FIRST_INSTANT = int(datetime(FIRST_YEAR, 1, 1, tzinfo=UTC).timestamp())
+END_INSTANT = int(datetime(LAST_YEAR + 1, 1, 1, tzinfo=UTC).timestamp())
+INSTANT_OUT_OF_RANGE = f"Use a time from {FIRST_YEAR} to {LAST_YEAR}."
+
+
+def check_instants(request: Message, errors: FieldErrors, *fields: str) -> None:
+    """A message for each of `fields` (Timestamps, when set) outside FIRST_YEAR-LAST_YEAR."""
+    for name in fields:
+        if request.HasField(name) and not (
+            FIRST_INSTANT <= getattr(request, name).seconds < END_INSTANT
+        ):
+            errors.setdefault(name, []).append(INSTANT_OUT_OF_RANGE)
 
 
 def parse_date(value: str) -> date | None:

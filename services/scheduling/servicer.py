@@ -309,6 +309,7 @@ class SchedulingServicer(pb_grpc.SchedulingServiceServicer):
             errors["end"] = ["End is required."]
         elif request.HasField("start") and epoch(request.end) <= epoch(request.start):
             errors["end"] = ["End must be after start."]
+        catalog.check_instants(request, errors, "start", "end")
         problem = catalog.reason_problem(request.reason)
         if problem:
             errors["reason"] = [problem]
@@ -546,6 +547,7 @@ class SchedulingServicer(pb_grpc.SchedulingServiceServicer):
         after = parse_page_token(request.page_token)
         if request.page_token and after is None:
             errors["page_token"] = ["Page token is not valid."]
+        catalog.check_instants(request, errors, "from")
         if errors:
             await abort_invalid(context, errors)
         provider_id = (
@@ -682,6 +684,7 @@ class SchedulingServicer(pb_grpc.SchedulingServiceServicer):
         errors: FieldErrors = {}
         if not request.HasField("start"):
             errors["start"] = ["Choose a time."]
+        catalog.check_instants(request, errors, "start")
         problem = text.problem(key)
         if len(key) > KEY_LIMIT:
             problem = f"Idempotency key must be at most {KEY_LIMIT} characters."
@@ -869,8 +872,10 @@ class SchedulingServicer(pb_grpc.SchedulingServiceServicer):
     async def RescheduleAppointment(
         self, request: pb.RescheduleAppointmentRequest, context: Context, principal: Principal
     ) -> pb.Appointment:
-        if not request.HasField("start"):
-            await abort_invalid(context, {"start": ["Choose a time."]})
+        errors: FieldErrors = {} if request.HasField("start") else {"start": ["Choose a time."]}
+        catalog.check_instants(request, errors, "start")
+        if errors:
+            await abort_invalid(context, errors)
         start = epoch(request.start)
         kind: TypeRules | None = None
         async with self.pool.acquire() as conn:

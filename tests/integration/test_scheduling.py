@@ -566,6 +566,25 @@ async def test_invalid_input_names_the_fields(scheduling: Scheduling) -> None:
         pb.GetWorkingHoursRequest(provider_id=provider), metadata=scheduling.md(DESK)
     )
     assert len(hours.weekly) == 7 and hours.time_zone == "UTC"
+    # Instants far outside the years a calendar reads (a day's bounds must stay instants).
+    year_9999 = Timestamp(seconds=253402214400)  # 9999-12-31T00:00:00Z
+    kind = await scheduling.kind([provider])
+    me = await scheduling.known_patient()
+    far = pb.Slot(provider_id=provider, start=year_9999)
+    search = pb.FindAvailabilityRequest(appointment_type_id=kind.id)
+    getattr(search, "from").CopyFrom(year_9999)
+    for call in (
+        scheduling.stub.AddTimeOff(
+            pb.AddTimeOffRequest(provider_id=provider, start=Timestamp(seconds=0), end=year_9999),
+            metadata=scheduling.md(DESK),
+        ),
+        scheduling.stub.FindAvailability(search, metadata=scheduling.md(DESK)),
+        scheduling.book(DESK, kind, far, patient_id=me.subject),
+    ):
+        with pytest.raises(grpc.aio.AioRpcError) as bad:
+            await call
+        assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "Use a time from 1970 to 2199." in str(field_errors(bad.value)), bad.value
 
 
 async def test_events_reach_the_stream_with_complete_payloads(
