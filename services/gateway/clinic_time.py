@@ -69,6 +69,16 @@ def parse_local(text: str, zone: tzinfo) -> datetime | None:
     return value.replace(tzinfo=zone)
 
 
+def skipped(value: datetime) -> bool:
+    """Whether a clinic-local wall time does not exist: the clocks jumped over it that day
+    (02:30 on the spring-forward night in Europe/Berlin)."""
+    there_and_back = value.astimezone(UTC).astimezone(value.tzinfo)
+    return there_and_back.replace(tzinfo=None) != value.replace(tzinfo=None)
+
+
+SKIPPED_TIME = "The clocks go forward over this time that day, so it does not exist. Enter another."
+
+
 def long_day(day: date) -> str:
     """'Monday, 2 March 2026'."""
     return f"{day:%A}, {day.day} {day:%B %Y}"

@@ -97,6 +97,11 @@ async def test_out_of_range_dates_are_field_errors_or_today_never_a_500(
     assert page.status == 400 and 'id="f-off_end-error"' in page.text
     page = await staff.post(base + "/overrides", {"override_date": "9999-12-31"})
     assert page.status == 400 and 'id="f-override_date-error"' in page.text
+    # 02:30 on 14 March 2027 does not exist in New York (the stack's zone): said, not moved.
+    page = await staff.post(
+        base + "/time-off", {"off_start": "2027-03-14T02:30", "off_end": "2027-03-14T04:00"}
+    )
+    assert page.status == 400 and "The clocks go forward over this time" in page.text
 
     async with client() as http:
         patient, record = await patient_browser(stack, http)

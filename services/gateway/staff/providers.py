@@ -19,9 +19,11 @@ from services.gateway.auth import Caller
 from services.gateway.clinic_time import (
     DATE_ERROR,
     DATETIME_ERROR,
+    SKIPPED_TIME,
     long_day,
     parse_date,
     parse_local,
+    skipped,
     timestamp,
     when,
 )
@@ -320,6 +322,9 @@ async def add_time_off(request: web.Request, caller: Caller) -> web.StreamRespon
         ]
     elif start is not None and end <= start:
         errors["off_end"] = ["The end must be after the start."]
+    for name, value in (("off_start", start), ("off_end", end)):
+        if value is not None and skipped(value):
+            errors.setdefault(name, []).append(SKIPPED_TIME)
     rpc = pb.AddTimeOffRequest(
         provider_id=url_id(request, "provider_id"), reason=values.get("off_reason", "")
     )

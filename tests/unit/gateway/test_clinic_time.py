@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from services.gateway.clinic_time import When, day_bounds, parse_date, parse_local
+from services.gateway.clinic_time import When, day_bounds, parse_date, parse_local, skipped
 from services.gateway.staff.appointment_types import minutes_text
 from services.scheduling import catalog
 
@@ -64,3 +64,11 @@ def test_minutes_read_as_hours_or_days_where_whole(minutes: int, text: str) -> N
 def test_a_date_override_of_year_9999_is_refused_by_the_service_rule() -> None:
     assert catalog.parse_date("9999-12-31") is None
     assert catalog.parse_date("2026-03-29") == date(2026, 3, 29)
+
+
+def test_a_wall_time_the_clocks_jump_over_is_skipped() -> None:
+    # 28 March 2027: Berlin's clocks go from 02:00 to 03:00; 31 October: 03:00 back to 02:00.
+    assert skipped(datetime(2027, 3, 28, 2, 30, tzinfo=BERLIN))
+    assert not skipped(datetime(2027, 3, 28, 3, 0, tzinfo=BERLIN))
+    assert not skipped(datetime(2027, 3, 28, 1, 59, tzinfo=BERLIN))
+    assert not skipped(datetime(2027, 10, 31, 2, 30, tzinfo=BERLIN))  # twice, but it exists
