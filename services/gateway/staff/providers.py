@@ -23,10 +23,12 @@ from services.gateway.staff.scheduling_common import (
     practice_render,
     providers,
     scheduling,
+    set_up_by,
     url_id,
     zone,
 )
-from services.runtime.errors import FieldErrors
+from services.gateway.staff_roles import AVAILABILITY, PRACTICE_SETUP
+from services.runtime.errors import FieldErrors, precondition_failure
 
 BASE = "/staff/practice/providers"
 WEEKDAYS = [
@@ -52,6 +54,14 @@ def parse_ranges(text: str) -> list[tuple[str, str]] | None:
             return None
         found.append((match[1].zfill(5), match[2].zfill(5)))
     return found
+
+
+def refused_fields(exc: grpc.aio.AioRpcError) -> FieldErrors | None:
+    """Field messages of a refusal: invalid fields, or a name another active provider has."""
+    if exc.code() == grpc.StatusCode.FAILED_PRECONDITION:
+        kind, text = precondition_failure(exc)
+        return {"display_name": [text]} if kind == "NAME_TAKEN" else None
+    return invalid(exc)
 
 
 def ranges_text(ranges: Any) -> str:
@@ -80,7 +90,7 @@ async def _index(
     )
 
 
-@staff_page
+@set_up_by(PRACTICE_SETUP)
 async def add(request: web.Request, caller: Caller) -> web.StreamResponse:
     values = await form_text.checked(request)
     try:
@@ -89,7 +99,7 @@ async def add(request: web.Request, caller: Caller) -> web.StreamResponse:
             metadata=auth.metadata(request, caller),
         )
     except grpc.aio.AioRpcError as exc:
-        errors = invalid(exc)
+        errors = refused_fields(exc)
         if errors is None:
             raise
         return await _index(request, caller, values, errors)
@@ -193,7 +203,7 @@ async def _change(
         except grpc.aio.AioRpcError as exc:
             if exc.code() == grpc.StatusCode.NOT_FOUND:
                 raise web.HTTPNotFound() from None
-            found = invalid(exc)
+            found = refused_fields(exc)
             if found is None:
                 raise
             names = field_names or {}
@@ -206,7 +216,7 @@ async def _change(
     return redirect(request, f"{BASE}/{provider_id}", flash=flash)
 
 
-@staff_page
+@set_up_by(PRACTICE_SETUP)
 async def rename(request: web.Request, caller: Caller) -> web.StreamResponse:
     values = await form_text.checked(request)
     rpc = pb.RenameProviderRequest(
@@ -216,14 +226,40 @@ async def rename(request: web.Request, caller: Caller) -> web.StreamResponse:
     return await _change(request, caller, "rename", "provider-renamed", call, values)
 
 
-@staff_page
+@set_up_by(PRACTICE_SETUP)
+async def confirm_deactivate(request: web.Request, caller: Caller) -> web.StreamResponse:
+    """The confirmation step (a plain page, so it works without JavaScript)."""
+    provider_id = url_id(request, "provider_id")
+    everyone = await providers(request, caller, include_inactive=True)
+    provider = next((p for p in everyone if p.id == provider_id), None)
+    if provider is None:
+        raise web.HTTPNotFound()
+    if not provider.active:
+        return redirect(request, f"{BASE}/{provider_id}")
+    return practice_render(
+        request,
+        caller,
+        "staff/provider_deactivate.html",
+        {"provider": provider},
+        active_nav="providers",
+    )
+
+
+@set_up_by(PRACTICE_SETUP)
 async def deactivate(request: web.Request, caller: Caller) -> web.StreamResponse:
     rpc = pb.DeactivateProviderRequest(provider_id=url_id(request, "provider_id"))
     call = scheduling(request).DeactivateProvider(rpc, metadata=auth.metadata(request, caller))
-    return await _change(request, caller, "deactivate", "provider-deactivated", call, {})
+    return await _change(request, caller, "rename", "provider-deactivated", call, {})
 
 
-@staff_page
+@set_up_by(PRACTICE_SETUP)
+async def reactivate(request: web.Request, caller: Caller) -> web.StreamResponse:
+    rpc = pb.ReactivateProviderRequest(provider_id=url_id(request, "provider_id"))
+    call = scheduling(request).ReactivateProvider(rpc, metadata=auth.metadata(request, caller))
+    return await _change(request, caller, "rename", "provider-reactivated", call, {})
+
+
+@set_up_by(AVAILABILITY)
 async def save_hours(request: web.Request, caller: Caller) -> web.StreamResponse:
     values = await form_text.checked(request)
     weekly: list[pb.WeeklyRange] = []
@@ -249,7 +285,7 @@ async def save_hours(request: web.Request, caller: Caller) -> web.StreamResponse
     return await _change(request, caller, "hours", "hours-saved", call, values, errors, names)
 
 
-@staff_page
+@set_up_by(AVAILABILITY)
 async def set_override(request: web.Request, caller: Caller) -> web.StreamResponse:
     values = await form_text.checked(request)
     parsed = parse_ranges(values.get("override_hours", ""))
@@ -275,7 +311,7 @@ async def set_override(request: web.Request, caller: Caller) -> web.StreamRespon
     return await _change(request, caller, "override", "override-saved", call, values, errors, names)
 
 
-@staff_page
+@set_up_by(AVAILABILITY)
 async def remove_override(request: web.Request, caller: Caller) -> web.StreamResponse:
     values = await form_text.checked(request)
     rpc = pb.RemoveDateOverrideRequest(
@@ -285,7 +321,7 @@ async def remove_override(request: web.Request, caller: Caller) -> web.StreamRes
     return await _change(request, caller, "override", "override-removed", call, {})
 
 
-@staff_page
+@set_up_by(AVAILABILITY)
 async def add_time_off(request: web.Request, caller: Caller) -> web.StreamResponse:
     values = await form_text.checked(request)
     tz = zone(request)
@@ -313,7 +349,7 @@ async def add_time_off(request: web.Request, caller: Caller) -> web.StreamRespon
     return await _change(request, caller, "time-off", "time-off-added", call, values, errors, names)
 
 
-@staff_page
+@set_up_by(AVAILABILITY)
 async def remove_time_off(request: web.Request, caller: Caller) -> web.StreamResponse:
     rpc = pb.RemoveTimeOffRequest(time_off_id=url_id(request, "time_off_id"))
     call = scheduling(request).RemoveTimeOff(rpc, metadata=auth.metadata(request, caller))
@@ -326,7 +362,9 @@ def setup(app: web.Application) -> None:
     app.router.add_post(BASE, add)
     app.router.add_get(one, detail)
     app.router.add_post(one + "/rename", rename)
+    app.router.add_get(one + "/deactivate", confirm_deactivate)
     app.router.add_post(one + "/deactivate", deactivate)
+    app.router.add_post(one + "/reactivate", reactivate)
     app.router.add_post(one + "/hours", save_hours)
     app.router.add_post(one + "/overrides", set_override)
     app.router.add_post(one + "/overrides/remove", remove_override)
