@@ -22,6 +22,7 @@ M = TypeVar("M", bound=Message)
 # hard): past it the caller gets RESOURCE_EXHAUSTED instead of the refusal. A request with
 # thousands of bad fields is told about the first ones and how many more there are.
 DETAILS_BUDGET = 6000  # bytes of serialised violations
+INVALID = "Some fields are not valid."  # the API's `detail` beside the field messages
 
 
 async def abort_invalid(
@@ -33,7 +34,7 @@ async def abort_invalid(
         for text in texts
     ]
     detail = error_details_pb2.BadRequest(field_violations=_within_budget(violations))
-    await _abort(context, code_pb2.INVALID_ARGUMENT, message or "invalid request", detail)
+    await _abort(context, code_pb2.INVALID_ARGUMENT, message or INVALID, detail)
 
 
 def _within_budget(
@@ -56,10 +57,10 @@ def _within_budget(
 
 
 async def abort_not_found(context: grpc.aio.ServicerContext[Any, Any], what: str) -> NoReturn:
-    """NOT_FOUND "no such <what>", with google.rpc.ResourceInfo naming the kind (`what`), so a
+    """NOT_FOUND "No such <what>.", with google.rpc.ResourceInfo naming the kind (`what`), so a
     caller tells a missing patient from a missing provider without reading the message."""
     detail = error_details_pb2.ResourceInfo(resource_type=what)
-    await _abort(context, code_pb2.NOT_FOUND, f"no such {what}", detail)
+    await _abort(context, code_pb2.NOT_FOUND, f"No such {what}.", detail)
 
 
 async def abort_precondition(

@@ -34,6 +34,7 @@ DEFAULT_TTL = 120
 # principal about once a minute instead of on every call; bounded, emptied when full.
 CACHE_LIMIT = 10_000
 TEXT_REFUSED = "The request holds text that is not allowed."
+NOT_ALLOWED = "Your role does not allow this."  # PERMISSION_DENIED: the kind or role refused
 
 Kind = Literal["staff", "patient", "service"]
 
@@ -200,7 +201,7 @@ def requires(
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, "invalid principal")
             raise AssertionError("unreachable") from None
         if not _admitted(principal, staff, patient, service, password_change, mfa_enrolment):
-            await context.abort(grpc.StatusCode.PERMISSION_DENIED, "not allowed")
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, NOT_ALLOWED)
         # The text rule for every string of every request, before any handler sees it.
         if isinstance(request, Message):
             refused = request_text.check(request)

@@ -27,6 +27,15 @@ def name_problem(value: str, what: str = "Name") -> str | None:
     return text.problem(value)
 
 
+def name_taken(name: str) -> str:
+    return f"An active provider is already called {name}. Choose another name."
+
+
+REACTIVATE_TAKEN = (
+    "An active provider has this name now. Rename one of them first, then reactivate."
+)
+
+
 def reason_problem(value: str) -> str | None:
     if len(value) > REASON_LIMIT:
         return f"Reason must be at most {REASON_LIMIT} characters."

@@ -42,6 +42,7 @@ from services.scheduling import (
     calendars,
     catalog,
     convert,
+    roles,
     work_queue,
 )
 from services.scheduling.calendars import TypeRules
@@ -70,6 +71,14 @@ STATUS_FROM = {
     "fulfilled": {"booked", "arrived", "checked-in"},
     "noshow": {"booked"},
 }
+
+
+def transition_refused(current: str, wanted: str) -> str:
+    """The sentence refusing SetAppointmentStatus, in words ("no-show", not "noshow")."""
+    label = "no-show" if current == "noshow" else current
+    article = "An" if label[0] in "aeiou" else "A"
+    target = "a no-show" if wanted == "noshow" else wanted
+    return f"{article} {label} appointment cannot become {target}."
 
 
 def now_epoch() -> int:
@@ -109,54 +118,78 @@ class SchedulingServicer(pb_grpc.SchedulingServiceServicer):
 
     # ------------------------------------------------------------------ providers
 
-    @requires(staff=STAFF)
-    async def CreateProvider(
-        self, request: pb.CreateProviderRequest, context: Context, principal: Principal
+    async def _provider_write(
+        self, context: Context, taken: str, statement: str, *args: object
     ) -> pb.Provider:
-        name = request.display_name.strip()
+        """One statement returning the provider's row; an active namesake is NAME_TAKEN (the
+        unique index of migration 0011), no row NOT_FOUND."""
+        try:
+            row = await self.pool.fetchrow(statement, *args)
+        except asyncpg.UniqueViolationError:
+            await abort_precondition(context, "NAME_TAKEN", taken, subject="display_name")
+        if row is None:
+            await abort_not_found(context, "provider")
+        return convert.provider(row)
+
+    async def _display_name(self, context: Context, raw: str) -> str:
+        name = raw.strip()
         problem = catalog.name_problem(name, "Display name")
         if problem:
             await abort_invalid(context, {"display_name": [problem]})
-        row = await self.pool.fetchrow(
+        return name
+
+    @requires(staff=roles.PRACTICE_SETUP)
+    async def CreateProvider(
+        self, request: pb.CreateProviderRequest, context: Context, principal: Principal
+    ) -> pb.Provider:
+        name = await self._display_name(context, request.display_name)
+        return await self._provider_write(
+            context,
+            catalog.name_taken(name),
             """INSERT INTO providers (id, display_name) VALUES ($1, $2)
                RETURNING id, display_name, active""",
             uuid.uuid4(),
             name,
         )
-        return convert.provider(one(row))
 
-    @requires(staff=STAFF)
+    @requires(staff=roles.PRACTICE_SETUP)
     async def RenameProvider(
         self, request: pb.RenameProviderRequest, context: Context, principal: Principal
     ) -> pb.Provider:
         provider_id = await parse_id(context, request.provider_id, "provider_id", "Provider")
-        name = request.display_name.strip()
-        problem = catalog.name_problem(name, "Display name")
-        if problem:
-            await abort_invalid(context, {"display_name": [problem]})
-        row = await self.pool.fetchrow(
+        name = await self._display_name(context, request.display_name)
+        return await self._provider_write(
+            context,
+            catalog.name_taken(name),
             """UPDATE providers SET display_name = $2, updated_at = now() WHERE id = $1
                RETURNING id, display_name, active""",
             provider_id,
             name,
         )
-        if row is None:
-            await abort_not_found(context, "provider")
-        return convert.provider(one(row))
 
-    @requires(staff=STAFF)
+    async def _set_active(self, context: Context, raw_id: str, active: bool) -> pb.Provider:
+        provider_id = await parse_id(context, raw_id, "provider_id", "Provider")
+        return await self._provider_write(
+            context,
+            catalog.REACTIVATE_TAKEN,
+            """UPDATE providers SET active = $2,
+                   updated_at = CASE WHEN active = $2 THEN updated_at ELSE now() END
+               WHERE id = $1 RETURNING id, display_name, active""",
+            provider_id,
+            active,
+        )
+
+    @requires(staff=roles.PRACTICE_SETUP)
     async def DeactivateProvider(
         self, request: pb.DeactivateProviderRequest, context: Context, principal: Principal
     ) -> pb.Provider:
-        provider_id = await parse_id(context, request.provider_id, "provider_id", "Provider")
-        row = await self.pool.fetchrow(
-            """UPDATE providers SET active = false, updated_at = now() WHERE id = $1
-               RETURNING id, display_name, active""",
-            provider_id,
-        )
-        if row is None:
-            await abort_not_found(context, "provider")
-        return convert.provider(one(row))
+        return await self._set_active(context, request.provider_id, False)
+
+    @requires(staff=roles.PRACTICE_SETUP)
+    async def ReactivateProvider(
+        self, request: pb.ReactivateProviderRequest, context: Context, principal: Principal
+    ) -> pb.Provider:
+        return await self._set_active(context, request.provider_id, True)
 
     @requires(staff=STAFF, patient=True)
     async def ListProviders(
@@ -219,7 +252,7 @@ class SchedulingServicer(pb_grpc.SchedulingServiceServicer):
             await self._provider_exists(conn, context, provider_id)
             return await self._working_hours(conn, provider_id)
 
-    @requires(staff=STAFF)
+    @requires(staff=roles.AVAILABILITY)
     async def ReplaceWorkingHours(
         self, request: pb.ReplaceWorkingHoursRequest, context: Context, principal: Principal
     ) -> pb.WorkingHours:
@@ -248,7 +281,7 @@ class SchedulingServicer(pb_grpc.SchedulingServiceServicer):
             )
             return await self._working_hours(conn, provider_id)
 
-    @requires(staff=STAFF)
+    @requires(staff=roles.AVAILABILITY)
     async def SetDateOverride(
         self, request: pb.SetDateOverrideRequest, context: Context, principal: Principal
     ) -> pb.DateOverride:
@@ -284,7 +317,7 @@ class SchedulingServicer(pb_grpc.SchedulingServiceServicer):
             ],
         )
 
-    @requires(staff=STAFF)
+    @requires(staff=roles.AVAILABILITY)
     async def RemoveDateOverride(
         self, request: pb.RemoveDateOverrideRequest, context: Context, principal: Principal
     ) -> pb.RemoveDateOverrideResponse:
@@ -297,7 +330,7 @@ class SchedulingServicer(pb_grpc.SchedulingServiceServicer):
         )
         return pb.RemoveDateOverrideResponse()
 
-    @requires(staff=STAFF)
+    @requires(staff=roles.AVAILABILITY)
     async def AddTimeOff(
         self, request: pb.AddTimeOffRequest, context: Context, principal: Principal
     ) -> pb.TimeOff:
@@ -350,7 +383,7 @@ class SchedulingServicer(pb_grpc.SchedulingServiceServicer):
         )
         return pb.ListTimeOffResponse(items=[convert.time_off(r) for r in rows])
 
-    @requires(staff=STAFF)
+    @requires(staff=roles.AVAILABILITY)
     async def RemoveTimeOff(
         self, request: pb.RemoveTimeOffRequest, context: Context, principal: Principal
     ) -> pb.RemoveTimeOffResponse:
@@ -437,13 +470,13 @@ class SchedulingServicer(pb_grpc.SchedulingServiceServicer):
                 )
             return await self._type_message(conn, type_id)
 
-    @requires(staff=STAFF)
+    @requires(staff=roles.PRACTICE_SETUP)
     async def CreateAppointmentType(
         self, request: pb.CreateAppointmentTypeRequest, context: Context, principal: Principal
     ) -> pb.AppointmentType:
         return await self._save_type(context, request.fields, None)
 
-    @requires(staff=STAFF)
+    @requires(staff=roles.PRACTICE_SETUP)
     async def UpdateAppointmentType(
         self, request: pb.UpdateAppointmentTypeRequest, context: Context, principal: Principal
     ) -> pb.AppointmentType:
@@ -807,6 +840,8 @@ class SchedulingServicer(pb_grpc.SchedulingServiceServicer):
         )
         lo = convert.from_timestamp(getattr(request, "from")) if request.HasField("from") else None
         hi = convert.from_timestamp(request.to) if request.HasField("to") else None
+        if lo is not None and hi is not None and hi <= lo:
+            await abort_invalid(context, {"to": ["Must be after from."]})
         async with self.pool.acquire() as conn:
             rows = await conn.fetch(
                 f"""{appointments.SELECT}
@@ -934,7 +969,7 @@ class SchedulingServicer(pb_grpc.SchedulingServiceServicer):
                 await abort_precondition(
                     context,
                     "STATUS_TRANSITION",
-                    f"A {before['status']} appointment cannot become {status}.",
+                    transition_refused(before["status"], status),
                 )
             early = too_early(status, before["starts_at"], datetime.now(UTC), self.tz)
             if early:

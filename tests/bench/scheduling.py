@@ -55,6 +55,8 @@ from tests.bench.portal import (
 from tests.conftest import principal_signer
 
 DESK = Principal(kind="staff", subject=str(uuid.uuid4()), role="front_desk", name="bench")
+# Sets up the providers and types (admin only, services/scheduling/roles.py).
+ADMIN = Principal(kind="staff", subject=str(uuid.uuid4()), role="admin", name="bench")
 PATIENT = Principal(kind="patient", subject=str(uuid.uuid4()), realm="onsite")
 PROVIDERS = 100
 DAYS = 90
@@ -348,7 +350,7 @@ def week(*ranges: tuple[str, str]) -> list[pb.WeeklyRange]:
 
 
 async def setup(stub: pb_grpc.SchedulingServiceAsyncStub, database_url: str) -> Setup:
-    md = principal_signer().metadata(DESK)
+    md = principal_signer().metadata(ADMIN)
     clinic = await make_providers(
         stub, md, PROVIDERS, "P", week(("08:00", "12:00"), ("13:00", "17:00"))
     )

@@ -37,6 +37,8 @@ from tests.integration.events import stream_messages
 DESK = Principal(
     kind="staff", subject="11111111-1111-1111-1111-111111111111", role="front_desk", source="::1"
 )
+# Providers and appointment types are the admin's (services/scheduling/roles.py).
+ADMIN = replace(DESK, subject="22222222-2222-2222-2222-222222222222", role="admin")
 EVERY_DAY = [
     pb.WeeklyRange(weekday=d, start="08:00", end="18:00")  # type: ignore[arg-type]
     for d in range(1, 8)
@@ -78,7 +80,7 @@ class Scheduling:
 
     async def provider(self, name: str = "Dr. Rivera") -> str:
         made = await self.stub.CreateProvider(
-            pb.CreateProviderRequest(display_name=name), metadata=self.md(DESK)
+            pb.CreateProviderRequest(display_name=name), metadata=self.md(ADMIN)
         )
         await self.stub.ReplaceWorkingHours(
             pb.ReplaceWorkingHoursRequest(provider_id=made.id, weekly=EVERY_DAY),
@@ -101,7 +103,7 @@ class Scheduling:
                     **values,
                 )
             ),
-            metadata=self.md(DESK),
+            metadata=self.md(ADMIN),
         )
 
     async def slots(
@@ -437,7 +439,7 @@ async def test_deactivated_provider_keeps_appointments_and_offers_no_times(
     me = await scheduling.known_patient()
     kept = await scheduling.book(me, kind, slot)
     await scheduling.stub.DeactivateProvider(
-        pb.DeactivateProviderRequest(provider_id=provider), metadata=scheduling.md(DESK)
+        pb.DeactivateProviderRequest(provider_id=provider), metadata=scheduling.md(ADMIN)
     )
     assert await scheduling.slots(kind) == []
     listed = await scheduling.stub.ListAppointments(
@@ -559,7 +561,7 @@ async def test_invalid_input_names_the_fields(scheduling: Scheduling) -> None:
             pb.CreateAppointmentTypeRequest(
                 fields=pb.AppointmentTypeFields(name=" ", duration_minutes=2, horizon_days=0)
             ),
-            metadata=scheduling.md(DESK),
+            metadata=scheduling.md(ADMIN),
         )
     assert set(field_errors(bad.value)) == {"name", "duration_minutes", "horizon_days"}
     hours = await scheduling.stub.GetWorkingHours(
@@ -679,7 +681,7 @@ async def test_staff_book_only_for_patients_scheduling_has_heard_of(
     with pytest.raises(grpc.aio.AioRpcError) as unknown:
         await scheduling.book(DESK, kind, first, patient_id=newcomer, idempotency_key="desk-1")
     assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
-    assert unknown.value.details() == "no such patient"
+    assert unknown.value.details() == "No such patient."
     assert not_found_kind(unknown.value) == "patient"
     for table in ("appointments", "idempotency_keys", "outbox", "access_log"):
         assert await scheduling.pool.fetchval(f"SELECT count(*) FROM {table}") == 0, table

@@ -24,11 +24,17 @@ CHOSEN = "Quartz-Lantern-Evening-77"
 
 async def new_clinician(api: Api, admin: str, username: str) -> tuple[str, str]:
     """A new clinician's id and token, past the first sign-in's password change (to CHOSEN)."""
+    return await new_staff_member(api, admin, username, "clinician")
+
+
+async def new_staff_member(api: Api, admin: str, username: str, role: str) -> tuple[str, str]:
+    """A new staff member's id and token, past the first sign-in's password change (to
+    CHOSEN)."""
     status, created, _ = await api.call(
         "POST",
         "/api/v1/staff-users",
         admin,
-        json={"username": username, "display_name": "Nurse " + username, "role": "clinician"},
+        json={"username": username, "display_name": "Staff " + username, "role": role},
     )
     assert status == 201, created
     status, session, _ = await api.call(

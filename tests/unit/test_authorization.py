@@ -64,3 +64,28 @@ def test_a_pending_staff_principal_is_refused_where_any_staff_role_is_admitted(
     assert _admitted(
         Principal(kind="staff", subject="u", role="admin"), True, False, False, False, False
     )
+
+
+def test_the_gateway_offers_practice_set_up_to_the_roles_scheduling_admits() -> None:
+    """Pages and API operations hide or refuse (staff_roles.py) what scheduling refuses
+    (services/scheduling/roles.py): the same sets, and the servicer uses them."""
+    from services.gateway import staff_roles
+    from services.scheduling import roles
+
+    assert staff_roles.PRACTICE_SETUP == roles.PRACTICE_SETUP == {"admin"}
+    assert staff_roles.AVAILABILITY == roles.AVAILABILITY == {"admin", "front_desk"}
+    who = Principal(kind="staff", subject="u", role="front_desk")
+    assert _admitted(who, roles.AVAILABILITY, False, False, False, False)
+    assert not _admitted(who, roles.PRACTICE_SETUP, False, False, False, False)
+
+
+def test_a_refused_status_change_reads_in_words() -> None:
+    from services.scheduling.servicer import transition_refused
+
+    assert transition_refused("fulfilled", "noshow") == (
+        "A fulfilled appointment cannot become a no-show."
+    )
+    assert transition_refused("noshow", "arrived") == "A no-show appointment cannot become arrived."
+    assert transition_refused("arrived", "noshow") == (
+        "An arrived appointment cannot become a no-show."
+    )

@@ -26,6 +26,16 @@ MESSAGES = {
     "int_type": "Must be a whole number.",
     "string_too_short": "Must not be empty.",
 }
+# The same for bounds and choices, filled in from the error's context.
+WITH_CONTEXT = {
+    "greater_than_equal": "Must be at least {ge}.",
+    "less_than_equal": "Must be at most {le}.",
+    "greater_than": "Must be more than {gt}.",
+    "less_than": "Must be less than {lt}.",
+    "too_long": "Must hold at most {max_length} items.",
+    "too_short": "Must hold at least {min_length} items.",
+    "literal_error": "Must be {expected}.",
+}
 # Problems with the body as a whole (no field to name).
 WHOLE_BODY = {
     "json_invalid": "The body is not valid JSON.",
@@ -50,6 +60,8 @@ def validation_problem(exc: ValidationError) -> Problem:
         context = error.get("ctx") or {}
         if kind == "value_error" and "error" in context:
             message = str(context["error"])
+        elif kind in WITH_CONTEXT:
+            message = WITH_CONTEXT[kind].format(**context)
         else:
             message = MESSAGES.get(kind, error["msg"])
         if error["loc"]:

@@ -41,7 +41,8 @@ PROBLEMS = {
     ),
     403: (
         "Forbidden",
-        "The session may not do this. `code` PASSWORD_CHANGE_REQUIRED: change the password first.",
+        "The session may not do this. `code` PASSWORD_CHANGE_REQUIRED: change the password "
+        "first; ROLE_NOT_ALLOWED: the staff member's role may not (see the operation).",
     ),
     404: ("NotFound", "No such resource."),
     409: (
@@ -153,8 +154,12 @@ def _dated(node: Any, today: date) -> Any:
 
 def _operation(op: Operation, refs: dict[Any, Schema]) -> Schema:
     spec: Schema = {"operationId": op.operation_id, "summary": op.summary, "tags": [op.tag]}
-    if op.description:
-        spec["description"] = op.description
+    description = op.description
+    if op.roles:
+        names = ", ".join(sorted(op.roles))
+        description = f"Staff roles: {names} (others: 403 ROLE_NOT_ALLOWED). {description}"
+    if description:
+        spec["description"] = description.strip()
     if op.security == "none":
         spec["security"] = []
     parameters = [_path_parameter(name) for name in _PATH_REGEX.findall(op.path)]

@@ -22,7 +22,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from pydantic import BaseModel, ValidationError
 
-from services.gateway import auth
+from services.gateway import auth, staff_roles
 from services.gateway.api import access
 from services.gateway.api.json_io import from_rpc, invalid, validation_problem
 from services.gateway.security import Problem
@@ -130,6 +130,9 @@ class Operation:
     # two-factor sign-in first (every other staff operation answers them 403).
     password_change: bool = False
     mfa_enrolment: bool = False
+    # Staff operations only these roles may call (empty: every role); others get 403
+    # ROLE_NOT_ALLOWED, as the service behind would refuse them.
+    roles: frozenset[str] = frozenset()
 
     def statuses(self) -> list[int]:
         """Every error status this operation can answer with."""
@@ -184,9 +187,14 @@ class Operation:
 
     async def _caller(self, request: web.Request) -> auth.Caller | None:
         if self.security == "staff":
-            return await access.staff(
+            found = await access.staff(
                 request, password_change=self.password_change, mfa_enrolment=self.mfa_enrolment
             )
+            if self.roles and not staff_roles.may(found, self.roles):
+                raise Problem(
+                    403, "Not allowed", staff_roles.refusal(self.roles), code="ROLE_NOT_ALLOWED"
+                )
+            return found
         if self.security in ("patient", "pending-patient"):
             return await access.patient(
                 request,

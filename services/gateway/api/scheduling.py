@@ -24,6 +24,7 @@ from services.gateway.api.patients import identity_patient, of_known_patient
 from services.gateway.context import BACKENDS
 from services.gateway.schedule_view import PATIENT_NOT_READY_TEXT
 from services.gateway.security import Problem
+from services.gateway.staff_roles import AVAILABILITY, PRACTICE_SETUP
 from services.runtime.errors import not_found_kind
 
 T = TypeVar("T")
@@ -132,6 +133,26 @@ async def create_provider(call: Call[m.NewProvider, None]) -> Reply:
         pb.CreateProviderRequest(display_name=call.body.display_name.strip()), metadata=meta(call)
     )
     return Reply(convert.provider(found), status=201)
+
+
+async def change_provider(call: Call[m.ProviderChanges, None]) -> Reply:
+    provider_id = path_id(call, "provider_id", "provider")
+    body, sent = call.body, call.body.model_fields_set
+    found: pb.Provider | None = None
+    if "display_name" in sent:
+        found = await rpc(call).RenameProvider(
+            pb.RenameProviderRequest(
+                provider_id=provider_id, display_name=body.display_name.strip()
+            ),
+            metadata=meta(call),
+        )
+    if "active" in sent:
+        method = rpc(call).ReactivateProvider if body.active else rpc(call).DeactivateProvider
+        kind = pb.ReactivateProviderRequest if body.active else pb.DeactivateProviderRequest
+        found = await method(kind(provider_id=provider_id), metadata=meta(call))
+    if found is None:  # the model refuses an empty change
+        raise RuntimeError("no change to send")
+    return Reply(convert.provider(found))
 
 
 async def list_providers(call: Call[None, None]) -> Reply:
@@ -262,8 +283,26 @@ def operations() -> list[Operation]:
             create_provider,
             "createProvider",
             "Add a provider",
+            description="409 NAME_TAKEN: an active provider has this name (any case).",
             body=m.NewProvider,
             answers=(Answer(201, "Added (active).", m.Provider),),
+            problems=(409,),
+            roles=PRACTICE_SETUP,
+        ),
+        staff(
+            "PATCH",
+            PROVIDER,
+            change_provider,
+            "changeProvider",
+            "Rename, deactivate or reactivate a provider",
+            description="A deactivated provider keeps their appointments (and their calendar) "
+            "and offers no new times; reactivated, their hours offer times again. 409 "
+            "NAME_TAKEN: an active provider has the new name, or (reactivating) the provider's "
+            "name, whatever its case: rename one of them first.",
+            body=m.ProviderChanges,
+            answers=(Answer(200, "The provider as changed.", m.Provider),),
+            problems=(409,),
+            roles=PRACTICE_SETUP,
         ),
         staff(
             "GET",
@@ -281,6 +320,7 @@ def operations() -> list[Operation]:
             "Replace a provider's weekly hours (clinic-local times)",
             body=m.WorkingHoursChange,
             answers=(Answer(200, "The new weekly hours.", m.WorkingHours),),
+            roles=AVAILABILITY,
         ),
         staff(
             "POST",
@@ -290,6 +330,7 @@ def operations() -> list[Operation]:
             "Block a provider's time (no times are offered during it)",
             body=m.NewTimeOff,
             answers=(Answer(201, "Added.", m.TimeOff),),
+            roles=AVAILABILITY,
         ),
         staff(
             "POST",
@@ -299,6 +340,7 @@ def operations() -> list[Operation]:
             "Add an appointment type",
             body=m.NewAppointmentType,
             answers=(Answer(201, "Added.", m.AppointmentType),),
+            roles=PRACTICE_SETUP,
         ),
         staff(
             "GET",
@@ -343,7 +385,8 @@ def operations() -> list[Operation]:
             list_appointments,
             "listAppointments",
             "Appointments of a provider and/or a patient in a period (every status)",
-            description="404: `patient_id` names no patient, or `provider_id` no provider.",
+            description="404: `patient_id` names no patient, or `provider_id` no provider. "
+            "400: `to` is not after `from`.",
             query=m.AppointmentQuery,
             answers=(Answer(200, "By start (at most 1000).", m.AppointmentList),),
             problems=(404,),

@@ -11,10 +11,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, ConfigDict, Field
+from pydantic import AfterValidator, ConfigDict, Field, model_validator
 
 from services.gateway.api.fields import QueryInt, Text, format_of
-from services.gateway.api.models import Query, Request, Response, Uuid
+from services.gateway.api.models import Query, Request, Response, Uuid, _at_least_one
 
 # RFC 3339 date-times Python reads as they are, years 1970-2199 (beyond any horizon; a wider
 # year would overflow the service's arithmetic), with Z or a numeric offset.
@@ -74,7 +74,31 @@ Reason = Annotated[str, Text(500, multiline=True, description="Optional, free te
 
 
 class NewProvider(Request):
-    display_name: Annotated[str, Text(200, required=True)]
+    display_name: Annotated[
+        str, Text(200, required=True, description="Unique among active providers (any case).")
+    ]
+
+
+class ProviderChanges(Request):
+    """Only the members sent change; send at least one. A new name is set before `active`."""
+
+    model_config = ConfigDict(json_schema_extra=_at_least_one)
+
+    display_name: Annotated[
+        str,
+        Text(200, required=True, description="Unique among active providers (any case)."),
+    ] = ""
+    active: bool = Field(
+        default=True,
+        description="false: deactivate (existing appointments stay, no new times); true: "
+        "reactivate (their hours offer times again).",
+    )
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> ProviderChanges:
+        if not self.model_fields_set:
+            raise ValueError("Send display_name, active or both.")
+        return self
 
 
 class WeeklyRange(Request):
@@ -109,7 +133,7 @@ class NewAppointmentType(Request):
     """Absent optional members take the service's defaults: slot interval = duration, buffers 0,
     minimum notice 60, horizon 90 days, cancellation notice 1440 (24 hours)."""
 
-    name: Annotated[str, Text(200, required=True, description="Unique.")]
+    name: Annotated[str, Text(200, required=True, description="Unique (any case).")]
     duration_minutes: Annotated[int, Field(ge=5, le=480)]
     slot_interval_minutes: Annotated[int, Field(ge=5, le=480)] | None = None
     buffer_before_minutes: Annotated[int, Field(ge=0, le=240)] | None = None

@@ -17,8 +17,10 @@ from services.gateway.staff.scheduling_common import (
     practice_render,
     providers,
     scheduling,
+    set_up_by,
     url_id,
 )
+from services.gateway.staff_roles import PRACTICE_SETUP
 from services.runtime.errors import FieldErrors
 
 BASE = "/staff/practice/appointment-types"
@@ -108,12 +110,18 @@ async def posted(request: web.Request) -> dict[str, Any]:
 @staff_page
 async def index(request: web.Request, caller: Caller) -> web.StreamResponse:
     types = await appointment_types(request, caller)
-    names = {p.id: p.display_name for p in await providers(request, caller, include_inactive=True)}
+    everyone = await providers(request, caller, include_inactive=True)
+    names = {p.id: p.display_name for p in everyone}
     return practice_render(
         request,
         caller,
         "staff/appointment_types.html",
-        {"types": types, "provider_names": names, "minutes_text": minutes_text},
+        {
+            "types": types,
+            "provider_names": names,
+            "minutes_text": minutes_text,
+            "active_ids": {p.id for p in everyone if p.active},
+        },
         active_nav="types",
     )
 
@@ -143,13 +151,13 @@ async def _form_page(
     )
 
 
-@staff_page
+@set_up_by(PRACTICE_SETUP)
 async def new_form(request: web.Request, caller: Caller) -> web.StreamResponse:
     blank = {"name": "", "bookable_online": True, "provider_ids": []}
     return await _form_page(request, caller, blank, {})
 
 
-@staff_page
+@set_up_by(PRACTICE_SETUP)
 async def edit_form(request: web.Request, caller: Caller) -> web.StreamResponse:
     type_id = url_id(request, "type_id")
     kind = next((t for t in await appointment_types(request, caller) if t.id == type_id), None)
@@ -158,7 +166,7 @@ async def edit_form(request: web.Request, caller: Caller) -> web.StreamResponse:
     return await _form_page(request, caller, values_of(kind), {}, type_id)
 
 
-@staff_page
+@set_up_by(PRACTICE_SETUP)
 async def save(request: web.Request, caller: Caller) -> web.StreamResponse:
     type_id = url_id(request, "type_id") if "type_id" in request.match_info else ""
     values = await posted(request)

@@ -137,7 +137,11 @@ async def calendar(request: web.Request, caller: Caller) -> web.StreamResponse:
             "subject": names.get(provider_id, "All providers"),
             "columns": columns,
             "patient_names": patients,
-            "provider_options": [(p.id, p.display_name) for p in active],
+            # Deactivated providers too (after the active ones): their remaining appointments.
+            "provider_options": [
+                (p.id, p.display_name if p.active else f"{p.display_name} (inactive)")
+                for p in sorted(everyone, key=lambda p: not p.active)
+            ],
             "previous_url": view.url(date=(view.day - step).isoformat()),
             "next_url": view.url(date=(view.day + step).isoformat()),
             "today_url": view.url(date=today(tz).isoformat()),

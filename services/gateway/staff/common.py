@@ -130,6 +130,7 @@ FLASHES: dict[str, tuple[str, str]] = {
         "success",
         "Provider deactivated: existing appointments stay, no new times are offered.",
     ),
+    "provider-reactivated": ("success", "Provider reactivated: their hours offer times again."),
     "hours-saved": ("success", "Weekly hours saved."),
     "override-saved": ("success", "Hours for that date saved."),
     "override-removed": ("success", "That date follows the weekly hours again."),

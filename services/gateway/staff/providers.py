@@ -33,10 +33,12 @@ from services.gateway.staff.scheduling_common import (
     practice_render,
     providers,
     scheduling,
+    set_up_by,
     url_id,
     zone,
 )
-from services.runtime.errors import FieldErrors
+from services.gateway.staff_roles import AVAILABILITY, PRACTICE_SETUP
+from services.runtime.errors import FieldErrors, precondition_failure
 
 BASE = "/staff/practice/providers"
 WEEKDAYS = [
@@ -62,6 +64,17 @@ def parse_ranges(text: str) -> list[tuple[str, str]] | None:
             return None
         found.append((match[1].zfill(5), match[2].zfill(5)))
     return found
+
+
+def refused_fields(
+    exc: grpc.aio.AioRpcError, names: Mapping[str, str] | None = None
+) -> FieldErrors | None:
+    """Field messages of a refusal: invalid fields (`names` as for common.invalid), or a name
+    another active provider has."""
+    if exc.code() == grpc.StatusCode.FAILED_PRECONDITION:
+        kind, text = precondition_failure(exc)
+        return {"display_name": [text]} if kind == "NAME_TAKEN" else None
+    return invalid(exc, names)
 
 
 def ranges_text(ranges: Any) -> str:
@@ -90,7 +103,7 @@ async def _index(
     )
 
 
-@staff_page
+@set_up_by(PRACTICE_SETUP)
 async def add(request: web.Request, caller: Caller) -> web.StreamResponse:
     values = await form_text.checked(request)
     try:
@@ -99,7 +112,7 @@ async def add(request: web.Request, caller: Caller) -> web.StreamResponse:
             metadata=auth.metadata(request, caller),
         )
     except grpc.aio.AioRpcError as exc:
-        errors = invalid(exc)
+        errors = refused_fields(exc)
         if errors is None:
             raise
         return await _index(request, caller, values, errors)
@@ -206,7 +219,7 @@ async def _change(
         except grpc.aio.AioRpcError as exc:
             if exc.code() == grpc.StatusCode.NOT_FOUND:
                 raise web.HTTPNotFound() from None
-            found = invalid(exc, field_names)
+            found = refused_fields(exc, field_names)
             if found is None:
                 raise
             for key, messages in found.items():
@@ -220,7 +233,7 @@ async def _change(
     return redirect(request, f"{BASE}/{provider_id}", flash=flash)
 
 
-@staff_page
+@set_up_by(PRACTICE_SETUP)
 async def rename(request: web.Request, caller: Caller) -> web.StreamResponse:
     values = await form_text.checked(request)
     rpc = pb.RenameProviderRequest(
@@ -230,14 +243,40 @@ async def rename(request: web.Request, caller: Caller) -> web.StreamResponse:
     return await _change(request, caller, "rename", "provider-renamed", call, values)
 
 
-@staff_page
+@set_up_by(PRACTICE_SETUP)
+async def confirm_deactivate(request: web.Request, caller: Caller) -> web.StreamResponse:
+    """The confirmation step (a plain page, so it works without JavaScript)."""
+    provider_id = url_id(request, "provider_id")
+    everyone = await providers(request, caller, include_inactive=True)
+    provider = next((p for p in everyone if p.id == provider_id), None)
+    if provider is None:
+        raise web.HTTPNotFound()
+    if not provider.active:
+        return redirect(request, f"{BASE}/{provider_id}")
+    return practice_render(
+        request,
+        caller,
+        "staff/provider_deactivate.html",
+        {"provider": provider},
+        active_nav="providers",
+    )
+
+
+@set_up_by(PRACTICE_SETUP)
 async def deactivate(request: web.Request, caller: Caller) -> web.StreamResponse:
     rpc = pb.DeactivateProviderRequest(provider_id=url_id(request, "provider_id"))
     call = scheduling(request).DeactivateProvider(rpc, metadata=auth.metadata(request, caller))
-    return await _change(request, caller, "deactivate", "provider-deactivated", call, {})
+    return await _change(request, caller, "rename", "provider-deactivated", call, {})
 
 
-@staff_page
+@set_up_by(PRACTICE_SETUP)
+async def reactivate(request: web.Request, caller: Caller) -> web.StreamResponse:
+    rpc = pb.ReactivateProviderRequest(provider_id=url_id(request, "provider_id"))
+    call = scheduling(request).ReactivateProvider(rpc, metadata=auth.metadata(request, caller))
+    return await _change(request, caller, "rename", "provider-reactivated", call, {})
+
+
+@set_up_by(AVAILABILITY)
 async def save_hours(request: web.Request, caller: Caller) -> web.StreamResponse:
     values = await form_text.checked(request)
     weekly: list[pb.WeeklyRange] = []
@@ -266,7 +305,7 @@ async def save_hours(request: web.Request, caller: Caller) -> web.StreamResponse
     )
 
 
-@staff_page
+@set_up_by(AVAILABILITY)
 async def set_override(request: web.Request, caller: Caller) -> web.StreamResponse:
     values = await form_text.checked(request)
     parsed = parse_ranges(values.get("override_hours", ""))
@@ -295,7 +334,7 @@ async def set_override(request: web.Request, caller: Caller) -> web.StreamRespon
     )
 
 
-@staff_page
+@set_up_by(AVAILABILITY)
 async def remove_override(request: web.Request, caller: Caller) -> web.StreamResponse:
     values = await form_text.checked(request)
     rpc = pb.RemoveDateOverrideRequest(
@@ -305,7 +344,7 @@ async def remove_override(request: web.Request, caller: Caller) -> web.StreamRes
     return await _change(request, caller, "override", "override-removed", call, {})
 
 
-@staff_page
+@set_up_by(AVAILABILITY)
 async def add_time_off(request: web.Request, caller: Caller) -> web.StreamResponse:
     values = await form_text.checked(request)
     tz = zone(request)
@@ -340,7 +379,7 @@ async def add_time_off(request: web.Request, caller: Caller) -> web.StreamRespon
     return await _change(request, caller, "time-off", "time-off-added", call, values, errors, names)
 
 
-@staff_page
+@set_up_by(AVAILABILITY)
 async def remove_time_off(request: web.Request, caller: Caller) -> web.StreamResponse:
     rpc = pb.RemoveTimeOffRequest(time_off_id=url_id(request, "time_off_id"))
     call = scheduling(request).RemoveTimeOff(rpc, metadata=auth.metadata(request, caller))
@@ -353,7 +392,9 @@ def setup(app: web.Application) -> None:
     app.router.add_post(BASE, add)
     app.router.add_get(one, detail)
     app.router.add_post(one + "/rename", rename)
+    app.router.add_get(one + "/deactivate", confirm_deactivate)
     app.router.add_post(one + "/deactivate", deactivate)
+    app.router.add_post(one + "/reactivate", reactivate)
     app.router.add_post(one + "/hours", save_hours)
     app.router.add_post(one + "/overrides", set_override)
     app.router.add_post(one + "/overrides/remove", remove_override)

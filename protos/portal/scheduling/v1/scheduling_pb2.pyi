@@ -22,6 +22,10 @@ Conventions (the JSON API under /api/v1 maps onto these one to one):
     STATUS_TRANSITION     SetAppointmentStatus from a status that does not allow it
     PROVIDER_INACTIVE     booking with a deactivated provider
     NOT_OFFERED           the provider does not offer this appointment type
+    NAME_TAKEN            another active provider has this display name (any case)
+* Staff roles (PERMISSION_DENIED otherwise): providers and appointment types are changed by
+  admins only; working hours, date overrides and time off by admins and front desk; every
+  staff role reads them and works with appointments.
 * Patients (principal kind "patient") act only for themselves: a patient id in a request is
   ignored for them, they see only active providers and bookable_online types, and every read
   or change of a patient's appointments is written to scheduling's access log.
@@ -196,6 +200,25 @@ class DeactivateProviderRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DeactivateProviderRequest: _TypeAlias = DeactivateProviderRequest  # noqa: Y015
+
+@_typing.final
+class ReactivateProviderRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROVIDER_ID_FIELD_NUMBER: _builtins.int
+    provider_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        provider_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["provider_id", b"provider_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReactivateProviderRequest: _TypeAlias = ReactivateProviderRequest  # noqa: Y015
 
 @_typing.final
 class ListProvidersRequest(_message.Message):

@@ -49,6 +49,11 @@ class SchedulingServiceStub:
                 request_serializer=portal_dot_scheduling_dot_v1_dot_scheduling__pb2.DeactivateProviderRequest.SerializeToString,
                 response_deserializer=portal_dot_scheduling_dot_v1_dot_scheduling__pb2.Provider.FromString,
                 _registered_method=True)
+        self.ReactivateProvider = channel.unary_unary(
+                '/portal.scheduling.v1.SchedulingService/ReactivateProvider',
+                request_serializer=portal_dot_scheduling_dot_v1_dot_scheduling__pb2.ReactivateProviderRequest.SerializeToString,
+                response_deserializer=portal_dot_scheduling_dot_v1_dot_scheduling__pb2.Provider.FromString,
+                _registered_method=True)
         self.ListProviders = channel.unary_unary(
                 '/portal.scheduling.v1.SchedulingService/ListProviders',
                 request_serializer=portal_dot_scheduling_dot_v1_dot_scheduling__pb2.ListProvidersRequest.SerializeToString,
@@ -164,6 +169,14 @@ class SchedulingServiceServicer:
 
     def DeactivateProvider(self, request, context):
         """A deactivated provider keeps existing appointments and offers no new times.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReactivateProvider(self, request, context):
+        """Active again: their hours offer times again (NAME_TAKEN when an active provider has the
+        name meanwhile). Activating an active provider changes nothing.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -313,6 +326,11 @@ def add_SchedulingServiceServicer_to_server(servicer, server):
             'DeactivateProvider': grpc.unary_unary_rpc_method_handler(
                     servicer.DeactivateProvider,
                     request_deserializer=portal_dot_scheduling_dot_v1_dot_scheduling__pb2.DeactivateProviderRequest.FromString,
+                    response_serializer=portal_dot_scheduling_dot_v1_dot_scheduling__pb2.Provider.SerializeToString,
+            ),
+            'ReactivateProvider': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReactivateProvider,
+                    request_deserializer=portal_dot_scheduling_dot_v1_dot_scheduling__pb2.ReactivateProviderRequest.FromString,
                     response_serializer=portal_dot_scheduling_dot_v1_dot_scheduling__pb2.Provider.SerializeToString,
             ),
             'ListProviders': grpc.unary_unary_rpc_method_handler(
@@ -491,6 +509,33 @@ class SchedulingService:
             target,
             '/portal.scheduling.v1.SchedulingService/DeactivateProvider',
             portal_dot_scheduling_dot_v1_dot_scheduling__pb2.DeactivateProviderRequest.SerializeToString,
+            portal_dot_scheduling_dot_v1_dot_scheduling__pb2.Provider.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReactivateProvider(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/portal.scheduling.v1.SchedulingService/ReactivateProvider',
+            portal_dot_scheduling_dot_v1_dot_scheduling__pb2.ReactivateProviderRequest.SerializeToString,
             portal_dot_scheduling_dot_v1_dot_scheduling__pb2.Provider.FromString,
             options,
             channel_credentials,

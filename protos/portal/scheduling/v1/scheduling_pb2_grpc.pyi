@@ -22,6 +22,10 @@ Conventions (the JSON API under /api/v1 maps onto these one to one):
     STATUS_TRANSITION     SetAppointmentStatus from a status that does not allow it
     PROVIDER_INACTIVE     booking with a deactivated provider
     NOT_OFFERED           the provider does not offer this appointment type
+    NAME_TAKEN            another active provider has this display name (any case)
+* Staff roles (PERMISSION_DENIED otherwise): providers and appointment types are changed by
+  admins only; working hours, date overrides and time off by admins and front desk; every
+  staff role reads them and works with appointments.
 * Patients (principal kind "patient") act only for themselves: a patient id in a request is
   ignored for them, they see only active providers and bookable_online types, and every read
   or change of a patient's appointments is written to scheduling's access log.
@@ -60,6 +64,10 @@ class SchedulingServiceStub:
     RenameProvider: _grpc.UnaryUnaryMultiCallable[_scheduling_pb2.RenameProviderRequest, _scheduling_pb2.Provider]
     DeactivateProvider: _grpc.UnaryUnaryMultiCallable[_scheduling_pb2.DeactivateProviderRequest, _scheduling_pb2.Provider]
     """A deactivated provider keeps existing appointments and offers no new times."""
+    ReactivateProvider: _grpc.UnaryUnaryMultiCallable[_scheduling_pb2.ReactivateProviderRequest, _scheduling_pb2.Provider]
+    """Active again: their hours offer times again (NAME_TAKEN when an active provider has the
+    name meanwhile). Activating an active provider changes nothing.
+    """
     ListProviders: _grpc.UnaryUnaryMultiCallable[_scheduling_pb2.ListProvidersRequest, _scheduling_pb2.ListProvidersResponse]
     GetWorkingHours: _grpc.UnaryUnaryMultiCallable[_scheduling_pb2.GetWorkingHoursRequest, _scheduling_pb2.WorkingHours]
     """Working hours (staff): weekly ranges, date overrides and time off."""
@@ -104,6 +112,10 @@ class SchedulingServiceAsyncStub(SchedulingServiceStub):
     RenameProvider: _aio.UnaryUnaryMultiCallable[_scheduling_pb2.RenameProviderRequest, _scheduling_pb2.Provider]  # type: ignore[assignment]
     DeactivateProvider: _aio.UnaryUnaryMultiCallable[_scheduling_pb2.DeactivateProviderRequest, _scheduling_pb2.Provider]  # type: ignore[assignment]
     """A deactivated provider keeps existing appointments and offers no new times."""
+    ReactivateProvider: _aio.UnaryUnaryMultiCallable[_scheduling_pb2.ReactivateProviderRequest, _scheduling_pb2.Provider]  # type: ignore[assignment]
+    """Active again: their hours offer times again (NAME_TAKEN when an active provider has the
+    name meanwhile). Activating an active provider changes nothing.
+    """
     ListProviders: _aio.UnaryUnaryMultiCallable[_scheduling_pb2.ListProvidersRequest, _scheduling_pb2.ListProvidersResponse]  # type: ignore[assignment]
     GetWorkingHours: _aio.UnaryUnaryMultiCallable[_scheduling_pb2.GetWorkingHoursRequest, _scheduling_pb2.WorkingHours]  # type: ignore[assignment]
     """Working hours (staff): weekly ranges, date overrides and time off."""
@@ -163,6 +175,16 @@ class SchedulingServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_scheduling_pb2.Provider, _abc.Awaitable[_scheduling_pb2.Provider]]:
         """A deactivated provider keeps existing appointments and offers no new times."""
+
+    @_abc_1.abstractmethod
+    def ReactivateProvider(
+        self,
+        request: _scheduling_pb2.ReactivateProviderRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_scheduling_pb2.Provider, _abc.Awaitable[_scheduling_pb2.Provider]]:
+        """Active again: their hours offer times again (NAME_TAKEN when an active provider has the
+        name meanwhile). Activating an active provider changes nothing.
+        """
 
     @_abc_1.abstractmethod
     def ListProviders(
