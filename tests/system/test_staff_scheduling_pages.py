@@ -9,11 +9,12 @@ from __future__ import annotations
 import html
 import re
 import uuid
+from datetime import datetime, timedelta
 
 from tests.system import test_scheduling_pages
 from tests.system.conftest import RunningStack, known_to_scheduling
 from tests.system.test_patient_portal import client
-from tests.system.test_scheduling_pages import SLOT, patient_browser, set_up_clinic
+from tests.system.test_scheduling_pages import SLOT, patient_browser, set_up_clinic, stack_zone
 from tests.system.test_staff_pages import Browser
 
 staff = test_scheduling_pages.staff  # the signed-in staff fixture
@@ -193,6 +194,35 @@ async def test_a_cancelled_appointment_cannot_be_opened_for_moving(
     assert page.status == 200
     assert "is cancelled: it can no longer be changed" in page.text, page.text[:3000]
     assert not SLOT.findall(page.text) and "Find Available" not in page.text
+
+
+async def test_time_off_over_booked_appointments_says_they_stay_booked(
+    stack: RunningStack, staff: Browser
+) -> None:
+    provider_id, type_id, _ = await set_up_clinic(staff)
+    async with client() as http:
+        _, record = await patient_browser(stack, http)
+    await known_to_scheduling(stack, record["id"])
+    book = f"/staff/patients/{record['id']}/appointments"
+    slot = html.unescape(SLOT.findall((await staff.get(f"{book}/book?type={type_id}")).text)[0])
+    await staff.post(book, {"type": type_id, "slot": slot, "idempotency_key": str(uuid.uuid4())})
+    starts = datetime.fromtimestamp(int(slot.split("|")[1]), stack_zone())
+
+    def local(moment: datetime) -> str:
+        return moment.strftime("%Y-%m-%dT%H:%M")
+
+    base = f"/staff/practice/providers/{provider_id}"
+    await staff.get(base)
+    over = {
+        "off_start": local(starts - timedelta(hours=1)),
+        "off_end": local(starts + timedelta(hours=2)),
+    }
+    page = await staff.post(base + "/time-off", over)
+    assert "Appointments already booked in it stay booked" in page.text, page.text[:2000]
+    later = starts + timedelta(days=3)
+    clear = {"off_start": local(later), "off_end": local(later + timedelta(hours=1))}
+    page = await staff.post(base + "/time-off", clear)
+    assert "Time off added." in page.text and "stay booked" not in page.text
 
 
 async def test_booking_keeps_to_the_type_the_provider_and_the_calendar_day(

@@ -135,6 +135,11 @@ FLASHES: dict[str, tuple[str, str]] = {
     "override-saved": ("success", "Hours for that date saved."),
     "override-removed": ("success", "That date follows the weekly hours again."),
     "time-off-added": ("success", "Time off added."),
+    "time-off-over-bookings": (
+        "warning",
+        "Time off added. Appointments already booked in it stay booked: "
+        "move or cancel them in the calendar.",
+    ),
     "time-off-removed": ("success", "Time off removed."),
     "type-saved": ("success", "Appointment type saved."),
     "appointment-booked": ("success", "Appointment booked."),

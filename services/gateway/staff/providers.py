@@ -27,6 +27,7 @@ from services.gateway.clinic_time import (
     timestamp,
     when,
 )
+from services.gateway.schedule_view import HOLDING
 from services.gateway.staff.common import invalid, redirect, staff_page
 from services.gateway.staff.scheduling_common import (
     not_found_as_404,
@@ -207,7 +208,8 @@ async def _change(
     field_names: dict[str, str] | None = None,
     labels: Mapping[str, str] | None = None,
 ) -> web.StreamResponse:
-    """Await one change (None: the form was refused already); field errors show on the
+    """Await one change (None: the form was refused already; a change that answers a str
+    names the flash to show instead of `flash`); field errors show on the
     provider's page beside the form that sent it, under that form's field names (the
     service's paths mapped by `field_names`), each message led by the field's entry in
     `labels` when it has one ("Tuesday: End must be after start.")."""
@@ -215,7 +217,7 @@ async def _change(
     errors = dict(errors or {})
     if call is not None:
         try:
-            await call
+            answer = await call
         except grpc.aio.AioRpcError as exc:
             if exc.code() == grpc.StatusCode.NOT_FOUND:
                 raise web.HTTPNotFound() from None
@@ -226,6 +228,8 @@ async def _change(
                 label = (labels or {}).get(key)
                 shown = [f"{label}: {m}" for m in messages] if label else messages
                 errors.setdefault(key, []).extend(shown)
+        else:
+            flash = answer if isinstance(answer, str) else flash
     if errors:
         return await _detail(
             request, caller, provider_id, values=values, errors=errors, form_name=form_name
@@ -370,12 +374,22 @@ async def add_time_off(request: web.Request, caller: Caller) -> web.StreamRespon
     if start is not None and end is not None:
         rpc.start.CopyFrom(timestamp(start))
         rpc.end.CopyFrom(timestamp(end))
-    call = (
-        None
-        if errors
-        else scheduling(request).AddTimeOff(rpc, metadata=auth.metadata(request, caller))
-    )
+
+    async def add() -> str:
+        meta = auth.metadata(request, caller)
+        await scheduling(request).AddTimeOff(rpc, metadata=meta)
+        # Time off cancels nothing: say so when appointments are booked in it.
+        booked = pb.ListAppointmentsRequest(
+            provider_id=rpc.provider_id, statuses=sorted(HOLDING), limit=1
+        )
+        getattr(booked, "from").CopyFrom(rpc.start)
+        booked.to.CopyFrom(rpc.end)
+        if (await scheduling(request).ListAppointments(booked, metadata=meta)).items:
+            return "time-off-over-bookings"
+        return "time-off-added"
+
     names = {"start": "off_start", "end": "off_end", "reason": "off_reason"}
+    call = None if errors else add()
     return await _change(request, caller, "time-off", "time-off-added", call, values, errors, names)
 
 
