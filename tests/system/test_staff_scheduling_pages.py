@@ -2,7 +2,7 @@
 field errors (or today, for a calendar address), never a 500; weekly-hours errors name the day
 and link to its field; a cancelled appointment cannot be opened for moving; booking keeps to the
 chosen type's providers, the chosen provider and the calendar's day; numbers read as people
-write them."""
+write them; time off over booked appointments says they stay booked."""
 
 from __future__ import annotations
 
