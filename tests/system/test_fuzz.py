@@ -47,10 +47,12 @@ SECONDS = int(os.environ.get("PORTAL_FUZZ_SECONDS", "60"))  # the whole run's ti
 # schema can state: a password policy (common passwords, the username inside it) and the
 # current password itself; and an upload's type, read from the file's bytes.
 POLICY_CHECKED = ("changeMyPassword", "issuePortalCredentials", "addDocument")
-# Bodies whose rules span members, state or bytes no schema can state: an end after its
-# start, hours of one day that do not overlap, a type name not yet taken, ids that name nothing,
-# link_ids used twice in a definition, a drawn signature that is not a whole PNG image.
+# Requests whose rules span members, state or bytes no schema can state: an end (or a `to`)
+# after its start, hours of one day that do not overlap, a type name not yet taken, ids that
+# name nothing, link_ids used twice in a definition, a drawn signature that is not a whole PNG
+# image.
 CROSS_CHECKED = (
+    "listAppointments",
     "replaceWorkingHours",
     "addTimeOff",
     "createAppointmentType",
