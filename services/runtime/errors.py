@@ -27,13 +27,19 @@ DETAILS_BUDGET = 6000  # bytes of serialised violations
 async def abort_invalid(
     context: grpc.aio.ServicerContext[Any, Any], errors: FieldErrors, message: str = ""
 ) -> NoReturn:
+    detail = bad_request(errors)
+    await _abort(context, code_pb2.INVALID_ARGUMENT, message or "invalid request", detail)
+
+
+def bad_request(errors: FieldErrors) -> error_details_pb2.BadRequest:
+    """The field violations detail (read back by field_errors); abort_precondition may carry it
+    too, when the state a request meets is wrong in named fields."""
     violations = [
         error_details_pb2.BadRequest.FieldViolation(field=field, description=text)
         for field, texts in errors.items()
         for text in texts
     ]
-    detail = error_details_pb2.BadRequest(field_violations=_within_budget(violations))
-    await _abort(context, code_pb2.INVALID_ARGUMENT, message or "invalid request", detail)
+    return error_details_pb2.BadRequest(field_violations=_within_budget(violations))
 
 
 def _within_budget(
@@ -93,7 +99,8 @@ async def _abort(
 
 
 def field_errors(error: grpc.aio.AioRpcError) -> FieldErrors:
-    """The field violations an INVALID_ARGUMENT error carries (empty when none)."""
+    """The field violations an INVALID_ARGUMENT (or FAILED_PRECONDITION) error carries (empty
+    when none)."""
     errors: FieldErrors = {}
     for detail in _details(error):
         if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
