@@ -11,6 +11,7 @@ import base64
 import binascii
 import math
 import re
+from dataclasses import replace
 from datetime import date, datetime, time
 from typing import Any
 
@@ -61,6 +62,16 @@ def missing(items: tuple[Item, ...], answers: dict[str, Json]) -> list[str]:
     ]
 
 
+def declined(items: tuple[Item, ...], answers: dict[str, Json]) -> list[str]:
+    """link_ids of shown agreement items not answered Yes, in form order (a consent form is
+    signed only when this is empty)."""
+    return [
+        item.link_id
+        for item in walk(_enabled_items(items, answers))
+        if item.agreement and answers.get(item.link_id) is not True
+    ]
+
+
 def keep_enabled(items: tuple[Item, ...], answers: dict[str, Json]) -> dict[str, Json]:
     """Answers of items hidden by their conditions are not part of a finished response."""
     shown = {item.link_id for item in walk(_enabled_items(items, answers))}
@@ -72,9 +83,7 @@ def _enabled_items(items: tuple[Item, ...], answers: dict[str, Json]) -> tuple[I
     for item in items:
         if enabled(item, answers):
             children = _enabled_items(item.items, answers)
-            out.append(
-                Item(item.link_id, item.text, item.type, item.required, item.options, "", children)
-            )
+            out.append(replace(item, items=children))
     return tuple(out)
 
 

@@ -97,6 +97,7 @@ def item_in(i: pb.Item) -> Item:
             for c in i.enable_when
         ),
         enable_when_any=i.enable_when_any,
+        agreement=i.agreement,
     )
 
 
@@ -119,6 +120,7 @@ def item_out(i: Item) -> pb.Item:
         help_text=i.help_text,
         items=[item_out(c) for c in i.items],
         enable_when_any=i.enable_when_any,
+        agreement=i.agreement,
     )
     for c in i.enable_when:
         condition = out.enable_when.add(question=c.question, operator=c.operator)

@@ -2,6 +2,10 @@
 
 A definition is stored as JSON (form_versions.items); `Item.to_json`/`Item.from_json` are the
 only way in and out, so stored rows and requests share one shape.
+
+An `agreement` item is the yes/no question of a consent form that states what the signer agrees
+to: the form is signed only when every such item that is shown is answered Yes (a consent the
+patient declines is never recorded as a signed consent).
 """
 
 from __future__ import annotations
@@ -69,6 +73,7 @@ class Item:
     items: tuple[Item, ...] = ()
     enable_when: tuple[Condition, ...] = ()
     enable_when_any: bool = False
+    agreement: bool = False  # a consent form's yes/no question that signing needs answered Yes
 
     def to_json(self) -> dict[str, Json]:
         out: dict[str, Json] = {"link_id": self.link_id, "text": self.text, "type": self.type}
@@ -87,6 +92,8 @@ class Item:
             ]
         if self.enable_when_any:
             out["enable_when_any"] = True
+        if self.agreement:
+            out["agreement"] = True
         return out
 
     @classmethod
@@ -106,6 +113,7 @@ class Item:
                 for c in data.get("enable_when", ())
             ),
             enable_when_any=bool(data.get("enable_when_any", False)),
+            agreement=bool(data.get("agreement", False)),
         )
 
 
@@ -169,6 +177,10 @@ def validate(definition: Definition) -> tuple[Definition, FieldErrors]:
     items = tuple(
         _item(check, f"items[{n}]", item, seen) for n, item in enumerate(definition.items)
     )
+    if definition.kind != "consent":
+        for item in walk(items):
+            if item.agreement:
+                check.add(item.link_id, "Only consent forms have an agreement question.")
     if len(seen) > MAX_ITEMS:
         check.add("items", f"A form has at most {MAX_ITEMS} items.")
     answerable = question_items(items)
@@ -197,6 +209,8 @@ def _item(check: _Checker, where: str, item: Item, seen: set[str]) -> Item:
     help_text = check.text(where, item.help_text, limit=MAX_TEXT, multiline=True)
     if item.required and item.type in NO_ANSWER_TYPES:
         check.add(where, f"A {item.type} item cannot be required.")
+    if item.agreement and item.type != "boolean":
+        check.add(where, "Only a yes/no (boolean) item can be the agreement.")
     if item.type in CHOICE_TYPES and not item.options:
         check.add(where, "A choice item needs options.")
     if item.options and item.type not in CHOICE_TYPES:
@@ -231,4 +245,5 @@ def _item(check: _Checker, where: str, item: Item, seen: set[str]) -> Item:
         items=children,
         enable_when=item.enable_when,
         enable_when_any=item.enable_when_any,
+        agreement=item.agreement,
     )

@@ -2,6 +2,7 @@
 
 Help text travels as FHIR does it: a child `display` item with the itemControl extension "help".
 The form's kind travels in an extension of ours; an import without it takes the caller's kind.
+So does a consent form's agreement question (an item extension, valueBoolean true).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from services.forms.definitions import (
 )
 
 KIND_EXTENSION = "urn:patient-portal:fhir:StructureDefinition:form-kind"
+AGREEMENT_EXTENSION = "urn:patient-portal:fhir:StructureDefinition:agreement"
 ITEM_CONTROL = "http://hl7.org/fhir/StructureDefinition/questionnaire-itemControl"
 ITEM_CONTROL_SYSTEM = "http://hl7.org/fhir/questionnaire-item-control"
 _ANSWER_KEYS = {
@@ -54,6 +56,8 @@ def _export_item(item: Item, questions: dict[str, Item]) -> dict[str, Json]:
         out["text"] = item.text
     if item.required:
         out["required"] = True
+    if item.agreement:
+        out["extension"] = [{"url": AGREEMENT_EXTENSION, "valueBoolean": True}]
     if item.options:
         out["answerOption"] = [
             {"valueCoding": {"code": o.value, **({"display": o.display} if o.display else {})}}
@@ -138,6 +142,12 @@ def _import_item(data: Json) -> Item:
         items=tuple(children),
         enable_when=tuple(_import_condition(c) for c in _list(data.get("enableWhen"))),
         enable_when_any=data.get("enableBehavior") == "any",
+        agreement=any(
+            isinstance(e, dict)
+            and e.get("url") == AGREEMENT_EXTENSION
+            and e.get("valueBoolean") is True
+            for e in _list(data.get("extension"))
+        ),
     )
 
 

@@ -29,7 +29,8 @@ def _note(link_id: str, text: str) -> Item:
 
 
 def _agree(link_id: str, text: str) -> Item:
-    return Item(link_id=link_id, text=text, type="boolean", required=True)
+    """What the signer agrees to: a consent form is signed only with it answered Yes."""
+    return Item(link_id=link_id, text=text, type="boolean", required=True, agreement=True)
 
 
 CONSENT_TO_TREATMENT = Definition(

@@ -115,6 +115,24 @@ async def create(
     return chart_form_id
 
 
+async def pending_for(conn: Conn, patient_id: uuid.UUID, fields: Fields) -> str:
+    """The patient's pending request for the same medicine ("name dose", compared without case
+    or extra spaces), as the patient reads it; '' when there is none. Locks the chart row first,
+    so two requests of one patient are checked one after the other (the caller's transaction)."""
+    await conn.execute("SELECT 1 FROM charts WHERE patient_id = $1 FOR NO KEY UPDATE", patient_id)
+    found: str | None = await conn.fetchval(
+        """SELECT btrim(medication || ' ' || dose) FROM refill_requests
+           WHERE patient_id = $1 AND status = $2
+             AND lower(regexp_replace(btrim(medication || ' ' || dose), '[[:space:]]+', ' ', 'g'))
+                 = $3
+           ORDER BY requested_at LIMIT 1""",
+        patient_id,
+        PENDING,
+        " ".join(f"{fields.medication} {fields.dose}".split()).lower(),
+    )
+    return found or ""
+
+
 async def get(
     conn: Conn, refill_id: uuid.UUID, *, patient_id: uuid.UUID | None, lock: bool = False
 ) -> asyncpg.Record | None:

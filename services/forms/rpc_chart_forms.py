@@ -175,7 +175,7 @@ class ChartFormRpc(ServicerBase):
                 await abort_precondition(
                     context, "SIGNATURE_REQUIRED", "A consent form is completed by signing it."
                 )
-            final = await self.finished_answers(conn, context, row)
+            _, final = await self.finished_answers(conn, context, row)
             updated = await chart_forms.complete(conn, row["id"], final, "completed")
             await self.audit(conn, principal, "chart_form.submitted", row)
             await events.chart_form(conn, "submitted", updated, row["kind"], principal.subject)
@@ -184,9 +184,9 @@ class ChartFormRpc(ServicerBase):
 
     async def finished_answers(
         self, conn: Conn, context: Context, row: asyncpg.Record
-    ) -> dict[str, Json]:
-        """The stored answers if every enabled required item is answered, else INVALID_ARGUMENT
-        naming each missing or invalid link_id."""
+    ) -> tuple[tuple[Item, ...], dict[str, Json]]:
+        """The form's items and the stored answers if every enabled required item is answered,
+        else INVALID_ARGUMENT naming each missing or invalid link_id."""
         await catalog.publish(conn, row["form_id"], row["form_version"])
         items = await self.items(conn, row)
         stored, errors = answers.check(items, answers_of(row))
@@ -194,7 +194,7 @@ class ChartFormRpc(ServicerBase):
             errors.setdefault(link_id, []).append(answers.REQUIRED)
         if errors:
             await abort_invalid(context, errors, "Some required answers are missing or not valid.")
-        return answers.keep_enabled(items, stored)
+        return items, answers.keep_enabled(items, stored)
 
     async def items(self, conn: Conn, row: asyncpg.Record) -> tuple[Item, ...]:
         form = await catalog.get_form(conn, row["form_id"], row["form_version"])

@@ -13,11 +13,12 @@ from services.forms.convert import timestamp
 from services.forms.records_convert import REFILL_STATUS_NAMES, refill
 from services.forms.rpc_common import STAFF, Context, ServicerBase
 from services.runtime.db import Conn
-from services.runtime.errors import abort_invalid, abort_precondition
+from services.runtime.errors import abort_invalid, abort_precondition, bad_request
 from services.runtime.principal import Principal, requires
 from services.runtime.text import TextError, clean
 
 NO_REFILL = "no such refill request"
+CHOOSE_OR_TYPE = "Choose one of your medications or type another medicine, not both."
 NOT_OFFERED = "The clinic does not take refill requests through the portal at the moment."
 
 
@@ -37,6 +38,15 @@ class RefillRpc(ServicerBase):
             )
             if errors:
                 await abort_invalid(context, errors)
+            pending = await refills.pending_for(conn, patient_id, fields)
+            if pending:
+                message = (
+                    f"You already asked for a refill of {pending}; the clinic has not answered yet."
+                )
+                where = "medication_id" if medication_id else "medication"
+                await abort_precondition(
+                    context, "REFILL_PENDING", message, "", bad_request({where: [message]})
+                )
             refill_id = await refills.create(conn, patient_id, form, fields, medication_id)
             row = await self._row(conn, refill_id)
             await access.record(
@@ -48,9 +58,12 @@ class RefillRpc(ServicerBase):
     async def _chosen(
         self, conn: Conn, context: Context, patient_id: uuid.UUID, request: pb.RequestRefillRequest
     ) -> tuple[uuid.UUID | None, str, str]:
-        """The medication chosen from the patient's current ones, or the one typed."""
+        """The medication chosen from the patient's current ones, or the one typed (not both:
+        which one the dose and quantity are for would be a guess)."""
         if not request.medication_id:
             return None, request.medication, ""
+        if request.medication.strip():
+            await abort_invalid(context, {"medication": [CHOOSE_OR_TYPE]})
         try:
             medication_id = uuid.UUID(request.medication_id)
         except ValueError:

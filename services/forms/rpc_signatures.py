@@ -7,14 +7,17 @@ import asyncio
 import asyncpg
 
 from portal.forms.v1 import forms_pb2 as pb
-from services.forms import catalog, certificate, chart_forms, convert, events, signatures
+from services.forms import answers, catalog, certificate, chart_forms, convert, events, signatures
 from services.forms.chart_forms import answers_of
 from services.forms.rpc_chart_forms import ChartFormRpc
 from services.forms.rpc_common import STAFF, Context
 from services.runtime.db import Conn
-from services.runtime.errors import abort_invalid, abort_precondition
+from services.runtime.errors import abort_invalid, abort_precondition, bad_request
 from services.runtime.fonts import FontsMissing
 from services.runtime.principal import Principal, requires
+
+# Signing needs every shown agreement question answered Yes (definitions.Item.agreement).
+CONSENT_DECLINED = "To sign this consent form, agree to it; if you do not agree, tell the clinic."
 
 
 class SignatureRpc(ChartFormRpc):
@@ -51,7 +54,16 @@ class SignatureRpc(ChartFormRpc):
                     "DISCLOSURE_CHANGED",
                     "The disclosure about electronic signatures has changed; read it again.",
                 )
-            final = await self.finished_answers(conn, context, row)
+            items, final = await self.finished_answers(conn, context, row)
+            declined = answers.declined(items, final)
+            if declined:
+                await abort_precondition(
+                    context,
+                    "CONSENT_DECLINED",
+                    CONSENT_DECLINED,
+                    "",
+                    bad_request({link_id: [CONSENT_DECLINED] for link_id in declined}),
+                )
             signed = await chart_forms.complete(conn, row["id"], final, "signed")
             record = await signatures.insert(
                 conn,

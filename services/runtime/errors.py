@@ -28,13 +28,19 @@ INVALID = "Some fields are not valid."  # the API's `detail` beside the field me
 async def abort_invalid(
     context: grpc.aio.ServicerContext[Any, Any], errors: FieldErrors, message: str = ""
 ) -> NoReturn:
+    detail = bad_request(errors)
+    await _abort(context, code_pb2.INVALID_ARGUMENT, message or INVALID, detail)
+
+
+def bad_request(errors: FieldErrors) -> error_details_pb2.BadRequest:
+    """The field violations detail (read back by field_errors); abort_precondition may carry it
+    too, when the state a request meets is wrong in named fields."""
     violations = [
         error_details_pb2.BadRequest.FieldViolation(field=field, description=text)
         for field, texts in errors.items()
         for text in texts
     ]
-    detail = error_details_pb2.BadRequest(field_violations=_within_budget(violations))
-    await _abort(context, code_pb2.INVALID_ARGUMENT, message or INVALID, detail)
+    return error_details_pb2.BadRequest(field_violations=_within_budget(violations))
 
 
 def _within_budget(
@@ -94,7 +100,8 @@ async def _abort(
 
 
 def field_errors(error: grpc.aio.AioRpcError) -> FieldErrors:
-    """The field violations an INVALID_ARGUMENT error carries (empty when none)."""
+    """The field violations an INVALID_ARGUMENT (or FAILED_PRECONDITION) error carries (empty
+    when none)."""
     errors: FieldErrors = {}
     for detail in _details(error):
         if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):

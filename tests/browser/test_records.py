@@ -202,8 +202,20 @@ async def test_refill_letter_and_profile_update_between_a_phone_and_staff(
         ).stdout
         assert f"Dear {full_name}," in " ".join(text.split()), text
 
-        # The patient proposes a new phone number on Profile.
+        # The patient proposes a new phone number on Profile. A mistyped e-mail first: the
+        # page opens at the error summary (focused), not at its top far above it.
         await portal_nav.get_by_role("link", name="Profile").click()
+        email = mobile.get_by_label("E-mail")
+        given = await email.input_value()
+        await email.fill("not-an-address")
+        await mobile.get_by_role("button", name="Send change request").click()
+        summary = mobile.locator(".error-summary")
+        await expect(summary).to_contain_text("E-mail address is not valid.")
+        await expect(summary).to_be_focused()
+        await expect(summary).to_be_in_viewport()
+        await accessible(mobile)
+        await shots.take(mobile, "phone-profile-error")
+        await email.fill(given)
         await mobile.get_by_label("Phone").fill(NEW_PHONE)
         await mobile.get_by_role("button", name="Send change request").click()
         await expect(mobile.get_by_text("pending review", exact=False).first).to_be_visible()

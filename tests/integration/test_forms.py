@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
@@ -415,6 +416,137 @@ async def test_signature_is_recorded_immutable_and_verifiable(forms: Forms) -> N
     assert logged >= 1
 
 
+async def test_a_declined_consent_is_not_signed(forms: Forms) -> None:
+    patient_id, patient = await forms.chart()
+    cf_id = (await forms.assign(patient_id, "consent-to-treatment")).summary.id
+    await forms.stub.SaveAnswers(
+        pb.SaveAnswersRequest(chart_form_id=cf_id, answers=answers(consent=False)),
+        metadata=forms.md(patient),
+    )
+    sign = pb.SignChartFormRequest(
+        chart_form_id=cf_id, typed_name="Ada Lovelace", agree_to_electronic_signature=True
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as declined:
+        await forms.stub.SignChartForm(sign, metadata=forms.md(patient))
+    assert declined.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert precondition_kind(declined.value) == "CONSENT_DECLINED"
+    message = "To sign this consent form, agree to it; if you do not agree, tell the clinic."
+    assert field_errors(declined.value) == {"consent": [message]}
+    # Nothing is written: no signature, the form is still the patient's to change.
+    assert await forms.pool.fetchval("SELECT count(*) FROM signatures") == 0
+    kept = await forms.stub.GetChartForm(
+        pb.GetChartFormRequest(chart_form_id=cf_id), metadata=forms.md(ADMIN)
+    )
+    assert kept.summary.status == pb.CHART_FORM_STATUS_IN_PROGRESS
+    assert "chart_form.signed" not in [e.action for e in kept.events]
+
+    await forms.stub.SaveAnswers(
+        pb.SaveAnswersRequest(chart_form_id=cf_id, answers=answers(consent=True)),
+        metadata=forms.md(patient),
+    )
+    signed = await forms.stub.SignChartForm(sign, metadata=forms.md(patient))
+    assert signed.chart_form_id == cf_id
+
+
+async def test_only_a_consent_forms_yes_no_item_is_an_agreement(forms: Forms) -> None:
+    def definition(
+        kind: pb.FormKind.ValueType, item_type: pb.ItemType.ValueType
+    ) -> pb.FormDefinition:
+        agreement = pb.Item(link_id="agree", text="I agree.", type=item_type, agreement=True)
+        return pb.FormDefinition(title="Photo consent", kind=kind, items=[agreement])
+
+    for kind, item_type, where, message in (
+        (pb.FORM_KIND_VISIT, pb.ITEM_TYPE_BOOLEAN, "agree", "Only consent forms"),
+        (pb.FORM_KIND_CONSENT, pb.ITEM_TYPE_STRING, "items[0]", "Only a yes/no (boolean) item"),
+    ):
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await forms.stub.CreateForm(
+                pb.CreateFormRequest(definition=definition(kind, item_type)),
+                metadata=forms.md(ADMIN),
+            )
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert field_errors(refused.value)[where][0].startswith(message)
+    created = await forms.stub.CreateForm(
+        pb.CreateFormRequest(definition=definition(pb.FORM_KIND_CONSENT, pb.ITEM_TYPE_BOOLEAN)),
+        metadata=forms.md(ADMIN),
+    )
+    assert created.definition.items[0].agreement
+
+
+async def test_migration_names_the_agreements_of_shipped_consent_forms(database_url: str) -> None:
+    """0007: an unedited shipped consent form gets a version with its agreement flagged and its
+    unsigned chart forms move there; signed ones, a clinic's own version and visit forms stay."""
+    forms_migrations = db.load_migrations("forms", resources.files("services.forms") / "migrations")
+    everything = db.runtime_migrations() + forms_migrations
+    conn = await asyncpg.connect(database_url)
+    try:
+        await db.migrate(conn, [m for m in everything if m.component != "forms" or m.version < 7])
+        await library.seed(conn)
+        # As the library was seeded before: no item names the agreement.
+        await conn.execute(
+            """UPDATE form_versions SET items = (
+                   SELECT jsonb_agg(e.item - 'agreement' ORDER BY e.n)
+                   FROM jsonb_array_elements(items) WITH ORDINALITY AS e (item, n))"""
+        )
+        ids = {
+            r["library_key"]: r["id"] for r in await conn.fetch("SELECT library_key, id FROM forms")
+        }
+        await conn.execute(  # the clinic's own edit of the telehealth consent
+            """INSERT INTO form_versions (form_id, version, title, items, created_by)
+               SELECT form_id, 2, title, items, 'admin' FROM form_versions WHERE form_id = $1""",
+            ids["telehealth-consent"],
+        )
+        await conn.execute(
+            "UPDATE forms SET current_version = 2 WHERE id = $1", ids["telehealth-consent"]
+        )
+        patient_id = uuid.uuid4()
+        await conn.execute(
+            "INSERT INTO charts (patient_id, portal_access) VALUES ($1, true)", patient_id
+        )
+        chart_forms = {}
+        for key, status in (
+            ("consent-to-treatment", "in-progress"),
+            ("hipaa-notice-acknowledgment", "signed"),
+            ("medical-history", "not-started"),
+        ):
+            chart_forms[key] = await conn.fetchval(
+                """INSERT INTO chart_forms (patient_id, form_id, form_version, status, origin)
+                   VALUES ($1, $2, 1, $3, 'staff') RETURNING id""",
+                patient_id,
+                ids[key],
+                status,
+            )
+        await conn.execute("UPDATE form_versions SET published_at = now() WHERE version = 1")
+
+        await db.migrate(conn, everything)
+
+        async def current(key: str) -> tuple[int, list[str]]:
+            row = await conn.fetchrow(
+                """SELECT v.version, v.items FROM forms f JOIN form_versions v
+                       ON v.form_id = f.id AND v.version = f.current_version WHERE f.id = $1""",
+                ids[key],
+            )
+            assert row is not None
+            flagged = [i["link_id"] for i in json.loads(row["items"]) if i.get("agreement")]
+            return row["version"], flagged
+
+        assert await current("consent-to-treatment") == (2, ["consent"])
+        assert await current("financial-responsibility") == (2, ["assign_benefits", "responsible"])
+        assert await current("telehealth-consent") == (2, [])  # the clinic's version, kept
+        assert await current("medical-history") == (1, [])
+        moved = {
+            key: await conn.fetchval("SELECT form_version FROM chart_forms WHERE id = $1", cf)
+            for key, cf in chart_forms.items()
+        }
+        assert moved == {
+            "consent-to-treatment": 2,
+            "hipaa-notice-acknowledgment": 1,
+            "medical-history": 1,
+        }
+    finally:
+        await conn.close()
+
+
 async def test_published_versions_are_immutable_and_edits_make_new_versions(forms: Forms) -> None:
     created = await forms.stub.CreateForm(
         pb.CreateFormRequest(
@@ -517,9 +649,10 @@ async def test_portal_catalog_update_is_exact_and_reaches_charts_with_access(for
     del with_access
 
 
-async def test_fhir_questionnaire_round_trip(forms: Forms) -> None:
+@pytest.mark.parametrize("key", ["allergies", "consent-to-treatment"])
+async def test_fhir_questionnaire_round_trip(forms: Forms, key: str) -> None:
     exported = await forms.stub.ExportQuestionnaire(
-        pb.ExportQuestionnaireRequest(form_id=await forms.form_id("allergies")),
+        pb.ExportQuestionnaireRequest(form_id=await forms.form_id(key)),
         metadata=forms.md(ADMIN),
     )
     imported = await forms.stub.ImportQuestionnaire(
@@ -527,7 +660,7 @@ async def test_fhir_questionnaire_round_trip(forms: Forms) -> None:
         metadata=forms.md(ADMIN),
     )
     original = await forms.stub.GetForm(
-        pb.GetFormRequest(form_id=await forms.form_id("allergies")), metadata=forms.md(ADMIN)
+        pb.GetFormRequest(form_id=await forms.form_id(key)), metadata=forms.md(ADMIN)
     )
     assert imported.definition == original.definition
 

@@ -171,6 +171,29 @@ async def test_refill_lifecycle_with_decisions_withdrawal_and_events(forms: Form
         "10 mg",
         pb.REFILL_STATUS_REQUESTED,
     )
+    # One medicine per request: chosen from the list or typed, not both.
+    with pytest.raises(grpc.aio.AioRpcError) as both:
+        await forms.stub.RequestRefill(
+            pb.RequestRefillRequest(medication_id=med.id, medication="Aspirin 100 mg"),
+            metadata=forms.md(patient),
+        )
+    assert field_errors(both.value) == {
+        "medication": ["Choose one of your medications or type another medicine, not both."]
+    }
+    # The same medicine again while the clinic has not answered, chosen or typed.
+    waiting = "You already asked for a refill of Lisinopril 10 mg; the clinic has not answered yet."
+    for again, where in (
+        (pb.RequestRefillRequest(medication_id=med.id), "medication_id"),
+        (pb.RequestRefillRequest(medication=" lisinopril  10 MG"), "medication"),
+    ):
+        with pytest.raises(grpc.aio.AioRpcError) as twice:
+            await forms.stub.RequestRefill(again, metadata=forms.md(patient))
+        assert precondition_kind(twice.value) == "REFILL_PENDING"
+        assert field_errors(twice.value) == {where: [waiting]}
+    so_far = await forms.stub.ListRefillRequests(
+        pb.ListRefillRequestsRequest(), metadata=forms.md(patient)
+    )
+    assert [r.id for r in so_far.items] == [chosen.id]  # nothing else was written
     typed = await forms.stub.RequestRefill(
         pb.RequestRefillRequest(medication="Salbutamol inhaler", note="Running low\nThanks"),
         metadata=forms.md(patient),
@@ -290,6 +313,13 @@ async def test_refill_lifecycle_with_decisions_withdrawal_and_events(forms: Form
     actions = await audit(forms, patient_id)
     for action in ("refill.requested", "refill.decided", "refill.withdrawn", "refills.list"):
         assert action in actions
+
+    # Once answered (or withdrawn), the same medicine may be asked for again.
+    for medication in ("Lisinopril 10 mg", "Vitamin D"):
+        asked = await forms.stub.RequestRefill(
+            pb.RequestRefillRequest(medication=medication), metadata=forms.md(patient)
+        )
+        assert asked.status == pb.REFILL_STATUS_REQUESTED
 
 
 async def test_a_patient_cannot_see_or_withdraw_another_patients_request(forms: Forms) -> None:

@@ -68,7 +68,13 @@ async def my_forms(api: Api, token: str) -> list[dict[str, Any]]:
 async def test_forms_api_end_to_end(api: Api) -> None:
     staff = await api.staff_token()
     tag = unique_letters()
-    agree = {"link_id": "agree", "text": "I agree.", "type": "boolean", "required": True}
+    agree = {
+        "link_id": "agree",
+        "text": "I agree.",
+        "type": "boolean",
+        "required": True,
+        "agreement": True,
+    }
     first = await create_form(
         api,
         staff,
@@ -205,9 +211,18 @@ async def test_forms_api_end_to_end(api: Api) -> None:
     )
     assert status == 400 and "drawn_signature_png" in problem["errors"]
     status, form, _ = await api.call(
+        "PUT", base + "/answers", token, json={"answers": {"agree": False}}
+    )
+    assert status == 200 and form["items"][1]["agreement"] is True, form
+    status, problem, _ = await api.call(
+        "POST", base + "/signature", token, json=signing, headers=headers
+    )
+    assert status == 409 and problem["code"] == "CONSENT_DECLINED", problem
+    assert list(problem["errors"]) == ["agree"]
+    status, form, _ = await api.call(
         "PUT", base + "/answers", token, json={"answers": {"agree": True}}
     )
-    assert status == 200
+    assert status == 200 and form["status"] == "in-progress"
     status, receipt, _ = await api.call(
         "POST", base + "/signature", token, json=signing, headers=headers
     )

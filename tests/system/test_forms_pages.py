@@ -206,6 +206,13 @@ async def test_patient_fills_signs_and_staff_reviews(stack: RunningStack, admin:
         }
         page = await a.post(consent_url, {**sign, "agree_to_electronic_signature": ""})
         assert page.status == 400 and 'href="#f-agree_to_electronic_signature"' in page.text
+        # Answering No to the agreement question and signing: the page says what to do, at the
+        # question, and nothing is signed.
+        page = await a.post(consent_url, {**sign, "q-consent": "no"})
+        assert page.status == 409 and "The form is signed." not in page.text
+        declined = "To sign this consent form, agree to it; if you do not agree, tell the clinic."
+        assert f'<a href="#f-q-consent">{declined}</a>' in page.text
+        assert 'value="Grace Portal"' in page.text  # the typed name is kept
         page = await a.post(consent_url, sign)
         assert page.status == 200 and "The form is signed." in page.text
         sha = re.search(r'class="mono hash">([0-9a-f]{64})<', page.text)

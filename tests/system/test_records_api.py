@@ -108,6 +108,15 @@ async def test_refills_documents_profile_updates_and_the_idor_matrix(
         {"medication": "Lisinopril", "dose": "5", "quantity": "30", "pharmacy": "Main St"},
     )
     assert status == 201 and refill["status"] == "requested", refill
+    status, body, _ = await api.call(
+        "POST", "/api/v1/portal/refill-requests", alice_token, {"medication": "lisinopril 5"}
+    )
+    assert status == 409 and body["code"] == "REFILL_PENDING", body
+    assert body["errors"] == {
+        "medication": [
+            "You already asked for a refill of Lisinopril 5; the clinic has not answered yet."
+        ]
+    }
     status, body, _ = await api.call("POST", "/api/v1/portal/refill-requests", alice_token, {})
     assert status == 400 and "medication" in body["errors"], body
     status, body, _ = await api.call("GET", "/api/v1/portal/refill-requests", alice_token)

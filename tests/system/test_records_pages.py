@@ -144,6 +144,13 @@ async def test_refill_letter_records_and_idor(
         assert status == 200 and "Request a refill" in text
         med_id = re.search(r'<option value="([0-9a-f-]{36})"[^>]*>Lisinopril 10 mg<', text)
         assert med_id, text
+        # Chosen from the list and typed too: which one is meant? Nothing is sent.
+        both = {"medication_id": med_id[1], "medication": "Aspirin 100 mg"}
+        status, text, _ = await submit(
+            alice_http, stack, BASE + "refills", BASE + "refills", **both
+        )
+        assert status == 400 and 'href="#f-medication"' in text
+        assert "type another medicine, not both." in text and "data-refill=" not in text
         status, _, location = await submit(
             alice_http,
             stack,
@@ -157,6 +164,13 @@ async def test_refill_letter_records_and_idor(
         status, text, _ = await page(alice_http, stack.url + BASE + "refills")
         refill_id = re.search(r'data-refill="([0-9a-f-]{36})"', text)
         assert refill_id and ">Requested<" in text and "Withdraw" in text
+        # The same again while it waits: refused, at the list it was chosen from.
+        status, text, _ = await submit(
+            alice_http, stack, BASE + "refills", BASE + "refills", medication_id=med_id[1]
+        )
+        assert status == 400 and 'href="#f-medication_id"' in text
+        assert "You already asked for a refill of Lisinopril 10 mg; the clinic has not" in text
+        assert len(re.findall(r'data-refill="', text)) == 1
 
         # Staff approve it on the Refill requests page.
         listed = await admin.get(f"/staff/refills?patient_id={alice}")

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from services.forms import answers, canonical, fhir, library, signatures
-from services.forms.definitions import Condition, Definition, Item, Option, validate
+from services.forms.definitions import Condition, Definition, Item, Option, validate, walk
 
 ITEMS = (
     Item("n", "Count", "integer", required=True),
@@ -47,6 +47,28 @@ def test_required_items_count_only_when_enabled() -> None:
     assert answers.missing(ITEMS, {"n": 1, "yes": True}) == ["why"]
     kept = answers.keep_enabled(ITEMS, {"n": 1, "yes": False, "why": "stale"})
     assert kept == {"n": 1, "yes": False}
+
+
+def test_a_shown_agreement_must_be_answered_yes() -> None:
+    guardian = Item("guardian", "Do you sign for someone else?", "boolean", required=True)
+    items = (
+        Item("agree", "I agree to treatment.", "boolean", agreement=True),
+        guardian,
+        Item(
+            "authority",
+            "I have the authority to consent for them.",
+            "boolean",
+            agreement=True,
+            enable_when=(Condition("guardian", "=", True),),
+        ),
+    )
+    assert answers.declined(items, {"agree": True, "guardian": False}) == []
+    assert answers.declined(items, {"agree": False, "guardian": False}) == ["agree"]
+    assert answers.declined(items, {"guardian": True}) == ["agree", "authority"]
+    # Every shipped consent form names what the signer agrees to.
+    for definition in library.LIBRARY.values():
+        flagged = [i for i in walk(definition.items) if i.agreement]
+        assert bool(flagged) == (definition.kind == "consent"), definition.title
 
 
 def test_signed_document_is_rfc8785_canonical() -> None:

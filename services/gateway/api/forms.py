@@ -490,7 +490,8 @@ def _patient_operations() -> list[Operation]:
             "drawn signature that is not a whole PNG too). 422: `errors` names unanswered "
             "required items by link_id. "
             + STATUS_409
-            + "ALREADY_SIGNED, NOT_EDITABLE, DISCLOSURE_CHANGED.",
+            + "ALREADY_SIGNED, NOT_EDITABLE, DISCLOSURE_CHANGED, CONSENT_DECLINED (an agreement "
+            "question of the consent form is not answered Yes; `errors` names it by link_id).",
             tag="portal",
             security="patient",
             body=SignatureIn,

@@ -48,6 +48,7 @@ def definition_in(body: FormDefinitionIn) -> pb.FormDefinition:
                 required=item.required,
                 options=[pb.Option(value=o.value, display=o.display) for o in item.options],
                 help_text=item.help_text,
+                agreement=item.agreement,
             )
             for item in body.items
         ],
@@ -73,6 +74,7 @@ def _item(found: pb.Item) -> FormItem:
         required=found.required,
         options=[Option(value=o.value, display=o.display) for o in found.options],
         help_text=found.help_text,
+        agreement=found.agreement,
         items=[_item(child) for child in found.items],
         enable_when=[
             Condition(

@@ -117,6 +117,12 @@ FormIds = Annotated[
 # --- Requests -----------------------------------------------------------------------------------
 
 
+AGREEMENT = (
+    "A consent form's yes/no (boolean) question stating what the signer agrees to: the form is "
+    "signed only with it answered Yes (409 CONSENT_DECLINED otherwise)."
+)
+
+
 class NewOption(Request):
     value: Annotated[str, Text(200, required=True, description="What the answer holds.")]
     display: Annotated[str, Text(200, description="What the patient reads (value when empty).")] = (
@@ -138,6 +144,7 @@ class NewItem(Request):
         ),
     ] = []
     help_text: Annotated[str, Text(4000, multiline=True)] = ""
+    agreement: bool = Field(default=False, description=AGREEMENT)
 
 
 class FormDefinitionIn(Request):
@@ -262,6 +269,7 @@ class FormItem(Response):
     items: list[FormItem] = Field(description="A group's items.")
     enable_when: list[Condition] = Field(description="Shown only when these hold.")
     enable_when_any: bool = Field(description="true: any condition; false: all.")
+    agreement: bool = Field(description=AGREEMENT)
 
 
 class FormDefinition(Response):

@@ -3,7 +3,8 @@
 Validation errors name each field (`first_name`, or a dotted path for nested members) with its
 messages under `errors`. INVALID_ARGUMENT from a backend carries the same shape; a
 FAILED_PRECONDITION carries its own user-facing description and a machine-readable type, which
-become the 409's `detail` and `code`. Other gRPC errors go on to the error middleware.
+become the 409's `detail` and `code` (and `errors`, when it names fields). Other gRPC errors go
+on to the error middleware.
 """
 
 from __future__ import annotations
@@ -78,7 +79,13 @@ def from_rpc(exc: grpc.aio.AioRpcError) -> Problem | None:
         return invalid(field_errors(exc), exc.details() or "Some fields are not valid.")
     if exc.code() == grpc.StatusCode.FAILED_PRECONDITION:
         code, description = precondition_failure(exc)
-        return Problem(409, "Not possible now", description or exc.details() or "", code=code)
+        return Problem(
+            409,
+            "Not possible now",
+            description or exc.details() or "",
+            code=code,
+            errors=field_errors(exc) or None,
+        )
     return None
 
 

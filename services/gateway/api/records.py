@@ -365,7 +365,9 @@ def _patient_operations() -> list[Operation]:
             operation_id="requestRefill",
             summary="Ask for a prescription refill",
             description="409 REFILLS_NOT_OFFERED while the clinic does not offer refill "
-            "requests in the portal.",
+            "requests in the portal; 409 REFILL_PENDING when a request for the same medicine "
+            "(name and dose) is still waiting for the clinic's answer (`errors` names "
+            "`medication`).",
             tag="portal",
             security="patient",
             body=NewRefillRequest,

@@ -210,6 +210,9 @@ async def _refused(
                       for k, ms in errors.items()}  # fmt: skip
         return await _form_page(request, who, fresh, values=values, errors=errors, status=400)
     if exc.code() == grpc.StatusCode.FAILED_PRECONDITION:
+        named = form_view.rekey(field_errors(exc))  # e.g. CONSENT_DECLINED: the agreement item
+        if named:
+            return await _form_page(request, who, fresh, values=values, errors=named, status=409)
         kind = precondition_kind(exc)
         text = ALREADY_SIGNED if kind == "ALREADY_SIGNED" else precondition_text(exc)
         return await _form_page(request, who, fresh, errors={"_form": [text]}, status=409)

@@ -18,7 +18,7 @@ from services.gateway.patient.session import my_profile, page_url, realm_of, sig
 from services.gateway.patient.views import page_context
 from services.gateway.records_view import refill_status
 from services.gateway.staff.common import format_when, invalid, when
-from services.runtime.errors import FieldErrors, precondition_text
+from services.runtime.errors import FieldErrors, field_errors, precondition_text
 
 FIELDS = ("medication_id", "medication", "dose", "quantity", "pharmacy", "note")
 
@@ -95,7 +95,8 @@ async def request_refill(request: web.Request) -> web.StreamResponse:
     except grpc.aio.AioRpcError as exc:
         errors = invalid(exc)
         if errors is None and exc.code() == grpc.StatusCode.FAILED_PRECONDITION:
-            errors = {"_form": [precondition_text(exc)]}
+            # REFILL_PENDING names the field it is about; REFILLS_NOT_OFFERED none.
+            errors = field_errors(exc) or {"_form": [precondition_text(exc)]}
         if errors is None:
             raise
         return await _render(request, who, values, errors, status=400)

@@ -1,8 +1,9 @@
 """Practice → Administrative → Form library: list, view, a simple builder, FHIR import/export.
 
-The builder is one HTML form with a row per item (link_id, text, type, required, options one per
-line, help text, and the group it sits in), so groups nest without any script. Editing a form
-whose current version has answers publishes a new version; the page says which version it shows.
+The builder is one HTML form with a row per item (link_id, text, type, required, agreement,
+options one per line, help text, and the group it sits in), so groups nest without any script.
+Editing a form whose current version has answers publishes a new version; the page says which
+version it shows.
 """
 
 from __future__ import annotations
@@ -178,6 +179,7 @@ class BuilderRow:
     text: str = ""
     type: str = "string"
     required: bool = False
+    agreement: bool = False  # a consent form's question that signing needs answered Yes
     options: str = ""
     help_text: str = ""
     parent: str = ""
@@ -213,6 +215,7 @@ def builder_of(form: pb.Form) -> Builder:
                     text=item.text,
                     type=TYPE_NAME.get(item.type, "string"),
                     required=item.required,
+                    agreement=item.agreement,
                     options=_options_text(item),
                     help_text=item.help_text,
                     parent=parent,
@@ -248,6 +251,7 @@ def builder_from_post(data: MultiDictProxy[Any]) -> Builder:
             text=text(f"text-{i}"),
             type=text(f"type-{i}") or "string",
             required=bool(text(f"required-{i}")),
+            agreement=bool(text(f"agreement-{i}")),
             options=text(f"options-{i}"),
             help_text=text(f"help_text-{i}"),
             parent=text(f"parent-{i}"),
@@ -270,6 +274,7 @@ def definition_of(builder: Builder) -> tuple[pb.FormDefinition, dict[str, int], 
             text=row.text,
             type=TYPE_BY_NAME.get(row.type, pb.ITEM_TYPE_UNSPECIFIED),
             required=row.required,
+            agreement=row.agreement,
             help_text=row.help_text,
         )
         for line in row.options.splitlines():

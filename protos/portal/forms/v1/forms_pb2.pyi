@@ -12,7 +12,9 @@ Errors, as the JSON API passes them on:
   FAILED_PRECONDITION  google.rpc.PreconditionFailure type: ALREADY_SIGNED, NOT_EDITABLE,
                        SIGNATURE_REQUIRED (consent forms are completed by signing),
                        NOT_REVIEWABLE, DISCLOSURE_CHANGED, NOT_SIGNED (sign: a missing
-                       agreement or typed name is INVALID_ARGUMENT on that field)
+                       agreement or typed name is INVALID_ARGUMENT on that field),
+                       CONSENT_DECLINED (sign: an agreement item not answered Yes; a
+                       google.rpc.BadRequest names each such link_id)
 """
 
 from collections import abc as _abc
@@ -322,6 +324,7 @@ class Item(_message.Message):
     ITEMS_FIELD_NUMBER: _builtins.int
     ENABLE_WHEN_FIELD_NUMBER: _builtins.int
     ENABLE_WHEN_ANY_FIELD_NUMBER: _builtins.int
+    AGREEMENT_FIELD_NUMBER: _builtins.int
     link_id: _builtins.str
     text: _builtins.str
     type: Global___ItemType.ValueType
@@ -329,6 +332,10 @@ class Item(_message.Message):
     help_text: _builtins.str
     enable_when_any: _builtins.bool
     """false: all conditions must hold"""
+    agreement: _builtins.bool
+    """A consent form's yes/no question stating what the signer agrees to: signing needs it
+    answered Yes when it is shown (SignChartForm answers CONSENT_DECLINED otherwise).
+    """
     @_builtins.property
     def options(self) -> _containers.RepeatedCompositeFieldContainer[Global___Option]: ...
     @_builtins.property
@@ -349,10 +356,11 @@ class Item(_message.Message):
         items: _abc.Iterable[Global___Item] | None = ...,
         enable_when: _abc.Iterable[Global___EnableWhen] | None = ...,
         enable_when_any: _builtins.bool = ...,
+        agreement: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["enable_when", b"enable_when", "enable_when_any", b"enable_when_any", "help_text", b"help_text", "items", b"items", "link_id", b"link_id", "options", b"options", "required", b"required", "text", b"text", "type", b"type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agreement", b"agreement", "enable_when", b"enable_when", "enable_when_any", b"enable_when_any", "help_text", b"help_text", "items", b"items", "link_id", b"link_id", "options", b"options", "required", b"required", "text", b"text", "type", b"type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -12,7 +12,9 @@ Errors, as the JSON API passes them on:
   FAILED_PRECONDITION  google.rpc.PreconditionFailure type: ALREADY_SIGNED, NOT_EDITABLE,
                        SIGNATURE_REQUIRED (consent forms are completed by signing),
                        NOT_REVIEWABLE, DISCLOSURE_CHANGED, NOT_SIGNED (sign: a missing
-                       agreement or typed name is INVALID_ARGUMENT on that field)
+                       agreement or typed name is INVALID_ARGUMENT on that field),
+                       CONSENT_DECLINED (sign: an agreement item not answered Yes; a
+                       google.rpc.BadRequest names each such link_id)
 """
 
 from collections import abc as _abc
