@@ -45,7 +45,8 @@ Instant = Annotated[
     Text(
         35,
         pattern=INSTANT_PATTERN,
-        message="Use RFC 3339 with an offset, like 2026-03-02T09:00:00+01:00.",
+        message="Use RFC 3339 with an offset and a year from 1970 to 2199, "
+        "like 2026-03-02T09:00:00+01:00.",
         format="date-time",
     ),
     AfterValidator(_real_instant),
