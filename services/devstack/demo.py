@@ -160,6 +160,55 @@ async def seed_forms(forms_address: str, principal_key: SigningKey) -> list[str]
         return chosen
 
 
+# The visit forms a booking of each demo type puts in the patient's chart, in this order.
+VISIT_FORMS = {
+    "New patient visit": ["Medical history", "Current medications"],
+    "Follow-up": ["Current medications"],
+    "Telehealth check-in": ["Current medications"],
+    "Annual physical": ["Medical history", "Current medications"],
+}
+
+
+async def seed_visit_forms(
+    scheduling_address: str, forms_address: str, principal_key: SigningKey
+) -> list[str]:
+    """Give each demo appointment type its VISIT_FORMS, unless the type has visit forms already
+    (a clinic's own choice is kept); return "Type: form, …" lines."""
+    metadata = PrincipalSigner(principal_key).metadata(SEEDER)
+    added = []
+    async with (
+        grpc.aio.insecure_channel(scheduling_address) as scheduling_channel,
+        grpc.aio.insecure_channel(forms_address) as forms_channel,
+    ):
+        scheduling = scheduling_pb2_grpc.SchedulingServiceStub(scheduling_channel)
+        forms = forms_pb2_grpc.FormsServiceStub(forms_channel)
+        types = await scheduling.ListAppointmentTypes(
+            scheduling_pb2.ListAppointmentTypesRequest(), metadata=metadata, timeout=10
+        )
+        listed = await forms.ListForms(forms_pb2.ListFormsRequest(), metadata=metadata, timeout=10)
+        form_ids = {f.title: f.id for f in listed.items}
+        for kind in types.items:
+            titles = [t for t in VISIT_FORMS.get(kind.name, []) if t in form_ids]
+            if not titles:
+                continue
+            current = await forms.GetVisitForms(
+                forms_pb2.GetVisitFormsRequest(appointment_type_id=kind.id),
+                metadata=metadata,
+                timeout=10,
+            )
+            if current.forms:
+                continue
+            await forms.SetVisitForms(
+                forms_pb2.SetVisitFormsRequest(
+                    appointment_type_id=kind.id, form_ids=[form_ids[t] for t in titles]
+                ),
+                metadata=metadata,
+                timeout=10,
+            )
+            added.append(f"{kind.name}: {', '.join(titles)}")
+    return added
+
+
 # Current medications of the demo patients who may use the portal, kept in their charts as staff
 # would, so a newcomer can choose one on the portal's Refills page: (name, dose, instructions).
 MEDICATIONS = {

@@ -28,7 +28,12 @@ from typing import IO
 import grpc
 
 from services.devstack.demo import seed as seed_demo
-from services.devstack.demo import seed_forms, seed_medications, seed_scheduling
+from services.devstack.demo import (
+    seed_forms,
+    seed_medications,
+    seed_scheduling,
+    seed_visit_forms,
+)
 from services.devstack.embedded import (
     EmbeddedNats,
     EmbeddedPostgres,
@@ -474,6 +479,19 @@ def main() -> int:
                 offered = []
             if offered:
                 demo += f"  Portal forms     {', '.join(offered)}\n"
+            try:
+                linked = asyncio.run(
+                    seed_visit_forms(
+                        scheduling,
+                        f"127.0.0.1:{config.service_ports['forms']}",
+                        stack.principal_key,
+                    )
+                )
+            except grpc.aio.AioRpcError as exc:
+                print(f"make run: demo visit forms not set ({exc.code().name})", file=sys.stderr)
+                linked = []
+            for line in linked:
+                demo += f"  Visit forms      {line} (book one to get them)\n"
             try:
                 medicated = asyncio.run(
                     seed_medications(

@@ -96,6 +96,10 @@ def test_make_run_from_a_clean_copy_then_ctrl_c(pg_server_url: str) -> None:
         assert any(line.startswith("Ready in") for line in output), "".join(output)
         # The demo clinic's charts have medications to choose from on Refills.
         assert "  Medications      Ada Lovelace: Lisinopril, Atorvastatin" in "".join(output)
+        # ... and booking a demo type puts visit forms in the chart.
+        assert "  Visit forms      New patient visit: Medical history, Current medications" in (
+            "".join(output)
+        )
         with urllib.request.urlopen(f"http://127.0.0.1:{gateway_port}/readyz", timeout=5) as r:
             assert r.status == 200
         assert len(processes_using(str(data_dir))) >= 6  # 4 services, postgres, nats
