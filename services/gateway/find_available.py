@@ -86,8 +86,11 @@ def check(search: Search) -> FieldErrors:
     return errors
 
 
-async def find(request: web.Request, caller: Caller, search: Search, zone: tzinfo) -> Found:
-    """The free times for `search`, soonest first, grouped by clinic-local day."""
+async def find(
+    request: web.Request, caller: Caller, search: Search, zone: tzinfo, moving: str = ""
+) -> Found:
+    """The free times for `search`, soonest first, grouped by clinic-local day (a patient's
+    own appointments' times left out, but that of `moving`, the one being rescheduled)."""
     errors = check(search)
     if errors:
         return Found(errors=errors)
@@ -96,6 +99,7 @@ async def find(request: web.Request, caller: Caller, search: Search, zone: tzinf
         provider_id=search.provider_id,
         limit=PAGE_SIZE,
         page_token=search.page,
+        moving_appointment_id=moving,
     )
     day = parse_date(search.from_date) if search.from_date else None
     if day is not None:

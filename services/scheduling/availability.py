@@ -126,9 +126,16 @@ class _Busy:
 
 
 def _day_slots(
-    ranges: Sequence[Interval], busy: _Busy, provider_id: str, rules: Rules, lo: int, hi: int
+    ranges: Sequence[Interval],
+    busy: _Busy,
+    own: _Busy,
+    provider_id: str,
+    rules: Rules,
+    lo: int,
+    hi: int,
 ) -> Iterator[tuple[int, str]]:
-    """(start, provider) of one provider's free slots in one date's ranges, lo <= start < hi."""
+    """(start, provider) of one provider's free slots in one date's ranges, lo <= start < hi,
+    clear of the provider's busy time (with buffers) and of the patient's `own` (without)."""
     for range_start, range_end in ranges:
         start = range_start
         if start < lo:  # jump to the first grid point at or after lo
@@ -137,7 +144,8 @@ def _day_slots(
             blocked_from, blocked_to = rules.blocked(start)
             busy_until = busy.blocking(blocked_from, blocked_to)
             if busy_until is None:
-                yield start, provider_id
+                if own.blocking(start, start + rules.duration) is None:
+                    yield start, provider_id
                 start += rules.interval
             else:
                 # Jump to the first grid point whose buffer clears the busy time; it lies past
@@ -155,11 +163,14 @@ def find_slots(
     latest: int,
     limit: int,
     after: tuple[int, str] | None = None,
+    patient_busy: Sequence[Interval] = (),
 ) -> list[FreeSlot]:
-    """Up to `limit` free slots with earliest <= start < latest, soonest first."""
+    """Up to `limit` free slots with earliest <= start < latest, soonest first; none overlapping
+    `patient_busy` (the patient's own appointments: their times, without buffers)."""
     if limit <= 0 or earliest >= latest or not calendars:
         return []
     lo = earliest if after is None else max(earliest, after[0])
+    own = _Busy(patient_busy)
     prepared = [(cal, _Busy(cal.busy)) for cal in sorted(calendars, key=lambda c: c.provider_id)]
     found: list[FreeSlot] = []
     day, last_day = local_date(lo, tz), local_date(latest, tz)
@@ -171,7 +182,7 @@ def find_slots(
         for cal, busy in prepared:
             ranges = day_instants(day, tuple(cal.ranges_on(day)), tz)
             if ranges and ranges[-1][1] - rules.duration >= lo:
-                streams.append(_day_slots(ranges, busy, cal.provider_id, rules, lo, latest))
+                streams.append(_day_slots(ranges, busy, own, cal.provider_id, rules, lo, latest))
         for start, provider_id in heapq.merge(*streams):
             if after is not None and (start, provider_id) <= after:
                 continue

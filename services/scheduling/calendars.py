@@ -14,7 +14,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
@@ -296,6 +296,25 @@ async def load_busy(
     return busy
 
 
+async def own_appointments(
+    conn: Conn, patient_id: uuid.UUID, lo: int, hi: int, *, besides: uuid.UUID | None = None
+) -> list[Interval]:
+    """The patient's appointments holding time in [lo, hi) (epoch seconds), except `besides`
+    (one being moved): the times Find Available does not offer them."""
+    rows = await conn.fetch(
+        f"""SELECT extract(epoch FROM starts_at)::bigint AS s,
+                   extract(epoch FROM ends_at)::bigint AS e
+            FROM appointments
+            WHERE patient_id = $1 AND starts_at < $3 AND ends_at > $2
+              AND status IN {HOLDING!r} AND id IS DISTINCT FROM $4""",
+        patient_id,
+        datetime.fromtimestamp(lo, UTC),
+        datetime.fromtimestamp(hi, UTC),
+        besides,
+    )
+    return [(r["s"], r["e"]) for r in rows]
+
+
 async def search(
     conn: Conn,
     tz: ZoneInfo,
@@ -307,9 +326,10 @@ async def search(
     latest: int,
     limit: int,
     after: tuple[int, str] | None = None,
+    patient_busy: Sequence[Interval] = (),
 ) -> list[FreeSlot]:
     """Up to `limit` free slots of the type among `providers` (id -> hours_version), soonest
-    first."""
+    first, clear of `patient_busy` (availability.find_slots)."""
     lo = earliest if after is None else max(earliest, after[0])
     if not providers or lo >= latest or limit <= 0:
         return []
@@ -323,7 +343,14 @@ async def search(
         # The window ends where the hours alone (nothing booked) offer `wanted` starts: busy
         # time is read only for a span the answer can need, whatever the time of day.
         candidates = availability.find_slots(
-            week, rules, tz, earliest=lo, latest=latest, limit=wanted, after=after
+            week,
+            rules,
+            tz,
+            earliest=lo,
+            latest=latest,
+            limit=wanted,
+            after=after,
+            patient_busy=patient_busy,
         )
         if not candidates:
             break  # no hours before the horizon
@@ -333,7 +360,14 @@ async def search(
         )
         calendars = [replace(cal, busy=busy.get(cal.provider_id, ())) for cal in week]
         found += availability.find_slots(
-            calendars, rules, tz, earliest=lo, latest=hi, limit=limit - len(found), after=after
+            calendars,
+            rules,
+            tz,
+            earliest=lo,
+            latest=hi,
+            limit=limit - len(found),
+            after=after,
+            patient_busy=patient_busy,
         )
         lo, wanted = hi, wanted * 4
     return found

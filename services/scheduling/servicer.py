@@ -530,8 +530,20 @@ class SchedulingServicer(pb_grpc.SchedulingServiceServicer):
         start_from: int,
         limit: int,
         after: tuple[int, str] | None = None,
+        patient: Principal | None = None,
+        moving: uuid.UUID | None = None,
     ) -> list[pb.Slot]:
+        """Free slots; for a `patient`, none overlapping their own appointments (but `moving`)."""
         earliest, latest = kind.window(now_epoch())
+        own: list[availability.Interval] = []
+        if patient is not None and patient.is_patient:
+            own = await calendars.own_appointments(
+                conn,
+                uuid.UUID(patient.subject),
+                max(earliest, start_from) - kind.rules.duration,
+                latest + kind.rules.duration,
+                besides=moving,
+            )
         found = await calendars.search(
             conn,
             self.tz,
@@ -542,6 +554,7 @@ class SchedulingServicer(pb_grpc.SchedulingServiceServicer):
             latest=latest,
             limit=limit,
             after=after,
+            patient_busy=own,
         )
         return [
             pb.Slot(
@@ -553,8 +566,16 @@ class SchedulingServicer(pb_grpc.SchedulingServiceServicer):
             for s in found
         ]
 
-    async def _alternatives(self, conn: Conn, kind: TypeRules, start: int) -> list[pb.Slot]:
-        """Fresh times from the requested day on, across every provider offering the type.
+    async def _alternatives(
+        self,
+        conn: Conn,
+        kind: TypeRules,
+        start: int,
+        principal: Principal,
+        moving: uuid.UUID | None = None,
+    ) -> list[pb.Slot]:
+        """Fresh times from the requested day on, across every provider offering the type (for a
+        patient, clear of their own appointments but `moving`).
 
         Read on the caller's connection: taking a second one could wait forever when every
         pooled connection is held by a booking doing the same.
@@ -567,6 +588,8 @@ class SchedulingServicer(pb_grpc.SchedulingServiceServicer):
             providers,
             start_from=availability.instant(day, 0, self.tz),
             limit=ALTERNATIVES,
+            patient=principal,
+            moving=moving,
         )
 
     @requires(staff=STAFF, patient=True)
@@ -588,6 +611,13 @@ class SchedulingServicer(pb_grpc.SchedulingServiceServicer):
             if request.provider_id
             else None
         )
+        moving = (
+            await parse_id(
+                context, request.moving_appointment_id, "moving_appointment_id", "Appointment"
+            )
+            if request.moving_appointment_id
+            else None
+        )
         start_from = epoch(getattr(request, "from")) if request.HasField("from") else 0
         async with self.pool.acquire() as conn:
             kind = await self._bookable_type(conn, context, principal, request.appointment_type_id)
@@ -595,7 +625,14 @@ class SchedulingServicer(pb_grpc.SchedulingServiceServicer):
             if provider_id and not providers:  # no free times, or a wrong id?
                 await self._provider_exists(conn, context, provider_id)
             slots = await self._slots(
-                conn, kind, providers, start_from=start_from, limit=limit, after=after
+                conn,
+                kind,
+                providers,
+                start_from=start_from,
+                limit=limit,
+                after=after,
+                patient=principal,
+                moving=moving,
             )
         token = ""
         if len(slots) == limit:
@@ -614,11 +651,12 @@ class SchedulingServicer(pb_grpc.SchedulingServiceServicer):
         kind: TypeRules,
         provider_id: uuid.UUID,
         start: int,
+        moving: uuid.UUID | None = None,
     ) -> str:
         """The provider offers the type and (for patients) `start` is an offered slot; returns
         the provider's name."""
         found = await calendars.booking_context(conn, self.tz, kind.id, provider_id, start)
-        return await self._check_context(conn, context, principal, kind, found, start)
+        return await self._check_context(conn, context, principal, kind, found, start, moving)
 
     async def _check_context(
         self,
@@ -628,6 +666,7 @@ class SchedulingServicer(pb_grpc.SchedulingServiceServicer):
         kind: TypeRules,
         found: calendars.BookingContext,
         start: int,
+        moving: uuid.UUID | None = None,
     ) -> str:
         """_check_time on what booking_context read.
 
@@ -653,7 +692,8 @@ class SchedulingServicer(pb_grpc.SchedulingServiceServicer):
         else:
             ok = availability.fits(cal, kind.rules, self.tz, start)
         if not ok:
-            await abort_slot(context, SLOT_UNAVAILABLE, await self._alternatives(conn, kind, start))
+            alternatives = await self._alternatives(conn, kind, start, principal, moving)
+            await abort_slot(context, SLOT_UNAVAILABLE, alternatives)
         return found.provider_name
 
     def _blocked(
@@ -787,7 +827,9 @@ class SchedulingServicer(pb_grpc.SchedulingServiceServicer):
                     return replay
                 if await appointments.patient_busy(conn, patient_id, starts, ends, besides=None):
                     await abort_patient_busy(context, principal)
-                await abort_slot(context, SLOT_TAKEN, await self._alternatives(conn, kind, start))
+                await abort_slot(
+                    context, SLOT_TAKEN, await self._alternatives(conn, kind, start, principal)
+                )
         return convert.appointment({**row, **written})
 
     async def _replay(
@@ -935,7 +977,9 @@ class SchedulingServicer(pb_grpc.SchedulingServiceServicer):
                             "NOT_BOOKABLE_ONLINE",
                             "Only the clinic can move this appointment. Please call the clinic.",
                         )
-                    await self._check_time(conn, context, principal, kind, provider_id, start)
+                    await self._check_time(
+                        conn, context, principal, kind, provider_id, start, before["id"]
+                    )
                     starts, ends, blocked = self._blocked(kind, start)
                     # The row keeps its id: the old time is released by this same update.
                     await appointments.move(conn, before["id"], provider_id, starts, ends, blocked)
@@ -949,7 +993,11 @@ class SchedulingServicer(pb_grpc.SchedulingServiceServicer):
                     raise
                 if appointments.patient_clash(exc):
                     await abort_patient_busy(context, principal)
-                await abort_slot(context, SLOT_TAKEN, await self._alternatives(conn, kind, start))
+                await abort_slot(
+                    context,
+                    SLOT_TAKEN,
+                    await self._alternatives(conn, kind, start, principal, moving=before["id"]),
+                )
         return convert.appointment(row)
 
     @requires(staff=STAFF)

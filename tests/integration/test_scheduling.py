@@ -423,6 +423,16 @@ async def test_a_patient_cannot_be_in_two_appointments_at_once(scheduling: Sched
         pb.GetAppointmentRequest(appointment_id=second.id), metadata=scheduling.md(me)
     )
     assert still.start == later.start
+    # Find Available offers the patient no time overlapping their own (staff still see them),
+    # except the appointment they are moving.
+    mine_at = {s.start.seconds for s in await scheduling.slots(kind, me, limit=60)}
+    assert t0 not in mine_at and t2 not in mine_at and t1 in mine_at
+    assert t0 in {s.start.seconds for s in await scheduling.slots(kind, DESK, limit=60)}
+    moving = {
+        s.start.seconds
+        for s in await scheduling.slots(kind, me, limit=60, moving_appointment_id=second.id)
+    }
+    assert t2 in moving and t0 not in moving
     # A cancelled appointment frees the patient too.
     await scheduling.stub.CancelAppointment(
         pb.CancelAppointmentRequest(appointment_id=mine.id), metadata=scheduling.md(me)

@@ -155,6 +155,47 @@ def test_every_free_grid_time_is_offered(scenario) -> None:
             day += timedelta(days=1)
 
 
+@settings(max_examples=150, deadline=None)
+@given(scenarios(), st.data())
+def test_the_patients_own_appointments_only_take_away_the_times_they_overlap(
+    scenario, data
+) -> None:
+    """A patient's own appointments remove exactly the slots whose own time (not the provider's
+    buffers) overlaps one, whichever provider; paging still neither skips nor repeats."""
+    calendars, rules, tz, earliest, latest = scenario
+    own = [
+        (start, start + data.draw(st.integers(5, 120)) * 60)
+        for start in data.draw(
+            st.lists(st.integers(earliest - 3600, latest).map(lambda t: t - t % 300), max_size=4)
+        )
+    ]
+    everything = find_slots(calendars, rules, tz, earliest=earliest, latest=latest, limit=10_000)
+    expected = [s for s in everything if all(s.end <= lo or hi <= s.start for lo, hi in own)]
+    found = find_slots(
+        calendars, rules, tz, earliest=earliest, latest=latest, limit=10_000, patient_busy=own
+    )
+    assert found == expected
+    page = data.draw(st.integers(1, 7))
+    paged: list[FreeSlot] = []
+    after = None
+    while True:
+        chunk = find_slots(
+            calendars,
+            rules,
+            tz,
+            earliest=earliest,
+            latest=latest,
+            limit=page,
+            after=after,
+            patient_busy=own,
+        )
+        paged += chunk
+        if len(chunk) < page:
+            break
+        after = (chunk[-1].start, chunk[-1].provider_id)
+    assert paged == expected
+
+
 def hourly(tz: ZoneInfo, day: date, first: int, last: int) -> list[int]:
     cal = Calendar("p", {day.isoweekday(): [(first, last)]})
     start, end = instant(day, 0, tz) - 86400, instant(day, 0, tz) + 2 * 86400

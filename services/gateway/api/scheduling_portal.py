@@ -107,8 +107,9 @@ def operations() -> list[Operation]:
             tag,
             "patient",
             description="Soonest first, from now + the type's minimum notice to its horizon; "
-            "`next` pages on (send it as `cursor`). A type not bookable online is 404, and so "
-            "is a `provider_id` that names no provider.",
+            "`next` pages on (send it as `cursor`); no time overlapping one of the patient's "
+            "own appointments. A type not bookable online is 404, and so is a `provider_id` "
+            "that names no provider.",
             query=m.AvailabilityQuery,
             answers=(Answer(200, "Free times.", m.SlotList),),
             problems=(404,),

@@ -189,7 +189,7 @@ async def find(request: web.Request) -> web.StreamResponse:
             from_date=search.from_date,
             page=search.page,
         )
-    found = await find_available.find(request, who, search, _zone(request))
+    found = await find_available.find(request, who, search, _zone(request), moving)
     if found.errors and not moving:
         return await _index_page(request, who, search, found.errors, status=400)
     return await _results_page(request, who, search, found, moving)
@@ -288,7 +288,7 @@ async def review(request: web.Request) -> web.StreamResponse:
         search = Search(type_id=appointment.appointment_type_id, provider_id=search.provider_id)
     chosen = parse_slot(request.query.get("slot", ""))
     if chosen is None:
-        found = await find_available.find(request, who, search, _zone(request))
+        found = await find_available.find(request, who, search, _zone(request), moving)
         found.errors = {**found.errors, "slot": [CHOOSE_TIME]}
         return await _results_page(request, who, search, found, moving, status=400)
     profile, (types, providers) = await asyncio.gather(
@@ -373,7 +373,7 @@ async def _refused(
         errors = {"_form": [exc.details() or "That time cannot be booked. Please choose another."]}
     else:
         raise exc
-    found = await find_available.find(request, who, search, _zone(request))
+    found = await find_available.find(request, who, search, _zone(request), moving)
     found.errors = {**found.errors, **errors}
     return await _results_page(request, who, search, found, moving, status=409)
 

@@ -884,6 +884,7 @@ class FindAvailabilityRequest(_message.Message):
     FROM_FIELD_NUMBER: _builtins.int
     LIMIT_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    MOVING_APPOINTMENT_ID_FIELD_NUMBER: _builtins.int
     appointment_type_id: _builtins.str
     provider_id: _builtins.str
     """empty: every active provider offering the type"""
@@ -891,6 +892,10 @@ class FindAvailabilityRequest(_message.Message):
     """1..200, default 20"""
     page_token: _builtins.str
     """"Show more": the next_page_token of the previous answer (same type, provider and from)."""
+    moving_appointment_id: _builtins.str
+    """A patient is offered no time overlapping their own appointments, except this one: the
+    appointment being rescheduled (theirs; ignored for staff).
+    """
     def __init__(
         self,
         *,
@@ -898,10 +903,11 @@ class FindAvailabilityRequest(_message.Message):
         provider_id: _builtins.str = ...,
         limit: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        moving_appointment_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["from", b"from"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["appointment_type_id", b"appointment_type_id", "from", b"from", "limit", b"limit", "page_token", b"page_token", "provider_id", b"provider_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["appointment_type_id", b"appointment_type_id", "from", b"from", "limit", b"limit", "moving_appointment_id", b"moving_appointment_id", "page_token", b"page_token", "provider_id", b"provider_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
