@@ -87,10 +87,16 @@ def check(search: Search) -> FieldErrors:
 
 
 async def find(
-    request: web.Request, caller: Caller, search: Search, zone: tzinfo, moving: str = ""
+    request: web.Request,
+    caller: Caller,
+    search: Search,
+    zone: tzinfo,
+    moving: str = "",
+    patient_id: str = "",
 ) -> Found:
-    """The free times for `search`, soonest first, grouped by clinic-local day (a patient's
-    own appointments' times left out, but that of `moving`, the one being rescheduled)."""
+    """The free times for `search`, soonest first, grouped by clinic-local day; the times of the
+    patient's own appointments left out (a patient's always; staff's for `patient_id`), but that
+    of `moving`, the one being rescheduled."""
     errors = check(search)
     if errors:
         return Found(errors=errors)
@@ -100,6 +106,7 @@ async def find(
         limit=PAGE_SIZE,
         page_token=search.page,
         moving_appointment_id=moving,
+        patient_id=patient_id,
     )
     day = parse_date(search.from_date) if search.from_date else None
     if day is not None:

@@ -530,16 +530,16 @@ class SchedulingServicer(pb_grpc.SchedulingServiceServicer):
         start_from: int,
         limit: int,
         after: tuple[int, str] | None = None,
-        patient: Principal | None = None,
+        patient: uuid.UUID | None = None,
         moving: uuid.UUID | None = None,
     ) -> list[pb.Slot]:
-        """Free slots; for a `patient`, none overlapping their own appointments (but `moving`)."""
+        """Free slots; with a `patient`, none overlapping their own appointments (but `moving`)."""
         earliest, latest = kind.window(now_epoch())
         own: list[availability.Interval] = []
-        if patient is not None and patient.is_patient:
+        if patient is not None:
             own = await calendars.own_appointments(
                 conn,
-                uuid.UUID(patient.subject),
+                patient,
                 max(earliest, start_from) - kind.rules.duration,
                 latest + kind.rules.duration,
                 besides=moving,
@@ -588,7 +588,7 @@ class SchedulingServicer(pb_grpc.SchedulingServiceServicer):
             providers,
             start_from=availability.instant(day, 0, self.tz),
             limit=ALTERNATIVES,
-            patient=principal,
+            patient=uuid.UUID(principal.subject) if principal.is_patient else None,
             moving=moving,
         )
 
@@ -618,6 +618,11 @@ class SchedulingServicer(pb_grpc.SchedulingServiceServicer):
             if request.moving_appointment_id
             else None
         )
+        # Whose own appointments the times keep clear of: a patient's always, staff's on asking.
+        raw_patient = principal.subject if principal.is_patient else request.patient_id
+        patient_id = (
+            await parse_id(context, raw_patient, "patient_id", "Patient") if raw_patient else None
+        )
         start_from = epoch(getattr(request, "from")) if request.HasField("from") else 0
         async with self.pool.acquire() as conn:
             kind = await self._bookable_type(conn, context, principal, request.appointment_type_id)
@@ -631,9 +636,12 @@ class SchedulingServicer(pb_grpc.SchedulingServiceServicer):
                 start_from=start_from,
                 limit=limit,
                 after=after,
-                patient=principal,
+                patient=patient_id,
                 moving=moving,
             )
+            if patient_id is not None and not principal.is_patient:
+                # Their appointments' times were read to leave them out.
+                await access.record(conn, principal, "appointment.availability", [patient_id])
         token = ""
         if len(slots) == limit:
             token = f"{slots[-1].start.seconds}:{slots[-1].provider_id}"

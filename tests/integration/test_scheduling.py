@@ -428,6 +428,14 @@ async def test_a_patient_cannot_be_in_two_appointments_at_once(scheduling: Sched
     mine_at = {s.start.seconds for s in await scheduling.slots(kind, me, limit=60)}
     assert t0 not in mine_at and t2 not in mine_at and t1 in mine_at
     assert t0 in {s.start.seconds for s in await scheduling.slots(kind, DESK, limit=60)}
+    # Staff booking for the patient ask for the same, and that read is in the access log.
+    for_me = await scheduling.slots(kind, DESK, limit=60, patient_id=me.subject)
+    assert {s.start.seconds for s in for_me} == mine_at
+    assert await scheduling.pool.fetchval(
+        "SELECT count(*) FROM access_log WHERE action = 'appointment.availability'"
+        " AND patient_id = $1 AND actor_kind = 'staff'",
+        uuid.UUID(me.subject),
+    )
     moving = {
         s.start.seconds
         for s in await scheduling.slots(kind, me, limit=60, moving_appointment_id=second.id)

@@ -225,6 +225,30 @@ async def test_time_off_over_booked_appointments_says_they_stay_booked(
     assert "Time off added." in page.text and "stay booked" not in page.text
 
 
+async def test_booking_for_a_patient_leaves_out_the_times_they_are_booked_elsewhere(
+    stack: RunningStack, staff: Browser
+) -> None:
+    """Two providers, each with a type of their own: once the patient holds a time with the
+    first, the chart's booking page offers every time of the second but that one."""
+    _, first_type, _ = await set_up_clinic(staff)
+    second_provider, second_type, _ = await set_up_clinic(staff)
+    async with client() as http:
+        _, record = await patient_browser(stack, http)
+    await known_to_scheduling(stack, record["id"])
+    book = f"/staff/patients/{record['id']}/appointments/book"
+    held = html.unescape(SLOT.findall((await staff.get(f"{book}?type={first_type}")).text)[0])
+    taken = int(held.split("|")[1])
+    page = await staff.post(
+        f"/staff/patients/{record['id']}/appointments",
+        {"type": first_type, "slot": held, "idempotency_key": str(uuid.uuid4())},
+    )
+    assert "Appointment booked." in page.text, page.text[:2000]
+
+    page = await staff.get(f"{book}?type={second_type}&provider={second_provider}")
+    starts = {int(html.unescape(s).split("|")[1]) for s in SLOT.findall(page.text)}
+    assert taken not in starts and taken + 30 * 60 in starts, sorted(starts)[:5]
+
+
 async def test_booking_keeps_to_the_type_the_provider_and_the_calendar_day(
     stack: RunningStack, staff: Browser
 ) -> None:

@@ -86,7 +86,9 @@ async def book_form(request: web.Request, caller: Caller) -> web.StreamResponse:
     search = find_available.search_from(request.query)
     found = None
     if "type" in request.query:  # Find Available was clicked
-        found = await find_available.find(request, caller, search, zone(request))
+        found = await find_available.find(
+            request, caller, search, zone(request), patient_id=patient_id(request)
+        )
     return await _book_page(
         request, caller, search, found, status=400 if found and found.errors else 200
     )
@@ -140,12 +142,12 @@ async def book(request: web.Request, caller: Caller) -> web.StreamResponse:
     values = await form_text.checked(request)
     search = find_available.search_from(values)
     chosen = _chosen(values)
+    pid = patient_id(request)
     if chosen is None or not search.type_id:
-        found = await find_available.find(request, caller, search, zone(request))
+        found = await find_available.find(request, caller, search, zone(request), patient_id=pid)
         found.errors = {**found.errors, "slot": [CHOOSE_TIME]}
         return await _book_page(request, caller, search, found, status=400)
     provider_id, start = chosen
-    pid = patient_id(request)
     try:
         await scheduling(request).BookAppointment(
             pb.BookAppointmentRequest(
@@ -158,15 +160,21 @@ async def book(request: web.Request, caller: Caller) -> web.StreamResponse:
             metadata=auth.metadata(request, caller),
         )
     except grpc.aio.AioRpcError as exc:
-        found, refusal = await _refused(request, caller, search, exc)
+        found, refusal = await _refused(request, caller, search, exc, pid)
         return await _book_page(request, caller, search, found, refusal=refusal, status=409)
     return redirect(request, f"/staff/patients/{pid}", flash="appointment-booked")
 
 
 async def _refused(
-    request: web.Request, caller: Caller, search: Search, exc: grpc.aio.AioRpcError
+    request: web.Request,
+    caller: Caller,
+    search: Search,
+    exc: grpc.aio.AioRpcError,
+    pid: str,
+    moving: str = "",
 ) -> tuple[Found, str]:
-    """The free times to offer after a refused booking or move, and the refusal's kind.
+    """The free times to offer after a refused booking or move (for patient `pid`), and the
+    refusal's kind.
 
     With a provider chosen, only that provider's times: the alternatives' own, or (none of
     them being theirs) a fresh search of theirs, which says so when it finds none."""
@@ -176,7 +184,10 @@ async def _refused(
         if search.provider_id:
             slots = [s for s in slots if s.provider_id == search.provider_id]
             if not slots:
-                return await find_available.find(request, caller, search, zone(request)), refusal
+                fresh = await find_available.find(
+                    request, caller, search, zone(request), moving, pid
+                )
+                return fresh, refusal
         return Found(days=by_day(slots, zone(request))), refusal
     errors: FieldErrors | None = invalid(exc)
     if not_found_kind(exc) == "patient":  # the chart's patient: identity knows them
@@ -185,7 +196,7 @@ async def _refused(
         if exc.code() not in (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.NOT_FOUND):
             raise exc
         errors = {"_form": [exc.details() or "That time cannot be booked."]}
-    found = await find_available.find(request, caller, search, zone(request))
+    found = await find_available.find(request, caller, search, zone(request), moving, pid)
     found.errors = {**found.errors, **errors}
     return found, ""
 
@@ -349,7 +360,9 @@ async def reschedule_form(request: web.Request, caller: Caller) -> web.StreamRes
     search = _same_type(find_available.search_from(request.query), appointment)
     if appointment.status != pb.APPOINTMENT_STATUS_BOOKED:  # the page says it cannot move
         return await _reschedule_page(request, caller, appointment, search, None)
-    found = await find_available.find(request, caller, search, zone(request))
+    found = await find_available.find(
+        request, caller, search, zone(request), appointment.id, appointment.patient_id
+    )
     return await _reschedule_page(request, caller, appointment, search, found)
 
 
@@ -400,7 +413,9 @@ async def reschedule(request: web.Request, caller: Caller) -> web.StreamResponse
     search = _same_type(find_available.search_from(values), appointment)
     chosen = _chosen(values)
     if chosen is None:
-        found = await find_available.find(request, caller, search, zone(request))
+        found = await find_available.find(
+            request, caller, search, zone(request), appointment.id, appointment.patient_id
+        )
         found.errors = {**found.errors, "slot": [CHOOSE_TIME]}
         return await _reschedule_page(request, caller, appointment, search, found, status=400)
     provider_id, start = chosen
@@ -412,7 +427,9 @@ async def reschedule(request: web.Request, caller: Caller) -> web.StreamResponse
             metadata=auth.metadata(request, caller),
         )
     except grpc.aio.AioRpcError as exc:
-        found, refusal = await _refused(request, caller, search, exc)
+        found, refusal = await _refused(
+            request, caller, search, exc, appointment.patient_id, appointment.id
+        )
         return await _reschedule_page(
             request, caller, appointment, search, found, refusal=refusal, status=409
         )

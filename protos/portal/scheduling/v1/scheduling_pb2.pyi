@@ -885,6 +885,7 @@ class FindAvailabilityRequest(_message.Message):
     LIMIT_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     MOVING_APPOINTMENT_ID_FIELD_NUMBER: _builtins.int
+    PATIENT_ID_FIELD_NUMBER: _builtins.int
     appointment_type_id: _builtins.str
     provider_id: _builtins.str
     """empty: every active provider offering the type"""
@@ -894,7 +895,12 @@ class FindAvailabilityRequest(_message.Message):
     """"Show more": the next_page_token of the previous answer (same type, provider and from)."""
     moving_appointment_id: _builtins.str
     """A patient is offered no time overlapping their own appointments, except this one: the
-    appointment being rescheduled (theirs; ignored for staff).
+    appointment being rescheduled.
+    """
+    patient_id: _builtins.str
+    """Staff booking for a patient: leave out the times this patient's own appointments take
+    (but moving_appointment_id's), as for a patient. Empty: every free time. Patients: ignored
+    (always themselves).
     """
     def __init__(
         self,
@@ -904,10 +910,11 @@ class FindAvailabilityRequest(_message.Message):
         limit: _builtins.int = ...,
         page_token: _builtins.str = ...,
         moving_appointment_id: _builtins.str = ...,
+        patient_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["from", b"from"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["appointment_type_id", b"appointment_type_id", "from", b"from", "limit", b"limit", "moving_appointment_id", b"moving_appointment_id", "page_token", b"page_token", "provider_id", b"provider_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["appointment_type_id", b"appointment_type_id", "from", b"from", "limit", b"limit", "moving_appointment_id", b"moving_appointment_id", "page_token", b"page_token", "patient_id", b"patient_id", "provider_id", b"provider_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
