@@ -91,17 +91,41 @@ async def generate(request: web.Request, caller: Caller) -> web.StreamResponse:
         )
     except grpc.aio.AioRpcError as exc:
         errors = invalid(exc)
-        if errors is not None:
-            return _generate_page(
-                request, caller, patient, realm_name, username, password, errors=errors, status=400
+        if errors is None:
+            return _refused(request, caller, patient, realm_name, exc)
+        staff_typed = posted.get("custom") == "1"
+        if staff_typed and "password" in errors:
+            # The typed password was refused: it goes back to its own field, with the reason,
+            # and the page offers a generated one again.
+            errors["custom_password"] = errors.pop("password")
+            return await _suggest(
+                request, caller, patient, realm_name, username, errors=errors, typed=password
             )
-        return _refused(request, caller, patient, realm_name, exc)
+        return _generate_page(
+            request,
+            caller,
+            patient,
+            realm_name,
+            username,
+            password,
+            custom=staff_typed,
+            errors=errors,
+            status=400,
+        )
     return _letter_page(request, caller, patient, realm_name, issued, reset=False)
 
 
 async def _suggest(
-    request: web.Request, caller: Caller, patient: pb.Patient, realm_name: str, username: str
+    request: web.Request,
+    caller: Caller,
+    patient: pb.Patient,
+    realm_name: str,
+    username: str,
+    *,
+    errors: dict[str, list[str]] | None = None,
+    typed: str = "",
 ) -> web.Response:
+    """The page with a generated password (and the user name kept, or generated too)."""
     try:
         suggestion = await request.app[BACKENDS].identity.SuggestCredentials(
             pb.SuggestCredentialsRequest(patient_id=patient.id, realm=auth.REALM_ENUM[realm_name]),
@@ -110,7 +134,15 @@ async def _suggest(
     except grpc.aio.AioRpcError as exc:
         return _refused(request, caller, patient, realm_name, exc)
     return _generate_page(
-        request, caller, patient, realm_name, username or suggestion.username, suggestion.password
+        request,
+        caller,
+        patient,
+        realm_name,
+        username or suggestion.username,
+        suggestion.password,
+        errors=errors,
+        typed=typed,
+        status=400 if errors else 200,
     )
 
 
@@ -124,6 +156,7 @@ def _generate_page(
     *,
     custom: bool = False,
     errors: dict[str, list[str]] | None = None,
+    typed: str = "",
     status: int = 200,
 ) -> web.Response:
     return render(
@@ -135,6 +168,7 @@ def _generate_page(
             "username": username,
             "password": password,
             "custom": custom,
+            "typed": typed,
             "errors": errors or {},
         },
         status=status,
