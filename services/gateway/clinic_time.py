@@ -79,6 +79,11 @@ def skipped(value: datetime) -> bool:
 SKIPPED_TIME = "The clocks go forward over this time that day, so it does not exist. Enter another."
 
 
+def day_month_year(day: date) -> str:
+    """'2 March 2026': how every page and letter writes a date."""
+    return f"{day.day} {day:%B %Y}"
+
+
 def long_day(day: date) -> str:
     """'Monday, 2 March 2026'."""
     return f"{day:%A}, {day.day} {day:%B %Y}"

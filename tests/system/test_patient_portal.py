@@ -225,7 +225,7 @@ async def test_sign_in_forced_change_home_and_sign_out(
     status, html, _ = await page(browser, stack.url + base + "profile")
     assert status == 200
     assert issued["username"] in html
-    assert "March 4, 1980" in html and "grace@example.org" in html
+    assert "4 March 1980" in html and "grace@example.org" in html
     assert patient["last_name"] in html
 
     # The old session ended with the change: its cookie only gets "session ended".

@@ -46,6 +46,7 @@ from services.gateway.api.records_models import (
     RefillRequestList,
 )
 from services.gateway.backends import PDF_DEADLINE
+from services.gateway.clinic_time import day_month_year
 from services.gateway.context import BACKENDS, SETTINGS
 from services.gateway.records_view import (
     CATEGORY,
@@ -269,7 +270,7 @@ async def _merge(call: Call[Any, Any], pid: str) -> pb.LetterMerge:
     return pb.LetterMerge(
         patient_name=" ".join(part for part in name if part),
         clinic_name=settings.clinic_name,
-        date=f"{today:%B} {today.day}, {today.year}",
+        date=day_month_year(today.date()),
     )
 
 

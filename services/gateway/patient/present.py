@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from portal.identity.v1 import identity_pb2 as pb
+from services.gateway.clinic_time import day_month_year
 from services.gateway.contact_changes import PREFERRED_CONTACT
 
 SEX = {"female": "Female", "male": "Male", "other": "Other", "unknown": "Unknown"}
@@ -26,12 +27,12 @@ class Profile:
 
 
 def long_date(iso: str) -> str:
-    """'1980-03-04' -> 'March 4, 1980' (the value unchanged when it is not a date)."""
+    """'1980-03-04' -> '4 March 1980' (the value unchanged when it is not a date)."""
     try:
         day = date.fromisoformat(iso)
     except ValueError:
         return iso
-    return f"{day:%B} {day.day}, {day.year}"
+    return day_month_year(day)
 
 
 def profile(patient: pb.Patient) -> Profile:

@@ -21,6 +21,7 @@ from portal.forms.v1 import forms_pb2 as pb
 from services.gateway import auth
 from services.gateway.auth import Caller
 from services.gateway.backends import PDF_DEADLINE, Outage, section
+from services.gateway.clinic_time import day_month_year
 from services.gateway.context import BACKENDS, SETTINGS
 from services.gateway.records_view import (
     CATEGORY,
@@ -217,7 +218,7 @@ async def _merge(request: web.Request, patient: Any) -> pb.LetterMerge:
     return pb.LetterMerge(
         patient_name=patients.full_name(patient),
         clinic_name=settings.clinic_name,
-        date=f"{today:%B} {today.day}, {today.year}",
+        date=day_month_year(today.date()),
     )
 
 
