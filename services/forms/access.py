@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 
@@ -52,10 +53,21 @@ def entry(principal: Principal, action: str) -> Entry:
 
 
 def actor(principal: Principal) -> str:
-    """Who, as the audit trail shows it: a staff member's name, else the principal's subject."""
+    """Who, as the audit trail records it: a staff member's name with their id (two people may
+    share a name), else the principal's subject."""
     if principal.kind == "staff" and principal.name:
         return f"{principal.name} ({principal.subject})"
     return principal.subject
+
+
+NAMED_ACTOR = re.compile(r"(.+) \([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\)")
+
+
+def name_of(recorded: str) -> str:
+    """A recorded actor as people read it: a staff member's name without the id that actor()
+    keeps beside it (the access log keeps both); anything else as it is."""
+    found = NAMED_ACTOR.fullmatch(recorded)
+    return found[1] if found else recorded
 
 
 async def record_system(

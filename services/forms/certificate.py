@@ -1,5 +1,9 @@
 """The signature certificate: the form with its answers, then the audit trail, as PDF bytes.
 
+People show by name, never by internal id (the certificate goes to the patient, and checking
+it needs only the form id and version, the typed name, the answers and the chart form's id):
+the signer is "the patient", a staff member their name, a service its name.
+
 Both PDFs here embed the Unicode fonts the letters use (services.runtime.fonts: DejaVu, and
 Droid Sans Fallback only when a text needs it), so names and answers print as typed in any
 script. Rendering subsets fonts (CPU-bound for a fraction of a second): call it in a thread.
@@ -12,6 +16,7 @@ from datetime import datetime
 
 from fpdf import FPDF
 
+from services.forms.access import name_of
 from services.forms.definitions import NO_ANSWER_TYPES, Definition, Item, Json
 from services.runtime.fonts import add_fonts
 
@@ -21,7 +26,7 @@ class SignatureFacts:
     chart_form_id: str
     form_id: str
     form_version: int
-    signer: str  # kind and id from the principal
+    signer: str  # signer_text(): who signed, by kind (the principal's)
     typed_name: str
     signed_at: datetime
     source_address: str
@@ -38,6 +43,20 @@ class TrailEntry:
     action: str
     actor: str
     source_address: str
+
+
+def signer_text(kind: str) -> str:
+    """Who signed, as the certificate says it: only a patient signs, in their portal."""
+    return "the patient, signed in to the patient portal" if kind == "patient" else kind
+
+
+def actor_text(kind: str, recorded: str) -> str:
+    """An audit trail's actor as people read it (access.actor() recorded it)."""
+    if kind == "patient":
+        return "the patient"
+    if kind == "service":
+        return f"the {recorded} service"
+    return name_of(recorded)
 
 
 def _when(value: datetime) -> str:

@@ -9,7 +9,7 @@ from google.protobuf import json_format, struct_pb2
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from portal.forms.v1 import forms_pb2 as pb
-from services.forms import catalog
+from services.forms import access, catalog
 from services.forms.definitions import Condition, Definition, Item, Json, Option
 
 KINDS = {
@@ -168,10 +168,10 @@ def chart_form_summary(row: asyncpg.Record) -> pb.ChartFormSummary:
         done=row["done"],
         return_reason=row["return_reason"] if row["status"] == "returned" else "",
         assigned_at=timestamp(row["assigned_at"]),
-        assigned_by=row["assigned_by"],
+        assigned_by=access.name_of(row["assigned_by"]),
         updated_at=timestamp(row["updated_at"]),
         submitted_at=timestamp(row["submitted_at"]),
-        reviewed_by=row["reviewed_by"],
+        reviewed_by=access.name_of(row["reviewed_by"]),
         reviewed_at=timestamp(row["reviewed_at"]),
         appointment_id=str(row["appointment_id"] or ""),
     )
@@ -200,7 +200,7 @@ def event(row: asyncpg.Record) -> pb.ChartFormEvent:
         at=timestamp(row["at"]),
         action=row["action"],
         actor_kind=row["actor_kind"],
-        actor=row["actor_id"],
+        actor=access.name_of(row["actor_id"]),
         source_address=row["source_address"],
         user_agent=row["user_agent"],
         detail=row["detail"],

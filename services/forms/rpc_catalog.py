@@ -35,7 +35,7 @@ class CatalogRpc(ServicerBase):
         async with self.pool.acquire() as conn:
             row = await catalog.get_form(conn, form_id, request.version)
         if row is None:
-            await context.abort(grpc.StatusCode.NOT_FOUND, "no such form")
+            await context.abort(grpc.StatusCode.NOT_FOUND, "No such form.")
         return convert.form(row)
 
     @requires(staff=CATALOG_EDITORS)
@@ -66,7 +66,7 @@ class CatalogRpc(ServicerBase):
         async with self.pool.acquire() as conn, conn.transaction():
             kinds = await catalog.existing(conn, [form_id])
             if form_id not in kinds:
-                await context.abort(grpc.StatusCode.NOT_FOUND, "no such form")
+                await context.abort(grpc.StatusCode.NOT_FOUND, "No such form.")
             if kinds[form_id] != definition.kind:
                 await abort_invalid(context, {"kind": ["The kind of a form cannot change."]})
             version = await catalog.update_form(conn, form_id, definition, access.actor(principal))
@@ -97,7 +97,7 @@ class CatalogRpc(ServicerBase):
         async with self.pool.acquire() as conn:
             row = await catalog.get_form(conn, form_id, request.version)
         if row is None:
-            await context.abort(grpc.StatusCode.NOT_FOUND, "no such form")
+            await context.abort(grpc.StatusCode.NOT_FOUND, "No such form.")
         resource = fhir.export(str(row["id"]), row["version"], catalog.definition(row))
         return pb.ExportQuestionnaireResponse(
             questionnaire_json=json.dumps(resource, ensure_ascii=False, indent=2)

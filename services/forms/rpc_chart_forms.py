@@ -16,15 +16,16 @@ from portal.forms.v1 import forms_pb2 as pb
 from services.forms import access, answers, catalog, chart_forms, convert, events, signatures
 from services.forms.chart_forms import EDITABLE, REVIEWABLE, answers_of, one
 from services.forms.definitions import Item, Json
-from services.forms.rpc_common import NOT_FOUND, STAFF, Context, ServicerBase, parse_id
+from services.forms.rpc_common import NO_CHART, NOT_FOUND, STAFF, Context, ServicerBase, parse_id
 from services.runtime.db import Conn
-from services.runtime.errors import abort_invalid, abort_precondition
+from services.runtime.errors import FieldErrors, abort_invalid, abort_precondition
 from services.runtime.principal import Principal, requires
 from services.runtime.text import TextError, clean
 
 MAX_PAGE = 200
 DEFAULT_PAGE = 50
 MAX_REASON = 2000
+ANSWERS_INVALID = "Some required answers are missing or not valid."
 
 
 class ChartFormRpc(ServicerBase):
@@ -90,7 +91,7 @@ class ChartFormRpc(ServicerBase):
         due = request.due.ToDatetime(tzinfo=UTC) if request.HasField("due") else None
         async with self.pool.acquire() as conn, conn.transaction():
             if not await conn.fetchval("SELECT true FROM charts WHERE patient_id = $1", patient_id):
-                await context.abort(grpc.StatusCode.NOT_FOUND, "no chart for this patient")
+                await context.abort(grpc.StatusCode.NOT_FOUND, NO_CHART)
             kinds = await catalog.existing(conn, [form_id])
             if form_id not in kinds:
                 await abort_invalid(context, {"form_id": ["No such form."]})
@@ -187,14 +188,21 @@ class ChartFormRpc(ServicerBase):
     ) -> tuple[tuple[Item, ...], dict[str, Json]]:
         """The form's items and the stored answers if every enabled required item is answered,
         else INVALID_ARGUMENT naming each missing or invalid link_id."""
+        items, stored, errors = await self.answer_problems(conn, row)
+        if errors:
+            await abort_invalid(context, errors, ANSWERS_INVALID)
+        return items, answers.keep_enabled(items, stored)
+
+    async def answer_problems(
+        self, conn: Conn, row: asyncpg.Record
+    ) -> tuple[tuple[Item, ...], dict[str, Json], FieldErrors]:
+        """The form's items, the stored answers, and each missing or invalid link_id's messages."""
         await catalog.publish(conn, row["form_id"], row["form_version"])
         items = await self.items(conn, row)
         stored, errors = answers.check(items, answers_of(row))
         for link_id in answers.missing(items, stored):
             errors.setdefault(link_id, []).append(answers.REQUIRED)
-        if errors:
-            await abort_invalid(context, errors, "Some required answers are missing or not valid.")
-        return items, answers.keep_enabled(items, stored)
+        return items, stored, errors
 
     async def items(self, conn: Conn, row: asyncpg.Record) -> tuple[Item, ...]:
         form = await catalog.get_form(conn, row["form_id"], row["form_version"])

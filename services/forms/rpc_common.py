@@ -17,7 +17,8 @@ from services.runtime.principal import Principal, PrincipalVerifier
 Context = grpc.aio.ServicerContext[Any, Any]
 STAFF = True  # any staff role
 CATALOG_EDITORS = {"admin", "clinician"}
-NOT_FOUND = "no such chart form"
+NOT_FOUND = "No such form."  # shown as is on the 404 page
+NO_CHART = "This patient has no forms chart yet."
 
 
 async def parse_id(context: Context, raw: str, field: str) -> uuid.UUID:

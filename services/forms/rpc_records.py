@@ -25,16 +25,15 @@ from services.forms import (
 from services.forms.chart_forms import DONE, answers_of
 from services.forms.convert import timestamp
 from services.forms.records_convert import CATEGORY_NAMES, document, medication, template
-from services.forms.rpc_common import STAFF, Context, ServicerBase, parse_id
+from services.forms.rpc_common import NO_CHART, STAFF, Context, ServicerBase, parse_id
 from services.runtime.db import Conn
 from services.runtime.errors import abort_invalid, abort_precondition
 from services.runtime.fonts import FontsMissing
 from services.runtime.principal import Principal, requires
 from services.runtime.text import TextError, clean
 
-NO_CHART = "no chart for this patient"
-NO_DOCUMENT = "no such document"
-NO_MEDICATION = "no such medication"
+NO_DOCUMENT = "No such document."
+NO_MEDICATION = "No such medication."
 NO_TEMPLATE = "No such letter template."
 
 

@@ -17,7 +17,7 @@ from services.runtime.errors import abort_invalid, abort_precondition, bad_reque
 from services.runtime.principal import Principal, requires
 from services.runtime.text import TextError, clean
 
-NO_REFILL = "no such refill request"
+NO_REFILL = "No such refill request."
 CHOOSE_OR_TYPE = "Choose one of your medications or type another medicine, not both."
 NOT_OFFERED = "The clinic does not take refill requests through the portal at the moment."
 

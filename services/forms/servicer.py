@@ -12,7 +12,7 @@ import grpc
 from portal.forms.v1 import forms_pb2 as pb
 from services.forms import access
 from services.forms.rpc_catalog import CatalogRpc
-from services.forms.rpc_common import STAFF, Context
+from services.forms.rpc_common import NO_CHART, STAFF, Context
 from services.forms.rpc_records import RecordsRpc
 from services.forms.rpc_refills import RefillRpc
 from services.forms.rpc_signatures import SignatureRpc
@@ -32,7 +32,7 @@ class FormsServicer(CatalogRpc, SignatureRpc, RecordsRpc, RefillRpc):
             )
             await access.record(conn, principal, "chart.read", patient_id)
         if row is None:
-            await context.abort(grpc.StatusCode.NOT_FOUND, "no chart for this patient")
+            await context.abort(grpc.StatusCode.NOT_FOUND, NO_CHART)
         chart = pb.Chart(patient_id=str(row["patient_id"]), portal_access=row["portal_access"])
         chart.created_at.FromDatetime(row["created_at"])
         return chart

@@ -146,6 +146,21 @@ def questions(items: Any) -> list[pb.Item]:
     return [item for item in walk(items) if item.type not in NO_ANSWER]
 
 
+SUMMARY_QUESTION = 60  # characters of a question an error summary entry quotes
+
+
+def summary_prefixes(items: Any) -> dict[str, str]:
+    """What an error summary entry says before a question's message, so that the entry names
+    the question ("Do you smoke? Answer this question."); long questions are shortened."""
+    out: dict[str, str] = {}
+    for item in questions(items):
+        text = " ".join((item.text or item.link_id).split())
+        if len(text) > SUMMARY_QUESTION:
+            text = text[:SUMMARY_QUESTION].rsplit(" ", 1)[0].rstrip(",;:.") + "…"
+        out[field_name(item.link_id)] = text + (" " if text.endswith(("?", "…")) else ": ")
+    return out
+
+
 def answers_of(struct: Struct) -> dict[str, Json]:
     return dict(json_format.MessageToDict(struct))
 

@@ -1,5 +1,7 @@
 """Forms in Chromium: the seed's four admin steps, a patient signing a consent form on a phone
-with a drawn signature, staff accepting it, and the certificate PDF rendered to a PNG.
+with a drawn signature (kept, and drawn again, when the page comes back with a problem), staff
+accepting it from the review queue (which names the patient and is where they return), and the
+certificate PDF rendered to a PNG.
 
 Seed: ../shared/seed/patient-portal.txt — "Select the Forms to Make Available". Every page
 visited is checked with axe-core (no violations).
@@ -157,8 +159,23 @@ async def test_patient_signs_a_consent_form_on_a_phone_and_staff_accept_it(
             await mobile.mouse.move(x, y, steps=3)
         await mobile.mouse.up()
         drawn = mobile.locator('input[name="drawn_signature"]')
-        assert (await drawn.input_value()).startswith("data:image/png;base64,")
+        drawing = await drawn.input_value()
+        assert drawing.startswith("data:image/png;base64,")
         await shots.take(mobile, "phone-consent-drawn")
+        # Without the typed name: the page comes back with the drawing kept and drawn again.
+        await mobile.get_by_label("Your full name").fill("")
+        await mobile.get_by_role("button", name="Sign", exact=True).click()
+        await expect(mobile.locator(".error-summary")).to_contain_text("Type your full name")
+        await expect(mobile.get_by_text("Your drawing is kept.")).to_be_visible()
+        assert await drawn.input_value() == drawing
+        inked = await canvas.evaluate(
+            "c => c.getContext('2d').getImageData(0, 0, c.width, c.height).data"
+            ".some((v, i) => i % 4 === 3 && v > 0)"
+        )
+        assert inked, "the kept drawing is on the canvas again"
+        await accessible(mobile)
+        await mobile.get_by_label(re.compile("^I agree to sign")).check()
+        await mobile.get_by_label("Your full name").fill(name)
         await mobile.get_by_role("button", name="Sign", exact=True).click()
         await expect(mobile.get_by_text("Thank you. The form is signed.")).to_be_visible()
         await expect(mobile.get_by_text("Yes, SHA-256")).to_be_visible()  # the drawn image
@@ -183,22 +200,30 @@ async def test_patient_signs_a_consent_form_on_a_phone_and_staff_accept_it(
             ["pdftotext", str(folder / "certificate.pdf"), "-"], capture_output=True, text=True
         ).stdout
         assert document in text.replace("\n", "").replace(" ", "") or document[:16] in text
+        assert str(patient["id"]) not in text and "the patient" in text  # names, not ids
     finally:
         await phone.close()
 
-    # Staff: the review queue, the form, Accept.
+    # Staff: the review queue names the patient; the form, Accept, and back to the queue.
     await page.get_by_role("link", name="Patients", exact=True).click()
     await page.get_by_role("link", name="Forms review queue").click()
     await accessible(page)
-    await page.get_by_role("link", name=CONSENT).first.click()
+    listed = f"{patient['last_name']}, {patient['first_name']}"
+    row = page.locator("tr").filter(has=page.get_by_role("link", name=listed))
+    await expect(row).to_have_count(1)
+    await row.get_by_role("link", name=CONSENT).click()
     await expect(page.get_by_role("heading", name="Signature record")).to_be_visible()
     await expect(page.locator(".signature-record")).to_contain_text(document)
     await expect(page.locator(".signature-record")).to_contain_text("Valid")
     await accessible(page)
+    form_url = page.url.split("?")[0]
     await page.get_by_role("button", name="Accept").click()
+    await expect(page.get_by_role("heading", name="Forms review queue")).to_be_visible()
     await expect(page.get_by_text("Form accepted into the chart.")).to_be_visible()
+    await expect(page.get_by_role("link", name=listed)).to_have_count(0)
     await accessible(page)
     await shots.take(page, "staff-accepted")
+    await page.goto(form_url)
     await page.get_by_role("link", name="Print view").click()
     await expect(page.get_by_role("heading", name=CONSENT)).to_be_visible()
     await accessible(page)

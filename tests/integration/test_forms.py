@@ -448,6 +448,51 @@ async def test_a_declined_consent_is_not_signed(forms: Forms) -> None:
     assert signed.chart_form_id == cf_id
 
 
+async def test_signing_with_nothing_filled_in_names_every_problem_at_once(forms: Forms) -> None:
+    """The unanswered required question comes with the signing fields' problems (one round
+    trip, not two), in the order a page shows them: questions, agreement, typed name."""
+    patient_id, patient = await forms.chart()
+    cf_id = (await forms.assign(patient_id, "consent-to-treatment")).summary.id
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await forms.stub.SignChartForm(
+            pb.SignChartFormRequest(chart_form_id=cf_id), metadata=forms.md(patient)
+        )
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert list(field_errors(refused.value)) == [
+        "consent",
+        "agree_to_electronic_signature",
+        "typed_name",
+    ]
+    assert await forms.pool.fetchval("SELECT count(*) FROM signatures") == 0
+
+
+async def test_people_show_by_name_in_a_forms_history(forms: Forms) -> None:
+    """The access log keeps a staff member's id beside their name; what people read of it (the
+    history, who placed and reviewed a form) is the name, and 404s are sentences."""
+    patient_id, patient = await forms.chart()
+    named = Principal(kind="staff", subject=ADMIN.subject, role="admin", name="Grace Admin")
+    cf = await forms.stub.AssignChartForm(
+        pb.AssignChartFormRequest(patient_id=patient_id, form_id=(await forms.form_id("phq-9"))),
+        metadata=forms.md(named),
+    )
+    assert cf.summary.assigned_by == "Grace Admin"
+    recorded = await forms.pool.fetchval(
+        "SELECT actor_id FROM access_log"
+        " WHERE chart_form_id = $1 AND action = 'chart_form.assigned'",
+        uuid.UUID(cf.summary.id),
+    )
+    assert recorded == f"Grace Admin ({ADMIN.subject})"
+    seen = await forms.stub.GetChartForm(
+        pb.GetChartFormRequest(chart_form_id=cf.summary.id), metadata=forms.md(named)
+    )
+    assert {e.actor for e in seen.events if e.actor_kind == "staff"} == {"Grace Admin"}
+    with pytest.raises(grpc.aio.AioRpcError) as missing:
+        await forms.stub.GetChartForm(
+            pb.GetChartFormRequest(chart_form_id=str(uuid.uuid4())), metadata=forms.md(patient)
+        )
+    assert missing.value.details() == "No such form."
+
+
 async def test_only_a_consent_forms_yes_no_item_is_an_agreement(forms: Forms) -> None:
     def definition(
         kind: pb.FormKind.ValueType, item_type: pb.ItemType.ValueType

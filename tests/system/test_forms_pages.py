@@ -2,17 +2,23 @@
 
 Staff: the seed's four steps (Practice → Administrative → Patient Portal Forms → check and order
 → Update) as forms' ListForms then reports them; chart forms, review. Patients: a visit form
-saved half-way, submitted with a required answer missing (the page points at it), completed; a
-consent form signed once and refused the second time; another patient gets 404 for all of it.
+saved half-way, submitted with a required answer missing (the page points at it and its summary
+names the question), completed; a consent form signed with nothing filled in (every problem at
+once) or without a name (a drawing is kept), signed once and refused the second time; another
+patient gets 404 for all of it. The review queue names the patient (an audited read) and a review
+from it comes back to it; people show by name, never by internal id.
 """
 
 from __future__ import annotations
 
+import base64
 import html
 import re
+import uuid
 from collections.abc import AsyncIterator
 
 import aiohttp
+import asyncpg
 import grpc
 import pytest
 
@@ -21,7 +27,7 @@ from portal.forms.v1 import forms_pb2_grpc
 from services.runtime.principal import Principal
 from tests.conftest import principal_signer
 from tests.integration.events import eventually
-from tests.system.conftest import RunningStack
+from tests.system.conftest import RunningStack, service_database
 from tests.system.test_patient_portal import client, issue_credentials
 from tests.system.test_staff_pages import Browser, Page
 
@@ -31,6 +37,16 @@ HIPAA = "Acknowledgment of the Notice of Privacy Practices (HIPAA)"
 HISTORY = "Medical history"
 ROW = re.compile(r'<tr data-form-title="([^"]+)">.*?name="order" value="([0-9a-f-]{36})"', re.S)
 FORM_LINK = re.compile(r'href="(/portal/onsite/forms/[0-9a-f-]{36})">([^<]+)</a>')
+PNG = (
+    "data:image/png;base64,"
+    + base64.b64encode(
+        bytes.fromhex(
+            "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+            "1f15c4890000000d49444154789c63f8ffff3f0005fe02fea7d6a4cf0000000049454e44ae426082"
+        )
+    ).decode()
+)
+UUID_IN_PARENS = re.compile(r"\((?:patient |staff )?[0-9a-f]{8}-[0-9a-f]{4}-")
 STAFF = Principal(kind="staff", subject="00000000-0000-0000-0000-0000000000aa", role="admin")
 
 
@@ -183,7 +199,9 @@ async def test_patient_fills_signs_and_staff_reviews(stack: RunningStack, admin:
         assert page.status == 400 and 'href="#f-q-alcohol_per_week"' in page.text  # not a number
         page = await a.post(history_url, {**half, "action": "submit"})
         assert page.status == 400 and 'class="error-summary"' in page.text
-        assert '<a href="#f-q-smoking">Answer this question.</a>' in page.text
+        # The summary names the question; the message beside the field stays short.
+        assert '<a href="#f-q-smoking">Do you smoke? Answer this question.</a>' in page.text
+        assert "</span> Answer this question.</li>" in page.text
         assert 'id="f-q-smoking"' in page.text
 
         # Answer it and submit.
@@ -197,6 +215,23 @@ async def test_patient_fills_signs_and_staff_reviews(stack: RunningStack, admin:
         assert "About signing electronically" in page.text
         version = re.search(r'name="disclosure_version" value="(\d+)"', page.text)
         assert version
+        # Signing with nothing filled in: every problem at once (the question too), each named.
+        page = await a.post(consent_url, {"action": "sign", "disclosure_version": version[1]})
+        assert page.status == 400
+        summary = page.text.split('class="error-summary"', 1)[1].split("</div>", 1)[0]
+        links = re.findall(r'<a href="#f-([^"]+)">([^<]*)</a>', summary)
+        agreement = "I have read and understood this consent and agree to… Answer this question."
+        assert [(f, html.unescape(t)) for f, t in links][:1] == [("q-consent", agreement)]
+        assert [f for f, _ in links][1:] == ["agree_to_electronic_signature", "typed_name"]
+        # A drawing comes back with a problem (the pad draws it again); one that cannot be read
+        # does not, and the page says to draw it again.
+        drawn = {"action": "sign", "disclosure_version": version[1], "q-consent": "yes"}
+        page = await a.post(consent_url, {**drawn, "drawn_signature": PNG})
+        assert page.status == 400 and 'href="#f-typed_name"' in page.text
+        assert f'name="drawn_signature" value="{PNG}"' in page.text
+        page = await a.post(consent_url, {**drawn, "drawn_signature": "data:image/png;base64,!"})
+        assert page.status == 400 and "could not be read; draw it again" in page.text
+        assert 'name="drawn_signature" value=""' in page.text
         sign = {
             "q-consent": "yes",
             "typed_name": "Grace Portal",
@@ -211,12 +246,15 @@ async def test_patient_fills_signs_and_staff_reviews(stack: RunningStack, admin:
         page = await a.post(consent_url, {**sign, "q-consent": "no"})
         assert page.status == 409 and "The form is signed." not in page.text
         declined = "To sign this consent form, agree to it; if you do not agree, tell the clinic."
-        assert f'<a href="#f-q-consent">{declined}</a>' in page.text
+        question = "I have read and understood this consent and agree to… "
+        assert f'<a href="#f-q-consent">{question}{declined}</a>' in page.text
         assert 'value="Grace Portal"' in page.text  # the typed name is kept
         page = await a.post(consent_url, sign)
         assert page.status == 200 and "The form is signed." in page.text
         sha = re.search(r'class="mono hash">([0-9a-f]{64})<', page.text)
         assert sha and "Valid" in page.text
+        # The patient reads who signed by name, never by an internal id.
+        assert "Grace Portal" in page.text and not UUID_IN_PARENS.search(page.text)
         # Signing again is refused with a clear message.
         page = await a.post(consent_url, sign)
         assert page.status == 409 and "cannot be signed again" in page.text
@@ -228,7 +266,8 @@ async def test_patient_fills_signs_and_staff_reviews(stack: RunningStack, admin:
         # Patient B reaches none of A's forms: view, save, submit, sign, autosave, certificate.
         await b.get("/portal/onsite/forms")
         for url in (history_url, consent_url):
-            assert (await b.get(url)).status == 404
+            missing = await b.get(url)
+            assert missing.status == 404 and "No such form." in missing.text
             for action in ("save", "submit", "sign"):
                 assert (await b.post(url, {"action": action, "typed_name": "X"})).status == 404
             assert (await b.post(url + "/autosave", {"q-x": "1"})).status == 404
@@ -248,15 +287,30 @@ async def test_patient_fills_signs_and_staff_reviews(stack: RunningStack, admin:
             assert (await b.get(f"/portal/onsite/{path}")).status == 404, path
         assert "records/" not in (await b.get("/portal/onsite/records")).text
 
-        # Staff: the review queue lists both; accept the signed consent, return the visit form.
+        # Staff: the review queue lists both, naming the patient ("Last, First", a read identity
+        # audits); accept the signed consent from it (back to the queue), return the visit form.
+        last, first = await patient_name(stack, a_id)
+        reads = await name_reads(stack, a_id)
         page = await admin.get("/staff/forms/review")
         consent_id, history_id = consent_url.rsplit("/", 1)[1], history_url.rsplit("/", 1)[1]
         assert consent_id in page.text and history_id in page.text
+        assert f'<a href="/staff/patients/{a_id}">{last}, {first}</a>' in page.text
+        assert "Open chart" not in page.text.split(f"forms/{consent_id}", 1)[1].split("</tr>")[0]
+        assert await name_reads(stack, a_id) > reads
         staff_url = f"/staff/patients/{a_id}/forms/{consent_id}"
-        page = await admin.get(staff_url)
+        assert f'href="{staff_url}?from=review-queue"' in page.text
+        page = await admin.get(staff_url + "?from=review-queue")
         assert "Signature record" in page.text and sha[1] in page.text and "Valid" in page.text
-        page = await admin.post(staff_url + "/review", {"decision": "accept"})
-        assert "Form accepted into the chart." in page.text and "Accepted" in page.text
+        assert '<li><a href="/staff/forms/review">Forms review queue</a></li>' in page.text
+        assert not UUID_IN_PARENS.search(page.text)  # who did what, by name
+        page = await admin.post(
+            staff_url + "/review", {"decision": "accept", "from": "review-queue"}
+        )
+        assert page.url.endswith("/staff/forms/review"), page.url
+        assert "Form accepted into the chart." in page.text and consent_id not in page.text
+        page = await admin.get(staff_url)
+        assert "Accepted" in page.text and not UUID_IN_PARENS.search(page.text)
+        assert "Patient Search/Add" in page.text  # opened from the chart: the chart's crumbs
         print_view = await admin.get(staff_url + "/print")
         assert print_view.status == 200 and sha[1] in print_view.text
         visit_staff = f"/staff/patients/{a_id}/forms/{history_id}"
@@ -274,6 +328,31 @@ async def test_patient_fills_signs_and_staff_reviews(stack: RunningStack, admin:
         # Staff see A's form only under A: another patient's URL is a 404.
         other = f"/staff/patients/{_other_patient(page.text, a_id)}/forms/{history_id}"
         assert (await admin.get(other)).status == 404
+
+
+async def patient_name(stack: RunningStack, patient_id: str) -> tuple[str, str]:
+    conn = await asyncpg.connect(service_database(stack, "identity"))
+    try:
+        row = await conn.fetchrow(
+            "SELECT last_name, first_name FROM patients WHERE id = $1", uuid.UUID(patient_id)
+        )
+    finally:
+        await conn.close()
+    assert row is not None
+    return row["last_name"], row["first_name"]
+
+
+async def name_reads(stack: RunningStack, patient_id: str) -> int:
+    """identity's audited reads of the patient's record (a name lookup is one)."""
+    conn = await asyncpg.connect(service_database(stack, "identity"))
+    try:
+        found = await conn.fetchval(
+            "SELECT count(*) FROM audit_log WHERE patient_id = $1 AND action = 'patient.read'",
+            uuid.UUID(patient_id),
+        )
+    finally:
+        await conn.close()
+    return int(found)
 
 
 def _other_patient(_text: str, patient_id: str) -> str:

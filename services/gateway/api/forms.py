@@ -264,8 +264,8 @@ async def sign(call: Call[SignatureIn, None]) -> Reply:
             metadata=_meta(call),
         )
     except grpc.aio.AioRpcError as exc:
-        if exc.code() != grpc.StatusCode.INVALID_ARGUMENT or set(field_errors(exc)) <= SIGN_FIELDS:
-            raise  # the request's own fields: 400
+        if exc.code() != grpc.StatusCode.INVALID_ARGUMENT or set(field_errors(exc)) & SIGN_FIELDS:
+            raise  # the request's own fields (with any unanswered items beside them): 400
         raise _unprocessable(exc) from None
     receipt = SignatureReceipt(
         chart_form_id=found.chart_form_id,
@@ -487,8 +487,9 @@ def _patient_operations() -> list[Operation]:
             summary="eSign (and so complete) a form",
             description="The signer and address come from the session, the user agent from "
             "the User-Agent header; the record is immutable. 400: the request's fields (a "
-            "drawn signature that is not a whole PNG too). 422: `errors` names unanswered "
-            "required items by link_id. "
+            "drawn signature that is not a whole PNG too), and any unanswered required items "
+            "beside them, all at once. 422: `errors` names unanswered required items by "
+            "link_id. "
             + STATUS_409
             + "ALREADY_SIGNED, NOT_EDITABLE, DISCLOSURE_CHANGED, CONSENT_DECLINED (an agreement "
             "question of the consent form is not answered Yes; `errors` names it by link_id).",

@@ -92,10 +92,12 @@ def _base64_text(max_length: int, description: str) -> Text:
 FileData = Annotated[
     str, _base64_text(1_400_000, "The file, base64; at most 1 MiB."), AfterValidator(_base64)
 ]
+SIGNATURE_IMAGE_CHARS = 350_000  # base64 of 256 KiB, forms' limit for the PNG, and some room
 SignatureImage = Annotated[
     str,
     _base64_text(
-        350_000, "Optional: the drawn signature, a PNG of at most 256 KiB and 4000x4000 pixels."
+        SIGNATURE_IMAGE_CHARS,
+        "Optional: the drawn signature, a PNG of at most 256 KiB and 4000x4000 pixels.",
     ),
     AfterValidator(_base64),
 ]

@@ -4,7 +4,8 @@ Forms takes the patient from the principal, so a chart form of anyone else is NO
 and a 404 page here, whatever id the URL carries. One HTML form per page: "Save and finish
 later", "Submit" (visit forms) or "Sign" (consent forms) are its buttons; form-autosave.js posts
 the same fields to .../autosave in the background, and signature-pad.js draws the optional
-signature into a hidden field.
+signature into a hidden field. A page shown again after a problem keeps what was posted: the
+answers, the typed name, and a drawing that could be read (signature-pad.js draws it again).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from aiohttp import web
 
 from portal.forms.v1 import forms_pb2 as pb
 from services.gateway import auth, form_view
+from services.gateway.api.forms_models import SIGNATURE_IMAGE_CHARS
 from services.gateway.context import BACKENDS, SETTINGS
 from services.gateway.patient import present
 from services.gateway.patient.session import my_profile, page_url, realm_of, signed_in
@@ -28,6 +30,8 @@ from services.runtime.errors import FieldErrors, field_errors, precondition_kind
 
 PNG_DATA_URL = "data:image/png;base64,"
 SIGN_AGREE = "agree_to_electronic_signature"
+DRAWN = "drawn_signature"  # the hidden field signature-pad.js fills with a PNG data URL
+DRAWN_UNREADABLE = "The drawn signature could not be read; draw it again."
 # One-time messages after a redirect (?done=<key>): fixed texts only, never request data.
 DONE = {
     "saved": "Your answers are saved. You can finish the form later.",
@@ -120,6 +124,7 @@ async def _form_page(
         "answers": answers,
         "values": {**shown, **(values or {})},
         "errors": errors or {},
+        "summary_prefixes": form_view.summary_prefixes(chart_form.form.definition.items),
         "editable": editable,
         "consent": summary.kind == pb.FORM_KIND_CONSENT,
         "disclosure": disclosure,
@@ -172,7 +177,10 @@ async def post_form(request: web.Request) -> web.StreamResponse:
     texts, files = await form_view.read_post(request)
     action = texts.get("action", "save")
     read = _read(request, chart_form, texts, files)
+    png = drawn_png(texts.get(DRAWN, "")) if action == "sign" else b""
     values = {**read.values, **{k: texts.get(k, "") for k in ("typed_name", SIGN_AGREE)}}
+    if png:
+        values[DRAWN] = texts[DRAWN]  # a readable drawing is shown again with any problem
     if read.errors:
         return await _form_page(
             request, who, chart_form, values=values, errors=read.errors, status=400
@@ -186,7 +194,7 @@ async def post_form(request: web.Request) -> web.StreamResponse:
                 pb.SubmitChartFormRequest(chart_form_id=chart_form.summary.id), metadata=metadata
             )
         elif action == "sign":
-            return await _sign(request, who, chart_form, texts, values)
+            return await _sign(request, who, chart_form, texts, values, png)
     except grpc.aio.AioRpcError as exc:
         return await _refused(request, who, exc, values)
     if action == "submit":
@@ -205,6 +213,8 @@ async def _refused(
     fresh = await _chart_form(request, who)
     if exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
         errors = form_view.rekey(field_errors(exc)) or {"_form": [exc.details() or ""]}
+        if "drawn_signature_png" in errors:  # forms refused the drawing: not shown again
+            values = {k: v for k, v in values.items() if k != DRAWN}
         if any(m == "Required." for ms in errors.values() for m in ms):
             errors = {k: ["Answer this question." if m == "Required." else m for m in ms]
                       for k, ms in errors.items()}  # fmt: skip
@@ -225,21 +235,11 @@ async def _sign(
     chart_form: pb.ChartForm,
     texts: dict[str, str],
     values: dict[str, str],
+    png: bytes | None,
 ) -> web.Response:
-    drawn = texts.get("drawn_signature", "")
-    png = b""
-    if drawn:
-        try:
-            if not drawn.startswith(PNG_DATA_URL):
-                raise ValueError(drawn[:20])
-            png = base64.b64decode(drawn[len(PNG_DATA_URL) :], validate=True)
-        except (ValueError, binascii.Error):
-            errors: FieldErrors = {
-                "_form": ["The drawn signature could not be read; draw it again."]
-            }
-            return await _form_page(
-                request, who, chart_form, values=values, errors=errors, status=400
-            )
+    if png is None:
+        errors: FieldErrors = {"_form": [DRAWN_UNREADABLE]}
+        return await _form_page(request, who, chart_form, values=values, errors=errors, status=400)
     version = texts.get("disclosure_version", "")
     await request.app[BACKENDS].forms.SignChartForm(
         pb.SignChartFormRequest(
@@ -254,6 +254,20 @@ async def _sign(
     )
     url = forms_url(realm_of(request), chart_form.summary.id) + "?done=signed"
     return _see_other(url)
+
+
+def drawn_png(data_url: str) -> bytes | None:
+    """The PNG of a drawn signature's data URL: b"" when nothing was drawn, None when it cannot
+    be read (not a base64 PNG data URL, or longer than the API takes). Forms checks the image."""
+    if not data_url:
+        return b""
+    encoded = data_url.removeprefix(PNG_DATA_URL)
+    if encoded == data_url or len(encoded) > SIGNATURE_IMAGE_CHARS:
+        return None
+    try:
+        return base64.b64decode(encoded, validate=True) or None
+    except (ValueError, binascii.Error):
+        return None
 
 
 async def autosave(request: web.Request) -> web.StreamResponse:

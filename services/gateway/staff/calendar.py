@@ -13,14 +13,12 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from portal.identity.v1 import identity_pb2 as identity_pb
 from portal.scheduling.v1 import scheduling_pb2 as pb
 from services.gateway import auth
 from services.gateway.auth import Caller
 from services.gateway.clinic_time import day_bounds, long_day, parse_date, short_day, today
-from services.gateway.context import BACKENDS
 from services.gateway.schedule_view import AppointmentView, appointment_view
-from services.gateway.staff.common import staff_page
+from services.gateway.staff.common import patient_names, staff_page
 from services.gateway.staff.scheduling_common import (
     practice_render,
     providers,
@@ -38,7 +36,6 @@ SHOWN = [
     pb.APPOINTMENT_STATUS_NOSHOW,
 ]
 VIEWS = [("day", "Day"), ("week", "Week")]
-NAMES_PER_CALL = 200  # identity's limit for GetPatientSummaries
 
 
 @dataclass(frozen=True)
@@ -68,20 +65,6 @@ class View:
         return 7 if self.kind == "week" else 1
 
 
-async def patient_names(
-    request: web.Request, caller: Caller, items: list[AppointmentView]
-) -> dict[str, str]:
-    """'Last, First' of each patient on the page, in one call (beyond the limit: short ids)."""
-    ids = list(dict.fromkeys(a.patient_id for a in items))[:NAMES_PER_CALL]
-    if not ids:
-        return {}
-    reply = await request.app[BACKENDS].identity.GetPatientSummaries(
-        identity_pb.GetPatientSummariesRequest(patient_ids=ids),
-        metadata=auth.metadata(request, caller),
-    )
-    return {p.id: f"{p.last_name}, {p.first_name}" for p in reply.items}
-
-
 def book_url(provider_id: str, earliest: date) -> str:
     """Book appointment from the calendar: its provider (if one) and day as the earliest date."""
     pairs = {"provider": provider_id, "from": earliest.isoformat()}
@@ -105,7 +88,7 @@ async def calendar(request: web.Request, caller: Caller) -> web.StreamResponse:
     getattr(rpc, "from").CopyFrom(start)
     reply = await scheduling(request).ListAppointments(rpc, metadata=auth.metadata(request, caller))
     items = [appointment_view(a, tz) for a in reply.items]
-    patients = await patient_names(request, caller, items)
+    patients = await patient_names(request, caller, [a.patient_id for a in items])
     columns: list[Column]
     if kind == "week":
         columns = [

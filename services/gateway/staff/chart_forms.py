@@ -1,7 +1,8 @@
 """Chart → Forms: a patient's chart forms, adding one, answers, signature, review, print, PDF.
 
 Every page names the patient in its URL and the chart form must belong to that patient (else a
-404), so a link can never show one patient's form under another's name.
+404), so a link can never show one patient's form under another's name. A form opened from the
+Forms review queue (`?from=review-queue`) links back to it, and its review returns there.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from services.gateway.clinic_time import DATE_ERROR, parse_date
 from services.gateway.context import BACKENDS, SETTINGS
 from services.gateway.staff.common import form, invalid, redirect, render, staff_page
 from services.gateway.staff.patients import fetch_patient, patient_context
+from services.gateway.staff.review_queue import FROM as FROM_QUEUE
+from services.gateway.staff.review_queue import URL as QUEUE_URL
 from services.runtime.errors import FieldErrors, precondition_text
 
 END_OF_DAY = time(23, 59)
@@ -168,9 +171,11 @@ async def _load(request: web.Request, caller: Caller, *, verify: bool = True) ->
     return Loaded(patient, chart_form, form_view.answers_of(chart_form.answers), verification)
 
 
-def _context(loaded: Loaded) -> dict[str, Any]:
+def _context(loaded: Loaded, came_from: str = "") -> dict[str, Any]:
     summary = loaded.chart_form.summary
     return {
+        "from_queue": FROM_QUEUE if came_from == FROM_QUEUE else "",
+        "queue_url": QUEUE_URL,
         **patient_context(loaded.patient),
         "cf": loaded.chart_form,
         "summary": summary,
@@ -187,9 +192,8 @@ def _context(loaded: Loaded) -> dict[str, Any]:
 @staff_page
 async def view(request: web.Request, caller: Caller) -> web.StreamResponse:
     loaded = await _load(request, caller)
-    return _render(
-        request, caller, "staff/chart_form.html", {**_context(loaded), "errors": {}, "note": ""}
-    )
+    context = _context(loaded, request.query.get("from", ""))
+    return _render(request, caller, "staff/chart_form.html", {**context, "errors": {}, "note": ""})
 
 
 @staff_page
@@ -204,6 +208,7 @@ async def review(request: web.Request, caller: Caller) -> web.StreamResponse:
     loaded = await _load(request, caller, verify=False)
     decision = posted.values.get("decision", "")
     note = posted.values.get("note", "")
+    came_from = posted.values.get("from", "")
     errors: FieldErrors = dict(posted.errors)
     if decision == "return" and not note:
         errors["note"] = ["Give the patient a reason for returning the form."]
@@ -230,13 +235,14 @@ async def review(request: web.Request, caller: Caller) -> web.StreamResponse:
             errors = found
         else:
             flash = "chart-form-accepted" if decision == "accept" else "chart-form-returned"
-            return redirect(request, _context(loaded)["cf_url"], flash=flash)
+            back = QUEUE_URL if came_from == FROM_QUEUE else _context(loaded)["cf_url"]
+            return redirect(request, back, flash=flash)
     loaded = await _load(request, caller)
     return _render(
         request,
         caller,
         "staff/chart_form.html",
-        {**_context(loaded), "errors": errors, "note": note},
+        {**_context(loaded, came_from), "errors": errors, "note": note},
         status=400,
     )
 

@@ -3,7 +3,7 @@
 services/gateway/work_queue.py merges the services' own queues (asked at once; one that is down
 leaves out its part, which the page names). Each row links to the patient's chart and to the
 page where it is decided. Names come from identity in one batch call (GetPatientSummaries)
-for at most NAMED_PATIENTS distinct patients.
+(staff.common.patient_names).
 """
 
 from __future__ import annotations
@@ -13,16 +13,14 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from portal.identity.v1 import identity_pb2 as pb
-from services.gateway import auth, work_queue
+from services.gateway import work_queue
 from services.gateway.auth import Caller
-from services.gateway.context import BACKENDS, SETTINGS
+from services.gateway.context import SETTINGS
 from services.gateway.records_view import REFILL_STATUS_BY_NAME
-from services.gateway.staff.common import format_when, render, staff_page
+from services.gateway.staff.common import format_when, patient_names, render, staff_page
 
 URL = "/staff/work-queue"
 SHOWN = 100  # rows on the page, newest first
-NAMED_PATIENTS = 200  # identity's limit for one GetPatientSummaries call
 STATUS_LEVELS = {
     "pending": "info",
     "requested": "info",
@@ -67,18 +65,6 @@ def decision_url(item: work_queue.Item) -> str:
     if item.kind == "profile_update":
         return f"/staff/profile-updates#update-{item.id}"
     return ""
-
-
-async def patient_names(request: web.Request, caller: Caller, ids: list[str]) -> dict[str, str]:
-    """Names of the queue's patients in one batch call (identity audits each read)."""
-    distinct = list(dict.fromkeys(ids))[:NAMED_PATIENTS]
-    if not distinct:
-        return {}
-    reply = await request.app[BACKENDS].identity.GetPatientSummaries(
-        pb.GetPatientSummariesRequest(patient_ids=distinct),
-        metadata=auth.metadata(request, caller),
-    )
-    return {p.id: f"{p.last_name}, {p.first_name}" for p in reply.items}
 
 
 @staff_page

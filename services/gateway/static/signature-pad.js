@@ -5,7 +5,9 @@
  *
  * Markup: <div data-signature hidden> holding a <canvas>, <input type="hidden"
  * name="drawn_signature">, a [data-signature-clear] button and a [data-signature-status]
- * live region. Pointer events cover mouse, pen and touch; `touch-action: none` on the canvas
+ * live region. A page shown again after a problem sends the drawing back in the hidden field:
+ * it is drawn on the canvas again, and signing sends it as it was.
+ * Pointer events cover mouse, pen and touch; `touch-action: none` on the canvas
  * (portal.css) keeps the page from scrolling while drawing.
  * Plain ES2017, no dependencies; load it with `defer`.
  */
@@ -80,6 +82,18 @@
     }
     setUp();
     context.fillStyle = '#1d2a33';
+    if (field.value.indexOf('data:image/png;base64,') === 0) {
+      const kept = new Image();
+      kept.addEventListener('load', () => {
+        context.drawImage(kept, 0, 0, canvas.width, canvas.height);
+        if (status) status.textContent = 'Your drawing is kept.';
+      });
+      kept.addEventListener('error', () => {
+        field.value = '';
+        if (status) status.textContent = 'Please draw your signature again.';
+      });
+      kept.src = field.value;
+    }
   }
 
   function start() {
