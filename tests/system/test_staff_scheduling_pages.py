@@ -2,15 +2,17 @@
 field errors (or today, for a calendar address), never a 500; weekly-hours errors name the day
 and link to its field; a cancelled appointment cannot be opened for moving; booking keeps to the
 chosen type's providers, the chosen provider and the calendar's day; numbers read as people
-write them; time off over booked appointments says they stay booked."""
+write them; time off over booked appointments says they stay booked; the calendar shows time
+off, closed days and days without hours."""
 
 from __future__ import annotations
 
 import html
 import re
 import uuid
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
+from services.gateway.clinic_time import short_day
 from tests.system import test_scheduling_pages
 from tests.system.conftest import RunningStack, known_to_scheduling
 from tests.system.test_patient_portal import client
@@ -196,6 +198,18 @@ async def test_a_cancelled_appointment_cannot_be_opened_for_moving(
     assert not SLOT.findall(page.text) and "Find Available" not in page.text
 
 
+def calendar_column(text: str, heading: str | None) -> str:
+    """The inside of the calendar column headed `heading` (None: the first column)."""
+    named = "[^<]+" if heading is None else re.escape(heading)
+    found = re.search(
+        rf'<h2 class="calendar-heading" id="col-\d+">{named}</h2>(.*?)</section>',
+        text,
+        re.S,
+    )
+    assert found, text[:3000]
+    return found[1]
+
+
 async def test_time_off_over_booked_appointments_says_they_stay_booked(
     stack: RunningStack, staff: Browser
 ) -> None:
@@ -247,6 +261,51 @@ async def test_booking_for_a_patient_leaves_out_the_times_they_are_booked_elsewh
     page = await staff.get(f"{book}?type={second_type}&provider={second_provider}")
     starts = {int(html.unescape(s).split("|")[1]) for s in SLOT.findall(page.text)}
     assert taken not in starts and taken + 30 * 60 in starts, sorted(starts)[:5]
+
+
+async def test_the_calendar_shows_time_off_closed_days_and_days_without_hours(
+    stack: RunningStack, staff: Browser
+) -> None:
+    name = f"Dr. Away {uuid.uuid4().hex[:6]}"
+    provider_id = await add_provider(staff, name)
+    idle_name = f"Dr. Idle {uuid.uuid4().hex[:6]}"
+    await test_scheduling_pages.add_provider(staff, idle_name)  # no weekly hours
+    wednesday = date.today() + timedelta(days=30 + 2 - date.today().weekday())
+    monday = wednesday - timedelta(days=2)
+    base = f"/staff/practice/providers/{provider_id}"
+    await staff.get(base)
+    closed = {"override_date": (wednesday + timedelta(days=1)).isoformat(), "override_hours": ""}
+    assert "Hours for that date saved." in (await staff.post(base + "/overrides", closed)).text
+    away = {
+        "off_start": f"{monday}T15:00",
+        "off_end": f"{wednesday}T10:30",
+        "off_reason": "Conference",
+    }
+    page = await staff.post(base + "/time-off", away)
+    assert page.url.endswith(base) and "Time off added." in page.text
+
+    page = await staff.get(
+        f"/staff/practice/calendar?view=week&provider={provider_id}&date={monday}"
+    )
+    times = {
+        short_day(monday): "From 15:00",
+        short_day(monday + timedelta(days=1)): "All day",
+        short_day(wednesday): "Until 10:30",
+    }
+    for heading, text in times.items():
+        column = calendar_column(page.text, heading)
+        assert "<strong>Time off</strong>" in column and text in column, (heading, column)
+        assert "Conference" in column
+    thursday = calendar_column(page.text, short_day(wednesday + timedelta(days=1)))
+    assert "Time off" not in thursday and '<p class="calendar-note">Closed</p>' in thursday
+    assert "calendar-note" not in calendar_column(page.text, short_day(wednesday + timedelta(2)))
+
+    # Every provider side by side for a day: theirs, and a provider with no hours says so.
+    page = await staff.get(f"/staff/practice/calendar?view=day&date={wednesday}")
+    column = calendar_column(page.text, name)
+    assert "<strong>Time off</strong>" in column and "Until 10:30" in column, column
+    idle = calendar_column(page.text, idle_name)
+    assert '<p class="calendar-note">No hours</p>' in idle and "Time off" not in idle
 
 
 async def test_booking_keeps_to_the_type_the_provider_and_the_calendar_day(
