@@ -2,8 +2,8 @@
 field errors (or today, for a calendar address), never a 500; weekly-hours errors name the day
 and link to its field; a cancelled appointment cannot be opened for moving; booking keeps to the
 chosen type's providers, the chosen provider and the calendar's day; numbers read as people
-write them; time off over booked appointments says they stay booked; the calendar shows time
-off, closed days and days without hours."""
+write them; time off over booked appointments says they stay booked and lands on the calendar
+where they show beside it; the calendar shows time off, closed days and days without hours."""
 
 from __future__ import annotations
 
@@ -210,32 +210,41 @@ def calendar_column(text: str, heading: str | None) -> str:
     return found[1]
 
 
-async def test_time_off_over_booked_appointments_says_they_stay_booked(
+async def test_time_off_over_booked_appointments_lands_on_the_calendar_beside_them(
     stack: RunningStack, staff: Browser
 ) -> None:
-    provider_id, type_id, _ = await set_up_clinic(staff)
+    provider_id, type_id, type_name = await set_up_clinic(staff)
     async with client() as http:
         _, record = await patient_browser(stack, http)
     await known_to_scheduling(stack, record["id"])
-    book = f"/staff/patients/{record['id']}/appointments"
-    slot = html.unescape(SLOT.findall((await staff.get(f"{book}/book?type={type_id}")).text)[0])
-    await staff.post(book, {"type": type_id, "slot": slot, "idempotency_key": str(uuid.uuid4())})
-    starts = datetime.fromtimestamp(int(slot.split("|")[1]), stack_zone())
+    appointment = await book_soonest(staff, record["id"], type_id)
+    page = await staff.get(appointment)
+    starts = datetime.fromisoformat(re.findall(r'<time datetime="([^"]+)"', page.text)[0])
 
     def local(moment: datetime) -> str:
-        return moment.strftime("%Y-%m-%dT%H:%M")
+        return moment.astimezone(stack_zone()).strftime("%Y-%m-%dT%H:%M")
 
     base = f"/staff/practice/providers/{provider_id}"
     await staff.get(base)
-    over = {
-        "off_start": local(starts - timedelta(hours=1)),
-        "off_end": local(starts + timedelta(hours=2)),
-    }
+    off_start, off_end = starts - timedelta(hours=1), starts + timedelta(hours=2)
+    over = {"off_start": local(off_start), "off_end": local(off_end), "off_reason": "Course"}
     page = await staff.post(base + "/time-off", over)
+    # The provider's calendar at the appointment: a day, or a week when the time off spans two.
+    one_day = off_start.date() == (off_end - timedelta(minutes=1)).date()
+    shown = starts.astimezone(stack_zone()).date()
+    query = f"view={'day' if one_day else 'week'}&provider={provider_id}&date={shown}"
+    assert page.url.endswith(f"/staff/practice/calendar?{query}"), page.url
     assert "Appointments already booked in it stay booked" in page.text, page.text[:2000]
+    column = calendar_column(page.text, None if one_day else short_day(shown))  # day: one column
+    assert "<strong>Time off</strong>" in column and "Course" in column, column
+    assert f'href="{appointment}"' in column and type_name in column
+    assert f"{record['last_name']}, {record['first_name']}" in column  # the audited batch names
+    assert "During time off" in column
+
     later = starts + timedelta(days=3)
     clear = {"off_start": local(later), "off_end": local(later + timedelta(hours=1))}
     page = await staff.post(base + "/time-off", clear)
+    assert page.url.endswith(base), page.url
     assert "Time off added." in page.text and "stay booked" not in page.text
 
 
