@@ -1,7 +1,8 @@
 """Practice → Calendar in Chromium: a week, and seven providers side by side for a day, fit a
 1920x1080 screen with no column out of view; printed on A4 every column is on the sheet
-(landscape) and the filters and navigation are not; on a phone a hint says the columns scroll
-sideways. Every page shown has no WCAG 2.1 A/AA violation (axe-core).
+(landscape), with the time off and "No hours" notes, and the filters and navigation are not; on
+a phone a hint says the columns scroll sideways. Every page shown has no WCAG 2.1 A/AA violation
+(axe-core).
 
 A stack of its own, so the all-providers day holds exactly this test's seven providers.
 """
@@ -44,6 +45,16 @@ async def add_providers(stack: RunningStack, count: int) -> list[tuple[str, str]
     return added
 
 
+async def add_time_off(stack: RunningStack, provider_id: str, start: str, end: str) -> None:
+    async with client() as http:
+        staff = Http(http, stack.url)
+        await staff.sign_in("admin", stack.admin_password)
+        base = f"/staff/practice/providers/{provider_id}"
+        await staff.get(base)
+        form = {"off_start": start, "off_end": end, "off_reason": "Conference"}
+        assert "Time off added." in (await staff.post(base + "/time-off", form)).text
+
+
 async def columns_in_view(page: Page, width: int) -> None:
     """Every column lies inside the viewport and inside the calendar's own box (not clipped
     by its sideways scrolling)."""
@@ -77,6 +88,8 @@ async def test_week_and_all_providers_fit_the_screen_and_the_printed_page(
     stack: RunningStack, browser: Browser, shots: Shots
 ) -> None:
     providers = await add_providers(stack, 7)
+    first = providers[0][0]
+    await add_time_off(stack, first, f"{DAY}T13:00", f"{DAY + timedelta(days=1)}T12:00")
     context = await browser.new_context(viewport={"width": 1920, "height": 1080})
     context.set_default_timeout(10_000)
     page = await context.new_page()
@@ -95,9 +108,10 @@ async def test_week_and_all_providers_fit_the_screen_and_the_printed_page(
         width, _, height = size.split(":", 1)[1].split()[:3]
         assert float(width) > float(height), size  # landscape
         assert "All providers (day view)" not in text and "Previous" not in text, text
+        assert "Time off" in text and "From 13:00" in text and "Conference" in text, text
+        assert text.count("No hours") == 7, text  # none of them has weekly hours
 
         # One provider's week.
-        first = providers[0][0]
         await page.goto(
             f"{stack.url}/staff/practice/calendar?view=week&provider={first}&date={DAY}"
         )
@@ -108,6 +122,7 @@ async def test_week_and_all_providers_fit_the_screen_and_the_printed_page(
         for i in range(7):
             assert short_day(monday + timedelta(days=i)) in text, (i, text)
         assert "Book appointment" not in text and "Show" not in text.split(), text
+        assert text.count("Time off") == 2 and "Until 12:00" in text, text
 
         # On a phone the columns scroll sideways, and the page says so.
         await page.set_viewport_size({"width": 390, "height": 844})

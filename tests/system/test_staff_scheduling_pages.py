@@ -2,15 +2,17 @@
 field errors (or today, for a calendar address), never a 500; weekly-hours errors name the day
 and link to its field; a cancelled appointment cannot be opened for moving; booking keeps to the
 chosen type's providers, the chosen provider and the calendar's day; numbers read as people
-write them; time off over booked appointments says they stay booked."""
+write them; time off over booked appointments says they stay booked and lands on the calendar
+where they show beside it; the calendar shows time off, closed days and days without hours."""
 
 from __future__ import annotations
 
 import html
 import re
 import uuid
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
+from services.gateway.clinic_time import short_day
 from tests.system import test_scheduling_pages
 from tests.system.conftest import RunningStack, known_to_scheduling
 from tests.system.test_patient_portal import client
@@ -196,32 +198,53 @@ async def test_a_cancelled_appointment_cannot_be_opened_for_moving(
     assert not SLOT.findall(page.text) and "Find Available" not in page.text
 
 
-async def test_time_off_over_booked_appointments_says_they_stay_booked(
+def calendar_column(text: str, heading: str | None) -> str:
+    """The inside of the calendar column headed `heading` (None: the first column)."""
+    named = "[^<]+" if heading is None else re.escape(heading)
+    found = re.search(
+        rf'<h2 class="calendar-heading" id="col-\d+">{named}</h2>(.*?)</section>',
+        text,
+        re.S,
+    )
+    assert found, text[:3000]
+    return found[1]
+
+
+async def test_time_off_over_booked_appointments_lands_on_the_calendar_beside_them(
     stack: RunningStack, staff: Browser
 ) -> None:
-    provider_id, type_id, _ = await set_up_clinic(staff)
+    provider_id, type_id, type_name = await set_up_clinic(staff)
     async with client() as http:
         _, record = await patient_browser(stack, http)
     await known_to_scheduling(stack, record["id"])
-    book = f"/staff/patients/{record['id']}/appointments"
-    slot = html.unescape(SLOT.findall((await staff.get(f"{book}/book?type={type_id}")).text)[0])
-    await staff.post(book, {"type": type_id, "slot": slot, "idempotency_key": str(uuid.uuid4())})
-    starts = datetime.fromtimestamp(int(slot.split("|")[1]), stack_zone())
+    appointment = await book_soonest(staff, record["id"], type_id)
+    page = await staff.get(appointment)
+    starts = datetime.fromisoformat(re.findall(r'<time datetime="([^"]+)"', page.text)[0])
 
     def local(moment: datetime) -> str:
-        return moment.strftime("%Y-%m-%dT%H:%M")
+        return moment.astimezone(stack_zone()).strftime("%Y-%m-%dT%H:%M")
 
     base = f"/staff/practice/providers/{provider_id}"
     await staff.get(base)
-    over = {
-        "off_start": local(starts - timedelta(hours=1)),
-        "off_end": local(starts + timedelta(hours=2)),
-    }
+    off_start, off_end = starts - timedelta(hours=1), starts + timedelta(hours=2)
+    over = {"off_start": local(off_start), "off_end": local(off_end), "off_reason": "Course"}
     page = await staff.post(base + "/time-off", over)
+    # The provider's calendar at the appointment: a day, or a week when the time off spans two.
+    one_day = off_start.date() == (off_end - timedelta(minutes=1)).date()
+    shown = starts.astimezone(stack_zone()).date()
+    query = f"view={'day' if one_day else 'week'}&provider={provider_id}&date={shown}"
+    assert page.url.endswith(f"/staff/practice/calendar?{query}"), page.url
     assert "Appointments already booked in it stay booked" in page.text, page.text[:2000]
+    column = calendar_column(page.text, None if one_day else short_day(shown))  # day: one column
+    assert "<strong>Time off</strong>" in column and "Course" in column, column
+    assert f'href="{appointment}"' in column and type_name in column
+    assert f"{record['last_name']}, {record['first_name']}" in column  # the audited batch names
+    assert "During time off" in column
+
     later = starts + timedelta(days=3)
     clear = {"off_start": local(later), "off_end": local(later + timedelta(hours=1))}
     page = await staff.post(base + "/time-off", clear)
+    assert page.url.endswith(base), page.url
     assert "Time off added." in page.text and "stay booked" not in page.text
 
 
@@ -247,6 +270,51 @@ async def test_booking_for_a_patient_leaves_out_the_times_they_are_booked_elsewh
     page = await staff.get(f"{book}?type={second_type}&provider={second_provider}")
     starts = {int(html.unescape(s).split("|")[1]) for s in SLOT.findall(page.text)}
     assert taken not in starts and taken + 30 * 60 in starts, sorted(starts)[:5]
+
+
+async def test_the_calendar_shows_time_off_closed_days_and_days_without_hours(
+    stack: RunningStack, staff: Browser
+) -> None:
+    name = f"Dr. Away {uuid.uuid4().hex[:6]}"
+    provider_id = await add_provider(staff, name)
+    idle_name = f"Dr. Idle {uuid.uuid4().hex[:6]}"
+    await test_scheduling_pages.add_provider(staff, idle_name)  # no weekly hours
+    wednesday = date.today() + timedelta(days=30 + 2 - date.today().weekday())
+    monday = wednesday - timedelta(days=2)
+    base = f"/staff/practice/providers/{provider_id}"
+    await staff.get(base)
+    closed = {"override_date": (wednesday + timedelta(days=1)).isoformat(), "override_hours": ""}
+    assert "Hours for that date saved." in (await staff.post(base + "/overrides", closed)).text
+    away = {
+        "off_start": f"{monday}T15:00",
+        "off_end": f"{wednesday}T10:30",
+        "off_reason": "Conference",
+    }
+    page = await staff.post(base + "/time-off", away)
+    assert page.url.endswith(base) and "Time off added." in page.text
+
+    page = await staff.get(
+        f"/staff/practice/calendar?view=week&provider={provider_id}&date={monday}"
+    )
+    times = {
+        short_day(monday): "From 15:00",
+        short_day(monday + timedelta(days=1)): "All day",
+        short_day(wednesday): "Until 10:30",
+    }
+    for heading, text in times.items():
+        column = calendar_column(page.text, heading)
+        assert "<strong>Time off</strong>" in column and text in column, (heading, column)
+        assert "Conference" in column
+    thursday = calendar_column(page.text, short_day(wednesday + timedelta(days=1)))
+    assert "Time off" not in thursday and '<p class="calendar-note">Closed</p>' in thursday
+    assert "calendar-note" not in calendar_column(page.text, short_day(wednesday + timedelta(2)))
+
+    # Every provider side by side for a day: theirs, and a provider with no hours says so.
+    page = await staff.get(f"/staff/practice/calendar?view=day&date={wednesday}")
+    column = calendar_column(page.text, name)
+    assert "<strong>Time off</strong>" in column and "Until 10:30" in column, column
+    idle = calendar_column(page.text, idle_name)
+    assert '<p class="calendar-note">No hours</p>' in idle and "Time off" not in idle
 
 
 async def test_booking_keeps_to_the_type_the_provider_and_the_calendar_day(

@@ -1,5 +1,11 @@
 """Practice → Calendar: a day or a week of one provider, or every provider side by side for a
-day, with the appointments that hold time, in the clinic's time zone.
+day, with the appointments that hold time and the provider's time off, in the clinic's time zone.
+
+Time off shows as a block of its own ("Time off", its times that day, the reason), and an
+appointment booked in it says so; a day from today on says "Closed" (a date override closes it)
+or "No hours" (no weekly hours that weekday, no override). Each provider shown costs one
+ListTimeOff and one GetWorkingHours call, all in parallel (scheduling keeps overrides from
+today on only, so past days carry no such note).
 
 Patients show by name: one GetPatientSummaries call per page for everyone on it (identity
 audits each patient read). A patient identity no longer knows keeps the short id.
@@ -7,16 +13,27 @@ audits each patient read). A patient identity no longer knows keeps the short id
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, timedelta, tzinfo
 from urllib.parse import urlencode
 
 from aiohttp import web
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from portal.scheduling.v1 import scheduling_pb2 as pb
 from services.gateway import auth
 from services.gateway.auth import Caller
-from services.gateway.clinic_time import day_bounds, long_day, parse_date, short_day, today
+from services.gateway.clinic_time import (
+    day_bounds,
+    day_start,
+    instant,
+    long_day,
+    parse_date,
+    short_day,
+    today,
+    when,
+)
 from services.gateway.schedule_view import AppointmentView, appointment_view
 from services.gateway.staff.common import patient_names, staff_page
 from services.gateway.staff.scheduling_common import (
@@ -39,10 +56,62 @@ VIEWS = [("day", "Day"), ("week", "Week")]
 
 
 @dataclass(frozen=True)
+class TimeOffView:
+    """Time off as one day's column shows it: its clinic-local times within that day."""
+
+    times: str  # "09:00 to 12:00 CET", "From 14:00 CET", "Until 12:00 CET" or "All day"
+    reason: str
+
+
+@dataclass(frozen=True)
 class Column:
     key: str
     heading: str
     appointments: list[AppointmentView]
+    time_off: list[TimeOffView]
+    hours_note: str  # "Closed", "No hours" or ""
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """One provider's time off over the shown days, and their working hours."""
+
+    time_off: list[pb.TimeOff]
+    hours: pb.WorkingHours
+
+    def off_on(self, day: date, tz: tzinfo) -> list[TimeOffView]:
+        start, end = day_start(day, tz), day_start(day + timedelta(days=1), tz)
+        shown = []
+        for item in self.time_off:
+            off = when(item.start, item.end, tz)
+            off_end = off.end or off.start
+            if off_end <= start or off.start >= end:
+                continue
+            if off.start <= start and off_end >= end:
+                times = "All day"
+            elif off.start <= start:
+                times = f"Until {off_end:%H:%M %Z}"
+            elif off_end >= end:
+                times = f"From {off.start:%H:%M %Z}"
+            else:
+                times = off.time_text
+            shown.append(TimeOffView(times, item.reason))
+        return shown
+
+    def during(self, appointment: AppointmentView) -> bool:
+        start, end = appointment.when.start, appointment.when.end or appointment.when.start
+        return any(instant(t.start) < end and start < instant(t.end) for t in self.time_off)
+
+    def hours_note(self, day: date, tz: tzinfo) -> str:
+        if day < today(tz):
+            return ""
+        for override in self.hours.date_overrides:
+            if override.date == day.isoformat():
+                return "" if override.ranges else "Closed"
+        return "" if any(r.weekday == day.isoweekday() for r in self.hours.weekly) else "No hours"
+
+
+NO_SCHEDULE = Schedule([], pb.WorkingHours())
 
 
 @dataclass(frozen=True)
@@ -63,6 +132,26 @@ class View:
     @property
     def days(self) -> int:
         return 7 if self.kind == "week" else 1
+
+
+async def schedules(
+    request: web.Request, caller: Caller, provider_ids: list[str], start: Timestamp, end: Timestamp
+) -> dict[str, Schedule]:
+    """Each provider's time off between start and end and working hours, all in parallel."""
+    meta = auth.metadata(request, caller)
+    stub = scheduling(request)
+
+    async def one(provider_id: str) -> Schedule:
+        rpc = pb.ListTimeOffRequest(provider_id=provider_id, to=end)
+        getattr(rpc, "from").CopyFrom(start)
+        off, hours = await asyncio.gather(
+            stub.ListTimeOff(rpc, metadata=meta),
+            stub.GetWorkingHours(pb.GetWorkingHoursRequest(provider_id=provider_id), metadata=meta),
+        )
+        return Schedule(list(off.items), hours)
+
+    found = await asyncio.gather(*(one(p) for p in provider_ids))
+    return dict(zip(provider_ids, found, strict=True))
 
 
 def book_url(provider_id: str, earliest: date) -> str:
@@ -88,25 +177,43 @@ async def calendar(request: web.Request, caller: Caller) -> web.StreamResponse:
     getattr(rpc, "from").CopyFrom(start)
     reply = await scheduling(request).ListAppointments(rpc, metadata=auth.metadata(request, caller))
     items = [appointment_view(a, tz) for a in reply.items]
-    patients = await patient_names(request, caller, [a.patient_id for a in items])
-    columns: list[Column]
     if kind == "week":
-        columns = [
-            Column(
-                d.isoformat(),
-                short_day(d),
-                [a for a in items if a.when.day == d],
-            )
-            for d in (view.first + timedelta(days=i) for i in range(7))
-        ]
+        shown = [provider_id] if provider_id else []
     else:
         shown = [provider_id] if provider_id else [p.id for p in active]
         shown += [a.provider_id for a in items if a.provider_id not in shown]  # deactivated
         shown = list(dict.fromkeys(shown))
+    patients, found = await asyncio.gather(
+        patient_names(request, caller, [a.patient_id for a in items]),
+        schedules(request, caller, shown, start, end),
+    )
+
+    def column(
+        key: str, heading: str, provider: str, day: date, appointments: list[AppointmentView]
+    ) -> Column:
+        schedule = found.get(provider, NO_SCHEDULE)
+        note = schedule.hours_note(day, tz) if provider else ""
+        return Column(key, heading, appointments, schedule.off_on(day, tz), note)
+
+    columns: list[Column]
+    if kind == "week":
+        days = [view.first + timedelta(days=i) for i in range(7)]
         columns = [
-            Column(p, names.get(p, "Provider"), [a for a in items if a.provider_id == p])
+            column(
+                d.isoformat(), short_day(d), provider_id, d, [a for a in items if a.when.day == d]
+            )
+            for d in days
+        ]
+    else:
+        columns = [
+            column(
+                p, names.get(p, "Provider"), p, view.day, [a for a in items if a.provider_id == p]
+            )
             for p in shown
         ]
+    clashing = {
+        a.id for a in items if a.holds_time and found.get(a.provider_id, NO_SCHEDULE).during(a)
+    }
     step = timedelta(days=view.days)
     title = f"Week of {long_day(view.first)}" if kind == "week" else long_day(view.day)
     return practice_render(
@@ -120,6 +227,7 @@ async def calendar(request: web.Request, caller: Caller) -> web.StreamResponse:
             "subject": names.get(provider_id, "All providers"),
             "columns": columns,
             "patient_names": patients,
+            "during_time_off": clashing,
             # Deactivated providers too (after the active ones): their remaining appointments.
             "provider_options": [
                 (p.id, p.display_name if p.active else f"{p.display_name} (inactive)")

@@ -153,8 +153,8 @@ FLASHES: dict[str, tuple[str, str]] = {
     "time-off-added": ("success", "Time off added."),
     "time-off-over-bookings": (
         "warning",
-        "Time off added. Appointments already booked in it stay booked: "
-        "move or cancel them in the calendar.",
+        "Time off added. Appointments already booked in it stay booked: they are marked "
+        "\u201cDuring time off\u201d below; open one to move or cancel it.",
     ),
     "time-off-removed": ("success", "Time off removed."),
     "type-saved": ("success", "Appointment type saved."),

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Mapping
+from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 import grpc
 from aiohttp import web
@@ -20,6 +22,8 @@ from services.gateway.clinic_time import (
     DATE_ERROR,
     DATETIME_ERROR,
     SKIPPED_TIME,
+    day_start,
+    instant,
     long_day,
     parse_date,
     parse_local,
@@ -28,6 +32,7 @@ from services.gateway.clinic_time import (
     when,
 )
 from services.gateway.schedule_view import HOLDING
+from services.gateway.staff.calendar import URL as CALENDAR
 from services.gateway.staff.common import invalid, redirect, staff_page
 from services.gateway.staff.scheduling_common import (
     not_found_as_404,
@@ -208,8 +213,8 @@ async def _change(
     field_names: dict[str, str] | None = None,
     labels: Mapping[str, str] | None = None,
 ) -> web.StreamResponse:
-    """Await one change (None: the form was refused already; a change that answers a str
-    names the flash to show instead of `flash`); field errors show on the
+    """Await one change (None: the form was refused already; a change that answers a
+    response, a redirect, goes there instead of back to the provider); field errors show on the
     provider's page beside the form that sent it, under that form's field names (the
     service's paths mapped by `field_names`), each message led by the field's entry in
     `labels` when it has one ("Tuesday: End must be after start.")."""
@@ -229,7 +234,8 @@ async def _change(
                 shown = [f"{label}: {m}" for m in messages] if label else messages
                 errors.setdefault(key, []).extend(shown)
         else:
-            flash = answer if isinstance(answer, str) else flash
+            if isinstance(answer, web.Response):
+                return answer
     if errors:
         return await _detail(
             request, caller, provider_id, values=values, errors=errors, form_name=form_name
@@ -375,21 +381,29 @@ async def add_time_off(request: web.Request, caller: Caller) -> web.StreamRespon
         rpc.start.CopyFrom(timestamp(start))
         rpc.end.CopyFrom(timestamp(end))
 
-    async def add() -> str:
+    async def add(start: datetime, end: datetime) -> web.Response | None:
+        """Time off cancels nothing: when appointments are booked in it, go to the provider's
+        calendar at the first of them (the day, or the week when the time off spans days; not
+        before the time off's first day), where they show beside the new time off, each a link
+        to move or cancel it."""
         meta = auth.metadata(request, caller)
         await scheduling(request).AddTimeOff(rpc, metadata=meta)
-        # Time off cancels nothing: say so when appointments are booked in it.
         booked = pb.ListAppointmentsRequest(
             provider_id=rpc.provider_id, statuses=sorted(HOLDING), limit=1
         )
         getattr(booked, "from").CopyFrom(rpc.start)
         booked.to.CopyFrom(rpc.end)
-        if (await scheduling(request).ListAppointments(booked, metadata=meta)).items:
-            return "time-off-over-bookings"
-        return "time-off-added"
+        found = (await scheduling(request).ListAppointments(booked, metadata=meta)).items
+        if not found:
+            return None
+        first = max(instant(found[0].start).astimezone(tz).date(), start.date())
+        one_day = end <= day_start(start.date() + timedelta(days=1), tz)
+        view = "day" if one_day else "week"
+        query = {"view": view, "provider": rpc.provider_id, "date": first.isoformat()}
+        return redirect(request, f"{CALENDAR}?{urlencode(query)}", flash="time-off-over-bookings")
 
     names = {"start": "off_start", "end": "off_end", "reason": "off_reason"}
-    call = None if errors else add()
+    call = None if errors or start is None or end is None else add(start, end)
     return await _change(request, caller, "time-off", "time-off-added", call, values, errors, names)
 
 
