@@ -1,11 +1,29 @@
-"""How the API's validation problems read: list lengths counted in good English."""
+"""Page templates and the API's validation problems: titles hold no markup, list lengths are
+counted in good English."""
 
 from __future__ import annotations
+
+import re
+from pathlib import Path
 
 import pytest
 from pydantic import BaseModel, Field, ValidationError
 
 from services.gateway.api.json_io import validation_problem
+
+TEMPLATES = Path(__file__).parents[3] / "services" / "gateway" / "templates"
+
+
+def test_no_page_title_holds_markup() -> None:
+    """The title block is the browser tab's text: a note in it shows as raw HTML there."""
+    title = re.compile(r"{%-?\s*block title\s*-?%}(.*?){%-?\s*endblock", re.DOTALL)
+    found = {
+        str(path.relative_to(TEMPLATES)): text
+        for path in TEMPLATES.rglob("*.html")
+        for text in title.findall(path.read_text())
+        if "<" in text
+    }
+    assert found == {}
 
 
 class Lists(BaseModel):
