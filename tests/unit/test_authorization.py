@@ -89,3 +89,11 @@ def test_a_refused_status_change_reads_in_words() -> None:
     assert transition_refused("arrived", "noshow") == (
         "An arrived appointment cannot become a no-show."
     )
+
+
+def test_the_gateway_offers_admin_work_to_the_roles_identity_admits() -> None:
+    """Staff users, two-factor policy and the audit log (identity's ADMIN): the gateway's copy."""
+    from services.gateway import staff_roles
+    from services.identity import servicer
+
+    assert staff_roles.ADMIN == servicer.ADMIN == {"admin"}

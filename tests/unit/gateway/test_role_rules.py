@@ -1,5 +1,6 @@
-"""Page templates and the API's validation problems: titles hold no markup, list lengths are
-counted in good English."""
+"""Who may do what, as the gateway declares it: each API operation a service refuses by role
+names those roles (and answers 403 ROLE_NOT_ALLOWED first); the refusal's words; page titles
+hold no markup; list lengths are counted in good English."""
 
 from __future__ import annotations
 
@@ -9,9 +10,44 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel, Field, ValidationError
 
+from services.gateway import api, staff_roles
 from services.gateway.api.json_io import validation_problem
+from services.gateway.staff_roles import ADMIN, AVAILABILITY, PRACTICE_SETUP
 
 TEMPLATES = Path(__file__).parents[3] / "services" / "gateway" / "templates"
+
+# Every operation whose RPC the service refuses to some staff roles (@requires(staff={...})).
+ROLE_GUARDED = {
+    "createProvider": PRACTICE_SETUP,
+    "changeProvider": PRACTICE_SETUP,
+    "createAppointmentType": PRACTICE_SETUP,
+    "replaceWorkingHours": AVAILABILITY,
+    "addTimeOff": AVAILABILITY,
+    "listStaffUsers": ADMIN,
+    "createStaffUser": ADMIN,
+    "updateStaffUser": ADMIN,
+    "resetStaffPassword": ADMIN,
+    "unlockStaffUser": ADMIN,
+    "resetStaffUserMfa": ADMIN,
+    "listStaffUserSessions": ADMIN,
+    "revokeStaffUserSession": ADMIN,
+    "getStaffMfaPolicy": ADMIN,
+    "setStaffMfaPolicy": ADMIN,
+    "verifyAuditLog": ADMIN,
+}
+
+
+def test_every_operation_a_service_refuses_by_role_declares_the_roles() -> None:
+    declared = {op.operation_id: op.roles for op in api.operations() if op.roles}
+    assert declared == ROLE_GUARDED
+
+
+def test_a_refusal_names_the_roles_that_may() -> None:
+    assert staff_roles.refusal(ADMIN) == "Only admin staff can do this."
+    assert staff_roles.refusal(AVAILABILITY) == "Only admin and front desk staff can do this."
+    page = staff_roles.forbidden(AVAILABILITY)
+    assert (page.status, page.reason) == (403, "Not allowed")
+    assert page.text == "Only admin and front desk staff can do this."
 
 
 def test_no_page_title_holds_markup() -> None:
