@@ -1,9 +1,9 @@
 """Which staff roles may change what, as the gateway shows and refuses it.
 
-The rules are the services' (services/scheduling/roles.py, services/identity/servicer.py,
-which refuse the rest themselves with PERMISSION_DENIED); pages hide the forms a role may not
-send and answer 403 to them (staff.common.set_up_by), and API operations declare their roles
-(operation.Operation.roles). A unit test holds the sets equal.
+The rules are the services' (services/scheduling/roles.py, services/forms/rpc_common.py,
+services/identity/servicer.py, which refuse the rest themselves with PERMISSION_DENIED); pages
+hide the forms a role may not send and answer 403 to them (staff.common.set_up_by), and API
+operations declare their roles (operation.Operation.roles). A unit test holds the sets equal.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from services.gateway import auth
 ADMIN = frozenset({"admin"})  # staff users, two-factor policy, the audit log (identity)
 PRACTICE_SETUP = frozenset({"admin"})  # providers and appointment types
 AVAILABILITY = frozenset({"admin", "front_desk"})  # working hours, date overrides, time off
+FORM_CATALOG = frozenset({"admin", "clinician"})  # form library, portal forms, visit forms
 LABELS = {"admin": "admin", "front_desk": "front desk", "clinician": "clinician"}
 TITLE = "Not allowed"  # every 403 for a role, page and API alike
 

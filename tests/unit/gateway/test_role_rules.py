@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from services.gateway import api, staff_roles
 from services.gateway.api.json_io import validation_problem
-from services.gateway.staff_roles import ADMIN, AVAILABILITY, PRACTICE_SETUP
+from services.gateway.staff_roles import ADMIN, AVAILABILITY, FORM_CATALOG, PRACTICE_SETUP
 
 TEMPLATES = Path(__file__).parents[3] / "services" / "gateway" / "templates"
 
@@ -23,6 +23,10 @@ ROLE_GUARDED = {
     "createAppointmentType": PRACTICE_SETUP,
     "replaceWorkingHours": AVAILABILITY,
     "addTimeOff": AVAILABILITY,
+    "setPortalForms": FORM_CATALOG,
+    "createForm": FORM_CATALOG,
+    "updateForm": FORM_CATALOG,
+    "setVisitForms": FORM_CATALOG,
     "listStaffUsers": ADMIN,
     "createStaffUser": ADMIN,
     "updateStaffUser": ADMIN,
@@ -44,10 +48,11 @@ def test_every_operation_a_service_refuses_by_role_declares_the_roles() -> None:
 
 def test_a_refusal_names_the_roles_that_may() -> None:
     assert staff_roles.refusal(ADMIN) == "Only admin staff can do this."
+    assert staff_roles.refusal(FORM_CATALOG) == "Only admin and clinician staff can do this."
     assert staff_roles.refusal(AVAILABILITY) == "Only admin and front desk staff can do this."
-    page = staff_roles.forbidden(AVAILABILITY)
+    page = staff_roles.forbidden(FORM_CATALOG)
     assert (page.status, page.reason) == (403, "Not allowed")
-    assert page.text == "Only admin and front desk staff can do this."
+    assert page.text == "Only admin and clinician staff can do this."
 
 
 def test_no_page_title_holds_markup() -> None:
