@@ -18,10 +18,13 @@ NEW_PASSWORD_LABEL = re.compile(r"^New password")
 NEWER_PASSWORD = "Copper-meadow-93"
 
 
-async def staff_signs_in(page: Page, stack: RunningStack) -> None:
+async def staff_signs_in(
+    page: Page, stack: RunningStack, username: str = "admin", password: str = ""
+) -> None:
+    """Signs in as `username` (the admin, with the stack's password, unless named)."""
     await page.goto(f"{stack.url}/staff/")
-    await page.get_by_label("Username").fill("admin")
-    await page.get_by_label("Password").fill(stack.admin_password)
+    await page.get_by_label("Username").fill(username)
+    await page.get_by_label("Password").fill(password or stack.admin_password)
     await page.get_by_role("button", name="Sign in").click()
     await expect(page.get_by_role("heading", name="Patient Search/Add")).to_be_visible()
 

@@ -65,7 +65,7 @@ async def test_api_set_up_by_role(api: Api) -> None:
     for method, path, body in kept:
         status, problem, _ = await api.call(method, path, clinician, json=body)
         assert status == 403, problem
-        assert problem["detail"] == "Only admin or front desk staff can do this."
+        assert problem["detail"] == "Only admin and front desk staff can do this."
         status, done, _ = await api.call(method, path, desk, json=body)
         assert status in (200, 201), done
     for token in (desk, clinician):  # every role reads the set-up
@@ -207,7 +207,7 @@ async def test_pages_offer_each_role_only_what_it_may_change(
         assert "Save weekly hours" not in page.text and "Add time off" not in page.text
         page = await clinician.post(one + "/hours", {"hours_monday": "08:00-09:00"})
         assert page.status == 403
-        assert "Only admin or front desk staff can do this." in page.text
+        assert "Only admin and front desk staff can do this." in page.text
 
 
 DAYS = ("tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")

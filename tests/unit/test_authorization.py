@@ -89,3 +89,14 @@ def test_a_refused_status_change_reads_in_words() -> None:
     assert transition_refused("arrived", "noshow") == (
         "An arrived appointment cannot become a no-show."
     )
+
+
+def test_the_gateway_offers_the_forms_set_up_and_admin_work_to_the_roles_services_admit() -> None:
+    """The form library, portal forms and visit forms (forms' CATALOG_EDITORS), and staff
+    users, two-factor policy and the audit log (identity's ADMIN): the gateway's copies."""
+    from services.forms import rpc_common
+    from services.gateway import staff_roles
+    from services.identity import servicer
+
+    assert staff_roles.FORM_CATALOG == rpc_common.CATALOG_EDITORS == {"admin", "clinician"}
+    assert staff_roles.ADMIN == servicer.ADMIN == {"admin"}

@@ -9,6 +9,7 @@ from services.gateway import auth
 from services.gateway.api.models import Response
 from services.gateway.api.operation import Answer, Call, Operation, Reply
 from services.gateway.context import BACKENDS
+from services.gateway.staff_roles import ADMIN
 
 
 class AuditVerification(Response):
@@ -45,5 +46,6 @@ def operations() -> list[Operation]:
             tag="audit",
             security="staff",
             answers=(Answer(200, "The chain was walked.", AuditVerification),),
+            roles=ADMIN,
         ),
     ]

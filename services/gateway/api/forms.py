@@ -50,6 +50,7 @@ from services.gateway.api.patients import of_known_patient
 from services.gateway.backends import PDF_DEADLINE, Backends
 from services.gateway.context import BACKENDS
 from services.gateway.security import Problem
+from services.gateway.staff_roles import FORM_CATALOG
 from services.runtime.errors import FieldErrors, field_errors
 
 PDF = "application/pdf"
@@ -325,6 +326,7 @@ def _staff_operations() -> list[Operation]:
             security="staff",
             body=PortalFormsIn,
             answers=(Answer(200, "Every form, the portal's first in portal order.", FormList),),
+            roles=FORM_CATALOG,
         ),
         Operation(
             "POST",
@@ -339,6 +341,7 @@ def _staff_operations() -> list[Operation]:
             security="staff",
             body=FormDefinitionIn,
             answers=(Answer(201, "Created.", Form, headers=LOCATION),),
+            roles=FORM_CATALOG,
         ),
         Operation(
             "PUT",
@@ -352,6 +355,7 @@ def _staff_operations() -> list[Operation]:
             security="staff",
             body=FormDefinitionIn,
             answers=(Answer(200, "The form's current version.", Form),),
+            roles=FORM_CATALOG,
         ),
         Operation(
             "PUT",
@@ -364,6 +368,7 @@ def _staff_operations() -> list[Operation]:
             security="staff",
             body=VisitFormsIn,
             answers=(Answer(200, "The type's visit forms, in order.", VisitForms),),
+            roles=FORM_CATALOG,
         ),
         Operation(
             "GET",

@@ -33,10 +33,10 @@ WITH_CONTEXT = {
     "less_than_equal": "Must be at most {le}.",
     "greater_than": "Must be more than {gt}.",
     "less_than": "Must be less than {lt}.",
-    "too_long": "Must hold at most {max_length} items.",
-    "too_short": "Must hold at least {min_length} items.",
     "literal_error": "Must be {expected}.",
 }
+# The same for a list's length: "Must hold at least 1 item.", "at most 50 items."
+COUNTED = {"too_long": ("at most", "max_length"), "too_short": ("at least", "min_length")}
 # Problems with the body as a whole (no field to name).
 WHOLE_BODY = {
     "json_invalid": "The body is not valid JSON.",
@@ -63,6 +63,10 @@ def validation_problem(exc: ValidationError) -> Problem:
             message = str(context["error"])
         elif kind in WITH_CONTEXT:
             message = WITH_CONTEXT[kind].format(**context)
+        elif kind in COUNTED:
+            bound, key = COUNTED[kind]
+            count = context[key]
+            message = f"Must hold {bound} {count} item{'' if count == 1 else 's'}."
         else:
             message = MESSAGES.get(kind, error["msg"])
         if error["loc"]:

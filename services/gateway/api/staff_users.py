@@ -28,6 +28,7 @@ from services.gateway.api.models import (
 )
 from services.gateway.api.operation import Answer, Call, Operation, Reply, not_found
 from services.gateway.context import BACKENDS
+from services.gateway.staff_roles import ADMIN
 
 BASE = "/api/v1/staff-users"
 
@@ -287,6 +288,7 @@ def operations() -> list[Operation]:
             tag="staff-users",
             security="staff",
             answers=(Answer(200, "The staff users.", StaffAccountList),),
+            roles=ADMIN,
         ),
         Operation(
             "POST",
@@ -300,6 +302,7 @@ def operations() -> list[Operation]:
             answers=(
                 Answer(201, "Created; the password is in this answer only.", CreatedStaffUser),
             ),
+            roles=ADMIN,
         ),
         Operation(
             "PATCH",
@@ -312,6 +315,7 @@ def operations() -> list[Operation]:
             body=StaffUserChanges,
             answers=(Answer(200, "The changed staff user.", StaffAccount),),
             problems=(409,),
+            roles=ADMIN,
         ),
         Operation(
             "POST",
@@ -326,6 +330,7 @@ def operations() -> list[Operation]:
             answers=(
                 Answer(200, "Reset; the password is in this answer only.", TemporaryPassword),
             ),
+            roles=ADMIN,
         ),
         Operation(
             "POST",
@@ -338,6 +343,7 @@ def operations() -> list[Operation]:
             body=NoBody,
             body_required=False,
             answers=(Answer(204, "Unlocked."),),
+            roles=ADMIN,
         ),
         Operation(
             "DELETE",
@@ -350,6 +356,7 @@ def operations() -> list[Operation]:
             tag="staff-users",
             security="staff",
             answers=(Answer(204, "Removed."),),
+            roles=ADMIN,
         ),
         Operation(
             "GET",
@@ -360,6 +367,7 @@ def operations() -> list[Operation]:
             tag="staff-users",
             security="staff",
             answers=(Answer(200, "The live sessions (no tokens).", StaffSessionList),),
+            roles=ADMIN,
         ),
         Operation(
             "DELETE",
@@ -370,6 +378,7 @@ def operations() -> list[Operation]:
             tag="staff-users",
             security="staff",
             answers=(Answer(204, "Ended."),),
+            roles=ADMIN,
         ),
         Operation(
             "GET",
@@ -380,6 +389,7 @@ def operations() -> list[Operation]:
             tag="staff-users",
             security="staff",
             answers=(Answer(200, "The setting.", StaffMfaPolicy),),
+            roles=ADMIN,
         ),
         Operation(
             "PUT",
@@ -391,6 +401,7 @@ def operations() -> list[Operation]:
             security="staff",
             body=StaffMfaPolicyChange,
             answers=(Answer(200, "The setting now.", StaffMfaPolicy),),
+            roles=ADMIN,
         ),
         Operation(
             "POST",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import Any
@@ -19,7 +19,7 @@ from aiohttp import web
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from portal.identity.v1 import identity_pb2
-from services.gateway import auth, form_text, work_queue
+from services.gateway import auth, form_text, staff_roles, work_queue
 from services.gateway.auth import Caller
 from services.gateway.context import BACKENDS, SETTINGS
 from services.runtime.errors import FieldErrors, field_errors
@@ -83,16 +83,23 @@ def _guard(handler: StaffHandler, *, enrolment: bool) -> Handler:
     return guarded
 
 
-def admin_page(handler: StaffHandler) -> Handler:
-    """As staff_page, and only for the admin role (others get a 403 page)."""
+def set_up_by(roles: Collection[str]) -> Callable[[StaffHandler], Handler]:
+    """As staff_page, and only for these roles (services/gateway/staff_roles.py): others get a
+    403 page saying who may (the pages do not offer them the form in the first place)."""
 
-    @functools.wraps(handler)
-    async def admin_only(request: web.Request, caller: Caller) -> web.StreamResponse:
-        if not staff_view(caller).is_admin:
-            raise web.HTTPForbidden(text="Only administrators can open this page.")
-        return await handler(request, caller)
+    def decorate(handler: StaffHandler) -> Handler:
+        @functools.wraps(handler)
+        async def allowed(request: web.Request, caller: Caller) -> web.StreamResponse:
+            if not staff_roles.may(caller, roles):
+                raise staff_roles.forbidden(roles)
+            return await handler(request, caller)
 
-    return staff_page(admin_only)
+        return staff_page(allowed)
+
+    return decorate
+
+
+admin_page = set_up_by(staff_roles.ADMIN)  # the Admin tab's pages
 
 
 async def patient_names(request: web.Request, caller: Caller, ids: list[str]) -> dict[str, str]:

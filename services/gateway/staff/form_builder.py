@@ -24,8 +24,9 @@ from services.gateway import auth
 from services.gateway.auth import Caller
 from services.gateway.context import BACKENDS
 from services.gateway.form_view import ITEM_TYPES, KIND_BY_NAME, KIND_NAME, TYPE_BY_NAME, TYPE_NAME
-from services.gateway.staff.common import invalid, redirect, staff_page
+from services.gateway.staff.common import invalid, redirect, set_up_by, staff_page
 from services.gateway.staff.portal_forms import practice_render
+from services.gateway.staff_roles import FORM_CATALOG
 from services.runtime.errors import FieldErrors, field_errors
 
 URL = "/staff/practice/forms"
@@ -133,7 +134,7 @@ async def export(request: web.Request, caller: Caller) -> web.StreamResponse:
     )
 
 
-@staff_page
+@set_up_by(FORM_CATALOG)
 async def import_questionnaire(request: web.Request, caller: Caller) -> web.StreamResponse:
     data = await request.post()
     upload = data.get("questionnaire")
@@ -367,23 +368,23 @@ def _builder_page(
     )
 
 
-@staff_page
+@set_up_by(FORM_CATALOG)
 async def new_form(request: web.Request, caller: Caller) -> web.StreamResponse:
     return _builder_page(request, caller, Builder(), form=None, extra_rows=5)
 
 
-@staff_page
+@set_up_by(FORM_CATALOG)
 async def edit_form(request: web.Request, caller: Caller) -> web.StreamResponse:
     form = await _get_form(request, caller)
     return _builder_page(request, caller, builder_of(form), form=form)
 
 
-@staff_page
+@set_up_by(FORM_CATALOG)
 async def save_new(request: web.Request, caller: Caller) -> web.StreamResponse:
     return await _save(request, caller, None)
 
 
-@staff_page
+@set_up_by(FORM_CATALOG)
 async def save_edit(request: web.Request, caller: Caller) -> web.StreamResponse:
     return await _save(request, caller, await _get_form(request, caller))
 

@@ -17,11 +17,12 @@ from aiohttp import web
 
 from portal.forms.v1 import forms_pb2 as pb
 from portal.scheduling.v1 import scheduling_pb2
-from services.gateway import auth
+from services.gateway import auth, staff_roles
 from services.gateway.auth import Caller
 from services.gateway.context import BACKENDS
 from services.gateway.form_view import kind_label
-from services.gateway.staff.common import invalid, redirect, render, staff_page
+from services.gateway.staff.common import invalid, redirect, render, set_up_by, staff_page
+from services.gateway.staff_roles import FORM_CATALOG
 
 URL = "/staff/practice/portal-forms"
 VISIT_URL = "/staff/practice/visit-forms"
@@ -41,7 +42,13 @@ def practice_render(
         request,
         caller,
         template,
-        {**context, "active_nav": active_nav, "kind_label": kind_label},
+        {
+            **context,
+            "active_nav": active_nav,
+            "kind_label": kind_label,
+            # Whether the caller's role edits the forms set-up (staff_roles.py): else read only.
+            "may_edit_forms": staff_roles.may(caller, FORM_CATALOG),
+        },
         active_tab="practice",
         status=status,
     )
@@ -109,7 +116,7 @@ def _moved(order: list[str], move: str) -> list[str]:
     return order
 
 
-@staff_page
+@set_up_by(FORM_CATALOG)
 async def update_portal_forms(request: web.Request, caller: Caller) -> web.StreamResponse:
     data = await request.post()
     order = [str(v) for v in data.getall("order", [])]
@@ -185,7 +192,7 @@ async def _visit_page(
     )
 
 
-@staff_page
+@set_up_by(FORM_CATALOG)
 async def save_visit_forms(request: web.Request, caller: Caller) -> web.StreamResponse:
     type_id = request.match_info["type_id"]
     try:

@@ -33,13 +33,12 @@ from services.gateway.clinic_time import (
 )
 from services.gateway.schedule_view import HOLDING
 from services.gateway.staff.calendar import URL as CALENDAR
-from services.gateway.staff.common import invalid, redirect, staff_page
+from services.gateway.staff.common import invalid, redirect, set_up_by, staff_page
 from services.gateway.staff.scheduling_common import (
     not_found_as_404,
     practice_render,
     providers,
     scheduling,
-    set_up_by,
     url_id,
     zone,
 )

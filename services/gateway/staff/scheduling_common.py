@@ -3,9 +3,8 @@ the provider and type lists, and ids from the URL."""
 
 from __future__ import annotations
 
-import functools
 import uuid
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Mapping
 from datetime import tzinfo
 from typing import TYPE_CHECKING, Any
 
@@ -16,7 +15,7 @@ from portal.scheduling.v1 import scheduling_pb2 as pb
 from services.gateway import auth, staff_roles
 from services.gateway.auth import Caller
 from services.gateway.context import BACKENDS, SETTINGS
-from services.gateway.staff.common import Handler, StaffHandler, render, staff_page
+from services.gateway.staff.common import render
 
 if TYPE_CHECKING:  # the async stub type exists only in the .pyi
     from portal.scheduling.v1.scheduling_pb2_grpc import SchedulingServiceAsyncStub
@@ -54,22 +53,6 @@ def practice_render(
         active_tab="practice",
         status=status,
     )
-
-
-def set_up_by(roles: Collection[str]) -> Callable[[StaffHandler], Handler]:
-    """As staff_page, and only for these roles (services/gateway/staff_roles.py): others get a
-    403 page saying who may (the pages do not offer them the form in the first place)."""
-
-    def decorate(handler: StaffHandler) -> Handler:
-        @functools.wraps(handler)
-        async def allowed(request: web.Request, caller: Caller) -> web.StreamResponse:
-            if not staff_roles.may(caller, roles):
-                raise web.HTTPForbidden(text=staff_roles.refusal(roles))
-            return await handler(request, caller)
-
-        return staff_page(allowed)
-
-    return decorate
 
 
 def url_id(request: web.Request, name: str) -> str:
