@@ -289,14 +289,14 @@ async def _visit_form_latency(
     committed: asyncio.Event,
 ) -> tuple[float, float]:
     desk = Credentials(DESK, principal_signer())
-    md = desk.metadata()
-    [provider] = await make_providers(scheduling, md, 1, "V", week(("00:00", "24:00")))
+    admin = principal_signer().metadata(ADMIN)  # practice set-up is the admin's
+    [provider] = await make_providers(scheduling, admin, 1, "V", week(("00:00", "24:00")))
     type_id = await make_type(
-        scheduling, md, "Bench visit", [provider], duration_minutes=20, horizon_days=365
+        scheduling, admin, "Bench visit", [provider], duration_minutes=20, horizon_days=365
     )
     await forms.SetVisitForms(
         fpb.SetVisitFormsRequest(appointment_type_id=type_id, form_ids=[form_id]),
-        metadata=principal_signer().metadata(ADMIN),
+        metadata=admin,
     )
     base = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(days=1)
     loop = asyncio.get_running_loop()
