@@ -115,20 +115,34 @@ async def create(
     return chart_form_id
 
 
+def _plain(text: str) -> str:
+    """How names and doses are compared: without case or extra spaces (as SQL's _PLAIN)."""
+    return " ".join(text.split()).lower()
+
+
+_PLAIN = "lower(regexp_replace(btrim({}), '[[:space:]]+', ' ', 'g'))"
+
+
 async def pending_for(conn: Conn, patient_id: uuid.UUID, fields: Fields) -> str:
-    """The patient's pending request for the same medicine ("name dose", compared without case
-    or extra spaces), as the patient reads it; '' when there is none. Locks the chart row first,
-    so two requests of one patient are checked one after the other (the caller's transaction)."""
+    """The patient's pending request for the same medicine, as the patient reads it; '' when
+    there is none. The same medicine: "name dose" alike, or the same name where either request
+    gives no dose ("Atorvastatin" asks again for a pending "Atorvastatin 20 mg"). Compared
+    without case or extra spaces. Locks the chart row first, so two requests of one patient are
+    checked one after the other (the caller's transaction)."""
     await conn.execute("SELECT 1 FROM charts WHERE patient_id = $1 FOR NO KEY UPDATE", patient_id)
+    whole, name, dose = (
+        _PLAIN.format(x) for x in ("medication || ' ' || dose", "medication", "dose")
+    )
     found: str | None = await conn.fetchval(
-        """SELECT btrim(medication || ' ' || dose) FROM refill_requests
-           WHERE patient_id = $1 AND status = $2
-             AND lower(regexp_replace(btrim(medication || ' ' || dose), '[[:space:]]+', ' ', 'g'))
-                 = $3
-           ORDER BY requested_at LIMIT 1""",
+        f"""SELECT btrim(medication || ' ' || dose) FROM refill_requests
+            WHERE patient_id = $1 AND status = $2
+              AND ({whole} = $3 OR ({name} = $4 AND ({dose} = '' OR $5 = '')))
+            ORDER BY requested_at LIMIT 1""",
         patient_id,
         PENDING,
-        " ".join(f"{fields.medication} {fields.dose}".split()).lower(),
+        _plain(f"{fields.medication} {fields.dose}"),
+        _plain(fields.medication),
+        _plain(fields.dose),
     )
     return found or ""
 

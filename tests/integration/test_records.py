@@ -185,6 +185,8 @@ async def test_refill_lifecycle_with_decisions_withdrawal_and_events(forms: Form
     for again, where in (
         (pb.RequestRefillRequest(medication_id=med.id), "medication_id"),
         (pb.RequestRefillRequest(medication=" lisinopril  10 MG"), "medication"),
+        # The name alone is the same medicine too (no dose says otherwise).
+        (pb.RequestRefillRequest(medication="LISINOPRIL"), "medication"),
     ):
         with pytest.raises(grpc.aio.AioRpcError) as twice:
             await forms.stub.RequestRefill(again, metadata=forms.md(patient))
@@ -320,6 +322,11 @@ async def test_refill_lifecycle_with_decisions_withdrawal_and_events(forms: Form
             pb.RequestRefillRequest(medication=medication), metadata=forms.md(patient)
         )
         assert asked.status == pb.REFILL_STATUS_REQUESTED
+    # Another dose of a medicine whose request waits is another request.
+    other_dose = await forms.stub.RequestRefill(
+        pb.RequestRefillRequest(medication="Lisinopril", dose="20 mg"), metadata=forms.md(patient)
+    )
+    assert other_dose.status == pb.REFILL_STATUS_REQUESTED
 
 
 async def test_a_patient_cannot_see_or_withdraw_another_patients_request(forms: Forms) -> None:
