@@ -37,6 +37,7 @@ async def enrol(page: Page, shots: Shots, who: str) -> str:
     await page.get_by_label("Code from the app").fill("000000" if code(secret) != "000000" else "1")
     await page.get_by_role("button", name="Turn on two-factor sign-in").click()
     await expect(page.get_by_text("That code is not correct", exact=False)).to_be_visible()
+    await expect(page.get_by_label("Code from the app")).to_be_focused()  # below the QR code
     await accessible(page)
     await page.get_by_label("Code from the app").fill(code(secret, -1))
     await page.get_by_role("button", name="Turn on two-factor sign-in").click()
