@@ -9,6 +9,7 @@ import re
 import time
 import uuid
 from collections.abc import AsyncIterator
+from html import escape as html_escape
 from typing import Any
 
 import aiohttp
@@ -125,6 +126,28 @@ async def sign_in_page(
         browser, stack, login, login, username=username, password=password
     )
     return status, html
+
+
+async def own_password(
+    browser: aiohttp.ClientSession, stack: RunningStack
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A new patient signed in to the onsite portal with a password of their own (NEW_PASSWORD):
+    the patient and the credentials issued."""
+    patient, issued = await issue_credentials(stack, "onsite")
+    base = "/portal/onsite/"
+    status, _ = await sign_in_page(browser, stack, "onsite", issued["username"], issued["password"])
+    assert status == 303
+    status, _, location = await submit(
+        browser,
+        stack,
+        base + "password",
+        base + "password",
+        current_password=issued["password"],
+        new_password=NEW_PASSWORD,
+        confirm_password=NEW_PASSWORD,
+    )
+    assert status == 303, location
+    return patient, issued
 
 
 def cookie(browser: aiohttp.ClientSession, stack: RunningStack, realm: str) -> str:
@@ -250,6 +273,39 @@ async def test_sign_in_forced_change_home_and_sign_out(
     )
     status, html, _ = await page(browser, stack.url + base + "login?notice=session-ended")
     assert "Your session ended. Please sign in again." in html
+
+
+async def test_signing_in_again_leads_back_to_the_page_asked_for(
+    stack: RunningStack, browser: aiohttp.ClientSession
+) -> None:
+    _, issued = await own_password(browser, stack)
+    base = "/portal/onsite/"
+    await submit(browser, stack, base + "home", base + "logout")
+
+    # Signed out, a page asked for sends to sign-in, which leads back to it.
+    wanted = base + "appointments/find?type=x&from=2030-01-07"
+    status, _, reply = await page(browser, stack.url + wanted)
+    login = reply.headers["Location"]
+    assert status == 302 and login.startswith(base + "login?next="), login
+    status, html, _ = await page(browser, stack.url + login)
+    assert f'name="next" value="{html_escape(wanted)}"' in html
+    fields = {"username": issued["username"], "password": NEW_PASSWORD}
+    status, _, location = await submit(browser, stack, login, base + "login", next=wanted, **fields)
+    assert (status, location) == (303, wanted)
+
+    # Anything but a page of this portal leads home: no way off the portal through sign-in.
+    for elsewhere in (
+        "https://evil.example/",
+        "//evil.example/portal/onsite/",
+        "/portal/offsite/appointments",
+        base + "logout",
+        "/\\evil.example",
+    ):
+        await submit(browser, stack, base + "home", base + "logout")
+        status, _, location = await submit(
+            browser, stack, base + "login", base + "login", next=elsewhere, **fields
+        )
+        assert (status, location) == (303, base + "home"), elsewhere
 
 
 async def test_the_session_cookie_is_scoped_to_its_realm(

@@ -9,7 +9,7 @@ import re
 import aiohttp
 
 from tests.system.conftest import RunningStack
-from tests.system.test_patient_portal import NEW_PASSWORD, client, issue_credentials, page, submit
+from tests.system.test_patient_portal import client, own_password, page, submit
 from tests.system.test_staff_pages import Browser
 
 NEW_PHONE = "555 0199"
@@ -18,27 +18,7 @@ DECISION_FORM = re.compile(r'action="/staff/profile-updates/([0-9a-f-]{36})/deci
 
 async def signed_in_patient(stack: RunningStack, http: aiohttp.ClientSession) -> dict[str, str]:
     """A new patient signed in to the onsite portal with a password of their own."""
-    patient, issued = await issue_credentials(stack)
-    base = "/portal/onsite/"
-    status, _, location = await submit(
-        http,
-        stack,
-        base + "login",
-        base + "login",
-        username=issued["username"],
-        password=issued["password"],
-    )
-    assert (status, location) == (303, base + "password")
-    status, _, location = await submit(
-        http,
-        stack,
-        base + "password",
-        base + "password",
-        current_password=issued["password"],
-        new_password=NEW_PASSWORD,
-        confirm_password=NEW_PASSWORD,
-    )
-    assert status == 303, location
+    patient, _ = await own_password(http, stack)
     return dict(patient)
 
 

@@ -8,6 +8,7 @@ works, without saying why), and sends a patient whose password must change to th
 from __future__ import annotations
 
 from typing import Literal
+from urllib.parse import urlencode, urlsplit
 
 import grpc
 from aiohttp import web
@@ -77,8 +78,36 @@ def clear_cookie(response: web.StreamResponse, realm: str) -> None:
     auth.clear_session_cookie(response, cookie_name(realm), path=portal_base(realm))
 
 
-def to_login(realm: str, notice: Notice | None = None, *, clear: bool = False) -> web.HTTPFound:
-    redirect = web.HTTPFound(page_url(realm, "login", notice))
+# Pages a sign-in never returns to (home and the realm's root are where it goes anyway).
+NOT_RETURNED_TO = frozenset({"", "home", "login", "login/mfa", "logout", "password"})
+RETURN_LIMIT = 1000  # characters of a return address
+
+
+def return_to(realm: str, address: str) -> str:
+    """`address` when it is a page of this realm's portal to come back to after signing in,
+    else "": a path only (no scheme, host or "//"), so a sign-in never leads off the portal."""
+    parts = urlsplit(address)
+    base = portal_base(realm)
+    if (
+        len(address) > RETURN_LIMIT
+        or parts.scheme
+        or parts.netloc
+        or "\\" in address
+        or not address.startswith(base)
+        or address[len(base) :].startswith("/")
+        or parts.path[len(base) :] in NOT_RETURNED_TO
+    ):
+        return ""
+    return address
+
+
+def to_login(
+    realm: str, notice: Notice | None = None, *, clear: bool = False, then: str = ""
+) -> web.HTTPFound:
+    """To the realm's sign-in page; `then` (checked by return_to) is where it leads after."""
+    query = {k: v for k, v in (("notice", notice or ""), ("next", return_to(realm, then))) if v}
+    url = portal_base(realm) + "login" + (f"?{urlencode(query)}" if query else "")
+    redirect = web.HTTPFound(url)
     if clear:
         clear_cookie(redirect, realm)
     return redirect
@@ -94,7 +123,9 @@ async def signed_in(request: web.Request, *, allow_pending: bool = False) -> aut
     who = await auth.patient_caller(request, realm)
     if who is None:
         had_cookie = bool(auth.session_cookie(request, cookie_name(realm)))
-        raise to_login(realm, "session-ended" if had_cookie else None, clear=had_cookie)
+        # A page asked for (not a form sent) is where signing in again leads.
+        then = request.path_qs if request.method == "GET" else ""
+        raise to_login(realm, "session-ended" if had_cookie else None, clear=had_cookie, then=then)
     if who.must_change_password and not allow_pending:
         raise web.HTTPFound(page_url(realm, "password"))
     return who

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import aiohttp_jinja2
@@ -20,6 +21,7 @@ from services.gateway.patient.session import (
     portal_base,
     portal_label,
     realm_of,
+    return_to,
     session_ended,
     set_cookie,
     signed_in,
@@ -76,19 +78,23 @@ async def login_form(request: web.Request) -> web.StreamResponse:
     return _login_page(request)
 
 
+def _then(request: web.Request, sent: Mapping[str, str] | None = None) -> str:
+    """Where signing in leads: the page the patient was on when the session ended (checked)."""
+    address = (sent if sent is not None else request.query).get("next", "")
+    return return_to(realm_of(request), address)
+
+
 def _login_page(
     request: web.Request,
     username: str = "",
     error: str = "",
     status: int = 200,
     errors: FieldErrors | None = None,
+    then: str | None = None,
 ) -> web.Response:
-    return aiohttp_jinja2.render_template(
-        "patient/login.html",
-        request,
-        page_context(request, None, username=username, error=error, errors=errors or {}),
-        status=status,
-    )
+    context = page_context(request, None, username=username, error=error, errors=errors or {})
+    context["then"] = _then(request) if then is None else then
+    return aiohttp_jinja2.render_template("patient/login.html", request, context, status=status)
 
 
 async def login(request: web.Request) -> web.StreamResponse:
@@ -96,15 +102,18 @@ async def login(request: web.Request) -> web.StreamResponse:
     form, bad = await form_text.read(request, strip=False)
     username = form.get("username", "").strip()
     password = form.get("password", "")
+    then = _then(request, form)
     retry_after = await auth.sign_in_retry_after(request)
     if retry_after is not None:
-        page = _login_page(request, username, auth.TOO_MANY_SIGN_INS, status=429)
+        page = _login_page(request, username, auth.TOO_MANY_SIGN_INS, status=429, then=then)
         page.headers["Retry-After"] = str(retry_after)
         return page
     if bad:
-        return _login_page(request, username, form_text.CHECK_FORM, status=400, errors=bad)
+        return _login_page(
+            request, username, form_text.CHECK_FORM, status=400, errors=bad, then=then
+        )
     if not username or not password:
-        return _login_page(request, username, auth.INVALID_SIGN_IN, status=401)
+        return _login_page(request, username, auth.INVALID_SIGN_IN, status=401, then=then)
     try:
         grant = await request.app[BACKENDS].identity.PatientSignIn(
             pb.PatientSignInRequest(
@@ -119,23 +128,23 @@ async def login(request: web.Request) -> web.StreamResponse:
         )
     except grpc.aio.AioRpcError as exc:
         if precondition_kind(exc) == "TEMPORARY_PASSWORD_EXPIRED":
-            return _login_page(request, username, precondition_text(exc), status=403)
+            return _login_page(request, username, precondition_text(exc), status=403, then=then)
         if exc.code() in auth.SIGN_IN_REFUSED:
-            return _login_page(request, username, auth.INVALID_SIGN_IN, status=401)
+            return _login_page(request, username, auth.INVALID_SIGN_IN, status=401, then=then)
         raise
     if grant.mfa_challenge:
-        return _second_step(request, grant.mfa_challenge)
-    return await _signed_in(request, grant)
+        return _second_step(request, grant.mfa_challenge, then)
+    return await _signed_in(request, grant, then)
 
 
 def _second_step(
-    request: web.Request, challenge: str, message: str = "", status: int = 200
+    request: web.Request, challenge: str, then: str, message: str = "", status: int = 200
 ) -> web.Response:
     errors = {"code": [message]} if message else {}
     return aiohttp_jinja2.render_template(
         "patient/login_mfa.html",
         request,
-        page_context(request, None, challenge=challenge, errors=errors),
+        page_context(request, None, challenge=challenge, errors=errors, then=then),
         status=status,
     )
 
@@ -145,6 +154,7 @@ async def login_mfa(request: web.Request) -> web.StreamResponse:
     realm = realm_of(request)
     form, bad = await form_text.read(request, strip=False)
     challenge, code = form.get("challenge", ""), form.get("code", "")
+    then = _then(request, form)
     retry_after = await auth.sign_in_retry_after(request)
     if retry_after is not None:
         page = _login_page(request, "", auth.TOO_MANY_SIGN_INS, status=429)
@@ -168,20 +178,27 @@ async def login_mfa(request: web.Request) -> web.StreamResponse:
         )
     except grpc.aio.AioRpcError as exc:
         if exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
-            return _second_step(request, challenge, auth.MFA_TOO_MANY, status=429)
+            return _second_step(request, challenge, then, auth.MFA_TOO_MANY, status=429)
         if exc.code() in auth.SIGN_IN_REFUSED:
-            return _second_step(request, challenge, auth.MFA_REFUSED, status=401)
+            return _second_step(request, challenge, then, auth.MFA_REFUSED, status=401)
         raise
-    return await _signed_in(request, grant)
+    return await _signed_in(request, grant, then)
 
 
-async def _signed_in(request: web.Request, grant: pb.SessionGrant) -> web.StreamResponse:
+async def _signed_in(
+    request: web.Request, grant: pb.SessionGrant, then: str = ""
+) -> web.StreamResponse:
+    """Signed in: to the password page when it must change, else back where the patient was
+    (`then`, checked by return_to) or home."""
     realm = realm_of(request)
     previous = auth.session_cookie(request, auth.patient_cookie(realm))
     if previous:
         await auth.end_session(request, previous)  # a new sign-in replaces the old session
-    next_page = "password" if grant.session.must_change_password else "home"
-    response = web.Response(status=303, headers={"Location": page_url(realm, next_page)})
+    if grant.session.must_change_password:
+        location = page_url(realm, "password")
+    else:
+        location = then or page_url(realm, "home")
+    response = web.Response(status=303, headers={"Location": location})
     set_cookie(request, response, realm, grant.token)
     auth.set_device_cookie(
         request,
