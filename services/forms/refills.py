@@ -115,11 +115,7 @@ async def create(
     return chart_form_id
 
 
-def _plain(text: str) -> str:
-    """How names and doses are compared: without case or extra spaces (as SQL's _PLAIN)."""
-    return " ".join(text.split()).lower()
-
-
+# How names and doses are compared: without case or extra spaces.
 _PLAIN = "lower(regexp_replace(btrim({}), '[[:space:]]+', ' ', 'g'))"
 
 
@@ -133,16 +129,18 @@ async def pending_for(conn: Conn, patient_id: uuid.UUID, fields: Fields) -> str:
     whole, name, dose = (
         _PLAIN.format(x) for x in ("medication || ' ' || dose", "medication", "dose")
     )
+    wanted_whole, wanted_name, wanted_dose = (_PLAIN.format(f"${n}::text") for n in (3, 4, 5))
     found: str | None = await conn.fetchval(
         f"""SELECT btrim(medication || ' ' || dose) FROM refill_requests
             WHERE patient_id = $1 AND status = $2
-              AND ({whole} = $3 OR ({name} = $4 AND ({dose} = '' OR $5 = '')))
+              AND ({whole} = {wanted_whole}
+                   OR ({name} = {wanted_name} AND ({dose} = '' OR {wanted_dose} = '')))
             ORDER BY requested_at LIMIT 1""",
         patient_id,
         PENDING,
-        _plain(f"{fields.medication} {fields.dose}"),
-        _plain(fields.medication),
-        _plain(fields.dose),
+        f"{fields.medication} {fields.dose}",
+        fields.medication,
+        fields.dose,
     )
     return found or ""
 

@@ -6,13 +6,11 @@ import json
 import uuid
 from collections.abc import Sequence
 
-import grpc
-
 from portal.forms.v1 import forms_pb2 as pb
 from services.forms import access, catalog, convert, events, fhir
 from services.forms.definitions import Definition, validate
 from services.forms.rpc_common import CATALOG_EDITORS, STAFF, Context, ServicerBase, parse_id
-from services.runtime.errors import abort_invalid
+from services.runtime.errors import abort_invalid, abort_not_found
 from services.runtime.principal import Principal, requires
 
 MAX_IMPORT_BYTES = 2 * 1024 * 1024
@@ -35,7 +33,7 @@ class CatalogRpc(ServicerBase):
         async with self.pool.acquire() as conn:
             row = await catalog.get_form(conn, form_id, request.version)
         if row is None:
-            await context.abort(grpc.StatusCode.NOT_FOUND, "No such form.")
+            await abort_not_found(context, "form")
         return convert.form(row)
 
     @requires(staff=CATALOG_EDITORS)
@@ -66,7 +64,7 @@ class CatalogRpc(ServicerBase):
         async with self.pool.acquire() as conn, conn.transaction():
             kinds = await catalog.existing(conn, [form_id])
             if form_id not in kinds:
-                await context.abort(grpc.StatusCode.NOT_FOUND, "No such form.")
+                await abort_not_found(context, "form")
             if kinds[form_id] != definition.kind:
                 await abort_invalid(context, {"kind": ["The kind of a form cannot change."]})
             version = await catalog.update_form(conn, form_id, definition, access.actor(principal))
@@ -97,7 +95,7 @@ class CatalogRpc(ServicerBase):
         async with self.pool.acquire() as conn:
             row = await catalog.get_form(conn, form_id, request.version)
         if row is None:
-            await context.abort(grpc.StatusCode.NOT_FOUND, "No such form.")
+            await abort_not_found(context, "form")
         resource = fhir.export(str(row["id"]), row["version"], catalog.definition(row))
         return pb.ExportQuestionnaireResponse(
             questionnaire_json=json.dumps(resource, ensure_ascii=False, indent=2)

@@ -12,18 +12,12 @@ from services.forms.chart_forms import answers_of
 from services.forms.rpc_chart_forms import ChartFormRpc
 from services.forms.rpc_common import STAFF, Context
 from services.runtime.db import Conn
-from services.runtime.errors import FieldErrors, abort_invalid, abort_precondition, bad_request
+from services.runtime.errors import abort_invalid, abort_precondition, bad_request
 from services.runtime.fonts import FontsMissing
 from services.runtime.principal import Principal, requires
 
 # Signing needs every shown agreement question answered Yes (definitions.Item.agreement).
 CONSENT_DECLINED = "To sign this consent form, agree to it; if you do not agree, tell the clinic."
-# The signing fields in the order a page shows them, after the questions.
-SIGN_FIELDS = ("agree_to_electronic_signature", "typed_name", "drawn_signature_png")
-
-
-def sign_fields_in_order(errors: FieldErrors) -> FieldErrors:
-    return {name: errors[name] for name in SIGN_FIELDS if name in errors}
 
 
 class SignatureRpc(ChartFormRpc):
@@ -46,14 +40,12 @@ class SignatureRpc(ChartFormRpc):
                 request.drawn_signature_png,
             )
         )
-        if not request.agree_to_electronic_signature:
-            errors["agree_to_electronic_signature"] = ["Agree to sign electronically to sign."]
         async with self.pool.acquire() as conn, conn.transaction():
             row = await self.chart_form(conn, context, principal, request.chart_form_id, lock=True)
             await self.editable(context, row)
             if errors:  # with the unanswered questions too: everything to fix, in page order
                 *_, problems = await self.answer_problems(conn, row)
-                await abort_invalid(context, {**problems, **sign_fields_in_order(errors)})
+                await abort_invalid(context, {**problems, **errors})
             disclosure = await signatures.current_disclosure(conn)
             if request.disclosure_version not in (0, disclosure["version"]):
                 await abort_precondition(

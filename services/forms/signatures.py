@@ -34,8 +34,10 @@ class Request:
 
 
 def check(request: Request) -> tuple[str, FieldErrors]:
-    """The typed name cleaned, and what is wrong with the request."""
+    """The typed name cleaned, and what is wrong with the request (in the page's order)."""
     errors: FieldErrors = {}
+    if not request.agreed:
+        errors["agree_to_electronic_signature"] = ["Agree to sign electronically to sign."]
     name = ""
     try:
         name = " ".join(clean(request.typed_name).split())

@@ -86,7 +86,7 @@ def day_month_year(day: date) -> str:
 
 def long_day(day: date) -> str:
     """'Monday, 2 March 2026'."""
-    return f"{day:%A}, {day.day} {day:%B %Y}"
+    return f"{day:%A}, {day_month_year(day)}"
 
 
 def short_day(day: date) -> str:

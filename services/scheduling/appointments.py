@@ -13,7 +13,6 @@ from google.protobuf.message import Message
 from services.runtime import outbox
 from services.runtime.db import Conn
 from services.runtime.principal import Principal
-from services.scheduling.convert import HOLDING
 
 SELECT = """SELECT a.id, a.patient_id, a.provider_id, a.appointment_type_id, a.starts_at,
        a.ends_at, a.status, a.cancellation_reason, a.created_at, a.updated_at,
@@ -77,24 +76,6 @@ PATIENT_NO_OVERLAP = "appointments_patient_no_overlap"  # migration 0010
 def patient_clash(exc: asyncpg.ExclusionViolationError) -> bool:
     """The time is refused because the patient has another appointment then, not the provider."""
     return exc.constraint_name == PATIENT_NO_OVERLAP
-
-
-async def patient_busy(
-    conn: Conn, patient_id: uuid.UUID, start: datetime, end: datetime, *, besides: uuid.UUID | None
-) -> bool:
-    """Whether the patient has an appointment holding time that overlaps [start, end) (other than
-    `besides`): what refused a booking that wrote nothing, the patient or the provider?"""
-    busy: bool = await conn.fetchval(
-        f"""SELECT EXISTS (
-               SELECT 1 FROM appointments
-               WHERE patient_id = $1 AND tstzrange(starts_at, ends_at) && tstzrange($2, $3)
-                 AND status IN {HOLDING!r} AND id IS DISTINCT FROM $4)""",
-        patient_id,
-        start,
-        end,
-        besides,
-    )
-    return busy
 
 
 @dataclass(frozen=True)

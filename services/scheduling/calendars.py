@@ -300,7 +300,8 @@ async def own_appointments(
     conn: Conn, patient_id: uuid.UUID, lo: int, hi: int, *, besides: uuid.UUID | None = None
 ) -> list[Interval]:
     """The patient's appointments holding time in [lo, hi) (epoch seconds), except `besides`
-    (one being moved): the times Find Available does not offer them."""
+    (one being moved): the times Find Available does not offer them, and what refuses a
+    booking of theirs that overlaps one (PATIENT_BUSY)."""
     rows = await conn.fetch(
         f"""SELECT extract(epoch FROM starts_at)::bigint AS s,
                    extract(epoch FROM ends_at)::bigint AS e

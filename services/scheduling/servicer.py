@@ -833,7 +833,10 @@ class SchedulingServicer(pb_grpc.SchedulingServiceServicer):
                     replay := await self._replay(conn, context, principal, caller, key, digest)
                 ):
                     return replay
-                if await appointments.patient_busy(conn, patient_id, starts, ends, besides=None):
+                # Refused by the patient's appointments or by the provider's?
+                if await calendars.own_appointments(
+                    conn, patient_id, start, start + kind.rules.duration
+                ):
                     await abort_patient_busy(context, principal)
                 await abort_slot(
                     context, SLOT_TAKEN, await self._alternatives(conn, kind, start, principal)

@@ -241,7 +241,7 @@ async def save_latency_grpc(
     return percentile(timings, 95)
 
 
-async def known_to_scheduling(stack: Stack, patient_ids: list[str]) -> None:
+async def put_known_patients(stack: Stack, patient_ids: list[str]) -> None:
     """Staff book only for patients scheduling knows: put these in its projection now (one
     statement), as their registrations' events do in their own time."""
     url = db.with_database(stack.config.database_url or "", stack.database("scheduling"))
@@ -358,7 +358,7 @@ async def measure(stack: Stack) -> dict[str, float]:
             )
         )["token"]
         patients = [await sample_patient(api, staff, n, form_id) for n in range(PATIENTS)]
-        await known_to_scheduling(stack, [p.id for p in patients])
+        await put_known_patients(stack, [p.id for p in patients])
         http_p50, http_p95 = await save_latency_http(api, patients)
         load = os.getloadavg()[0]  # a shared machine: the saves' tail depends on it
         grpc_p95 = await save_latency_grpc(forms, charts)

@@ -7,8 +7,9 @@ Seed: ../shared/seed/patient-portal.txt.
 
 from __future__ import annotations
 
+import re
 import uuid
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from playwright.async_api import Browser, Page, expect
@@ -124,7 +125,12 @@ async def test_patient_books_on_a_phone_staff_see_it_patient_cancels(
         later = (date.fromisoformat(day[:10]) + timedelta(days=3)).isoformat()
         await patient.get_by_label("Earliest date (optional)").fill(later)
         await patient.get_by_role("button", name="Find Available").click()
+        await expect(patient).to_have_url(re.compile(rf"[?&]from={later}"))
         await expect(patient.get_by_label("Earliest date (optional)")).to_have_value(later)
+        # The first time offered is from that date on (a day's margin for any clinic zone).
+        first_value = await patient.get_by_role("radio").first.get_attribute("value")
+        earliest = datetime.fromisoformat(later).replace(tzinfo=UTC) - timedelta(days=1)
+        assert first_value and int(first_value.split("|")[1]) >= earliest.timestamp(), first_value
         await expect(patient.get_by_role("radio").first).to_be_visible()
         await accessible(patient)
         await shots.take(patient, "phone-reschedule-search")

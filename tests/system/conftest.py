@@ -13,8 +13,8 @@ import asyncio
 import os
 import tempfile
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,6 +92,19 @@ async def known_to_scheduling(running: RunningStack, patient_id: str) -> None:
         return bool(found)
 
     await eventually(probe, lambda found: found)
+
+
+@asynccontextmanager
+async def not_yet_known(running: RunningStack, patient_id: str) -> AsyncIterator[None]:
+    """Inside: scheduling has not handled the patient's registration yet (its projection row
+    taken away, as if the event were still on its way); after: known again."""
+    conn = await asyncpg.connect(service_database(running, "scheduling"))
+    try:
+        await conn.execute("DELETE FROM patients WHERE id = $1", uuid.UUID(patient_id))
+        yield
+        await conn.execute("INSERT INTO patients (id) VALUES ($1)", uuid.UUID(patient_id))
+    finally:
+        await conn.close()
 
 
 async def fresh_sign_in_state(pg_server_url: str, running: RunningStack) -> None:

@@ -10,11 +10,14 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import asyncpg
 import icalendar
 import pytest
 
-from tests.system.conftest import RunningStack, known_to_scheduling, service_database
+from tests.system.conftest import (
+    RunningStack,
+    known_to_scheduling,
+    not_yet_known,
+)
 from tests.system.test_api import NEW_PASSWORD, Api, api, http, unique_letters
 
 pytestmark = pytest.mark.system
@@ -321,18 +324,13 @@ async def test_staff_book_only_for_patients_identity_registered(api: Api) -> Non
     # Registered, but scheduling has not handled the event yet (its row taken away here).
     late = await api.new_patient(staff)
     await known_to_scheduling(api.stack, late["id"])
-    conn = await asyncpg.connect(service_database(api.stack, "scheduling"))
-    try:
-        await conn.execute("DELETE FROM patients WHERE id = $1", uuid.UUID(late["id"]))
-        second = {**body, "start": found["slots"][1]["start"], "patient_id": late["id"]}
+    second = {**body, "start": found["slots"][1]["start"], "patient_id": late["id"]}
+    async with not_yet_known(api.stack, late["id"]):
         status, problem, headers = await api.call(
             "POST", "/api/v1/appointments", staff, json=second
         )
         assert status == 503 and problem["code"] == "PATIENT_NOT_READY", problem
         assert headers["Retry-After"] == "2"
-        await conn.execute("INSERT INTO patients (id) VALUES ($1)", uuid.UUID(late["id"]))
-    finally:
-        await conn.close()
     status, booked, _ = await api.call("POST", "/api/v1/appointments", staff, json=second)
     assert status == 201 and booked["patient_id"] == late["id"], booked
 

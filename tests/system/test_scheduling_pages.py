@@ -16,11 +16,14 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import aiohttp
-import asyncpg
 import icalendar
 import pytest
 
-from tests.system.conftest import RunningStack, known_to_scheduling, service_database
+from tests.system.conftest import (
+    RunningStack,
+    known_to_scheduling,
+    not_yet_known,
+)
 from tests.system.test_patient_portal import client, issue_credentials
 from tests.system.test_staff_pages import Browser
 
@@ -234,18 +237,13 @@ async def test_staff_book_from_chart_reschedule_mark_and_cancel(
     assert wrong.status == 400 and "Choose a provider from the list." in wrong.text
     # Scheduling has not handled the patient's registration yet (its row taken away here):
     # the page asks to try again, with the times still offered.
-    conn = await asyncpg.connect(service_database(stack, "scheduling"))
-    try:
-        await conn.execute("DELETE FROM patients WHERE id = $1", uuid.UUID(pid))
+    async with not_yet_known(stack, pid):
         page = await staff.post(
             f"/staff/patients/{pid}/appointments",
             {"type": type_id, "slot": slots[0], "idempotency_key": str(uuid.uuid4())},
         )
         assert page.status == 409 and "registered moments ago" in page.text, page.text[:2000]
         assert "Confirm Appointment" in page.text
-        await conn.execute("INSERT INTO patients (id) VALUES ($1)", uuid.UUID(pid))
-    finally:
-        await conn.close()
     page = await staff.post(
         f"/staff/patients/{pid}/appointments",
         {"type": type_id, "slot": slots[0], "idempotency_key": str(uuid.uuid4())},

@@ -10,13 +10,19 @@ from __future__ import annotations
 import html
 import re
 import uuid
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 
 from services.gateway.clinic_time import short_day
 from tests.system import test_scheduling_pages
 from tests.system.conftest import RunningStack, known_to_scheduling
 from tests.system.test_patient_portal import client
-from tests.system.test_scheduling_pages import SLOT, patient_browser, set_up_clinic, stack_zone
+from tests.system.test_scheduling_pages import (
+    SLOT,
+    days_ahead,
+    patient_browser,
+    set_up_clinic,
+    stack_zone,
+)
 from tests.system.test_staff_pages import Browser
 
 staff = test_scheduling_pages.staff  # the signed-in staff fixture
@@ -259,7 +265,10 @@ async def test_booking_for_a_patient_leaves_out_the_times_they_are_booked_elsewh
         _, record = await patient_browser(stack, http)
     await known_to_scheduling(stack, record["id"])
     book = f"/staff/patients/{record['id']}/appointments/book"
-    held = html.unescape(SLOT.findall((await staff.get(f"{book}?type={first_type}")).text)[0])
+    # From tomorrow: no time of the search passes while the test runs.
+    tomorrow = days_ahead(1)
+    found = await staff.get(f"{book}?type={first_type}&from={tomorrow}")
+    held = html.unescape(SLOT.findall(found.text)[0])
     taken = int(held.split("|")[1])
     page = await staff.post(
         f"/staff/patients/{record['id']}/appointments",
@@ -267,7 +276,7 @@ async def test_booking_for_a_patient_leaves_out_the_times_they_are_booked_elsewh
     )
     assert "Appointment booked." in page.text, page.text[:2000]
 
-    page = await staff.get(f"{book}?type={second_type}&provider={second_provider}")
+    page = await staff.get(f"{book}?type={second_type}&provider={second_provider}&from={tomorrow}")
     starts = {int(html.unescape(s).split("|")[1]) for s in SLOT.findall(page.text)}
     assert taken not in starts and taken + 30 * 60 in starts, sorted(starts)[:5]
 
@@ -279,7 +288,8 @@ async def test_the_calendar_shows_time_off_closed_days_and_days_without_hours(
     provider_id = await add_provider(staff, name)
     idle_name = f"Dr. Idle {uuid.uuid4().hex[:6]}"
     await test_scheduling_pages.add_provider(staff, idle_name)  # no weekly hours
-    wednesday = date.today() + timedelta(days=30 + 2 - date.today().weekday())
+    today = days_ahead(0)
+    wednesday = today + timedelta(days=30 + 2 - today.weekday())
     monday = wednesday - timedelta(days=2)
     base = f"/staff/practice/providers/{provider_id}"
     await staff.get(base)

@@ -16,7 +16,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from pydantic import ValidationError
 
 from services.gateway.security import Problem
-from services.runtime.errors import FieldErrors, field_errors, precondition_failure
+from services.runtime.errors import INVALID, FieldErrors, field_errors, precondition_failure
 
 # Messages for pydantic's error types that read better beside a form field.
 MESSAGES = {
@@ -49,7 +49,7 @@ def unauthorized(detail: str) -> Problem:
     return Problem(401, "Not signed in", detail, headers={"WWW-Authenticate": "Bearer"})
 
 
-def invalid(errors: FieldErrors, detail: str = "Some fields are not valid.") -> Problem:
+def invalid(errors: FieldErrors, detail: str = INVALID) -> Problem:
     return Problem(400, "Invalid request", detail, errors=errors)
 
 
@@ -74,13 +74,13 @@ def validation_problem(exc: ValidationError) -> Problem:
             errors.setdefault(path, []).append(message)
         else:
             detail = detail or WHOLE_BODY.get(kind, message)
-    return invalid(errors, detail or "Some fields are not valid.")
+    return invalid(errors, detail or INVALID)
 
 
 def from_rpc(exc: grpc.aio.AioRpcError) -> Problem | None:
     """The problem for a backend error that carries details (None: leave it to the middleware)."""
     if exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
-        return invalid(field_errors(exc), exc.details() or "Some fields are not valid.")
+        return invalid(field_errors(exc), exc.details() or INVALID)
     if exc.code() == grpc.StatusCode.FAILED_PRECONDITION:
         code, description = precondition_failure(exc)
         return Problem(

@@ -57,7 +57,7 @@ from services.gateway.records_view import (
     refill_status,
 )
 from services.gateway.security import Problem
-from services.runtime.errors import field_errors
+from services.runtime.errors import INVALID, field_errors
 
 T = TypeVar("T")
 NAME_TAKEN = "A template of this name exists."  # forms' words for a taken name
@@ -311,7 +311,7 @@ async def add_document(call: Call[LetterFromTemplate | DocumentUpload, None]) ->
         errors = {("file" if k == "content" else k): v for k, v in field_errors(exc).items()}
         if list(errors) == ["template_id"]:  # a well-formed id naming no template
             raise not_found("letter template") from None
-        raise invalid(errors, exc.details() or "Some fields are not valid.") from None
+        raise invalid(errors, exc.details() or INVALID) from None
     return Reply(document(added), status=201)
 
 

@@ -7,7 +7,6 @@ A temporary password is in the answer exactly once; identity keeps only its hash
 
 from __future__ import annotations
 
-import uuid
 from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, model_validator
@@ -26,7 +25,7 @@ from services.gateway.api.models import (
     Uuid,
     _at_least_one,
 )
-from services.gateway.api.operation import Answer, Call, Operation, Reply, not_found
+from services.gateway.api.operation import Answer, Call, Operation, Reply, path_id
 from services.gateway.context import BACKENDS
 from services.gateway.staff_roles import ADMIN
 
@@ -140,10 +139,7 @@ def account(user: pb.StaffUser) -> dict[str, Any]:
 
 
 def user_id(call: Call[Any, Any]) -> str:
-    try:
-        return str(uuid.UUID(call.params["staff_user_id"]))
-    except ValueError:
-        raise not_found("staff user") from None
+    return path_id(call, "staff_user_id", "staff user")
 
 
 async def list_users(call: Call[None, None]) -> Reply:
@@ -229,10 +225,7 @@ async def list_sessions(call: Call[None, None]) -> Reply:
 
 
 async def revoke_session(call: Call[None, None]) -> Reply:
-    try:
-        session_id = str(uuid.UUID(call.params["session_id"]))
-    except ValueError:
-        raise not_found("session") from None
+    session_id = path_id(call, "session_id", "session")
     await call.request.app[BACKENDS].identity.RevokeStaffSession(
         pb.RevokeStaffSessionRequest(session_id=session_id, staff_user_id=user_id(call)),
         metadata=auth.metadata(call.request, call.caller),

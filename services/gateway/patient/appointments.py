@@ -177,12 +177,7 @@ async def find(request: web.Request) -> web.StreamResponse:
     search = find_available.search_from(request.query)
     moving = request.query.get("reschedule", "")
     if moving:
-        appointment, movable = await asyncio.gather(
-            _get(request, who, _id_or_404(moving)), _bookable_type_ids(request, who)
-        )
-        if appointment.appointment_type_id not in movable:
-            errors = {"_form": [ONLY_THE_CLINIC_MOVES]}
-            return await _detail_page(request, who, moving, errors=errors, status=409)
+        appointment = await _get(request, who, _id_or_404(moving))
         search = Search(
             type_id=appointment.appointment_type_id,
             provider_id=search.provider_id,
@@ -190,6 +185,10 @@ async def find(request: web.Request) -> web.StreamResponse:
             page=search.page,
         )
     found = await find_available.find(request, who, search, _zone(request), moving)
+    if moving and "type" in found.errors:
+        # Scheduling offers patients no times of a type they cannot book online.
+        errors = {"_form": [ONLY_THE_CLINIC_MOVES]}
+        return await _detail_page(request, who, moving, errors=errors, status=409)
     if found.errors and not moving:
         return await _index_page(request, who, search, found.errors, status=400)
     return await _results_page(request, who, search, found, moving)

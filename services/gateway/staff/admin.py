@@ -16,7 +16,7 @@ from aiohttp import web
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from portal.identity.v1 import identity_pb2 as pb
-from services.gateway import auth
+from services.gateway import auth, staff_roles
 from services.gateway.auth import Caller
 from services.gateway.clinic_time import DATE_ERROR, parse_date
 from services.gateway.context import BACKENDS, SETTINGS
@@ -24,7 +24,7 @@ from services.gateway.staff.common import admin_page, checked, form, invalid, re
 from services.runtime.errors import precondition_text
 
 AUDIT_PAGE = 50
-ROLES = [("front_desk", "Front desk"), ("clinician", "Clinician"), ("admin", "Admin")]
+ROLES = [(r, staff_roles.LABELS[r].capitalize()) for r in ("front_desk", "clinician", "admin")]
 ROLE_LABEL = dict(ROLES)
 
 

@@ -11,10 +11,16 @@ from aiohttp import web
 from portal.scheduling.v1 import scheduling_pb2 as pb
 from services.gateway import auth, form_text
 from services.gateway.auth import Caller
-from services.gateway.staff.common import checked, invalid, redirect, set_up_by, staff_page
+from services.gateway.staff.common import (
+    checked,
+    invalid,
+    practice_render,
+    redirect,
+    set_up_by,
+    staff_page,
+)
 from services.gateway.staff.scheduling_common import (
     appointment_types,
-    practice_render,
     providers,
     scheduling,
     url_id,

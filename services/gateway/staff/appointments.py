@@ -34,6 +34,7 @@ from services.gateway.schedule_view import (
 from services.gateway.staff.common import (
     invalid,
     patient_id,
+    practice_render,
     redirect,
     render,
     staff_page,
@@ -42,7 +43,6 @@ from services.gateway.staff.patients import fetch_patient, full_name, patient_co
 from services.gateway.staff.scheduling_common import (
     appointment_types,
     not_found_as_404,
-    practice_render,
     providers,
     scheduling,
     url_id,

@@ -35,9 +35,8 @@ from services.gateway.clinic_time import (
     when,
 )
 from services.gateway.schedule_view import AppointmentView, appointment_view
-from services.gateway.staff.common import patient_names, staff_page
+from services.gateway.staff.common import patient_names, practice_render, staff_page
 from services.gateway.staff.scheduling_common import (
-    practice_render,
     providers,
     scheduling,
     zone,
@@ -135,18 +134,31 @@ class View:
 
 
 async def schedules(
-    request: web.Request, caller: Caller, provider_ids: list[str], start: Timestamp, end: Timestamp
+    request: web.Request,
+    caller: Caller,
+    provider_ids: list[str],
+    start: Timestamp,
+    end: Timestamp,
+    *,
+    with_hours: bool,
 ) -> dict[str, Schedule]:
-    """Each provider's time off between start and end and working hours, all in parallel."""
+    """Each provider's time off between start and end and (`with_hours`: the view reaches today
+    or later, where Schedule.hours_note says something) working hours, all in parallel."""
     meta = auth.metadata(request, caller)
     stub = scheduling(request)
+
+    async def hours_of(provider_id: str) -> pb.WorkingHours:
+        if not with_hours:
+            return pb.WorkingHours()
+        request = pb.GetWorkingHoursRequest(provider_id=provider_id)
+        reply: pb.WorkingHours = await stub.GetWorkingHours(request, metadata=meta)
+        return reply
 
     async def one(provider_id: str) -> Schedule:
         rpc = pb.ListTimeOffRequest(provider_id=provider_id, to=end)
         getattr(rpc, "from").CopyFrom(start)
         off, hours = await asyncio.gather(
-            stub.ListTimeOff(rpc, metadata=meta),
-            stub.GetWorkingHours(pb.GetWorkingHoursRequest(provider_id=provider_id), metadata=meta),
+            stub.ListTimeOff(rpc, metadata=meta), hours_of(provider_id)
         )
         return Schedule(list(off.items), hours)
 
@@ -185,7 +197,14 @@ async def calendar(request: web.Request, caller: Caller) -> web.StreamResponse:
         shown = list(dict.fromkeys(shown))
     patients, found = await asyncio.gather(
         patient_names(request, caller, [a.patient_id for a in items]),
-        schedules(request, caller, shown, start, end),
+        schedules(
+            request,
+            caller,
+            shown,
+            start,
+            end,
+            with_hours=view.first + timedelta(days=view.days) > today(tz),
+        ),
     )
 
     def column(

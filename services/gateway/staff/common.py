@@ -22,6 +22,7 @@ from portal.identity.v1 import identity_pb2
 from services.gateway import auth, form_text, staff_roles, work_queue
 from services.gateway.auth import Caller
 from services.gateway.context import BACKENDS, SETTINGS
+from services.gateway.form_view import kind_label
 from services.runtime.errors import FieldErrors, field_errors
 
 LOGIN_URL = "/staff/login"
@@ -42,16 +43,12 @@ class StaffView:
     display_name: str
     role: str
 
-    @property
-    def is_admin(self) -> bool:
-        return self.role == "admin"
-
 
 def staff_view(caller: Caller) -> StaffView:
     session = caller.session
     return StaffView(
         display_name=session.display_name or session.username,
-        role=auth.ROLE_NAME.get(session.role, ""),
+        role=staff_roles.role(caller),
     )
 
 
@@ -100,6 +97,34 @@ def set_up_by(roles: Collection[str]) -> Callable[[StaffHandler], Handler]:
 
 
 admin_page = set_up_by(staff_roles.ADMIN)  # the Admin tab's pages
+
+
+def practice_render(
+    request: web.Request,
+    caller: Caller,
+    template: str,
+    context: Mapping[str, Any],
+    *,
+    active_nav: str,
+    status: int = 200,
+) -> web.Response:
+    """A page of the Practice tab (its left navigation marks `active_nav`), told what the
+    caller's role may change (staff_roles.py): the pages offer only that, else read only."""
+    return render(
+        request,
+        caller,
+        template,
+        {
+            **context,
+            "active_nav": active_nav,
+            "kind_label": kind_label,
+            "may_set_up": staff_roles.may(caller, staff_roles.PRACTICE_SETUP),
+            "may_keep_hours": staff_roles.may(caller, staff_roles.AVAILABILITY),
+            "may_edit_forms": staff_roles.may(caller, staff_roles.FORM_CATALOG),
+        },
+        active_tab="practice",
+        status=status,
+    )
 
 
 async def patient_names(request: web.Request, caller: Caller, ids: list[str]) -> dict[str, str]:

@@ -24,8 +24,7 @@ from services.gateway import auth
 from services.gateway.auth import Caller
 from services.gateway.context import BACKENDS
 from services.gateway.form_view import ITEM_TYPES, KIND_BY_NAME, KIND_NAME, TYPE_BY_NAME, TYPE_NAME
-from services.gateway.staff.common import invalid, redirect, set_up_by, staff_page
-from services.gateway.staff.portal_forms import practice_render
+from services.gateway.staff.common import invalid, practice_render, redirect, set_up_by, staff_page
 from services.gateway.staff_roles import FORM_CATALOG
 from services.runtime.errors import FieldErrors, field_errors
 

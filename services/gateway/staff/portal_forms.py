@@ -10,48 +10,26 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Any
 
 import grpc
 from aiohttp import web
 
 from portal.forms.v1 import forms_pb2 as pb
 from portal.scheduling.v1 import scheduling_pb2
-from services.gateway import auth, staff_roles
+from services.gateway import auth
 from services.gateway.auth import Caller
 from services.gateway.context import BACKENDS
-from services.gateway.form_view import kind_label
-from services.gateway.staff.common import invalid, redirect, render, set_up_by, staff_page
+from services.gateway.staff.common import (
+    invalid,
+    practice_render,
+    redirect,
+    set_up_by,
+    staff_page,
+)
 from services.gateway.staff_roles import FORM_CATALOG
 
 URL = "/staff/practice/portal-forms"
 VISIT_URL = "/staff/practice/visit-forms"
-
-
-def practice_render(
-    request: web.Request,
-    caller: Caller,
-    template: str,
-    context: dict[str, Any],
-    *,
-    active_nav: str,
-    status: int = 200,
-) -> web.Response:
-    """A page of the Practice tab (its left navigation marks `active_nav`)."""
-    return render(
-        request,
-        caller,
-        template,
-        {
-            **context,
-            "active_nav": active_nav,
-            "kind_label": kind_label,
-            # Whether the caller's role edits the forms set-up (staff_roles.py): else read only.
-            "may_edit_forms": staff_roles.may(caller, FORM_CATALOG),
-        },
-        active_tab="practice",
-        status=status,
-    )
 
 
 @staff_page

@@ -10,7 +10,6 @@ import re
 from collections.abc import Awaitable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlencode
 
 import grpc
 from aiohttp import web
@@ -32,11 +31,10 @@ from services.gateway.clinic_time import (
     when,
 )
 from services.gateway.schedule_view import HOLDING
-from services.gateway.staff.calendar import URL as CALENDAR
-from services.gateway.staff.common import invalid, redirect, set_up_by, staff_page
+from services.gateway.staff.calendar import View
+from services.gateway.staff.common import invalid, practice_render, redirect, set_up_by, staff_page
 from services.gateway.staff.scheduling_common import (
     not_found_as_404,
-    practice_render,
     providers,
     scheduling,
     url_id,
@@ -397,9 +395,8 @@ async def add_time_off(request: web.Request, caller: Caller) -> web.StreamRespon
             return None
         first = max(instant(found[0].start).astimezone(tz).date(), start.date())
         one_day = end <= day_start(start.date() + timedelta(days=1), tz)
-        view = "day" if one_day else "week"
-        query = {"view": view, "provider": rpc.provider_id, "date": first.isoformat()}
-        return redirect(request, f"{CALENDAR}?{urlencode(query)}", flash="time-off-over-bookings")
+        shown = View("day" if one_day else "week", rpc.provider_id, first)
+        return redirect(request, shown.url(), flash="time-off-over-bookings")
 
     names = {"start": "off_start", "end": "off_end", "reason": "off_reason"}
     call = None if errors or start is None or end is None else add(start, end)

@@ -4,18 +4,16 @@ the provider and type lists, and ids from the URL."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
 from datetime import tzinfo
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import grpc
 from aiohttp import web
 
 from portal.scheduling.v1 import scheduling_pb2 as pb
-from services.gateway import auth, staff_roles
+from services.gateway import auth
 from services.gateway.auth import Caller
 from services.gateway.context import BACKENDS, SETTINGS
-from services.gateway.staff.common import render
 
 if TYPE_CHECKING:  # the async stub type exists only in the .pyi
     from portal.scheduling.v1.scheduling_pb2_grpc import SchedulingServiceAsyncStub
@@ -27,32 +25,6 @@ def scheduling(request: web.Request) -> SchedulingServiceAsyncStub:
 
 def zone(request: web.Request) -> tzinfo:
     return request.app[SETTINGS].clinic_timezone
-
-
-def practice_render(
-    request: web.Request,
-    caller: Caller,
-    template: str,
-    context: Mapping[str, Any],
-    *,
-    active_nav: str,
-    status: int = 200,
-) -> web.Response:
-    """A page of the Practice tab with its left navigation."""
-    return render(
-        request,
-        caller,
-        template,
-        {
-            **context,
-            "active_nav": active_nav,
-            # What the caller's role may change (staff_roles.py): the pages offer only that.
-            "may_set_up": staff_roles.may(caller, staff_roles.PRACTICE_SETUP),
-            "may_keep_hours": staff_roles.may(caller, staff_roles.AVAILABILITY),
-        },
-        active_tab="practice",
-        status=status,
-    )
 
 
 def url_id(request: web.Request, name: str) -> str:
